@@ -1,0 +1,188 @@
+"""``truth.json``: what was planted in the drops, so the warehouse can be checked against it.
+
+* ``effects``: every causal effect, its planted size, and where the simulation can measure it,
+  the size realized in this data set (before any mess was planted);
+* ``mess``: every kind of mess with its configured rate, the population it applies to, and the
+  number planted;
+* ``reextracts``, ``schema_drift``, ``dst``: where to find those cases;
+* ``volumes``: records delivered per entity.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ingestion import contract as C
+
+from .config import GeneratorConfig
+from .mess import DRIFT_COLUMNS, MessReport, dst_dates, drift_date
+from .simulate import Simulation
+
+
+def _mean(p: tuple[float, ...], lo: int) -> float:
+    return float(sum((lo + i) * pi for i, pi in enumerate(p)))
+
+
+def _top2(p: tuple[float, ...]) -> float:
+    return float(p[-1] + p[-2])
+
+
+def _effects(cfg: GeneratorConfig, sim: Simulation) -> list[dict]:
+    e = cfg.effects
+    r = sim.tables["responses"]
+    o = sim.tables["orders"]
+    deliv = (r["touchpoint"] == 1) & (r["stype"] == 1)
+    late = o["late"][r["related"][deliv]]
+    scores = r["score"][deliv]
+    realized_csat = (float(scores[late].mean() - scores[~late].mean())
+                     if late.any() and (~late).any() else None)
+    k = sim.tables["cases"]
+    bad_case = (k["contacts"] >= 2) | (k["reopened"] >= 1)
+    sup = (r["touchpoint"] == 2) & (r["stype"] == 1)
+    bad_r = bad_case[r["related"][sup]]
+    realized_support = (float(r["score"][sup][bad_r].mean() - r["score"][sup][~bad_r].mean())
+                        if bad_r.any() and (~bad_r).any() else None)
+    rz = sim.realized
+    return [
+        {"id": "late_delivery_lowers_delivery_csat",
+         "cause": "order delivered after its promised_delivery_date (Europe/Paris local date of the last "
+                  "shipment line's delivery > promised_delivery_date)",
+         "outcome": "delivery CSAT (1-5) of the same order (survey_type csat, touchpoint delivery, related_id = order_id)",
+         "measure": "mean score late minus mean score on time",
+         "size": round(_mean(e.csat_delivery_late, 1) - _mean(e.csat_delivery_on_time, 1), 4),
+         "top_two_box_difference": round(_top2(e.csat_delivery_late) - _top2(e.csat_delivery_on_time), 4),
+         "distributions": {"on_time": e.csat_delivery_on_time, "late": e.csat_delivery_late},
+         "realized": None if realized_csat is None else round(realized_csat, 4)},
+        {"id": "late_delivery_lowers_nps", "cause": "each late delivery in the last "
+         f"{e.late_delivery_memory_days} days", "outcome": "relationship and onboarding NPS score (0-10)",
+         "measure": "shift of the latent score before rounding and clipping to 0-10", "size": e.nps_per_late_delivery},
+        {"id": "failed_payment_lowers_nps", "cause": f"each failed payment attempt in the last "
+         f"{e.failed_payment_memory_days} days", "outcome": "NPS score (0-10)",
+         "measure": "shift of the latent score before rounding and clipping", "size": e.nps_per_failed_payment},
+        {"id": "service_failure_refund_lowers_nps", "cause": "each refund with reason service_failure in the last "
+         f"{e.refund_memory_days} days (lost parcel, damaged goods, goodwill for lateness)",
+         "outcome": "NPS score (0-10)", "measure": "shift of the latent score before rounding and clipping",
+         "size": e.nps_per_service_failure_refund},
+        {"id": "bad_case_lowers_nps", "cause": "each support case with customer_contacts >= 2 or reopened_count >= 1 "
+         f"resolved in the last {e.bad_case_memory_days} days", "outcome": "NPS score (0-10)",
+         "measure": "shift of the latent score before rounding and clipping", "size": e.nps_per_bad_case},
+        {"id": "bad_case_raises_churn", "cause": "a multi-contact or reopened case resolved in the last "
+         f"{e.bad_case_memory_days} days", "outcome": "daily churn hazard (the customer stops buying; a "
+         "subscription is cancelled)", "measure": "hazard ratio", "size": e.churn_hazard_bad_case,
+         "realized": rz.get("churn_hazard_ratio_bad_case")},
+        {"id": "bad_case_lowers_support_scores", "cause": "support case with customer_contacts >= 2 or reopened",
+         "outcome": "support CSAT (1-5) and CES (1-7) about that case (related_id = case_id)",
+         "measure": "mean score difference (bad minus good)",
+         "size": round(_mean(e.csat_support_bad, 1) - _mean(e.csat_support_good, 1), 4),
+         "ces_size": round(e.ces_support_bad_mean - e.ces_support_good_mean, 4),
+         "realized": None if realized_support is None else round(realized_support, 4)},
+        {"id": "promoters_buy_more", "cause": "last NPS answer 9-10 (promoter) or 0-6 (detractor), "
+         "compared with never surveyed", "outcome": "daily order rate", "measure": "rate ratio",
+         "size": {"promoter": e.order_rate_promoter, "detractor": e.order_rate_detractor},
+         "realized": {"promoter": rz.get("order_rate_ratio_promoter_vs_unsurveyed"),
+                      "detractor": rz.get("order_rate_ratio_detractor_vs_unsurveyed")}},
+        {"id": "promoters_churn_less", "cause": "last NPS answer 9-10 (promoter) or 0-6 (detractor)",
+         "outcome": "daily churn hazard", "measure": "hazard ratio",
+         "size": {"promoter": e.churn_hazard_promoter, "detractor": e.churn_hazard_detractor},
+         "realized": {"promoter": rz.get("churn_hazard_ratio_promoter_vs_unsurveyed")}},
+    ]
+
+
+def _share(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _record_mess(cfg: GeneratorConfig, records: dict[tuple[str, str], pl.DataFrame]) -> dict[str, dict]:
+    m = cfg.mess
+    n = cfg.customers
+    cust = records[("crm", "customers")].unique(["customer_id", "updated_at", "is_deleted"])
+    num = pl.col("customer_id").str.slice(1).cast(pl.Int64)
+    originals = cust.filter(num <= n)
+    created = originals.filter(pl.col("updated_at") == pl.col("created_at"))
+    updated = originals.filter(~pl.col("is_deleted") & (pl.col("updated_at") > pl.col("created_at")))
+    erased = originals.filter(pl.col("is_deleted"))
+    accented = created.filter(
+        pl.concat_str(["first_name", "last_name"]).str.contains(r"[^\x00-\x7F]"))
+    dups = cust.filter(num > n)["customer_id"].n_unique()
+    orders = records[("erp", "orders")].unique("order_id")
+    missing = orders.filter(pl.col("crm_customer_id").is_null())
+    guest = orders.filter(pl.col("erp_account_id").str.starts_with("G"))
+    known_missing = missing.filter(~pl.col("erp_account_id").str.starts_with("G"))
+    variant = known_missing.filter(pl.col("email") != pl.col("email").str.strip_chars().str.to_lowercase())
+    inv = records[("billing", "invoices")].unique("invoice_id")
+    subs = records[("billing", "subscriptions")].unique("subscription_id")
+    resp = records[("survey", "responses")].unique("response_id")
+    commented = resp.filter(pl.col("_comment").is_not_null())
+
+    def entry(rate: float, population: str, planted: int, eligible: int) -> dict:
+        return {"rate": rate, "population": population, "planted": int(planted), "eligible": int(eligible),
+                "realized_rate": _share(planted, eligible)}
+
+    at_email = pl.col("customer_ref").str.contains("@")
+    return {
+        "customer_update": entry(m.customer_update_rate, "crm customers (excluding duplicates)",
+                                 updated["customer_id"].n_unique(), n),
+        "gdpr_erasure": entry(m.gdpr_erasure_rate, "crm customers", erased["customer_id"].n_unique(), n),
+        "duplicate_person": entry(m.duplicate_person_rate, "crm customers (a second profile, same phone)", dups, n),
+        "accented_name": entry(m.accented_name_rate, "crm customers", accented.height, created.height),
+        "erp_missing_crm_id": entry(m.erp_missing_crm_id_rate, "erp orders", missing.height, orders.height),
+        "erp_email_variant": entry(m.erp_email_variant_rate, "erp orders without crm_customer_id, not guests",
+                                   variant.height, known_missing.height),
+        "guest_order": entry(m.guest_order_rate, "erp orders (e-mail unknown to the CRM)", guest.height, orders.height),
+        "billing_ref_by_email": entry(m.billing_ref_by_email_rate, "billing invoices and subscriptions",
+                                      inv.filter(at_email).height + subs.filter(at_email).height,
+                                      inv.height + subs.height),
+        "survey_ref_by_email": entry(m.survey_ref_by_email_rate, "survey responses", resp.filter(at_email).height,
+                                     resp.height),
+        "french_comment": entry(m.french_comment_rate, "survey responses with a comment",
+                                commented.filter(pl.col("language") == "fr").height, commented.height),
+    }
+
+
+def build_truth(cfg: GeneratorConfig, sim: Simulation, records: dict[tuple[str, str], pl.DataFrame],
+                report: MessReport, reextracts: list[dict], rows: dict[str, int]) -> dict:
+    m = cfg.mess
+    mess = _record_mess(cfg, records)
+    rates = {"late_arrival": m.late_arrival_rate, "resend": m.resend_rate, "bad_date": m.bad_date_rate,
+             "bad_enum": m.bad_enum_rate, "bad_null_key": m.bad_null_key_rate, "bad_score": m.bad_score_rate,
+             "dst_transition_hour": m.dst_transition_hour_rate}
+    populations = {
+        "late_arrival": "records dated inside the window, before its last night",
+        "resend": "records of every entity, before the last night",
+        "bad_date": "rows of entities with a required date/timestamp column (the first one is corrupted)",
+        "bad_enum": "rows of entities with an enum column (the first one is corrupted)",
+        "bad_null_key": "rows of every entity (the first key column is emptied)",
+        "bad_score": "survey responses (score outside its scale)",
+        "dst_transition_hour": "erp orders placed on a DST-transition local date",
+    }
+    for kind, by_entity in report.counts.items():
+        planted, eligible = sum(by_entity.values()), sum(report.eligible[kind].values())
+        mess[kind] = {"rate": rates[kind], "population": populations[kind], "planted": planted,
+                      "eligible": eligible, "realized_rate": _share(planted, eligible),
+                      "by_entity": {k: {"planted": v, "eligible": report.eligible[kind][k]}
+                                    for k, v in by_entity.items()}}
+    n_drops = cfg.days * len(C.SYSTEMS)
+    mess["reextract"] = {"rate": m.reextract_rate, "population": "(system, business_date) drops",
+                         "planted": len(reextracts), "eligible": n_drops,
+                         "realized_rate": _share(len(reextracts), n_drops),
+                         "missing_share_of_first_extract": m.reextract_missing_share}
+    dst = dst_dates(cfg)
+    return {
+        "contract_version": C.CONTRACT_VERSION,
+        "config": cfg.to_dict(),
+        "window": {"start": cfg.start.isoformat(), "end_exclusive": cfg.end.isoformat(), "days": cfg.days,
+                   "first_drop_is_full_history": True},
+        "effects": _effects(cfg, sim),
+        "mess": mess,
+        "reextracts": reextracts,
+        "schema_drift": {"from_business_date": drift_date(cfg).isoformat(),
+                         "columns": {"/".join(k): v for k, v in DRIFT_COLUMNS.items()}},
+        "dst": {"transition_dates": [d.isoformat() for d in dst],
+                "expected_handling": "erp local times: nonexistent (spring-forward gap) times shift forward by "
+                                     "the gap (02:30 -> 03:30 CEST); ambiguous (autumn overlap) times take the "
+                                     "first occurrence (summer time)"},
+        "volumes": {"records_delivered": rows,
+                    "customers": int(cfg.customers),
+                    "simulated": {k: int(len(next(iter(v.values())))) if v else 0 for k, v in sim.tables.items()}},
+        "realized": sim.realized,
+    }
