@@ -59,11 +59,10 @@ class Builder:
     def customers(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Versions of crm.customers, and the customer lookup (id, e-mail, country) other systems use."""
         c, n, rng = self.sim.customers, self.cfg.customers, self.rng
-        first = pl.Series(np.where(c["first_accented"], np.array(V.FIRST_ACCENTED, object)[c["first"] % len(V.FIRST_ACCENTED)],
-                                   np.array(V.FIRST_PLAIN, object)[c["first"] % len(V.FIRST_PLAIN)]), dtype=pl.Utf8)
-        last = pl.Series(np.where(c["last_accented"], np.array(V.LAST_ACCENTED, object)[c["last"] % len(V.LAST_ACCENTED)],
-                                  np.array(V.LAST_PLAIN, object)[c["last"] % len(V.LAST_PLAIN)]), dtype=pl.Utf8)
-        fold = {w: V.ascii_fold(w).lower() for w in (*V.FIRST_PLAIN, *V.FIRST_ACCENTED, *V.LAST_PLAIN, *V.LAST_ACCENTED)}
+        first = _names(c["first_accented"], c["first"], V.FIRST_ACCENTED, V.FIRST_PLAIN)
+        last = _names(c["last_accented"], c["last"], V.LAST_ACCENTED, V.LAST_PLAIN)
+        words = (*V.FIRST_PLAIN, *V.FIRST_ACCENTED, *V.LAST_PLAIN, *V.LAST_ACCENTED)
+        fold = {w: V.ascii_fold(w).lower() for w in words}
         base = pl.DataFrame({
             "idx": np.arange(n), "first_name": first, "last_name": last, "country_i": c["country"],
             "city_i": c["city"], "segment_i": c["segment"], "persona_i": c["persona"], "acq_i": c["acq_channel"],
@@ -163,6 +162,10 @@ class Builder:
         keep = [*e.column_names, *[c for c in HELPER_COLUMNS if c in df.columns or c == "_bd"]]
         return df.with_columns(_bd=bd).select(keep).sort("_at", *e.key, maintain_order=True)
 
+    def by_email(self, n: int, rate: float) -> pl.Series:
+        """Which of ``n`` records reference their customer by e-mail instead of CRM id."""
+        return pl.Series(self.rng.random(n) < rate)
+
     def customer_ref(self, cust: pl.Expr, by_email: pl.Expr) -> pl.Expr:
         """A CRM customer_id, or the customer's e-mail where ``by_email``."""
         return pl.when(by_email).then(pl.col("_email")).otherwise(cust_id(cust))
@@ -189,7 +192,8 @@ class Builder:
                  .otherwise(pl.col("_email")))
         base = o.with_columns(
             order_id=_ids("O", pl.col("oi"), 8),
-            erp_account_id=pl.when(pl.col("_guest")).then(_ids("G", pl.col("oi"), 8)).otherwise(_ids("EA", pl.col("cust"), 7)),
+            erp_account_id=pl.when(pl.col("_guest")).then(_ids("G", pl.col("oi"), 8))
+            .otherwise(_ids("EA", pl.col("cust"), 7)),
             crm_customer_id=pl.when(pl.col("_missing")).then(None).otherwise(cust_id(pl.col("cust"))),
             email=email, order_ts=self.ts("at"), sales_channel=_pick(C.SALES_CHANNELS, pl.col("channel")),
             total_amount=pl.col("total").cast(pl.Int64), promised_delivery_date=pl.col("promised").cast(pl.Int32),
@@ -260,14 +264,15 @@ class Builder:
         return {("crm", "support_cases"): cases, ("crm", "campaign_touches"): t}
 
     def billing(self) -> dict[tuple[str, str], pl.DataFrame]:
-        m, rng = self.cfg.mess, self.rng
+        m = self.cfg.mess
         subs = self.with_email(self.frame("subscriptions").with_row_index("bi"), "cust").sort("bi")
         cur = {x[0]: x[1] for x in V.COUNTRIES}
         subs = subs.with_columns(
             subscription_id=_ids("SUB", pl.col("bi"), 7),
-            customer_ref=self.customer_ref(pl.col("cust"), pl.Series(rng.random(subs.height) < m.billing_ref_by_email_rate)),
+            customer_ref=self.customer_ref(pl.col("cust"), self.by_email(subs.height, m.billing_ref_by_email_rate)),
             plan=_pick(V.PLANS, pl.col("plan")), mrr_minor=pl.col("mrr").cast(pl.Int64),
-            currency=pl.col("_country").replace_strict(cur), started_at=self.ts("started"), t_cancel=self.ts("cancelled"),
+            currency=pl.col("_country").replace_strict(cur), started_at=self.ts("started"),
+            t_cancel=self.ts("cancelled"),
             cancel_reason_s=_pick(V.CANCEL_REASONS, pl.col("reason")))
         subscriptions = self.versions(subs, [
             ("", "started_at", {"cancelled_at": pl.lit(None, pl.Int64), "cancel_reason": pl.lit(None, pl.Utf8)}),
@@ -278,7 +283,7 @@ class Builder:
                        on="order", how="left").sort("ii")
         inv = inv.with_columns(
             invoice_id=_ids("INV", pl.col("ii"), 8), billing_account_id=_ids("BA", pl.col("cust"), 7),
-            customer_ref=self.customer_ref(pl.col("cust"), pl.Series(rng.random(inv.height) < m.billing_ref_by_email_rate)),
+            customer_ref=self.customer_ref(pl.col("cust"), self.by_email(inv.height, m.billing_ref_by_email_rate)),
             order_id=pl.when(pl.col("order") >= 0).then(_ids("O", pl.col("order"), 8)),
             subscription_id=pl.when(pl.col("sub") >= 0).then(_ids("SUB", pl.col("sub"), 7)),
             issued_at=self.ts("issued"), due_at=self.ts("due"), amount_due_minor=pl.col("amount").cast(pl.Int64),
@@ -302,7 +307,7 @@ class Builder:
                 ("billing", "subscriptions"): subscriptions}
 
     def responses(self) -> pl.DataFrame:
-        m, rng = self.cfg.mess, self.rng
+        m = self.cfg.mess
         r = self.with_email(self.frame("responses").with_row_index("qi"), "cust").sort("qi")
         stype = _pick(C.SURVEY_TYPES, pl.col("stype"))
         tp = _pick(C.TOUCHPOINTS, pl.col("touchpoint"))
@@ -313,13 +318,18 @@ class Builder:
         r = r.with_columns(
             response_id=pl.lit("r-") + (pl.col("qi") + 1).cast(pl.Utf8),
             survey_type=stype, survey_id=(stype + "|" + tp).replace_strict(sid), touchpoint=tp,
-            customer_ref=self.customer_ref(pl.col("cust"), pl.Series(rng.random(r.height) < m.survey_ref_by_email_rate)),
+            customer_ref=self.customer_ref(pl.col("cust"), self.by_email(r.height, m.survey_ref_by_email_rate)),
             related_id=related, sent_at=self.ts("sent"), responded_at=self.ts("responded"),
             language=pl.when(pl.col("french")).then(pl.lit("fr")).otherwise(pl.lit("en")),
             answers=pl.lit(None, pl.Utf8), _score=pl.col("score"),
             _comment=pl.when(pl.col("has_comment")).then(_comment(pl.col("french"), pl.col("band"), pl.col("phrase"))),
             _at=self.ts("responded"))
         return r
+
+
+def _names(accented: np.ndarray, idx: np.ndarray, with_accents: tuple[str, ...], plain: tuple[str, ...]) -> pl.Series:
+    acc = np.array(with_accents, object)[idx % len(with_accents)]
+    return pl.Series(np.where(accented, acc, np.array(plain, object)[idx % len(plain)]), dtype=pl.Utf8)
 
 
 def _phone(cc: pl.Expr, digits: pl.Expr, fmt: pl.Expr, present: pl.Expr) -> pl.Expr:

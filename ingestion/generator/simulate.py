@@ -125,9 +125,11 @@ class _Company:
             "created": created, "segment": segment, "persona": persona, "country": country,
             "sentiment": sentiment, "subscriber": subscriber, "first_accented": first_acc,
             "last_accented": last_acc, "first": first, "last": last,
-            "city": rng.integers(0, 4, n), "acq_channel": np.where(self.bern(0.15, n), -1, self.pick((3, 2, 1, 1, 1), n)),
+            "city": rng.integers(0, 4, n),
+            "acq_channel": np.where(self.bern(0.15, n), -1, self.pick((3, 2, 1, 1, 1), n)),
             "consent": self.bern(0.62, n), "has_phone": self.bern(0.8, n),
-            "phone_digits": rng.integers(600_000_000, 799_999_999, n), "email_domain": rng.integers(0, len(V.EMAIL_DOMAINS), n),
+            "phone_digits": rng.integers(600_000_000, 799_999_999, n),
+            "email_domain": rng.integers(0, len(V.EMAIL_DOMAINS), n),
             "update_at": update_at, "erase_at": erase_at, "update_kind": rng.integers(0, 3, n),
             "duplicate": self.bern(m.duplicate_person_rate, n),
         }
@@ -140,7 +142,8 @@ class _Company:
         self.sub_of = np.full(n, -1)
         # subscriptions: started at sign-up (history customers: some time before the window)
         sub_c = np.flatnonzero(subscriber)
-        started = np.where(created[sub_c] < 0, created[sub_c] + rng.random(sub_c.size) * -created[sub_c], created[sub_c])
+        sc = created[sub_c]
+        started = np.where(sc < 0, sc + rng.random(sub_c.size) * -sc, sc)
         plan = np.minimum(self.pick((0.5, 0.35, 0.15), sub_c.size) + (segment[sub_c] == 2), 2)
         # subscription state changes during the run; it becomes a table in ``finish``
         self.sub = {"cust": sub_c, "plan": plan, "mrr": np.take(V.PLAN_MRR_CENTS, plan), "started": started,
@@ -383,7 +386,8 @@ class _Company:
         self.open_cases(cust[lost_c], ship_at[lost_c] + 5 + self.u(0, 2, lost_c.size), 0, np.full(lost_c.size, 2))
         late_c = np.flatnonzero(late & self.bern(0.3, n))
         promise_passed = promised[late_c] - (start - dt.date(1970, 1, 1)).days + 1  # sim day after the promise
-        self.open_cases(cust[late_c], np.minimum(promise_passed + self.u(0.4, 1.5, late_c.size), delivered_at[late_c]), 0)
+        chase_at = np.minimum(promise_passed + self.u(0.4, 1.5, late_c.size), delivered_at[late_c])
+        self.open_cases(cust[late_c], chase_at, 0)
         nif = np.flatnonzero(delivered & ~in_full & self.bern(0.4, n))
         self.open_cases(cust[nif], delivered_at[nif] + self.u(0.2, 2, nif.size), 0)
         rc = self.bern(0.15, ret.size)
@@ -406,8 +410,7 @@ class _Company:
     # ---- the daily loop ----------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None) -> Simulation:
         self.make_customers()
-        cfg, rng, e, c = self.cfg, self.rng, self.eff, self.c
-        n = cfg.customers
+        cfg, e, c = self.cfg, self.eff, self.c
         rate = ORDER_RATE[c["segment"]]
         hazard = CHURN_HAZARD[c["segment"]]
         sub_started, sub_cancelled, sub_reason = self.sub["started"], self.sub["cancelled"], self.sub["reason"]
@@ -433,7 +436,7 @@ class _Company:
             # relationship NPS
             inv = a[self.bern(NPS_INVITE_P, a.size)]
             responded, scores = self.survey(inv, day + self.tod(inv.size), 0.35, 0, 5,
-                                            lambda r: self.nps_score(self.nps_latent(inv[r])))
+                                            lambda r, inv=inv: self.nps_score(self.nps_latent(inv[r])))
             self.nps_state[inv[responded]] = np.where(scores >= 9, 1, np.where(scores >= 7, 2, 3))
             # spontaneous support cases
             sc = a[self.bern(1 / 300, a.size)]

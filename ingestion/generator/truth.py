@@ -15,7 +15,7 @@ import polars as pl
 from ingestion import contract as C
 
 from .config import GeneratorConfig
-from .mess import DRIFT_COLUMNS, MessReport, dst_dates, drift_date
+from .mess import DRIFT_COLUMNS, MessReport, drift_date, dst_dates
 from .simulate import Simulation
 
 
@@ -47,7 +47,8 @@ def _effects(cfg: GeneratorConfig, sim: Simulation) -> list[dict]:
         {"id": "late_delivery_lowers_delivery_csat",
          "cause": "order delivered after its promised_delivery_date (Europe/Paris local date of the last "
                   "shipment line's delivery > promised_delivery_date)",
-         "outcome": "delivery CSAT (1-5) of the same order (survey_type csat, touchpoint delivery, related_id = order_id)",
+         "outcome": "delivery CSAT (1-5) of the same order "
+                    "(survey_type csat, touchpoint delivery, related_id = order_id)",
          "measure": "mean score late minus mean score on time",
          "size": round(_mean(e.csat_delivery_late, 1) - _mean(e.csat_delivery_on_time, 1), 4),
          "top_two_box_difference": round(_top2(e.csat_delivery_late) - _top2(e.csat_delivery_on_time), 4),

@@ -42,7 +42,8 @@ PERSONAS = ("bargain_hunter", "loyal_regular", "busy_professional", "gift_buyer"
 PERSONA_SENTIMENT = (-0.3, 0.5, -0.1, 0.1, 0.0)
 ACQUISITION_CHANNELS = ("paid_search", "social", "display", "referral", "email")
 
-PRODUCT_CATEGORIES = ("electronics", "home", "fashion", "beauty", "books", "garden")
+# the ERP is French: its product categories are French words (and make its files genuinely cp1252)
+PRODUCT_CATEGORIES = ("électronique", "maison", "mode", "beauté", "livres", "jardin")
 # median unit price per category, in cents
 CATEGORY_PRICE_CENTS = (18_000, 6_500, 4_500, 2_500, 1_800, 5_500)
 CARRIERS = ("Colissimo", "Chronopost", "DHL", "UPS", "Mondial Relay")

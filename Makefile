@@ -1,0 +1,40 @@
+# Two entry points: `make demo` and `make test`. Both install what they need into .venv.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+export CX_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+# demo size (override: make demo DEMO_CUSTOMERS=20000)
+DEMO_CUSTOMERS ?= 5000
+DEMO_DAYS      ?= 30
+DEMO_START     ?= 2026-10-10
+DEMO_SEED      ?= 42
+
+.PHONY: install demo test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+demo: install
+	$(BIN)/cxw generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --start $(DEMO_START) --seed $(DEMO_SEED)
+	@echo "drops are under $(CX_DATA_DIR)/landing; planted effects and mess in $(CX_DATA_DIR)/landing/truth.json"
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(CX_DATA_DIR) .pytest_cache .ruff_cache
