@@ -124,8 +124,7 @@ class Builder:
 
     # ---- helpers ----------------------------------------------------------------------------
     def frame(self, table: str) -> pl.DataFrame:
-        cols = self.sim.tables[table]
-        return pl.DataFrame({k: v for k, v in cols.items()}) if cols else pl.DataFrame()
+        return pl.DataFrame(self.sim.tables[table])
 
     def ts(self, name: str) -> pl.Expr:
         """A float sim-day column -> epoch seconds (Int64, null for NaN)."""
@@ -160,7 +159,9 @@ class Builder:
         bd = pl.max_horizontal(at.dt.date(), pl.lit(self.start))
         e = C.ENTITIES[key]
         keep = [*e.column_names, *[c for c in HELPER_COLUMNS if c in df.columns or c == "_bd"]]
-        return df.with_columns(_bd=bd).select(keep).sort("_at", *e.key, maintain_order=True)
+        # a version belongs to the drop of its night; nights after the window have not been extracted yet
+        return (df.with_columns(_bd=bd).filter(pl.col("_bd") < self.end).select(keep)
+                .sort("_at", *e.key, maintain_order=True))
 
     def by_email(self, n: int, rate: float) -> pl.Series:
         """Which of ``n`` records reference their customer by e-mail instead of CRM id."""

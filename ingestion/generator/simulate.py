@@ -42,10 +42,13 @@ PAYMENT_FAIL_P = np.array([0.07, 0.05, 0.02, 0.04])  # card, sepa_debit, transfe
 
 
 class Table:
-    """Column arrays appended in chunks and concatenated once."""
+    """Column arrays of a declared schema, appended in chunks and concatenated once."""
 
-    def __init__(self) -> None:
-        self._chunks: dict[str, list[np.ndarray]] = defaultdict(list)
+    def __init__(self, schema: str) -> None:
+        # "name:kind name:kind ...", kind one of i (int64), f (float64, NaN = missing), b (bool), s (text)
+        kinds = {"i": np.int64, "f": np.float64, "b": np.bool_, "s": object}
+        self.schema = {name: kinds[k] for name, k in (item.split(":") for item in schema.split())}
+        self._chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.schema}
         self.n = 0
 
     def reserve(self, n: int) -> np.ndarray:
@@ -53,16 +56,36 @@ class Table:
         return np.arange(self.n, self.n + n)
 
     def add(self, **cols: np.ndarray | float | int) -> np.ndarray:
-        """Append rows; return their global row indices."""
+        """Append rows (every column of the schema); return their global row indices."""
+        if set(cols) != set(self.schema):
+            raise ValueError(f"columns {sorted(cols)} do not match the schema {sorted(self.schema)}")
         n = max(np.size(v) for v in cols.values() if np.ndim(v) > 0)
         for k, v in cols.items():
-            self._chunks[k].append(np.broadcast_to(np.asarray(v), (n,)).copy())
+            self._chunks[k].append(np.broadcast_to(np.asarray(v, dtype=self.schema[k]), (n,)).copy())
         idx = np.arange(self.n, self.n + n)
         self.n += n
         return idx
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(v) for k, v in self._chunks.items()}
+        return {k: np.concatenate(v) if v else np.zeros(0, self.schema[k]) for k, v in self._chunks.items()}
+
+
+TABLES = {
+    "orders": "cust:i at:f channel:i promised:f cancel_at:f total:f currency:s ship_at:f delivered_at:f "
+              "returned_at:f late:b in_full:b lost:b",
+    "lines": "order:i line_no:i cat:i sku:i qty:i price:f",
+    "shipments": "order:i line_no:i qty:i carrier:i shipped:f delivered:f lost_at:f",
+    "returns": "order:i line_no:i qty:i reason:i requested:f received:f",
+    "cases": "cust:i channel:i category:i priority:i opened:f first:f resolved1:f reopen:f resolved2:f "
+             "contacts:i reopened:i",
+    "invoices": "cust:i order:i sub:i issued:f due:f amount:f paid_at:f uncollectible_at:f void_at:f",
+    "payments": "invoice:i at:f amount:f method:i ok:b reason:i",
+    "refunds": "payment:i at:f amount:f reason:i",
+    "subscriptions": "cust:i plan:i mrr:i started:f cancelled:f reason:i",
+    "responses": "cust:i stype:i touchpoint:i related_kind:i related:i sent:f responded:f score:i french:b "
+                 "has_comment:b band:i phrase:i",
+    "touches": "cust:i known:i campaign:i channel:i ttype:i at:f",
+}
 
 
 @dataclass
@@ -78,9 +101,7 @@ class _Company:
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
         self.eff = cfg.effects
-        self.t = {name: Table() for name in (
-            "orders", "lines", "shipments", "returns", "cases", "invoices", "payments", "refunds",
-            "subscriptions", "responses", "touches")}
+        self.t = {name: Table(schema) for name, schema in TABLES.items()}
         self.pending: dict[int, list[tuple[str, np.ndarray, int]]] = defaultdict(list)
         self.stats: dict[str, float] = defaultdict(float)
 
