@@ -28,6 +28,8 @@ class Column:
     type: ColumnType
     nullable: bool = False
     enum: tuple[str, ...] | None = None
+    min: int | None = None  # inclusive lower bound of int/dec values
+    pattern: str | None = None  # regular expression a str value must match in full
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,13 @@ class Entity:
         raise KeyError(f"{self.system}.{self.name} has no column {name!r}")
 
 
-def _c(name: str, type_: ColumnType, nullable: bool = False, enum: tuple[str, ...] | None = None) -> Column:
-    return Column(name, type_, nullable, enum)
+def _c(name: str, type_: ColumnType, nullable: bool = False, enum: tuple[str, ...] | None = None,
+       min: int | None = None, pattern: str | None = None) -> Column:  # noqa: A002 - mirrors Column.min
+    return Column(name, type_, nullable, enum, min, pattern)
+
+
+CURRENCY = r"[A-Z]{3}"  # ISO-4217
+COUNTRY = r"[A-Z]{2}"  # ISO-3166 alpha-2
 
 
 SEGMENTS = ("consumer", "small_business", "enterprise")
@@ -97,7 +104,7 @@ def _register(e: Entity) -> None:
 
 _register(Entity("crm", "customers", "csv", (
     _c("customer_id", "str"), _c("email", "str", True), _c("phone", "str", True),
-    _c("first_name", "str", True), _c("last_name", "str", True), _c("country", "str"),
+    _c("first_name", "str", True), _c("last_name", "str", True), _c("country", "str", pattern=COUNTRY),
     _c("city", "str", True), _c("segment", "str", enum=SEGMENTS), _c("persona", "str", True),
     _c("acquisition_channel", "str", True), _c("marketing_consent", "bool"), _c("created_at", "ts"),
     _c("updated_at", "ts"), _c("is_deleted", "bool"),
@@ -107,7 +114,7 @@ _register(Entity("crm", "support_cases", "csv", (
     _c("case_id", "str"), _c("customer_id", "str"), _c("channel", "str", enum=CASE_CHANNELS),
     _c("category", "str", enum=CASE_CATEGORIES), _c("priority", "str", enum=PRIORITIES),
     _c("opened_at", "ts"), _c("first_response_at", "ts", True), _c("resolved_at", "ts", True),
-    _c("status", "str", enum=CASE_STATUSES), _c("customer_contacts", "int"), _c("reopened_count", "int"),
+    _c("status", "str", enum=CASE_STATUSES), _c("customer_contacts", "int", min=0), _c("reopened_count", "int", min=0),
     _c("updated_at", "ts"),
 ), key=("case_id",), version_column="updated_at"))
 
@@ -120,23 +127,23 @@ _register(Entity("crm", "campaign_touches", "csv", (
 _register(Entity("erp", "orders", "csv_fr", (
     _c("order_id", "str"), _c("erp_account_id", "str"), _c("crm_customer_id", "str", True),
     _c("email", "str", True), _c("order_ts", "ts_local"), _c("sales_channel", "str", enum=SALES_CHANNELS),
-    _c("currency", "str"), _c("total_amount", "dec"), _c("promised_delivery_date", "date"),
+    _c("currency", "str", pattern=CURRENCY), _c("total_amount", "dec", min=0), _c("promised_delivery_date", "date"),
     _c("status", "str", enum=ORDER_STATUSES), _c("updated_ts", "ts_local"),
 ), key=("order_id",), version_column="updated_ts"))
 
 _register(Entity("erp", "order_lines", "csv_fr", (
-    _c("order_id", "str"), _c("line_no", "int"), _c("sku", "str"), _c("product_category", "str"),
-    _c("quantity", "int"), _c("unit_price", "dec"),
+    _c("order_id", "str"), _c("line_no", "int", min=1), _c("sku", "str"), _c("product_category", "str"),
+    _c("quantity", "int", min=1), _c("unit_price", "dec", min=0),
 ), key=("order_id", "line_no")))
 
 _register(Entity("erp", "shipments", "csv_fr", (
-    _c("shipment_id", "str"), _c("order_id", "str"), _c("line_no", "int"), _c("quantity", "int"),
+    _c("shipment_id", "str"), _c("order_id", "str"), _c("line_no", "int", min=1), _c("quantity", "int", min=1),
     _c("carrier", "str"), _c("shipped_ts", "ts_local", True), _c("delivered_ts", "ts_local", True),
     _c("status", "str", enum=SHIPMENT_STATUSES), _c("updated_ts", "ts_local"),
 ), key=("shipment_id",), version_column="updated_ts"))
 
 _register(Entity("erp", "returns", "csv_fr", (
-    _c("return_id", "str"), _c("order_id", "str"), _c("line_no", "int"), _c("quantity", "int"),
+    _c("return_id", "str"), _c("order_id", "str"), _c("line_no", "int", min=1), _c("quantity", "int", min=1),
     _c("reason", "str", enum=RETURN_REASONS), _c("requested_ts", "ts_local"),
     _c("received_ts", "ts_local", True),
 ), key=("return_id",)))
@@ -144,24 +151,24 @@ _register(Entity("erp", "returns", "csv_fr", (
 _register(Entity("billing", "invoices", "jsonl", (
     _c("invoice_id", "str"), _c("billing_account_id", "str"), _c("customer_ref", "str"),
     _c("order_id", "str", True), _c("subscription_id", "str", True), _c("issued_at", "ts"),
-    _c("due_at", "ts"), _c("amount_due_minor", "int"), _c("currency", "str"),
+    _c("due_at", "ts"), _c("amount_due_minor", "int", min=0), _c("currency", "str", pattern=CURRENCY),
     _c("status", "str", enum=INVOICE_STATUSES), _c("updated_at", "ts"),
 ), key=("invoice_id",), version_column="updated_at"))
 
 _register(Entity("billing", "payments", "jsonl", (
-    _c("payment_id", "str"), _c("invoice_id", "str"), _c("attempted_at", "ts"), _c("amount_minor", "int"),
-    _c("currency", "str"), _c("method", "str", enum=PAYMENT_METHODS),
+    _c("payment_id", "str"), _c("invoice_id", "str"), _c("attempted_at", "ts"), _c("amount_minor", "int", min=0),
+    _c("currency", "str", pattern=CURRENCY), _c("method", "str", enum=PAYMENT_METHODS),
     _c("status", "str", enum=PAYMENT_STATUSES), _c("failure_reason", "str", True),
 ), key=("payment_id",)))
 
 _register(Entity("billing", "refunds", "jsonl", (
-    _c("refund_id", "str"), _c("payment_id", "str"), _c("refunded_at", "ts"), _c("amount_minor", "int"),
-    _c("currency", "str"), _c("reason", "str", enum=REFUND_REASONS),
+    _c("refund_id", "str"), _c("payment_id", "str"), _c("refunded_at", "ts"), _c("amount_minor", "int", min=0),
+    _c("currency", "str", pattern=CURRENCY), _c("reason", "str", enum=REFUND_REASONS),
 ), key=("refund_id",)))
 
 _register(Entity("billing", "subscriptions", "jsonl", (
-    _c("subscription_id", "str"), _c("customer_ref", "str"), _c("plan", "str"), _c("mrr_minor", "int"),
-    _c("currency", "str"), _c("started_at", "ts"), _c("cancelled_at", "ts", True),
+    _c("subscription_id", "str"), _c("customer_ref", "str"), _c("plan", "str"), _c("mrr_minor", "int", min=0),
+    _c("currency", "str", pattern=CURRENCY), _c("started_at", "ts"), _c("cancelled_at", "ts", True),
     _c("cancel_reason", "str", True), _c("updated_at", "ts"),
 ), key=("subscription_id",), version_column="updated_at"))
 

@@ -1,0 +1,264 @@
+"""Read one entity file into text columns with the physical line of each record.
+
+The output of every reader is the same ``RawFile``: contract columns (text for CSV, JSON values
+as text or integers for JSON Lines), ``_source_line`` (1-based line where the record starts),
+``_problem`` (a structural problem of that record, e.g. wrong field count or malformed JSON),
+and ``_extra`` (extra columns as a JSON object, for schema drift). Problems that make the whole
+file unreadable raise ``DropRefused``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from . import contract as C
+from .manifest import DropRefused
+
+BOM = "\ufeff"
+
+
+@dataclass
+class RawFile:
+    entity: C.Entity
+    path: Path
+    frame: pl.DataFrame
+    extra_columns: list[str] = field(default_factory=list)
+
+
+def _decode(data: bytes, e: C.Entity, path: Path) -> str:
+    try:
+        text = data.decode(e.encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DropRefused(path, f"not valid {e.encoding} at line {line} (byte 0x{data[exc.start]:02x} at offset "
+                                f"{exc.start}); the contract requires {e.encoding}") from None
+    if e.encoding == "cp1252" and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise DropRefused(path, "file is UTF-8 encoded; the contract requires cp1252 for the ERP")
+    return text[1:] if text.startswith(BOM) else text
+
+
+def read_file(e: C.Entity, path: Path) -> RawFile:
+    data = path.read_bytes()
+    if e.format == "jsonl":
+        return _read_jsonl(e, path, data)
+    return _read_csv(e, path, _decode(data, e, path))
+
+
+# ---- CSV -------------------------------------------------------------------------------------
+def _header(text: str, e: C.Entity, path: Path) -> list[str]:
+    if not text.strip():
+        raise DropRefused(path, "empty file: a CSV needs at least its header row")
+    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0].rstrip("\r")), delimiter=e.separator))
+    header = [h.strip() for h in first]
+    missing = [c for c in e.column_names if c not in header]
+    if missing:
+        if not set(header) & set(e.column_names):
+            raise DropRefused(path, f"no header row: line 1 is {text.splitlines()[0][:80]!r}, "
+                                    f"expected the column names {e.separator.join(e.column_names)}")
+        raise DropRefused(path, f"missing required column(s) {', '.join(missing)}")
+    dupes = {h for h in header if header.count(h) > 1}
+    if dupes:
+        raise DropRefused(path, f"duplicate column(s) in header: {', '.join(sorted(dupes))}")
+    return header
+
+
+def _read_csv(e: C.Entity, path: Path, text: str) -> RawFile:
+    header = _header(text, e, path)
+    extra = [h for h in header if h not in e.column_names]
+    frame = _csv_fast(text, header, e) if "\n\n" not in text.replace("\r\n", "\n") else None
+    if frame is None:
+        frame = _csv_exact(text, header, e, path)
+    return RawFile(e, path, _with_extra(frame, e, extra), extra)
+
+
+def _csv_fast(text: str, header: list[str], e: C.Entity) -> pl.DataFrame | None:
+    """Arrow's multithreaded parser; None when a record has the wrong number of fields."""
+    ragged: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        ragged.append(1)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=e.separator, quote_char='"', double_quote=True,
+                                             newlines_in_values=True, ignore_empty_lines=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True,
+                                                 null_values=[""]),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if ragged:
+        return None
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    # physical line of each record: header is line 1; values with embedded newlines push later records down
+    embedded = pl.sum_horizontal([pl.col(h).str.count_matches("\n").fill_null(0) for h in header]) if header else 0
+    return df.with_row_index("_i").with_columns(
+        _source_line=(pl.col("_i") + 2 + embedded.cum_sum() - embedded).cast(pl.Int64),
+        _problem=pl.lit(None, pl.Utf8),
+    ).drop("_i")
+
+
+def _csv_exact(text: str, header: list[str], e: C.Entity, path: Path) -> pl.DataFrame:
+    """Python's csv module: slower, but exact line numbers and field counts for ragged files."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=e.separator, quotechar='"', strict=True)
+    cols: dict[str, list[str | None]] = {h: [] for h in header}
+    lines: list[int] = []
+    problems: list[str | None] = []
+    start = 1
+    try:
+        next(reader)  # header
+        start = reader.line_num + 1
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if not row or row == [""]:
+                continue  # a blank line is not a record
+            problem = None
+            if len(row) != len(header):
+                problem = f"record has {len(row)} fields, the header has {len(header)}"
+                row = (row + [None] * len(header))[: len(header)]
+            for h, v in zip(header, row, strict=True):
+                cols[h].append(v if v != "" else None)
+            lines.append(line)
+            problems.append(problem)
+    except csv.Error as exc:
+        raise DropRefused(path, f"unreadable CSV at line {reader.line_num}: {exc}") from None
+    return pl.DataFrame({**cols, "_source_line": lines, "_problem": problems},
+                        schema={**{h: pl.Utf8 for h in header}, "_source_line": pl.Int64, "_problem": pl.Utf8})
+
+
+def _with_extra(frame: pl.DataFrame, e: C.Entity, extra: list[str]) -> pl.DataFrame:
+    """Extra (drifted) columns are kept as one JSON object per record in ``_extra``."""
+    if extra:
+        frame = frame.with_columns(_extra=pl.struct(extra).struct.json_encode()).drop(extra)
+    else:
+        frame = frame.with_columns(_extra=pl.lit(None, pl.Utf8))
+    return frame
+
+
+# ---- JSON Lines ------------------------------------------------------------------------------
+_PY_TYPE = {"str": str, "ts": str, "date": str, "int": int, "bool": bool}
+_TYPE_NAME = {str: "string", int: "integer", bool: "boolean", float: "number", list: "array", dict: "object",
+              type(None): "null"}
+
+
+def _json_type_error(col: C.Column, v: object) -> str | None:
+    want = _PY_TYPE[col.type]
+    if v is None:
+        return None
+    if want is int and (isinstance(v, bool) or not isinstance(v, int)):
+        return f"column '{col.name}': expected an integer, got {_TYPE_NAME.get(type(v), type(v).__name__)} {v!r}"
+    if not isinstance(v, want):
+        return (f"column '{col.name}': expected a {_TYPE_NAME[want]}, got "
+                f"{_TYPE_NAME.get(type(v), type(v).__name__)} {v!r}")
+    return None
+
+
+SURVEY_COLUMNS = ("score_question_id", "score", "scale_min", "scale_max", "comment")
+
+
+def _survey_answers(answers: object, survey_type: object) -> tuple[dict, str | None]:
+    """Flatten the nested answers: one score answer (and an optional comment)."""
+    out: dict = dict.fromkeys(SURVEY_COLUMNS)
+    if not isinstance(answers, list):
+        return out, f"column 'answers': expected an array, got {_TYPE_NAME.get(type(answers), type(answers).__name__)}"
+    scores = 0
+    for i, a in enumerate(answers):
+        if not isinstance(a, dict) or "question_id" not in a:
+            return out, f"column 'answers': answers[{i}] must be an object with a question_id"
+        if a["question_id"] == "comment":
+            if not isinstance(a.get("text"), str):
+                return out, f"column 'answers': answers[{i}] comment text must be a string, got {a.get('text')!r}"
+            out["comment"] = a["text"]
+            continue
+        scores += 1
+        for k in ("value", "scale_min", "scale_max"):
+            if isinstance(a.get(k), bool) or not isinstance(a.get(k), int):
+                return out, f"column 'answers': answers[{i}].{k} must be an integer, got {a.get(k)!r}"
+        out.update(score_question_id=a["question_id"], score=a["value"], scale_min=a["scale_min"],
+                   scale_max=a["scale_max"])
+    if scores != 1:
+        return out, f"column 'answers': expected exactly one score answer, found {scores}"
+    if survey_type in C.SCALES and out["score_question_id"] != survey_type:
+        return out, (f"column 'answers': score question {out['score_question_id']!r} does not match "
+                     f"survey_type {survey_type!r}")
+    return out, None
+
+
+def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DropRefused(path, f"not valid UTF-8 at line {line} (byte 0x{data[exc.start]:02x})") from None
+    if text.startswith(BOM):
+        text = text[1:]
+    is_survey = e.system == "survey"
+    names = [c.name for c in e.columns if c.type != "answers"]
+    out_cols: list[str] = [*names, *(SURVEY_COLUMNS if is_survey else ())]
+    cols: dict[str, list] = {c: [] for c in out_cols}
+    extras: list[str | None] = []
+    lines: list[int] = []
+    problems: list[str | None] = []
+    extra_seen: dict[str, None] = {}
+    known = set(e.column_names)
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            obj, problem = {}, f"malformed JSON: {exc.msg} at column {exc.colno}"
+        if problem is None and not isinstance(obj, dict):
+            obj, problem = {}, f"expected a JSON object, got {_TYPE_NAME.get(type(obj), type(obj).__name__)}"
+        row: dict = {}
+        for c in e.columns:
+            if c.type == "answers":
+                continue
+            v = obj.get(c.name)
+            err = _json_type_error(c, v)
+            if err:
+                problem = problem or err
+                v = None
+            row[c.name] = v
+        if is_survey:
+            flat, err = _survey_answers(obj.get("answers"), obj.get("survey_type")) if problem is None else ({}, None)
+            problem = problem or err
+            for k in SURVEY_COLUMNS:
+                row[k] = flat.get(k)
+        extra = {k: v for k, v in obj.items() if k not in known}
+        for k in extra:
+            extra_seen.setdefault(k)
+        for k in out_cols:
+            cols[k].append(row.get(k))
+        extras.append(json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None)
+        lines.append(n)
+        problems.append(problem)
+    schema = {c.name: (pl.Int64 if c.type == "int" else pl.Boolean if c.type == "bool" else pl.Utf8)
+              for c in e.columns if c.type != "answers"}
+    if is_survey:
+        schema |= {"score_question_id": pl.Utf8, "score": pl.Int64, "scale_min": pl.Int64, "scale_max": pl.Int64,
+                   "comment": pl.Utf8}
+    frame = pl.DataFrame({**cols, "_source_line": lines, "_problem": problems, "_extra": extras},
+                         schema={**schema, "_source_line": pl.Int64, "_problem": pl.Utf8, "_extra": pl.Utf8})
+    return RawFile(e, path, frame, list(extra_seen))

@@ -1,0 +1,139 @@
+"""Type and validate one file's records against the contract: valid rows are typed, bad rows are
+quarantined with the column and reason. Every check is a vectorized polars expression.
+
+Typing rules (see docs/landing-contract.md):
+* ``ts``: ISO-8601 UTC ``YYYY-MM-DDTHH:MM:SS[.f]Z`` -> Datetime(us, UTC);
+* ``ts_local`` (ERP): ``dd/mm/yyyy HH:MM:SS`` in Europe/Paris -> UTC. A time in the spring-forward
+  gap (02:00-02:59 that does not exist) is moved forward by the gap (02:30 -> 03:30 CEST); an
+  ambiguous autumn time takes its first occurrence (summer time);
+* ``date``: ``dd/mm/yyyy`` in the ERP, ISO ``YYYY-MM-DD`` in JSON;
+* ``dec`` (ERP): decimal comma, at most two decimals -> Decimal(18, 2); a decimal point is refused;
+* ``int``: digits only (CSV) or a JSON integer; ``bool``: ``true``/``false``;
+* enums, ``min`` bounds and ``pattern`` from the contract; required columns must be non-empty;
+* survey scores: within the scale of their survey type, and the declared scale must be that scale.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from . import contract as C
+from .readers import SURVEY_COLUMNS, RawFile
+
+UTC = "UTC"
+TS_TYPE = pl.Datetime("us", UTC)
+
+
+def _utc(raw: pl.Expr) -> pl.Expr:
+    return pl.coalesce(
+        raw.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False),
+        raw.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False),
+    ).dt.replace_time_zone(UTC)
+
+
+def _local(raw: pl.Expr) -> pl.Expr:
+    naive = raw.str.strptime(pl.Datetime("us"), "%d/%m/%Y %H:%M:%S", strict=False)
+    local = naive.dt.replace_time_zone(C.LOCAL_TZ, ambiguous="earliest", non_existent="null")
+    # nonexistent (DST gap) wall times: the clock jumped an hour ahead, so read them an hour later
+    shifted = (naive + pl.duration(hours=1)).dt.replace_time_zone(C.LOCAL_TZ, ambiguous="earliest",
+                                                                  non_existent="null")
+    return pl.coalesce(local, pl.when(naive.is_not_null()).then(shifted)).dt.convert_time_zone(UTC)
+
+
+def _typed(col: C.Column, e: C.Entity, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
+    """(typed value, failed-to-parse condition, reason) for one column."""
+    name = col.name
+    csv = e.format != "jsonl"
+    if col.type == "ts":
+        v = _utc(raw)
+        return v, raw.is_not_null() & v.is_null(), "not an ISO-8601 UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)"
+    if col.type == "ts_local":
+        v = _local(raw)
+        return v, raw.is_not_null() & v.is_null(), "not a local timestamp dd/mm/yyyy HH:MM:SS"
+    if col.type == "date":
+        fmt = "%d/%m/%Y" if csv else "%Y-%m-%d"
+        v = raw.str.strptime(pl.Date, fmt, strict=False)
+        return v, raw.is_not_null() & v.is_null(), f"not a date ({'dd/mm/yyyy' if csv else 'YYYY-MM-DD'})"
+    if col.type == "int":
+        if not csv:
+            return raw, pl.lit(False), ""
+        ok = raw.str.contains(r"^-?\d{1,18}$")
+        return pl.when(ok).then(raw.cast(pl.Int64, strict=False)), raw.is_not_null() & ~ok, "not an integer"
+    if col.type == "dec":
+        ok = raw.str.contains(r"^-?\d{1,16}(,\d{1,2})?$")
+        v = pl.when(ok).then(raw.str.replace(",", ".", literal=True).cast(pl.Decimal(18, 2), strict=False))
+        point = raw.str.contains(r"^-?\d+\.\d+$")
+        reason = pl.when(point).then(pl.lit("decimal point where the contract requires a decimal comma")).otherwise(
+            pl.lit("not a decimal number with a decimal comma and at most two decimals"))
+        return v, raw.is_not_null() & ~ok, reason  # type: ignore[return-value]
+    if col.type == "bool":
+        if not csv:
+            return raw, pl.lit(False), ""
+        ok = raw.is_in(["true", "false"])
+        return pl.when(ok).then(raw == "true"), raw.is_not_null() & ~ok, "not a boolean (true/false)"
+    del name
+    return raw, pl.lit(False), ""
+
+
+def _reason(col: str, message: pl.Expr | str, raw: pl.Expr | None = None) -> pl.Expr:
+    msg = pl.lit(message) if isinstance(message, str) else message
+    text = pl.lit(f"column '{col}': ") + msg
+    if raw is not None:
+        text = text + pl.lit(": ") + raw.cast(pl.Utf8).str.slice(0, 60).map_elements(repr, return_dtype=pl.Utf8)
+    return text
+
+
+def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a file into (typed valid records, quarantined records with column and reason)."""
+    e, df = raw.entity, raw.frame
+    typed: list[pl.Expr] = []
+    checks: list[tuple[pl.Expr, pl.Expr, str]] = []  # (is bad, reason, column)
+    for col in e.columns:
+        if col.type == "answers":
+            continue
+        r = pl.col(col.name)
+        value, failed, reason = _typed(col, e, r)
+        typed.append(value.alias(col.name))
+        if not col.nullable:
+            checks.append((r.is_null(), _reason(col.name, "missing required value"), col.name))
+        if isinstance(reason, pl.Expr) or reason:
+            checks.append((failed, _reason(col.name, reason, r), col.name))
+        if col.enum:
+            checks.append((r.is_not_null() & ~r.is_in(col.enum),
+                           _reason(col.name, f"unknown value (expected one of {', '.join(col.enum)})", r), col.name))
+        if col.pattern:
+            checks.append((r.is_not_null() & ~r.str.contains(f"^(?:{col.pattern})$"),
+                           _reason(col.name, f"does not match {col.pattern}", r), col.name))
+        if col.min is not None:
+            checks.append((value.is_not_null() & (value < col.min),
+                           _reason(col.name, f"below the minimum {col.min}", r), col.name))
+    if e.system == "survey":
+        typed += [pl.col(c) for c in SURVEY_COLUMNS]
+        lo = pl.col("survey_type").replace_strict({k: v[0] for k, v in C.SCALES.items()}, default=None,
+                                                  return_dtype=pl.Int64)
+        hi = pl.col("survey_type").replace_strict({k: v[1] for k, v in C.SCALES.items()}, default=None,
+                                                  return_dtype=pl.Int64)
+        checks.append(((pl.col("scale_min") != lo) | (pl.col("scale_max") != hi),
+                       _reason("answers", "declared scale does not match the survey type"), "answers"))
+        checks.append((~pl.col("score").is_between(lo, hi),
+                       pl.lit("column 'answers': score ") + pl.col("score").cast(pl.Utf8) + pl.lit(" outside the ")
+                       + pl.col("survey_type") + pl.lit(" scale ") + lo.cast(pl.Utf8) + pl.lit("-")
+                       + hi.cast(pl.Utf8), "answers"))
+    # first problem of each record: structural problems first, then column checks in contract order
+    column_expr = pl.when(pl.col("_problem").is_not_null()).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
+    reason_expr = pl.when(pl.col("_problem").is_not_null()).then(pl.col("_problem"))
+    for bad, reason, colname in checks:
+        cond = bad.fill_null(False)
+        column_expr = column_expr.when(cond).then(pl.lit(colname))
+        reason_expr = reason_expr.when(cond).then(reason)
+    marked = df.with_columns(_reason=reason_expr.otherwise(None), _column=column_expr.otherwise(None))
+    good = marked.filter(pl.col("_reason").is_null())
+    bad = marked.filter(pl.col("_reason").is_not_null())
+    valid = good.select(*typed, "_source_line", "_extra")
+    text_cols = [c for c in df.columns if not c.startswith("_")]
+    quarantined = bad.select(
+        line=pl.col("_source_line"), column=pl.col("_column"), reason=pl.col("_reason"),
+        record=pl.struct([pl.col(c).cast(pl.Utf8) for c in text_cols]).struct.json_encode() if text_cols
+        else pl.lit("{}"),
+    )
+    return valid, quarantined
