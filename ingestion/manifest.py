@@ -77,7 +77,7 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
     Row counts are reconciled after parsing (``loaded + quarantined = rows``).
     """
     path = folder / C.MANIFEST_NAME
-    _require(folder.is_dir(), folder, "no drop folder")
+    _require(folder.is_dir(), folder, "no drop delivered for this system and date (folder missing)")
     _require(path.is_file(), folder, f"incomplete drop: no {C.MANIFEST_NAME} (the manifest is written last)")
     raw = path.read_bytes()
     try:

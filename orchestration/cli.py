@@ -102,5 +102,82 @@ def generate(
     click.echo(f"wall time {elapsed:.1f} s, peak memory {peak_mib:,.0f} MiB")
 
 
+# in-process runs log warnings and errors only; the Dagster UI keeps the full event log
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _date_range(date: dt.date | None, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+    """``--date D`` or ``--start A --end B`` (first and last business date, both inclusive)."""
+    if date and (start or end):
+        raise click.UsageError("give either --date or --start/--end, not both")
+    if date:
+        return [date]
+    if not (start and end):
+        raise click.UsageError("give --date YYYY-MM-DD, or --start and --end (inclusive)")
+    if end < start:
+        raise click.UsageError(f"--end {end} is before --start {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw --help` fast
+    import os
+
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+@main.command()
+@click.option("--date", "date", callback=_parse_date, default=None, help="One business date (YYYY-MM-DD).")
+@click.option("--start", callback=_parse_date, default=None, help="First business date of a range (inclusive).")
+@click.option("--end", callback=_parse_date, default=None, help="Last business date of a range (inclusive).")
+def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None) -> None:
+    """Land the drops of one business date, or a range, into the raw zone (runs the Dagster `ingest` job)."""
+    from dagster import DagsterEventType
+
+    from orchestration.definitions import defs
+    from orchestration.partitions import daily_partitions
+
+    days = _date_range(date, start, end)
+    known = set(daily_partitions.get_partition_keys())
+    outside = [d for d in days if d.isoformat() not in known]
+    if outside:
+        first, last = daily_partitions.get_first_partition_key(), daily_partitions.get_last_partition_key()
+        raise click.UsageError(f"{outside[0]} is not a business-date partition: partitions run from {first} to {last} "
+                               "(a night's drop is ingested once the day is over; set CX_PARTITIONS_START for "
+                               "earlier history)")
+    job = defs.resolve_job_def("ingest")
+    instance = _instance()
+    failed = []
+    with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda d: d.isoformat() if d else "") as bar:
+        for day in bar:
+            result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+                                            run_config=QUIET)
+            for event in result.all_events:
+                if event.event_type == DagsterEventType.STEP_FAILURE:
+                    failed.append((day, event.step_key, event.event_specific_data.error.message.strip()))
+    from ingestion.load import read_audit
+
+    audit = read_audit(_cx_zones())
+    for day in days:
+        rows = audit.filter(audit["business_date"] == day)
+        for system in sorted(set(rows["system"].to_list())):
+            attempts = rows.filter(rows["system"] == system)
+            latest = attempts.filter(attempts["loaded_at"] == attempts["loaded_at"].max())
+            click.echo(f"{day} {system:<8} {latest['status'][0]:<8} {latest['loaded'].sum():>9,} loaded  "
+                       f"quarantined {latest['quarantined'].sum():>6,}")
+    for day, step, message in failed:
+        click.echo(f"FAILED {day} {step}: {message.splitlines()[-1] if message else ''}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _cx_zones():  # noqa: ANN202
+    from orchestration.resources import CxData
+
+    return CxData().zones()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,191 @@
+"""Load one drop (one system, one business date) into the raw and quarantine zones.
+
+Zones (Parquet, one file per entity and business date, see docs/raw-zone.md):
+
+    raw/<system>/<entity>/business_date=YYYY-MM-DD/data.parquet
+    quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet
+    raw/_load_audit/<system>/business_date=YYYY-MM-DD/<delivery>.parquet
+
+The whole drop is read and validated before anything is written: a refused drop changes nothing
+in the zones (only its audit entry is written). Each file is written to a temporary name, synced
+and renamed over the previous version, so a re-run or a corrected re-extract replaces the
+partition and a crash leaves the previous version readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from . import contract as C
+from .manifest import DropRefused, Manifest, drop_folder, read_manifest
+from .readers import read_file
+from .validate import TS_TYPE, validate
+
+AUDIT_DIR = "_load_audit"
+AUDIT_SCHEMA = {
+    "system": pl.Utf8, "business_date": pl.Date, "extracted_at": TS_TYPE, "manifest_sha256": pl.Utf8,
+    "entity": pl.Utf8, "file": pl.Utf8, "manifest_rows": pl.Int64, "loaded": pl.Int64, "quarantined": pl.Int64,
+    "sha256": pl.Utf8, "status": pl.Utf8, "error": pl.Utf8, "new_columns": pl.Utf8, "duration_s": pl.Float64,
+    "loaded_at": TS_TYPE,
+}
+QUARANTINE_SCHEMA = {
+    "system": pl.Utf8, "entity": pl.Utf8, "business_date": pl.Date, "file": pl.Utf8, "line": pl.Int64,
+    "column": pl.Utf8, "reason": pl.Utf8, "record": pl.Utf8, "_loaded_at": TS_TYPE,
+}
+
+
+@dataclass
+class EntityLoad:
+    entity: str
+    file: str
+    manifest_rows: int
+    loaded: int
+    quarantined: int
+    sha256: str
+    new_columns: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.manifest_rows if self.manifest_rows else 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.loaded + self.quarantined == self.manifest_rows
+
+
+@dataclass
+class DropLoad:
+    system: str
+    business_date: dt.date
+    status: str  # "loaded" or "refused"
+    entities: list[EntityLoad]
+    extracted_at: dt.datetime | None = None
+    manifest_sha256: str | None = None
+    error: str | None = None
+
+    def entity(self, name: str) -> EntityLoad:
+        return next(e for e in self.entities if e.entity == name)
+
+
+@dataclass(frozen=True)
+class Zones:
+    landing: Path
+    raw: Path
+    quarantine: Path
+
+    def data_file(self, system: str, entity: str, day: dt.date) -> Path:
+        return self.raw / system / entity / f"business_date={day.isoformat()}" / "data.parquet"
+
+    def quarantine_file(self, system: str, entity: str, day: dt.date) -> Path:
+        return self.quarantine / system / entity / f"business_date={day.isoformat()}" / "quarantine.parquet"
+
+    def audit_dir(self, system: str, day: dt.date) -> Path:
+        return self.raw / AUDIT_DIR / system / f"business_date={day.isoformat()}"
+
+
+def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, rename over ``path``, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lineage(df: pl.DataFrame, source: str, manifest: Manifest, loaded_at: dt.datetime) -> pl.DataFrame:
+    return df.with_columns(
+        _source_file=pl.lit(source),
+        _business_date=pl.lit(manifest.business_date, pl.Date),
+        _extracted_at=pl.lit(manifest.extracted_at).cast(TS_TYPE),
+        _loaded_at=pl.lit(loaded_at).cast(TS_TYPE),
+    )
+
+
+def _audit(zones: Zones, load: DropLoad, manifest_rows: dict[str, int], loaded_at: dt.datetime) -> None:
+    rows = [{
+        "system": load.system, "business_date": load.business_date, "extracted_at": load.extracted_at,
+        "manifest_sha256": load.manifest_sha256, "entity": e.entity, "file": e.file,
+        "manifest_rows": manifest_rows.get(e.entity, e.manifest_rows), "loaded": e.loaded,
+        "quarantined": e.quarantined, "sha256": e.sha256, "status": load.status, "error": load.error,
+        "new_columns": ",".join(e.new_columns) or None, "duration_s": round(e.duration_s, 4), "loaded_at": loaded_at,
+    } for e in load.entities]
+    name = (load.manifest_sha256 or "no-manifest")[:16]
+    write_parquet_atomic(pl.DataFrame(rows, schema=AUDIT_SCHEMA), zones.audit_dir(load.system, load.business_date)
+                         / f"{name}.parquet")
+
+
+def load_drop(zones: Zones, system: str, business_date: dt.date,
+              loaded_at: dt.datetime | None = None) -> DropLoad:
+    """Verify, parse, validate and land one drop. Raises ``DropRefused`` (after auditing it) if refused."""
+    loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    folder = drop_folder(zones.landing, system, business_date)
+    placeholder = [EntityLoad(e.name, f"{system}/{business_date.isoformat()}/{e.filename}", 0, 0, 0, "")
+                   for e in C.entities_of(system)]
+    manifest: Manifest | None = None
+    staged: list[tuple[EntityLoad, pl.DataFrame, pl.DataFrame]] = []
+    try:
+        manifest = read_manifest(folder, system, business_date)
+        for f in manifest.files:
+            t0 = time.perf_counter()
+            source = f.path.relative_to(zones.landing).as_posix()
+            raw = read_file(f.entity, f.path)
+            valid, quarantined = validate(raw)
+            n = valid.height + quarantined.height
+            if n != f.rows:
+                raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
+            data = _lineage(valid, source, manifest, loaded_at)
+            q = quarantined.select(
+                system=pl.lit(system), entity=pl.lit(f.entity.name), business_date=pl.lit(business_date, pl.Date),
+                file=pl.lit(source), line="line", column="column", reason="reason", record="record",
+                _loaded_at=pl.lit(loaded_at).cast(TS_TYPE),
+            ).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+            stats = EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
+                               raw.extra_columns, time.perf_counter() - t0)
+            staged.append((stats, data, q))
+    except DropRefused as exc:
+        refused = DropLoad(system, business_date, "refused", placeholder,
+                           manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
+                           str(exc))
+        _audit(zones, refused, {}, loaded_at)
+        raise
+    assert manifest is not None
+    for stats, data, q in staged:
+        write_parquet_atomic(data, zones.data_file(system, stats.entity, business_date))
+        write_parquet_atomic(q, zones.quarantine_file(system, stats.entity, business_date))
+    result = DropLoad(system, business_date, "loaded", [s for s, _, _ in staged], manifest.extracted_at,
+                      manifest.digest)
+    _audit(zones, result, {}, loaded_at)
+    return result
+
+
+def read_partition_counts(zones: Zones, system: str, entity: str, day: dt.date) -> tuple[int, int]:
+    """Rows now in the raw and quarantine zones for one entity and business date (read back from disk)."""
+    def count(p: Path) -> int:
+        return pl.scan_parquet(p).select(pl.len()).collect().item() if p.exists() else 0
+
+    return count(zones.data_file(system, entity, day)), count(zones.quarantine_file(system, entity, day))
+
+
+def read_audit(zones: Zones) -> pl.DataFrame:
+    """Every load attempt recorded so far (empty frame with the audit schema if none)."""
+    files = sorted((zones.raw / AUDIT_DIR).glob("*/business_date=*/*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=AUDIT_SCHEMA)
+    return pl.concat([pl.read_parquet(f) for f in files])
