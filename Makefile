@@ -11,7 +11,7 @@ DEMO_DAYS      ?= 30
 DEMO_START     ?= 2026-10-10
 DEMO_SEED      ?= 42
 
-.PHONY: install demo test lint clean
+.PHONY: install demo dev test lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 demo: install
 	$(BIN)/cxw generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --start $(DEMO_START) --seed $(DEMO_SEED)
-	@echo "drops are under $(CX_DATA_DIR)/landing; planted effects and mess in $(CX_DATA_DIR)/landing/truth.json"
+	$(BIN)/cxw ingest --all
+	@echo "drops: $(CX_DATA_DIR)/landing (planted effects and mess: landing/truth.json)"
+	@echo "raw zone: $(CX_DATA_DIR)/raw, quarantine: $(CX_DATA_DIR)/quarantine, load audit: raw/_load_audit"
+	@echo "browse the assets: make dev (Dagster UI on http://127.0.0.1:3000)"
+
+dev: install
+	$(BIN)/dagster dev -m orchestration.definitions
 
 test: install
 	$(BIN)/ruff check .

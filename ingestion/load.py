@@ -189,3 +189,26 @@ def read_audit(zones: Zones) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema=AUDIT_SCHEMA)
     return pl.concat([pl.read_parquet(f) for f in files])
+
+
+def latest_attempts(audit: pl.DataFrame, days: list[dt.date] | None = None) -> pl.DataFrame:
+    """The most recent load attempt of each (system, business_date), one row per file."""
+    if days is not None:
+        audit = audit.filter(pl.col("business_date").is_in(days))
+    last = pl.col("loaded_at") == pl.col("loaded_at").max().over("system", "business_date")
+    return audit.filter(last)
+
+
+def summarize_attempts(latest: pl.DataFrame, by: tuple[str, ...]) -> pl.DataFrame:
+    """Drops, refusals, files and row counts per group; ``reconciled`` when nothing was refused and
+    loaded + quarantined equals the manifest rows."""
+    return latest.group_by(*by).agg(
+        drops=pl.struct("system", "business_date").n_unique(),
+        refused=(pl.col("status") == "refused").sum(),
+        files=pl.len(),
+        manifest_rows=pl.col("manifest_rows").sum(),
+        loaded=pl.col("loaded").sum(),
+        quarantined=pl.col("quarantined").sum(),
+    ).with_columns(
+        reconciled=(pl.col("refused") == 0) & (pl.col("loaded") + pl.col("quarantined") == pl.col("manifest_rows")),
+    ).sort(*by)

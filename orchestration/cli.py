@@ -131,14 +131,27 @@ def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw
 @click.option("--date", "date", callback=_parse_date, default=None, help="One business date (YYYY-MM-DD).")
 @click.option("--start", callback=_parse_date, default=None, help="First business date of a range (inclusive).")
 @click.option("--end", callback=_parse_date, default=None, help="Last business date of a range (inclusive).")
-def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None) -> None:
+@click.option("--all", "all_drops", is_flag=True, help="Every business date with a complete drop in the landing zone.")
+@click.option("--verbose", "-v", is_flag=True, help="One line per business date and system.")
+def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all_drops: bool, verbose: bool) -> None:
     """Land the drops of one business date, or a range, into the raw zone (runs the Dagster `ingest` job)."""
     from dagster import DagsterEventType
 
+    from ingestion.load import latest_attempts, read_audit, summarize_attempts
+    from ingestion.manifest import complete_drops
     from orchestration.definitions import defs
     from orchestration.partitions import daily_partitions
+    from orchestration.resources import CxData
 
-    days = _date_range(date, start, end)
+    zones = CxData().zones()
+    if all_drops:
+        if date or start or end:
+            raise click.UsageError("--all takes no dates")
+        days = sorted({day for _, day, _ in complete_drops(zones.landing)})
+        if not days:
+            raise click.UsageError(f"no complete drop under {zones.landing}")
+    else:
+        days = _date_range(date, start, end)
     known = set(daily_partitions.get_partition_keys())
     outside = [d for d in days if d.isoformat() not in known]
     if outside:
@@ -157,26 +170,21 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None) -> 
             for event in result.all_events:
                 if event.event_type == DagsterEventType.STEP_FAILURE:
                     failed.append((day, event.step_key, event.event_specific_data.error.message.strip()))
-    from ingestion.load import read_audit
-
-    audit = read_audit(_cx_zones())
-    for day in days:
-        rows = audit.filter(audit["business_date"] == day)
-        for system in sorted(set(rows["system"].to_list())):
-            attempts = rows.filter(rows["system"] == system)
-            latest = attempts.filter(attempts["loaded_at"] == attempts["loaded_at"].max())
-            click.echo(f"{day} {system:<8} {latest['status'][0]:<8} {latest['loaded'].sum():>9,} loaded  "
-                       f"quarantined {latest['quarantined'].sum():>6,}")
+    latest = latest_attempts(read_audit(zones), days)
+    if verbose:
+        for row in summarize_attempts(latest, by=("business_date", "system")).iter_rows(named=True):
+            click.echo(f"{row['business_date']} {row['system']:<8} {'refused' if row['refused'] else 'loaded':<8} "
+                       f"{row['loaded']:>9,} loaded {row['quarantined']:>7,} quarantined")
+    click.echo(f"{'system':<8} {'drops':>5} {'refused':>7} {'files':>5} {'manifest rows':>13} {'loaded':>10} "
+               f"{'quarantined':>11}  reconciled")
+    for s in summarize_attempts(latest, by=("system",)).iter_rows(named=True):
+        click.echo(f"{s['system']:<8} {s['drops']:>5} {s['refused']:>7} {s['files']:>5} {s['manifest_rows']:>13,} "
+                   f"{s['loaded']:>10,} {s['quarantined']:>11,}  {'yes' if s['reconciled'] else 'NO'}")
+    click.echo(f"raw zone: {zones.raw}   quarantine: {zones.quarantine}   audit: {zones.raw / '_load_audit'}")
     for day, step, message in failed:
         click.echo(f"FAILED {day} {step}: {message.splitlines()[-1] if message else ''}", err=True)
     if failed:
         sys.exit(1)
-
-
-def _cx_zones():  # noqa: ANN202
-    from orchestration.resources import CxData
-
-    return CxData().zones()
 
 
 if __name__ == "__main__":

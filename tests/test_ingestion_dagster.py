@@ -115,12 +115,19 @@ def test_cli_ingest_runs_the_ingest_job(data_dir: Path, october_drops: Drops, mo
     result = CliRunner().invoke(main, ["ingest", "--start", start.isoformat(),
                                        "--end", (start + dt.timedelta(days=1)).isoformat()])
     assert result.exit_code == 0, result.output
-    assert result.output.count(" loaded ") >= 2 * len(C.SYSTEMS)
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()
+            if line.split()[:1] and line.split()[0] in C.SYSTEMS}
+    assert sorted(rows) == sorted(C.SYSTEMS) and all(r[1] == "2" and r[-1] == "yes" for r in rows.values())
     assert (data_dir / "raw" / "erp" / "orders" / f"business_date={start.isoformat()}" / "data.parquet").exists()
     missing = CliRunner().invoke(main, ["ingest", "--date", "2026-09-01"])
     assert missing.exit_code == 1
     assert "no drop delivered for this system and date" in missing.output
     future = CliRunner().invoke(main, ["ingest", "--date", "2099-01-01"])
     assert future.exit_code == 2 and "2099-01-01 is not a business-date partition" in future.output
+    everything = CliRunner().invoke(main, ["ingest", "--all"])
+    assert everything.exit_code == 0, everything.output
+    summary = [line.split() for line in everything.output.splitlines() if line.split()[:1] and
+               line.split()[0] in C.SYSTEMS]
+    assert [(row[0], row[1], row[2], row[-1]) for row in summary] == [(s, "4", "0", "yes") for s in sorted(C.SYSTEMS)]
     bad = CliRunner().invoke(main, ["ingest", "--start", "2026-10-05", "--end", "2026-10-01"])
     assert bad.exit_code == 2 and "is before --start" in bad.output
