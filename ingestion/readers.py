@@ -34,19 +34,19 @@ class RawFile:
 
 
 def _decode(data: bytes, e: C.Entity, path: Path) -> str:
+    if e.encoding == "cp1252" and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:  # non-ASCII bytes that form valid UTF-8 are, in practice, never cp1252 text
+            raise DropRefused(path, "file is UTF-8 encoded; the contract requires cp1252 for the ERP")
     try:
         text = data.decode(e.encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DropRefused(path, f"not valid {e.encoding} at line {line} (byte 0x{data[exc.start]:02x} at offset "
                                 f"{exc.start}); the contract requires {e.encoding}") from None
-    if e.encoding == "cp1252" and not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            raise DropRefused(path, "file is UTF-8 encoded; the contract requires cp1252 for the ERP")
     return text[1:] if text.startswith(BOM) else text
 
 
@@ -203,6 +203,28 @@ def _survey_answers(answers: object, survey_type: object) -> tuple[dict, str | N
     return out, None
 
 
+def _parse_lines(text: str) -> tuple[list[int], list[object], list[str | None]]:
+    """(line numbers, parsed values, problem per record); blank lines are not records."""
+    raw = text.split("\n")
+    lines = [i + 1 for i, line in enumerate(raw) if line.strip()]
+    body = [raw[i - 1].rstrip("\r") for i in lines]
+    try:  # one C-level parse for the whole file; only a file with a malformed line takes the slow path
+        values = json.loads("[" + ",".join(body) + "]")
+        if len(values) == len(body):
+            return lines, values, [None] * len(body)
+    except json.JSONDecodeError:
+        pass
+    values, problems = [], []
+    for line in body:
+        try:
+            values.append(json.loads(line))
+            problems.append(None)
+        except json.JSONDecodeError as exc:
+            values.append({})
+            problems.append(f"malformed JSON: {exc.msg} at column {exc.colno}")
+    return lines, values, problems
+
+
 def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
     try:
         text = data.decode("utf-8")
@@ -211,54 +233,42 @@ def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
         raise DropRefused(path, f"not valid UTF-8 at line {line} (byte 0x{data[exc.start]:02x})") from None
     if text.startswith(BOM):
         text = text[1:]
-    is_survey = e.system == "survey"
-    names = [c.name for c in e.columns if c.type != "answers"]
-    out_cols: list[str] = [*names, *(SURVEY_COLUMNS if is_survey else ())]
-    cols: dict[str, list] = {c: [] for c in out_cols}
-    extras: list[str | None] = []
-    lines: list[int] = []
-    problems: list[str | None] = []
-    extra_seen: dict[str, None] = {}
-    known = set(e.column_names)
-    for n, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
+    lines, objs, problems = _parse_lines(text)
+    for i, o in enumerate(objs):
+        if type(o) is not dict:
+            objs[i] = {}
+            problems[i] = problems[i] or f"expected a JSON object, got {_TYPE_NAME.get(type(o), type(o).__name__)}"
+    cols: dict[str, list] = {}
+    for c in e.columns:
+        if c.type == "answers":
             continue
-        problem = None
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            obj, problem = {}, f"malformed JSON: {exc.msg} at column {exc.colno}"
-        if problem is None and not isinstance(obj, dict):
-            obj, problem = {}, f"expected a JSON object, got {_TYPE_NAME.get(type(obj), type(obj).__name__)}"
-        row: dict = {}
-        for c in e.columns:
-            if c.type == "answers":
+        values = [o.get(c.name) for o in objs]
+        want = _PY_TYPE[c.type]
+        wrong = [i for i, v in enumerate(values) if v is not None and type(v) is not want]
+        for i in wrong:  # (bool is not int here: ``type(True) is not int``)
+            problems[i] = problems[i] or _json_type_error(c, values[i])
+            values[i] = None
+        cols[c.name] = values
+    if e.system == "survey":
+        flat = {k: [None] * len(objs) for k in SURVEY_COLUMNS}
+        for i, o in enumerate(objs):
+            if problems[i] is not None:
                 continue
-            v = obj.get(c.name)
-            err = _json_type_error(c, v)
-            if err:
-                problem = problem or err
-                v = None
-            row[c.name] = v
-        if is_survey:
-            flat, err = _survey_answers(obj.get("answers"), obj.get("survey_type")) if problem is None else ({}, None)
-            problem = problem or err
+            answers, err = _survey_answers(o.get("answers"), o.get("survey_type"))
+            problems[i] = err
             for k in SURVEY_COLUMNS:
-                row[k] = flat.get(k)
-        extra = {k: v for k, v in obj.items() if k not in known}
-        for k in extra:
-            extra_seen.setdefault(k)
-        for k in out_cols:
-            cols[k].append(row.get(k))
-        extras.append(json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None)
-        lines.append(n)
-        problems.append(problem)
+                flat[k][i] = answers[k]
+        cols |= flat
+    known = set(e.column_names)
+    extra_keys = [o.keys() - known for o in objs]
+    extra_seen = sorted(set().union(*extra_keys)) if extra_keys else []
+    extras = [json.dumps({k: o[k] for k in sorted(x)}, ensure_ascii=False) if x else None
+              for o, x in zip(objs, extra_keys, strict=True)]
     schema = {c.name: (pl.Int64 if c.type == "int" else pl.Boolean if c.type == "bool" else pl.Utf8)
               for c in e.columns if c.type != "answers"}
-    if is_survey:
+    if e.system == "survey":
         schema |= {"score_question_id": pl.Utf8, "score": pl.Int64, "scale_min": pl.Int64, "scale_max": pl.Int64,
                    "comment": pl.Utf8}
     frame = pl.DataFrame({**cols, "_source_line": lines, "_problem": problems, "_extra": extras},
                          schema={**schema, "_source_line": pl.Int64, "_problem": pl.Utf8, "_extra": pl.Utf8})
-    return RawFile(e, path, frame, list(extra_seen))
+    return RawFile(e, path, frame, extra_seen)

@@ -79,7 +79,7 @@ def _reason(col: str, message: pl.Expr | str, raw: pl.Expr | None = None) -> pl.
     msg = pl.lit(message) if isinstance(message, str) else message
     text = pl.lit(f"column '{col}': ") + msg
     if raw is not None:
-        text = text + pl.lit(": ") + raw.cast(pl.Utf8).str.slice(0, 60).map_elements(repr, return_dtype=pl.Utf8)
+        text = text + pl.lit(": '") + raw.cast(pl.Utf8).str.slice(0, 60) + pl.lit("'")
     return text
 
 
