@@ -4,6 +4,7 @@ and a crash that leaves the previous version intact."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.load import Zones, load_drop, read_audit
+from ingestion.generator import GeneratorConfig, generate
+from ingestion.load import Zones, latest_attempts, load_drop, read_audit, summarize_attempts
 from ingestion.manifest import DropRefused
 
 from .conftest import Drops
@@ -175,3 +177,24 @@ def test_a_crash_while_swapping_leaves_previous_files_readable(october_drops: Dr
     for k in before:
         assert after[k].equals(before[k]), k  # every partition readable, old or identical new version
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _makefile_demo_config() -> GeneratorConfig:
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    v = dict(re.findall(r"^DEMO_(\w+)\s*\?=\s*(\S+)", text, flags=re.M))
+    return GeneratorConfig(customers=int(v["CUSTOMERS"]), days=int(v["DAYS"]), start=dt.date.fromisoformat(v["START"]),
+                           seed=int(v["SEED"]))
+
+
+def test_every_drop_of_make_demo_reconciles_file_by_file(tmp_path: Path) -> None:
+    cfg = _makefile_demo_config()
+    generate(cfg, tmp_path / "landing")
+    zones = _zones(tmp_path / "landing", tmp_path)
+    for day in [cfg.start + dt.timedelta(days=i) for i in range(cfg.days)]:
+        for system in C.SYSTEMS:
+            load_drop(zones, system, day)
+    latest = latest_attempts(read_audit(zones))
+    assert latest.height == cfg.days * len(C.ENTITIES)
+    assert (latest["status"] == "loaded").all()
+    assert (latest["loaded"] + latest["quarantined"] == latest["manifest_rows"]).all()
+    assert summarize_attempts(latest, by=("system",))["reconciled"].all()
