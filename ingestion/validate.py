@@ -42,7 +42,6 @@ def _local(raw: pl.Expr) -> pl.Expr:
 
 def _typed(col: C.Column, e: C.Entity, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
     """(typed value, failed-to-parse condition, reason) for one column."""
-    name = col.name
     csv = e.format != "jsonl"
     if col.type == "ts":
         v = _utc(raw)
@@ -71,7 +70,6 @@ def _typed(col: C.Column, e: C.Entity, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, 
             return raw, pl.lit(False), ""
         ok = raw.is_in(["true", "false"])
         return pl.when(ok).then(raw == "true"), raw.is_not_null() & ~ok, "not a boolean (true/false)"
-    del name
     return raw, pl.lit(False), ""
 
 

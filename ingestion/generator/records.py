@@ -199,7 +199,7 @@ class Builder:
             email=email, order_ts=self.ts("at"), sales_channel=_pick(C.SALES_CHANNELS, pl.col("channel")),
             total_amount=pl.col("total").cast(pl.Int64), promised_delivery_date=pl.col("promised").cast(pl.Int32),
             t_cancel=self.ts("cancel_at"), t_ship=self.ts("ship_at"), t_deliv=self.ts("delivered_at"),
-            t_ret=self.ts("returned_at"), _order_idx=pl.col("oi"),
+            t_ret=self.ts("returned_at"),
         )
         orders = self.versions(base, [
             ("placed", "order_ts", {}), ("cancelled", "t_cancel", {}), ("shipped", "t_ship", {}),
