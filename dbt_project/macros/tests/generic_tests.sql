@@ -1,0 +1,41 @@
+{#- Our own generic tests (no dbt packages on these machines). -#}
+
+{#- Rows whose combination of columns is not unique. -#}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}
+
+{#- Values outside [min_value, max_value] (either bound optional; nulls pass). -#}
+{% test in_range(model, column_name, min_value=none, max_value=none) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} is not null
+  and (
+      {%- if min_value is not none %} {{ column_name }} < {{ min_value }}{% else %} false{% endif %}
+      or {%- if max_value is not none %} {{ column_name }} > {{ max_value }}{% else %} false{% endif %}
+  )
+{% endtest %}
+
+{#- Rows where a boolean SQL expression does not hold. -#}
+{% test expression_is_true(model, expression, column_name=none) %}
+select *
+from {{ model }}
+where not ({{ expression }})
+{% endtest %}
+
+{#- The sum (or count) of an expression equals the same aggregate on another relation. -#}
+{% test reconciles_with(model, expression, compare_model, compare_expression=none, where=none, compare_where=none) %}
+with a as (
+    select coalesce(sum({{ expression }}), 0) as total from {{ model }} {% if where %}where {{ where }}{% endif %}
+),
+b as (
+    select coalesce(sum({{ compare_expression or expression }}), 0) as total
+    from {{ compare_model }} {% if compare_where %}where {{ compare_where }}{% endif %}
+)
+select a.total as model_total, b.total as compare_total
+from a cross join b
+where a.total <> b.total
+{% endtest %}

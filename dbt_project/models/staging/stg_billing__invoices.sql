@@ -1,0 +1,20 @@
+-- Money stays in integer minor units with its currency.
+with current_version as (
+    {{ current_version(source('billing', 'invoices'), ['invoice_id'], 'updated_at') }}
+)
+
+select
+    invoice_id,
+    billing_account_id,
+    {{ ref_customer_id('customer_ref') }} as ref_customer_id,
+    {{ ref_email('customer_ref') }} as ref_email_norm,
+    order_id,
+    subscription_id,
+    issued_at,
+    due_at,
+    amount_due_minor,
+    currency,
+    status,
+    updated_at,
+    _business_date as drop_date
+from current_version

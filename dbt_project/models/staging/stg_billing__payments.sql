@@ -1,0 +1,15 @@
+with current_version as (
+    {{ current_version(source('billing', 'payments'), ['payment_id']) }}
+)
+
+select
+    payment_id,
+    invoice_id,
+    attempted_at,
+    amount_minor,
+    currency,
+    method,
+    status,
+    failure_reason,
+    _business_date as drop_date
+from current_version

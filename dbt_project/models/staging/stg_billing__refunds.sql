@@ -1,0 +1,13 @@
+with current_version as (
+    {{ current_version(source('billing', 'refunds'), ['refund_id']) }}
+)
+
+select
+    refund_id,
+    payment_id,
+    refunded_at,
+    amount_minor,
+    currency,
+    reason,
+    _business_date as drop_date
+from current_version

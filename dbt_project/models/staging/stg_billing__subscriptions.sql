@@ -1,0 +1,17 @@
+with current_version as (
+    {{ current_version(source('billing', 'subscriptions'), ['subscription_id'], 'updated_at') }}
+)
+
+select
+    subscription_id,
+    {{ ref_customer_id('customer_ref') }} as ref_customer_id,
+    {{ ref_email('customer_ref') }} as ref_email_norm,
+    plan,
+    mrr_minor,
+    currency,
+    started_at,
+    cancelled_at,
+    cancel_reason,
+    updated_at,
+    _business_date as drop_date
+from current_version

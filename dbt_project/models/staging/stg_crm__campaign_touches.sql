@@ -1,0 +1,14 @@
+with current_version as (
+    {{ current_version(source('crm', 'campaign_touches'), ['touch_id']) }}
+)
+
+select
+    touch_id,
+    customer_id,
+    {{ normalize_email('email') }} as email_norm,
+    campaign_id,
+    channel,
+    touch_type,
+    touched_at,
+    _business_date as drop_date
+from current_version

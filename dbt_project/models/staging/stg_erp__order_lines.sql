@@ -1,0 +1,14 @@
+with current_version as (
+    {{ current_version(source('erp', 'order_lines'), ['order_id', 'line_no']) }}
+)
+
+select
+    order_id,
+    line_no,
+    sku,
+    product_category,
+    quantity,
+    unit_price,
+    quantity * unit_price as line_amount,
+    _business_date as drop_date
+from current_version

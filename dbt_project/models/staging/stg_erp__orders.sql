@@ -1,0 +1,21 @@
+-- ERP timestamps arrive in UTC (ingestion converted them from Europe/Paris); local dates are kept
+-- for the promise, which is a local calendar date.
+with current_version as (
+    {{ current_version(source('erp', 'orders'), ['order_id'], 'updated_ts') }}
+)
+
+select
+    order_id,
+    erp_account_id,
+    crm_customer_id,
+    {{ normalize_email('email') }} as email_norm,
+    order_ts as ordered_at,
+    {{ local_date('order_ts') }} as ordered_local_date,
+    sales_channel,
+    currency,
+    total_amount,
+    promised_delivery_date,
+    status,
+    updated_ts as updated_at,
+    _business_date as drop_date
+from current_version
