@@ -35,3 +35,17 @@
         when 'ES' then '34' when 'IT' then '39' when 'NL' then '31' when 'LU' then '352'
     end
 {%- endmacro %}
+
+{#- A one-way key of the normalized e-mail: lets records match across systems (and erased
+    customers keep counting) without carrying the address itself. -#}
+{% macro email_hash(col) -%}
+    case when {{ normalize_email(col) }} is not null then {{ dbt.hash(normalize_email(col)) }} end
+{%- endmacro %}
+
+{#- The identifier of a customer reference: its CRM id, else its e-mail hash. -#}
+{% macro customer_identifier(customer_id, email_hash) -%}
+    case
+        when {{ customer_id }} is not null then {{ dbt.concat(["'crm:'", customer_id]) }}
+        when {{ email_hash }} is not null then {{ dbt.concat(["'email:'", email_hash]) }}
+    end
+{%- endmacro %}

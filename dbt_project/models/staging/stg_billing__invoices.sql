@@ -7,7 +7,7 @@ select
     invoice_id,
     billing_account_id,
     {{ ref_customer_id('customer_ref') }} as ref_customer_id,
-    {{ ref_email('customer_ref') }} as ref_email_norm,
+    {{ email_hash(ref_email('customer_ref')) }} as ref_email_hash,
     order_id,
     subscription_id,
     issued_at,

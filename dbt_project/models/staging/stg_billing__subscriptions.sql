@@ -5,7 +5,7 @@ with current_version as (
 select
     subscription_id,
     {{ ref_customer_id('customer_ref') }} as ref_customer_id,
-    {{ ref_email('customer_ref') }} as ref_email_norm,
+    {{ email_hash(ref_email('customer_ref')) }} as ref_email_hash,
     plan,
     mrr_minor,
     currency,

@@ -5,7 +5,7 @@ with current_version as (
 select
     touch_id,
     customer_id,
-    {{ normalize_email('email') }} as email_norm,
+    {{ email_hash('email') }} as email_hash,
     campaign_id,
     channel,
     touch_type,

@@ -8,7 +8,7 @@ select
     order_id,
     erp_account_id,
     crm_customer_id,
-    {{ normalize_email('email') }} as email_norm,
+    {{ email_hash('email') }} as email_hash,
     order_ts as ordered_at,
     {{ local_date('order_ts') }} as ordered_local_date,
     sales_channel,

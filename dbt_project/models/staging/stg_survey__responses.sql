@@ -15,7 +15,7 @@ select
     r.survey_id,
     r.survey_type,
     {{ ref_customer_id('r.customer_ref') }} as ref_customer_id,
-    {{ ref_email('r.customer_ref') }} as ref_email_norm,
+    {{ email_hash(ref_email('r.customer_ref')) }} as ref_email_hash,
     r.touchpoint,
     r.related_id,
     r.sent_at,

@@ -1,0 +1,20 @@
+-- How well each system's records resolve to a CRM customer, by rule (docs/identity.md).
+with obs as (
+    select o.source_system, o.source_entity, o.identifier, r.match_rule
+    from {{ ref('int_identity_observations') }} as o
+    left join {{ ref('int_identity_resolution') }} as r on r.identifier = o.identifier
+)
+
+select
+    source_system,
+    source_entity,
+    count(*) as records,
+    sum(case when match_rule in ('crm_id', 'crm_id_phone') then 1 else 0 end) as matched_by_crm_id,
+    sum(case when match_rule = 'email' then 1 else 0 end) as matched_by_email,
+    sum(case when match_rule = 'crm_id_phone' then 1 else 0 end) as merged_by_phone,
+    sum(case when match_rule = 'email_only' then 1 else 0 end) as email_only,
+    sum(case when match_rule = 'crm_id_unknown' then 1 else 0 end) as unknown_crm_id,
+    sum(case when identifier is null then 1 else 0 end) as anonymous,
+    sum(case when match_rule in ('crm_id', 'crm_id_phone', 'email') then 1 else 0 end) * 1.0 / count(*) as match_rate
+from obs
+group by source_system, source_entity

@@ -1,0 +1,36 @@
+-- One row per invoice with what was paid and refunded against it.
+with paid as (
+    select invoice_id, sum(case when status = 'succeeded' then amount_minor else 0 end) as paid_minor,
+           count(*) as payment_attempts, sum(case when status = 'failed' then 1 else 0 end) as failed_attempts
+    from {{ ref('stg_billing__payments') }}
+    group by invoice_id
+),
+
+refunded as (
+    select p.invoice_id, sum(r.amount_minor) as refunded_minor
+    from {{ ref('stg_billing__refunds') }} as r
+    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+    group by p.invoice_id
+)
+
+select
+    i.invoice_id,
+    k.customer_key,
+    i.billing_account_id,
+    i.order_id,
+    i.subscription_id,
+    i.issued_at,
+    {{ utc_date('i.issued_at') }} as issue_date,
+    i.due_at,
+    i.amount_due_minor,
+    i.currency,
+    i.status,
+    coalesce(pd.paid_minor, 0) as paid_minor,
+    coalesce(pd.payment_attempts, 0) as payment_attempts,
+    coalesce(pd.failed_attempts, 0) as failed_attempts,
+    coalesce(rf.refunded_minor, 0) as refunded_minor
+from {{ ref('stg_billing__invoices') }} as i
+left join paid as pd on pd.invoice_id = i.invoice_id
+left join refunded as rf on rf.invoice_id = i.invoice_id
+left join {{ ref('int_customer_keys') }} as k
+    on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}

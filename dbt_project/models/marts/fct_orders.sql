@@ -1,0 +1,119 @@
+-- One row per order: an accumulating snapshot from order to payment, delivery, return and refund.
+-- Delivered = every line's shipments delivered; on time = last delivery's Europe/Paris date on or
+-- before the promised date; in full = delivered quantity = ordered quantity on every line;
+-- OTIF = both, per order (not on-time rate x in-full rate).
+with orders as (
+    select * from {{ ref('stg_erp__orders') }}
+),
+
+lines as (
+    select order_id, count(*) as lines, sum(quantity) as units_ordered
+    from {{ ref('stg_erp__order_lines') }}
+    group by order_id
+),
+
+line_delivery as (
+    select
+        l.order_id,
+        l.line_no,
+        l.quantity,
+        count(s.shipment_id) as shipments,
+        sum(case when s.status = 'delivered' then s.quantity else 0 end) as units_delivered,
+        sum(case when s.status <> 'delivered' then 1 else 0 end) as undelivered_shipments,
+        sum(case when s.status = 'lost' then 1 else 0 end) as lost_shipments,
+        min(s.shipped_at) as first_shipped_at,
+        max(s.delivered_at) as last_delivered_at,
+        max(s.delivered_local_date) as last_delivered_local_date
+    from {{ ref('stg_erp__order_lines') }} as l
+    left join {{ ref('stg_erp__shipments') }} as s on s.order_id = l.order_id and s.line_no = l.line_no
+    group by l.order_id, l.line_no, l.quantity
+),
+
+delivery as (
+    select
+        order_id,
+        min(first_shipped_at) as first_shipped_at,
+        -- delivered when every line has shipments and all of them are delivered
+        min(case when shipments > 0 and undelivered_shipments = 0 then 1 else 0 end) = 1 as is_delivered,
+        max(last_delivered_at) as last_delivered_at,
+        max(last_delivered_local_date) as last_delivered_local_date,
+        min(case when units_delivered >= quantity then 1 else 0 end) = 1 as all_lines_in_full,
+        sum(units_delivered) as units_delivered,
+        sum(lost_shipments) > 0 as has_lost_shipment
+    from line_delivery
+    group by order_id
+),
+
+invoices as (
+    select
+        order_id,
+        min(invoice_id) as invoice_id,
+        min(issued_at) as invoiced_at,
+        max(case when status = 'paid' then updated_at end) as paid_at
+    from {{ ref('stg_billing__invoices') }}
+    where order_id is not null
+    group by order_id
+),
+
+refunds as (
+    select i.order_id, sum(r.amount_minor) as refunded_minor, min(r.refunded_at) as first_refunded_at
+    from {{ ref('stg_billing__refunds') }} as r
+    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+    inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+    where i.order_id is not null
+    group by i.order_id
+),
+
+returns as (
+    select order_id, count(*) as returns, min(received_at) as first_returned_at
+    from {{ ref('stg_erp__returns') }}
+    group by order_id
+)
+
+select
+    o.order_id,
+    k.customer_key,
+    o.erp_account_id,
+    o.sales_channel,
+    o.currency,
+    o.total_amount,
+    o.status,
+    o.ordered_at,
+    o.ordered_local_date,
+    o.promised_delivery_date,
+    coalesce(l.lines, 0) as lines,
+    coalesce(l.units_ordered, 0) as units_ordered,
+    d.first_shipped_at,
+    coalesce(d.is_delivered, false) as is_delivered,
+    case when d.is_delivered then d.last_delivered_at end as delivered_at,
+    case when d.is_delivered then d.last_delivered_local_date end as delivered_local_date,
+    case when d.is_delivered then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date') }} end
+        as is_on_time,
+    case when d.is_delivered then d.all_lines_in_full end as is_in_full,
+    case when d.is_delivered
+        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date') }} and d.all_lines_in_full
+    end as is_otif,
+    case when d.is_delivered
+        then {{ promise_gap_days('d.last_delivered_local_date', 'o.promised_delivery_date') }}
+    end as promise_gap_days,
+    coalesce(d.has_lost_shipment, false) as has_lost_shipment,
+    coalesce(d.units_delivered, 0) as units_delivered,
+    i.invoice_id,
+    i.invoiced_at,
+    i.paid_at,
+    coalesce(rt.returns, 0) as returns,
+    rt.first_returned_at,
+    coalesce(rf.refunded_minor, 0) as refunded_minor,
+    rf.first_refunded_at,
+    rf.order_id is not null as has_refund,
+    {{ hours_between('o.ordered_at', 'd.first_shipped_at') }} as hours_to_ship,
+    case when d.is_delivered then {{ hours_between('o.ordered_at', 'd.last_delivered_at') }} end as hours_to_deliver,
+    {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay
+from orders as o
+left join lines as l on l.order_id = o.order_id
+left join delivery as d on d.order_id = o.order_id
+left join invoices as i on i.order_id = o.order_id
+left join refunds as rf on rf.order_id = o.order_id
+left join returns as rt on rt.order_id = o.order_id
+left join {{ ref('int_customer_keys') }} as k
+    on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}

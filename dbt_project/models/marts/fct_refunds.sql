@@ -1,0 +1,18 @@
+-- One row per refund, in integer minor units with its currency.
+select
+    r.refund_id,
+    r.payment_id,
+    p.invoice_id,
+    i.order_id,
+    k.customer_key,
+    r.refunded_at,
+    {{ utc_date('r.refunded_at') }} as refund_date,
+    r.amount_minor,
+    r.currency,
+    r.reason,
+    r.reason = 'service_failure' as is_service_failure
+from {{ ref('stg_billing__refunds') }} as r
+left join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+left join {{ ref('int_customer_keys') }} as k
+    on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
