@@ -1,5 +1,6 @@
 {#-
-    The current version of each key in a raw-zone relation: the newest `version_expr`, then the
+    The current version of each key in a raw-zone relation, among the drops delivered up to the
+    run's `as_of` date: the newest `version_expr`, then the
     newest drop, then the latest extract and the last line (a re-send is an exact copy).
     Portable (row_number instead of QUALIFY, which Spark SQL lacks).
 -#}
@@ -14,6 +15,7 @@ select * from (
                 _business_date desc, _extracted_at desc, _source_line desc
         ) as _version_rank
     from {{ relation }} as src
+    where src._business_date <= {{ cx_as_of() }}
 ) as versions
 where _version_rank = 1
 {%- endmacro %}
