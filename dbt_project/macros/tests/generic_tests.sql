@@ -26,14 +26,23 @@ from {{ model }}
 where not ({{ expression }})
 {% endtest %}
 
-{#- The sum (or count) of an expression equals the same aggregate on another relation. -#}
-{% test reconciles_with(model, expression, compare_model, compare_expression=none, where=none, compare_where=none) %}
+{#- The sum of an expression equals the same sum on another relation. `compare_distinct` names columns
+    that identify a record in the other relation (e.g. a raw zone holding re-sent copies). -#}
+{% test reconciles_with(model, expression, compare_model, compare_expression=none, where=none, compare_where=none,
+                        compare_distinct=none) %}
 with a as (
     select coalesce(sum({{ expression }}), 0) as total from {{ model }} {% if where %}where {{ where }}{% endif %}
 ),
-b as (
-    select coalesce(sum({{ compare_expression or expression }}), 0) as total
+compared as (
+    {% if compare_distinct %}
+    select distinct {{ compare_distinct | join(', ') }}, {{ compare_expression or expression }} as v
+    {% else %}
+    select {{ compare_expression or expression }} as v
+    {% endif %}
     from {{ compare_model }} {% if compare_where %}where {{ compare_where }}{% endif %}
+),
+b as (
+    select coalesce(sum(v), 0) as total from compared
 )
 select a.total as model_total, b.total as compare_total
 from a cross join b

@@ -27,7 +27,11 @@ email_to_person as (
 ),
 
 identifiers as (
-    select distinct identifier, ref_customer_id, ref_email_hash
+    -- one row per identifier: a CRM id resolves on its own, whatever e-mail came with it
+    select distinct
+        identifier,
+        ref_customer_id,
+        case when ref_customer_id is null then ref_email_hash end as ref_email_hash
     from {{ ref('int_identity_observations') }}
     where identifier is not null
 )
