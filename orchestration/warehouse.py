@@ -1,0 +1,53 @@
+"""Run the dbt project against a data directory (thin wrapper over dbt's programmatic runner)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ingestion import settings
+
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+@contextmanager
+def _data_dir_env(data_dir: Path) -> Iterator[None]:
+    before = os.environ.get(settings.DATA_DIR_ENV)
+    os.environ[settings.DATA_DIR_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(settings.DATA_DIR_ENV, None)
+        else:
+            os.environ[settings.DATA_DIR_ENV] = before
+
+
+def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None = None,
+            target: str | None = None) -> list:
+    """Run ``dbt <args>`` on the project for ``data_dir``; raise ``DbtError`` naming what failed."""
+    from dbt.cli.main import dbtRunner
+
+    data_dir = Path(data_dir) if data_dir else settings.data_dir()
+    cli = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+           "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")]
+    if target:
+        cli += ["--target", target]
+    if dbt_vars:
+        cli += ["--vars", json.dumps(dbt_vars)]
+    with _data_dir_env(data_dir):
+        result = dbtRunner().invoke(cli)
+    if not result.success:
+        failed = []
+        for r in getattr(result.result, "results", None) or []:
+            if str(r.status) in ("error", "fail"):
+                failed.append(f"{r.node.name}: {r.status} {r.message or ''}".strip())
+        raise DbtError(f"dbt {' '.join(args)} failed: " + ("; ".join(failed[:10]) or str(result.exception)))
+    return list(getattr(result.result, "results", None) or [])
