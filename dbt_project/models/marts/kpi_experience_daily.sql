@@ -1,6 +1,17 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['kpi_date'],
+        on_schema_change='fail',
+    )
+}}
 -- CX KPIs per day, in long form, with sample size and 95 % interval (docs/kpi-decisions.md).
 -- kpi_date is the UTC date of the measured event: the response, the delivery, the first response,
 -- the resolution, the invoice or the payment attempt.
+-- Incremental: a run for the partition window [min_date, max_date) recomputes every KPI date from
+-- min_date - kpi_lookback_days on (late arrivals and reopened cases change recent dates), using the
+-- data delivered up to as_of. A full refresh recomputes [min_date, max_date) (default: everything).
 {%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
 with customers as (
     select customer_key, segment, persona from {{ ref('dim_customer') }}
@@ -94,9 +105,13 @@ events as (
 
 windowed as (
     select * from events
-    where kpi_date >= cast('{{ var("min_date") }}' as date)
-      and kpi_date < cast('{{ var("max_date") }}' as date)
+    where kpi_date < cast('{{ var("max_date") }}' as date)
       and kpi_date <= {{ cx_as_of() }}
+      {%- if is_incremental() %}
+      and kpi_date >= {{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), "cast('" ~ var('min_date') ~ "' as date)") }}
+      {%- else %}
+      and kpi_date >= cast('{{ var("min_date") }}' as date)
+      {%- endif %}
 ),
 
 aggregated as (
