@@ -1,0 +1,45 @@
+"""The KPI statistics macros, compiled by dbt and evaluated in DuckDB, against worked examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.warehouse import run_dbt
+
+
+def evaluate(tmp_path: Path, sql: str) -> tuple:
+    (result,) = run_dbt(["compile", "--inline", sql], data_dir=tmp_path)
+    (row,) = duckdb.sql(result.node.compiled_code).limit(1).fetchall()
+    return row
+
+
+def test_nps_worked_example_adjusted_wald(tmp_path: Path) -> None:
+    """kpi-definitions.md: P/passives/D = 50/30/20 (n = 100) gives NPS 30, interval ~ [14.1, 44.2]."""
+    value, low, high = evaluate(tmp_path, "select {{ nps_value(50, 20, 100) }}, "
+                                          "{{ nps_adjusted_wald(50, 20, 100, 'low') }}, "
+                                          "{{ nps_adjusted_wald(50, 20, 100, 'high') }}")
+    assert value == pytest.approx(30.0)
+    assert round(low, 1) == 14.1 and round(high, 1) == 44.2
+
+
+def test_nps_interval_is_clipped_to_its_range(tmp_path: Path) -> None:
+    low, high = evaluate(tmp_path, "select {{ nps_adjusted_wald(0, 40, 40, 'low') }}, "
+                                   "{{ nps_adjusted_wald(40, 0, 40, 'high') }}")
+    assert low >= -100 and high <= 100
+
+
+def test_wilson_interval(tmp_path: Path) -> None:
+    # 8 of 10: Wilson 95 % = [0.4902, 0.9433]; 0 of 10: lower bound exactly 0
+    low, high, zero_low = evaluate(tmp_path, "select {{ wilson_low(8, 10) }}, {{ wilson_high(8, 10) }}, "
+                                             "{{ wilson_low(0, 10) }}")
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert zero_low == pytest.approx(0.0, abs=1e-12)
+
+
+def test_nps_category_and_reportability_boundaries(tmp_path: Path) -> None:
+    row = evaluate(tmp_path, "select " + ", ".join(f"{{{{ nps_category({s}) }}}}" for s in (0, 6, 7, 8, 9, 10, 11))
+                   + ", {{ is_reportable(29) }}, {{ is_reportable(30) }}")
+    assert row == ("detractor", "detractor", "passive", "passive", "promoter", "promoter", None, False, True)
