@@ -43,3 +43,35 @@ def test_nps_category_and_reportability_boundaries(tmp_path: Path) -> None:
     row = evaluate(tmp_path, "select " + ", ".join(f"{{{{ nps_category({s}) }}}}" for s in (0, 6, 7, 8, 9, 10, 11))
                    + ", {{ is_reportable(29) }}, {{ is_reportable(30) }}")
     assert row == ("detractor", "detractor", "passive", "passive", "promoter", "promoter", None, False, True)
+
+
+def test_journey_moments_every_branch(tmp_path: Path) -> None:
+    cases = {
+        # delivery: late wins over incomplete; both fine -> positive
+        "{{ delivery_moment_reason('false', 'false') }}": "late delivery",
+        "{{ delivery_moment_reason('false', 'true') }}": "late delivery",
+        "{{ delivery_moment_reason('true', 'false') }}": "incomplete delivery",
+        "{{ delivery_moment_reason('true', 'true') }}": "delivered as promised",
+        "{{ delivery_moment('true', 'false') }}": "negative",
+        "{{ delivery_moment('true', 'true') }}": "positive",
+        # support: reopened wins over multi-contact; one contact -> first-contact resolution
+        "{{ case_moment_reason(1, 3) }}": "reopened case",
+        "{{ case_moment_reason(0, 2) }}": "multi-contact case",
+        "{{ case_moment_reason(0, 1) }}": "first-contact resolution",
+        "{{ case_moment(0, 2) }}": "negative",
+        "{{ case_moment(0, 1) }}": "positive",
+        # survey answers at each boundary
+        "{{ response_moment(\"'nps'\", 9) }}": "positive", "{{ response_moment(\"'nps'\", 8) }}": "neutral",
+        "{{ response_moment(\"'nps'\", 7) }}": "neutral", "{{ response_moment(\"'nps'\", 6) }}": "negative",
+        "{{ response_moment(\"'csat'\", 4) }}": "positive", "{{ response_moment(\"'csat'\", 3) }}": "neutral",
+        "{{ response_moment(\"'csat'\", 2) }}": "negative", "{{ response_moment(\"'ces'\", 6) }}": "positive",
+        "{{ response_moment(\"'ces'\", 5) }}": "neutral", "{{ response_moment(\"'ces'\", 4) }}": "neutral",
+        "{{ response_moment(\"'ces'\", 3) }}": "negative",
+        "{{ response_moment_reason(\"'nps'\", 0) }}": "detractor answer",
+        "{{ response_moment_reason(\"'ces'\", 1) }}": "effortful answer",
+        # experience profile from the latest NPS answer
+        "{{ nps_profile(10) }}": "advocate", "{{ nps_profile(9) }}": "advocate", "{{ nps_profile(8) }}": "passive",
+        "{{ nps_profile(7) }}": "passive", "{{ nps_profile(6) }}": "negative", "{{ nps_profile(0) }}": "negative",
+    }
+    row = evaluate(tmp_path, "select " + ", ".join(cases))
+    assert dict(zip(cases, row, strict=True)) == cases

@@ -36,22 +36,22 @@
     ({{ n }} >= {{ var('min_reportable_n', 30) }})
 {%- endmacro %}
 
-{#- Wilson score interval for x successes out of n (95 %). -#}
+{#- Wilson score interval for x successes out of n (95 %); exact at x = 0 and x = n. -#}
 {% macro wilson_low(x, n, z=1.96) -%}
-    case when {{ n }} > 0 then
+    case when {{ n }} > 0 and ({{ x }}) = 0 then 0.0 when {{ n }} > 0 then greatest(0.0,
         ((({{ x }}) * 1.0 / ({{ n }})) + {{ z }} * {{ z }} / (2.0 * ({{ n }}))
          - {{ z }} * sqrt((({{ x }}) * 1.0 / ({{ n }})) * (1 - (({{ x }}) * 1.0 / ({{ n }}))) / ({{ n }})
                          + {{ z }} * {{ z }} / (4.0 * ({{ n }}) * ({{ n }}))))
-        / (1 + {{ z }} * {{ z }} / ({{ n }}))
+        / (1 + {{ z }} * {{ z }} / ({{ n }})))
     end
 {%- endmacro %}
 
 {% macro wilson_high(x, n, z=1.96) -%}
-    case when {{ n }} > 0 then
+    case when {{ n }} > 0 and ({{ x }}) = ({{ n }}) then 1.0 when {{ n }} > 0 then least(1.0,
         ((({{ x }}) * 1.0 / ({{ n }})) + {{ z }} * {{ z }} / (2.0 * ({{ n }}))
          + {{ z }} * sqrt((({{ x }}) * 1.0 / ({{ n }})) * (1 - (({{ x }}) * 1.0 / ({{ n }}))) / ({{ n }})
                          + {{ z }} * {{ z }} / (4.0 * ({{ n }}) * ({{ n }}))))
-        / (1 + {{ z }} * {{ z }} / ({{ n }}))
+        / (1 + {{ z }} * {{ z }} / ({{ n }})))
     end
 {%- endmacro %}
 

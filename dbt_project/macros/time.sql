@@ -28,3 +28,18 @@
 {% macro hours_between(start_ts, end_ts) -%}
     ({{ dbt.datediff(start_ts, end_ts, 'second') }} / 3600.0)
 {%- endmacro %}
+
+{#- One row per month (column month_start, a date) from the month of `start_date` to the month of `end_date`. -#}
+{% macro month_spine(start_date, end_date) -%}
+    {{ return(adapter.dispatch('month_spine', 'cx_warehouse')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro default__month_spine(start_date, end_date) -%}
+    select explode(sequence(trunc({{ start_date }}, 'MM'), trunc({{ end_date }}, 'MM'), interval 1 month))
+        as month_start
+{%- endmacro %}
+
+{% macro duckdb__month_spine(start_date, end_date) -%}
+    select cast(unnest(generate_series(date_trunc('month', {{ start_date }}), date_trunc('month', {{ end_date }}),
+                                       interval 1 month)) as date) as month_start
+{%- endmacro %}

@@ -78,6 +78,7 @@ select
     o.currency,
     o.total_amount,
     o.status,
+    o.updated_at as status_updated_at,
     o.ordered_at,
     o.ordered_local_date,
     o.promised_delivery_date,
