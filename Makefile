@@ -28,8 +28,10 @@ install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 demo: install
 	$(BIN)/cxw generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --start $(DEMO_START) --seed $(DEMO_SEED)
 	$(BIN)/cxw ingest --all
+	$(BIN)/cxw build
 	@echo "drops: $(CX_DATA_DIR)/landing (planted effects and mess: landing/truth.json)"
 	@echo "raw zone: $(CX_DATA_DIR)/raw, quarantine: $(CX_DATA_DIR)/quarantine, load audit: raw/_load_audit"
+	@echo "warehouse: $(CX_DATA_DIR)/warehouse.duckdb (marts, restricted); KPI definitions: docs/kpi-decisions.md"
 	@echo "browse the assets: make dev (Dagster UI on http://127.0.0.1:3000)"
 
 dev: install

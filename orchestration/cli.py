@@ -187,5 +187,41 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
         sys.exit(1)
 
 
+@main.command()
+@click.option("--as-of", "as_of", callback=_parse_date, default=None,
+              help="Only drops with business_date <= this date count (default: everything loaded).")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models (customer keys are kept).")
+def build(as_of: dt.date | None, full_refresh: bool) -> None:
+    """Build and test the dbt warehouse ($CX_DATA_DIR/warehouse.duckdb) from the raw zone."""
+    import duckdb
+
+    from orchestration.warehouse import DbtError, run_dbt
+
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    t0 = time.perf_counter()
+    try:
+        results = run_dbt(args, dbt_vars={"as_of": as_of.isoformat()} if as_of else None)
+    except DbtError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts: dict[str, int] = {}
+    for r in results:
+        kind = r.node.resource_type.value if hasattr(r.node.resource_type, "value") else str(r.node.resource_type)
+        counts[kind] = counts.get(kind, 0) + 1
+    click.echo(f"dbt build passed in {time.perf_counter() - t0:.0f} s: "
+               + ", ".join(f"{n} {k}s" for k, n in sorted(counts.items())))
+    path = settings.warehouse_path()
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.sql(
+            "select kpi, value, n, ci_low, ci_high, is_reportable from marts.kpi_experience_daily "
+            "where dimension = 'all' and kpi_date = (select max(kpi_date) from marts.kpi_experience_daily) "
+            "order by kpi").fetchall()
+        day = con.sql("select max(kpi_date) from marts.kpi_experience_daily").fetchall()[0][0]
+    click.echo(f"KPIs of {day} (all customers; * = not reportable, n < 30):")
+    for kpi, value, n, lo, hi, ok in rows:
+        interval = f"[{lo:.3g}, {hi:.3g}]" if lo is not None else ""
+        click.echo(f"  {kpi:<26} {value:>9.3f}  n={n:<5} {interval}{'' if ok else ' *'}")
+    click.echo(f"warehouse: {path}")
+
+
 if __name__ == "__main__":
     main()

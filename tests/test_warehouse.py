@@ -241,3 +241,16 @@ def test_incremental_run_recomputes_only_its_lookback_window(warehouse: Path, oc
     # refund arriving more than `lookback` days later belongs to an older date (hence the 45-day default)
     retroactive = pl.col("kpi").is_in(["refund_rate_orders", "refund_rate_value"])
     _assert_same(incremental.filter(~older & ~retroactive), full.filter(~older & ~retroactive))
+
+
+def test_cli_build_reports_tests_and_latest_kpis(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CX_DATA_DIR", str(warehouse))
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 0, result.output
+    assert "dbt build passed" in result.output and "unit_tests" in result.output
+    kpi_lines = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    assert {"nps", "csat", "on_time_delivery_rate", "payment_failure_rate"} <= set(kpi_lines)
