@@ -30,6 +30,19 @@ def _data_dir_env(data_dir: Path) -> Iterator[None]:
             os.environ[settings.DATA_DIR_ENV] = before
 
 
+def ensure_manifest(manifest_path: Path) -> None:
+    """Parse the project when its manifest is missing (no database needed). `make install` and CI
+    prepare it; this keeps a fresh checkout importable under plain `python` or pytest too."""
+    if Path(manifest_path).exists():
+        return
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+                                 "--target-path", str(Path(manifest_path).parent), "--quiet"])
+    if not result.success:
+        raise DbtError(f"dbt parse failed: {result.exception}")
+
+
 def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None = None,
             target: str | None = None) -> list:
     """Run ``dbt <args>`` on the project for ``data_dir``; raise ``DbtError`` naming what failed."""
