@@ -223,5 +223,86 @@ def build(as_of: dt.date | None, full_refresh: bool) -> None:
     click.echo(f"warehouse: {path}")
 
 
+def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcessResult
+    """Failed steps and failed checks of an in-process run, as readable lines."""
+    from dagster import AssetCheckSeverity, DagsterEventType
+
+    problems = []
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            message = event.event_specific_data.error.message.strip().splitlines()
+            problems.append(f"{label}: step {event.step_key} failed: {message[-1] if message else ''}")
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                detail = evaluation.description or ""
+                line = (f"{label}: check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+                        f"failed{': ' + detail if detail else ''}")
+                if evaluation.severity == AssetCheckSeverity.ERROR:
+                    problems.append(line)
+                else:
+                    click.echo(f"warning {line}", err=True)
+    return problems
+
+
+def _run_job(name: str, label: str, **kwargs) -> list[str]:  # noqa: ANN003
+    from orchestration.definitions import defs
+
+    result = defs.resolve_job_def(name).execute_in_process(instance=_instance(), raise_on_error=False,
+                                                           run_config=QUIET, **kwargs)
+    return _report(result, label)
+
+
+def _finish(problems: list[str]) -> None:
+    for p in problems:
+        click.echo(f"FAILED {p}", err=True)
+    if problems:
+        sys.exit(1)
+    path = settings.serving_dir()
+    click.echo(f"published: {path / 'cx.duckdb'} and {path / 'parquet'}/ "
+               f"(Data Docs: {settings.data_dir() / 'docs' / 'gx' / 'index.html'})")
+
+
+@main.command()
+@click.option("--date", "date", callback=_parse_date, required=True, help="Business date (YYYY-MM-DD).")
+def nightly(date: dt.date) -> None:
+    """The nightly run for one business date: ingest -> dbt -> checks -> publish."""
+    _finish(_run_job("nightly", str(date), partition_key=date.isoformat()))
+
+
+@main.command()
+@click.option("--start", callback=_parse_date, required=True, help="First business date (inclusive).")
+@click.option("--end", callback=_parse_date, required=True, help="Last business date (inclusive).")
+def backfill(start: dt.date, end: dt.date) -> None:
+    """Ingest each business date of a range, then build, check and publish once for the whole range."""
+    days = _date_range(None, start, end)
+    problems = []
+    with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda d: d.isoformat() if d else "") as bar:
+        for day in bar:
+            problems += _run_job("ingest", str(day), partition_key=day.isoformat())
+    if problems:
+        _finish(problems)
+    click.echo(f"building the warehouse for {start} .. {end} (one dbt run), checking and publishing", err=True)
+    _finish(_run_job("warehouse", f"{start}..{end}", tags={
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat()}))
+
+
+@main.command()
+@click.option("--date", "date", callback=_parse_date, required=True,
+              help="Business date the published data is as of (YYYY-MM-DD).")
+def publish(date: dt.date) -> None:
+    """Publish the current marts to BI (serving/cx.duckdb and Parquet), through Dagster."""
+    import dagster as dg
+
+    from orchestration.assets.serving import published_marts
+    from orchestration.resources import CxData
+
+    result = dg.materialize([published_marts], partition_key=date.isoformat(), resources={"cx": CxData()},
+                            instance=_instance(), raise_on_error=False)
+    _finish(_report(result, str(date)))
+
+
 if __name__ == "__main__":
     main()

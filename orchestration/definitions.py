@@ -1,21 +1,59 @@
-"""The Dagster code location of the CX warehouse (``dagster dev -m orchestration.definitions``)."""
+"""The Dagster code location of the CX warehouse (``dagster dev -m orchestration.definitions``).
 
-from __future__ import annotations
+Lineage: landing drops -> raw zone (ingestion assets) -> dbt staging / intermediate / marts
+(dbt tests and Great Expectations suites as checks) -> the published copy BI reads.
+"""
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
+from .alerts import alert_on_run_failure
 from .assets.ingestion import ingest_assets
+from .assets.serving import published_marts
+from .assets.warehouse import cx_dbt_incremental, cx_dbt_models, dbt_project
+from .checks import gx_checks
+from .partitions import daily_partitions
 from .resources import CxData
 from .sensors import landing_drop_sensor
+
+warehouse_selection = dg.AssetSelection.assets(cx_dbt_models, cx_dbt_incremental, published_marts)
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("raw"),
     description="Land every system's drop of one business date into the raw zone.",
 )
+warehouse_job = dg.define_asset_job(
+    "warehouse", selection=warehouse_selection,
+    description="Build the dbt warehouse for a partition or a range (one dbt call), gate it with dbt tests and "
+                "Great Expectations, and publish it to BI.",
+)
+nightly_job = dg.define_asset_job(
+    "nightly", selection=dg.AssetSelection.groups("raw") | warehouse_selection,
+    description="The nightly run for one business date: ingest -> dbt -> checks -> publish.",
+)
+
+
+@dg.schedule(job=nightly_job, cron_schedule=os.environ.get("CX_NIGHTLY_CRON", "0 2 * * *"),
+             execution_timezone=os.environ.get("CX_NIGHTLY_TZ", "Europe/Paris"),
+             description="Run the nightly job for yesterday's business date (02:00 Europe/Paris by default).")
+def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    day = (context.scheduled_execution_time.date() - dt.timedelta(days=1)).isoformat()
+    return dg.RunRequest(run_key=f"nightly-{day}", partition_key=day)
+
 
 defs = dg.Definitions(
-    assets=ingest_assets,
-    jobs=[ingest_job],
-    sensors=[landing_drop_sensor],
-    resources={"cx": CxData()},
+    assets=[*ingest_assets, cx_dbt_models, cx_dbt_incremental, published_marts],
+    asset_checks=gx_checks,
+    jobs=[ingest_job, warehouse_job, nightly_job],
+    schedules=[nightly_schedule],
+    sensors=[landing_drop_sensor, alert_on_run_failure],
+    resources={"cx": CxData(),
+               # the dbt of this interpreter's environment, whether or not the venv is activated
+               "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt"))},
 )
+__all__ = ["defs", "daily_partitions"]

@@ -1,0 +1,82 @@
+"""The dbt warehouse as Dagster assets (dagster-dbt).
+
+Two ``@dbt_assets`` share the business-date partitions and pass the partition to dbt as vars:
+
+* ``cx_dbt_incremental``: the incremental KPI mart, built for the partition window
+  (``min_date``/``max_date``, half-open) with ``as_of`` = the window's last business date;
+* ``cx_dbt_models``: every other model, rebuilt as of the same ``as_of`` so a backfill of an old
+  window gives that window's numbers.
+
+Both use a single-run backfill policy (one dbt call over a whole backfill range) and the
+``duckdb_writer`` pool, so only one process writes the DuckDB file at a time. dbt tests surface
+as Dagster asset checks; sources map to the ingestion assets, so it is one lineage graph.
+"""
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.warehouse import DBT_PROJECT, ensure_manifest
+
+from ..partitions import daily_partitions
+from ..resources import CxData
+
+DUCKDB_POOL = "duckdb_writer"
+INCREMENTAL_SELECT = "config.materialized:incremental,path:models/marts"
+OWNERS = {"staging": ["team:analytics-engineering"], "intermediate": ["team:analytics-engineering"],
+          "marts": ["team:cx-analytics"]}
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT)
+ensure_manifest(dbt_project.manifest_path)
+
+
+class CxDbtTranslator(DagsterDbtTranslator):
+    """Groups by layer (staging / intermediate / marts / restricted), owners per layer."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        if props.get("resource_type") != "model":
+            return spec
+        fqn = props.get("fqn", [])
+        layer = fqn[1] if len(fqn) > 2 else "marts"
+        group = "restricted" if "restricted" in fqn else layer
+        return spec.replace_attributes(group_name=group, owners=OWNERS.get(layer, ["team:cx-analytics"]))
+
+
+translator = CxDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """dbt vars of the run's partition window: half-open [min_date, max_date), as_of = last day."""
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    return {"min_date": start.isoformat(), "max_date": end.isoformat(),
+            "as_of": (end - dt.timedelta(days=1)).isoformat()}
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
+    # dbt's profile reads CX_DATA_DIR: point it at the same data directory as the other assets
+    os.environ["CX_DATA_DIR"] = str(cx.root())
+    args = ["build", "--vars", json.dumps(partition_vars(context))]
+    yield from dbt.cli(args, context=context).stream()
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, select=INCREMENTAL_SELECT,
+            dagster_dbt_translator=translator, partitions_def=daily_partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL, name="cx_dbt_incremental")
+def cx_dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
+    yield from _build(context, dbt, cx)
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=INCREMENTAL_SELECT,
+            dagster_dbt_translator=translator, partitions_def=daily_partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL, name="cx_dbt_models")
+def cx_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
+    yield from _build(context, dbt, cx)
+
