@@ -3,12 +3,13 @@
 import json
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
 from orchestration.publish import publish
 
 from ..partitions import daily_partitions
 from ..resources import CxData
-from .warehouse import DUCKDB_POOL, dbt_project
+from .warehouse import DUCKDB_POOL, cx_dbt_incremental, cx_dbt_models, dbt_project
 
 # every model in the `marts` schema is published (restricted models are not)
 BI_MODELS = sorted(
@@ -17,7 +18,11 @@ BI_MODELS = sorted(
 )
 
 
-@dg.asset(key=["serving", "cx_duckdb"], group_name="serving", deps=[dg.AssetKey(m) for m in BI_MODELS],
+BI_ASSET_KEYS = [get_asset_key_for_model([cx_dbt_incremental if m == "kpi_experience_daily" else cx_dbt_models], m)
+                 for m in BI_MODELS]
+
+
+@dg.asset(key=["serving", "cx_duckdb"], group_name="serving", deps=BI_ASSET_KEYS,
           partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL,
           kinds={"duckdb", "parquet"}, owners=["team:data-platform"],
           description="BI-facing marts copied atomically to serving/cx.duckdb and serving/parquet/.")
