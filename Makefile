@@ -33,22 +33,23 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-install: $(BIN)/.installed $(SPARK_VENV)/bin/.installed $(DAGSTER_HOME)/dagster.yaml
+install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	cd dbt_project && CX_DATA_DIR=$(CX_DATA_DIR) ../$(BIN)/dbt parse --profiles-dir . --quiet
+
+DEMO_END = $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
 demo: install
 	$(BIN)/cxw generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --start $(DEMO_START) --seed $(DEMO_SEED)
-	$(BIN)/cxw ingest --all
-	$(BIN)/cxw build
+	$(BIN)/cxw backfill --start $(DEMO_START) --end $(DEMO_END)
 	@echo "drops: $(CX_DATA_DIR)/landing (planted effects and mess: landing/truth.json)"
 	@echo "raw zone: $(CX_DATA_DIR)/raw, quarantine: $(CX_DATA_DIR)/quarantine, load audit: raw/_load_audit"
-	@echo "warehouse: $(CX_DATA_DIR)/warehouse.duckdb (marts, restricted); KPI definitions: docs/kpi-decisions.md"
-	@echo "browse the assets: make dev (Dagster UI on http://127.0.0.1:3000)"
+	@echo "live warehouse (not for BI): $(CX_DATA_DIR)/warehouse.duckdb; KPI definitions: docs/kpi-decisions.md"
+	@echo "browse assets, checks and runs: make dev, then open http://127.0.0.1:3000"
 
 dev: install
 	$(BIN)/dagster dev -m orchestration.definitions
 
-test: install
+test: install $(SPARK_VENV)/bin/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -193,8 +193,6 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models (customer keys are kept).")
 def build(as_of: dt.date | None, full_refresh: bool) -> None:
     """Build and test the dbt warehouse ($CX_DATA_DIR/warehouse.duckdb) from the raw zone."""
-    import duckdb
-
     from orchestration.warehouse import DbtError, run_dbt
 
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
@@ -210,17 +208,24 @@ def build(as_of: dt.date | None, full_refresh: bool) -> None:
     click.echo(f"dbt build passed in {time.perf_counter() - t0:.0f} s: "
                + ", ".join(f"{n} {k}s" for k, n in sorted(counts.items())))
     path = settings.warehouse_path()
+    _print_kpis(path, "marts.")
+    click.echo(f"warehouse: {path}")
+
+
+def _print_kpis(path: Path, prefix: str = "") -> None:
+    """The latest day's KPIs (all customers) from the warehouse or its published copy."""
+    import duckdb
+
+    table = f"{prefix}kpi_experience_daily"
     with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.sql(
-            "select kpi, value, n, ci_low, ci_high, is_reportable from marts.kpi_experience_daily "
-            "where dimension = 'all' and kpi_date = (select max(kpi_date) from marts.kpi_experience_daily) "
-            "order by kpi").fetchall()
-        day = con.sql("select max(kpi_date) from marts.kpi_experience_daily").fetchall()[0][0]
+        day = con.execute(f"select max(kpi_date) from {table}").fetchone()[0]
+        rows = con.execute(f"select kpi, value, n, ci_low, ci_high, is_reportable from {table} "
+                           "where dimension = 'all' and kpi_date = ? order by kpi", [day]).fetchall()
     click.echo(f"KPIs of {day} (all customers; * = not reportable, n < 30):")
     for kpi, value, n, lo, hi, ok in rows:
         interval = f"[{lo:.3g}, {hi:.3g}]" if lo is not None else ""
-        click.echo(f"  {kpi:<26} {value:>9.3f}  n={n:<5} {interval}{'' if ok else ' *'}")
-    click.echo(f"warehouse: {path}")
+        shown = f"{value:>9.3f}" if value is not None else f"{'-':>9}"
+        click.echo(f"  {kpi:<26} {shown}  n={n:<5} {interval}{'' if ok else ' *'}")
 
 
 def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcessResult
@@ -259,8 +264,9 @@ def _finish(problems: list[str]) -> None:
     if problems:
         sys.exit(1)
     path = settings.serving_dir()
-    click.echo(f"published: {path / 'cx.duckdb'} and {path / 'parquet'}/ "
-               f"(Data Docs: {settings.data_dir() / 'docs' / 'gx' / 'index.html'})")
+    _print_kpis(path / "cx.duckdb")
+    click.echo(f"published for BI: {path / 'cx.duckdb'} (DuckDB) and {path / 'parquet'}/ (Parquet)")
+    click.echo(f"Great Expectations Data Docs: {settings.data_dir() / 'docs' / 'gx' / 'index.html'}")
 
 
 @main.command()
