@@ -32,7 +32,8 @@ OWNERS = {"staging": ["team:analytics-engineering"], "intermediate": ["team:anal
           "marts": ["team:cx-analytics"]}
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT)
-ensure_manifest(dbt_project.manifest_path)
+dbt_project.prepare_if_dev()  # under `dagster dev`: re-parse so model edits show up
+ensure_manifest(dbt_project.manifest_path)  # elsewhere: `make install` / CI prepared it (parsed here if not)
 
 
 class CxDbtTranslator(DagsterDbtTranslator):
