@@ -59,3 +59,19 @@ def test_failed_run_triggers_the_alert_sensor(tmp_path: Path, monkeypatch: pytes
         alert_on_run_failure(context.for_run_failure())
     (line,) = (tmp_path / "alerts.log").read_text().splitlines()
     assert json.loads(line)["job"] == "failing" and json.loads(line)["run_id"] == result.run_id
+
+
+def test_nightly_schedule_runs_yesterday_at_two_paris_time() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from orchestration.definitions import defs, nightly_schedule
+
+    assert nightly_schedule.cron_schedule == "0 2 * * *"
+    assert nightly_schedule.execution_timezone == "Europe/Paris"
+    # 02:00 Paris on 2026-11-22 is still 01:00 UTC: the business date is the Paris day before
+    when = dt.datetime(2026, 11, 22, 2, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
+    request = nightly_schedule.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == "2026-11-21"
+    assert request.run_key == "nightly-2026-11-21"
