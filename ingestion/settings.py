@@ -43,3 +43,23 @@ def ensure_layout() -> Path:
     for d in (landing_dir(), raw_dir(), quarantine_dir(), serving_dir()):
         d.mkdir(parents=True, exist_ok=True)
     return root
+
+
+# DuckDB engine settings, one source for dbt's profile (same variables and defaults, see
+# dbt_project/profiles.yml) and for the DuckDB connections the benchmarks open themselves.
+# Defaults are tuned for the reference machine: 2 cores, 24 GiB.
+DUCKDB_SETTINGS_ENV = {
+    "threads": ("CX_DUCKDB_THREADS", "2"),
+    "memory_limit": ("CX_DUCKDB_MEMORY_LIMIT", "12GB"),
+    "preserve_insertion_order": ("CX_DUCKDB_PRESERVE_INSERTION_ORDER", "false"),
+    "temp_directory": ("CX_DUCKDB_TEMP_DIRECTORY", None),
+}
+
+
+def duckdb_settings() -> dict[str, str]:
+    """The DuckDB settings in force: each from its environment variable, else the default."""
+    out = {}
+    for key, (env, default) in DUCKDB_SETTINGS_ENV.items():
+        value = os.environ.get(env, default if default is not None else str(data_dir() / "duckdb_tmp"))
+        out[key] = value
+    return out

@@ -1,0 +1,55 @@
+"""``python -m benchmarks``: measure the pipeline at a scale and append the figures to RESULTS.md.
+
+    python -m benchmarks --scale S --record          # 10k customers x 30 days, ~10 min
+    python -m benchmarks --scale M --record          # 100k x 365, about an hour
+    python -m benchmarks --scale L --record          # 1M x 730, on demand (hours; docs/benchmarks.md)
+    python -m benchmarks --scale tiny                # smoke run (CI)
+
+DuckDB settings come from CX_DUCKDB_THREADS, CX_DUCKDB_MEMORY_LIMIT, CX_DUCKDB_PRESERVE_INSERTION_ORDER and
+CX_DUCKDB_TEMP_DIRECTORY (defaults tuned for 2 cores / 24 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from benchmarks import harness
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", choices=sorted(harness.SCALES), default="S")
+    ap.add_argument("--customers", type=int, help="override the scale's customer count")
+    ap.add_argument("--days", type=int, help="override the scale's number of days (>= 2)")
+    ap.add_argument("--repeat", type=int, help="runs per cheap stage (default: the scale's)")
+    ap.add_argument("--build-repeat", type=int, help="runs per full dbt build (default: the scale's)")
+    ap.add_argument("--workdir", type=Path, default=Path("bench_work"),
+                    help="where drops, raw zone and warehouse of each scale go (default: ./bench_work)")
+    ap.add_argument("--reuse-landing", action="store_true",
+                    help="keep drops already generated for this scale in the workdir (generation is not re-timed)")
+    ap.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    ap.add_argument("--results", type=Path, default=harness.RESULTS, help="the Markdown file --record appends to")
+    a = ap.parse_args(argv)
+    scale = harness.SCALES[a.scale]
+    if a.customers or a.days:
+        scale = dataclasses.replace(scale, customers=a.customers or scale.customers, days=a.days or scale.days)
+    if scale.days < 2:
+        ap.error("--days must be at least 2 (history plus one new night)")
+    try:
+        res = harness.run(scale, a.workdir, a.repeat, a.build_repeat, a.reuse_landing)
+    except harness.StageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(harness.render(res))
+    if a.record:
+        harness.record(res, a.results)
+        print(f"appended to {a.results}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""One benchmark stage in its own process, so each stage's peak RSS is its own.
+
+    python -m benchmarks.stage <stage> --data DIR [--landing DIR] [--day YYYY-MM-DD] ...
+
+The last line on stdout is a JSON object: ``seconds`` (the stage's work, timed in-process, imports
+excluded), ``peak_rss_mib`` (this process's high-water mark) and stage-specific figures. The parent
+(``benchmarks.harness``) also times the whole process, imports included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
+
+
+def stage(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], dict[str, Any]]:
+    STAGES[fn.__name__] = fn
+    return fn
+
+
+@stage
+def generate(a: argparse.Namespace) -> dict[str, Any]:
+    from ingestion.generator import GeneratorConfig
+    from ingestion.generator import generate as run
+
+    cfg = GeneratorConfig(customers=a.customers, days=a.days, start=a.start, seed=a.seed)
+    t0 = time.perf_counter()
+    result = run(cfg, a.landing)
+    seconds = time.perf_counter() - t0
+    files = [p for p in Path(a.landing).rglob("*") if p.is_file()]
+    rows = sum(result.truth["volumes"]["records_delivered"].values())
+    return {"seconds": seconds, "rows": rows, "bytes": sum(p.stat().st_size for p in files)}
+
+
+@stage
+def ingest_ours(a: argparse.Namespace) -> dict[str, Any]:
+    """``ingestion.load.load_drop`` (what the Dagster assets call) for every drop into ``--data``."""
+    from ingestion import contract as C
+    from ingestion.load import Zones, load_drop
+    from ingestion.manifest import complete_drops
+
+    zones = Zones(a.landing, a.data / "raw", a.data / "quarantine")
+    days = sorted({day for _s, day, _f in complete_drops(a.landing)})
+    rows = loaded = 0
+    t0 = time.perf_counter()
+    for day in days:
+        for system in C.SYSTEMS:
+            result = load_drop(zones, system, day)
+            rows += sum(e.manifest_rows for e in result.entities)
+            loaded += sum(e.loaded for e in result.entities)
+    return {"seconds": time.perf_counter() - t0, "rows": rows, "loaded": loaded}
+
+
+@stage
+def ingest_bare(a: argparse.Namespace) -> dict[str, Any]:
+    """Bare polars: read each file (decoding cp1252 where the contract says so) and write Parquet."""
+    from benchmarks.ingestion_throughput import bare_polars
+
+    t0 = time.perf_counter()
+    rows = bare_polars(a.landing, a.data / "bare")
+    return {"seconds": time.perf_counter() - t0, "rows": rows}
+
+
+def _dbt(args: list[str], data: Path, dbt_vars: dict[str, str]) -> dict[str, Any]:
+    from orchestration.warehouse import run_dbt
+
+    t0 = time.perf_counter()
+    results = run_dbt(args, data_dir=data, dbt_vars=dbt_vars)
+    seconds = time.perf_counter() - t0
+    nodes = [r.node.resource_type for r in results]
+    return {"seconds": seconds, "models": sum(1 for n in nodes if str(n).endswith("model")),
+            "tests": sum(1 for n in nodes if str(n).endswith("test") or str(n).endswith("unit_test")),
+            "kpi_rows": _count(data, "marts.kpi_experience_daily")}
+
+
+def _count(data: Path, table: str) -> int | None:
+    import duckdb
+
+    try:
+        with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+            return con.execute(f"select count(*) from {table}").fetchone()[0]
+    except duckdb.Error:
+        return None
+
+
+@stage
+def dbt_full_build(a: argparse.Namespace) -> dict[str, Any]:
+    """``dbt build --full-refresh`` of the whole project (models and tests) as of ``--day``."""
+    return _dbt(["build", "--full-refresh"], a.data, {"as_of": a.day.isoformat()})
+
+
+@stage
+def dbt_kpi_only(a: argparse.Namespace) -> dict[str, Any]:
+    """``dbt run --full-refresh -s +kpi_experience_daily``: only what the KPI mart needs, no tests."""
+    return _dbt(["run", "--full-refresh", "--select", "+kpi_experience_daily"], a.data, {"as_of": a.day.isoformat()})
+
+
+@stage
+def handwritten_sql(a: argparse.Namespace) -> dict[str, Any]:
+    """The hand-written DuckDB script computing kpi_experience_daily straight from the raw Parquet."""
+    from benchmarks.handwritten import run_handwritten
+    from ingestion import settings
+
+    db = a.data / "handwritten.duckdb"
+    db.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    rows = run_handwritten(a.data / "raw", a.day, database=str(db), settings=settings.duckdb_settings())
+    seconds = time.perf_counter() - t0
+    db.unlink(missing_ok=True)
+    return {"seconds": seconds, "kpi_rows": rows}
+
+
+@stage
+def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
+    """One night without Dagster: ingest the day's four drops, then one ``dbt build`` on the
+    partition window [day, day + 1) with as_of = day (the vars the Dagster assets pass)."""
+    from ingestion import contract as C
+    from ingestion.load import Zones, load_drop
+
+    zones = Zones(a.landing, a.data / "raw", a.data / "quarantine")
+    t0 = time.perf_counter()
+    for system in C.SYSTEMS:
+        load_drop(zones, system, a.day)
+    ingest_s = time.perf_counter() - t0
+    window = {"min_date": a.day.isoformat(), "max_date": (a.day + dt.timedelta(days=1)).isoformat(),
+              "as_of": a.day.isoformat()}
+    out = _dbt(["build"], a.data, window)
+    return {"seconds": ingest_s + out["seconds"], "ingest_seconds": ingest_s, "dbt_seconds": out["seconds"],
+            "kpi_rows": out["kpi_rows"]}
+
+
+@stage
+def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``nightly`` job for ``--day`` (ingest -> dbt -> GX and dbt checks -> publish), in process."""
+    import dagster as dg
+
+    os.environ["CX_DATA_DIR"] = str(a.data)
+    from orchestration.cli import QUIET
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("nightly")
+    with dg.instance_for_test() as instance:
+        t0 = time.perf_counter()
+        result = job.execute_in_process(partition_key=a.day.isoformat(), instance=instance, raise_on_error=False,
+                                        run_config=QUIET)
+        seconds = time.perf_counter() - t0
+        steps: dict[str, float] = {}
+        started: dict[str, float] = {}
+        for event in result.all_events:
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[event.step_key] = event.timestamp
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                steps[event.step_key] = round(event.timestamp - started.get(event.step_key, event.timestamp), 2)
+    if not result.success:
+        raise RuntimeError(f"the nightly job failed for {a.day}")
+    return {"seconds": seconds, "steps": steps, "kpi_rows": _count(a.data, "marts.kpi_experience_daily")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=sorted(STAGES))
+    ap.add_argument("--data", type=Path, required=True, help="data directory of the stage (CX_DATA_DIR)")
+    ap.add_argument("--landing", type=Path)
+    ap.add_argument("--day", type=dt.date.fromisoformat, help="as_of / the night's business date")
+    ap.add_argument("--customers", type=int)
+    ap.add_argument("--days", type=int)
+    ap.add_argument("--start", type=dt.date.fromisoformat)
+    ap.add_argument("--seed", type=int, default=42)
+    a = ap.parse_args(argv)
+    a.data.mkdir(parents=True, exist_ok=True)
+    os.environ["CX_DATA_DIR"] = str(a.data)
+    out = STAGES[a.stage](a)
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    sys.stdout.flush()
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()

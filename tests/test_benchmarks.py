@@ -1,0 +1,38 @@
+"""Smoke run of the benchmark harness at a tiny scale: every stage runs in its own process on the
+same generated data, the five measures are reported, and the compared stages did the same work.
+No timing assertions: times at this scale mean nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import harness
+from benchmarks.__main__ import main
+
+
+def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    assert main(["--scale", "tiny", "--workdir", str(tmp_path / "work"), "--record", "--results", str(results)]) == 0
+
+    text = results.read_text(encoding="utf-8")
+    for row in ("| 0 | generate", "| 1 | ingestion", "| 2 | full `dbt build`", "| 2b |", "| 3 | nightly run",
+                "| 4 | Dagster"):
+        assert row in text, row
+    (raw,) = (tmp_path / "results").glob("*-tiny.json")
+    res = json.loads(raw.read_text(encoding="utf-8"))
+
+    truth = json.loads((tmp_path / "work" / "tiny" / "landing" / "truth.json").read_text(encoding="utf-8"))
+    assert res["rows"] == sum(truth["volumes"]["records_delivered"].values()) > 0
+    # the compared stages did the same work
+    assert res["ingest_bare"]["last"]["rows"] == res["ingest_ours"]["last"]["rows"]
+    assert res["handwritten_sql"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"] > 0
+    assert res["dbt_kpi_only"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"]
+    assert res["nightly_dagster"]["last"]["kpi_rows"] == res["nightly_bare"]["last"]["kpi_rows"] > 0
+    assert res["dbt_full_build"]["last"]["tests"] > 100
+    # every stage reports its own peak memory, and the ratios are computable
+    for stage in ("generate", "ingest_ours", "ingest_bare", "dbt_full_build", "dbt_kpi_only", "handwritten_sql",
+                  "nightly_bare", "nightly_dagster"):
+        assert res[stage]["peak_rss_mib"] > 0, stage
+    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster"}
+    assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
