@@ -156,11 +156,14 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         steps: dict[str, float] = {}
         started: dict[str, float] = {}
-        for event in result.all_events:
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
             if event.event_type == dg.DagsterEventType.STEP_START:
-                started[event.step_key] = event.timestamp
+                started[event.step_key] = entry.timestamp
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                steps[event.step_key] = round(event.timestamp - started.get(event.step_key, event.timestamp), 2)
+                steps[event.step_key] = round(entry.timestamp - started.get(event.step_key, entry.timestamp), 2)
     if not result.success:
         raise RuntimeError(f"the nightly job failed for {a.day}")
     return {"seconds": seconds, "steps": steps, "kpi_rows": _count(a.data, "marts.kpi_experience_daily")}
