@@ -11,7 +11,7 @@ DEMO_DAYS      ?= 30
 DEMO_START     ?= 2026-10-10
 DEMO_SEED      ?= 42
 
-.PHONY: install demo dev test lint clean
+.PHONY: install demo dev test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,13 @@ test: install $(SPARK_VENV)/bin/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+# benchmarks (docs/benchmarks.md): make bench BENCH_SCALE=M
+BENCH_SCALE ?= S
+bench: install
+	$(BIN)/python -m benchmarks --scale $(BENCH_SCALE) --record
+
 lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(CX_DATA_DIR) .pytest_cache .ruff_cache
+	rm -rf $(CX_DATA_DIR) bench_work .pytest_cache .ruff_cache

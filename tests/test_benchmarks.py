@@ -36,3 +36,18 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
         assert res[stage]["peak_rss_mib"] > 0, stage
     assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster"}
     assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
+
+
+def test_duckdb_settings_follow_the_environment(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    from ingestion import settings
+
+    for _key, (env, _default) in settings.DUCKDB_SETTINGS_ENV.items():
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("CX_DATA_DIR", str(tmp_path))
+    assert settings.duckdb_settings() == {"threads": "2", "memory_limit": "12GB", "preserve_insertion_order": "false",
+                                          "temp_directory": str(tmp_path / "duckdb_tmp")}
+    monkeypatch.setenv("CX_DUCKDB_THREADS", "8")
+    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "20GB")
+    monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", "/scratch/spill")
+    got = settings.duckdb_settings()
+    assert (got["threads"], got["memory_limit"], got["temp_directory"]) == ("8", "20GB", "/scratch/spill")
