@@ -8,6 +8,16 @@ erased as (
     select customer_id, {{ normalize_email('email') }} as email_norm
     from {{ source('crm', 'customers') }}
     where is_deleted
+),
+
+-- two equi-joins, not one `exists (... a = x or b = y)`: an OR join condition cannot be hashed and
+-- ran as a nested loop (27 s of a 75 s nightly at 100k customers x 365 days, docs/benchmarks.md)
+erased_ids as (
+    select distinct customer_id as erased_id from erased
+),
+
+erased_emails as (
+    select distinct email_norm as erased_email from erased where email_norm is not null
 )
 
 select
@@ -25,12 +35,10 @@ select
     r.scale_min,
     r.scale_max,
     case
-        when exists (
-            select 1 from erased as e
-            where e.customer_id = {{ ref_customer_id('r.customer_ref') }}
-               or e.email_norm = {{ ref_email('r.customer_ref') }}
-        ) then null
+        when ei.erased_id is not null or ee.erased_email is not null then null
         else r.comment
     end as comment,
     r._business_date as drop_date
 from current_version as r
+left join erased_ids as ei on ei.erased_id = {{ ref_customer_id('r.customer_ref') }}
+left join erased_emails as ee on ee.erased_email = {{ ref_email('r.customer_ref') }}
