@@ -85,12 +85,19 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a file into (typed valid records, quarantined records with column and reason)."""
     e, df = raw.entity, raw.frame
     typed: list[pl.Expr] = []
+    parsed: list[pl.Expr] = []
     checks: list[tuple[pl.Expr, pl.Expr, str]] = []  # (is bad, reason, column)
     for col in e.columns:
         if col.type == "answers":
             continue
         r = pl.col(col.name)
         value, failed, reason = _typed(col, e, r)
+        # parse once: the typed value becomes a column that the checks and the valid rows both read
+        # (eager polars would evaluate a repeated expression twice)
+        parsed.append(value.alias(f"__v_{col.name}"))
+        value = pl.col(f"__v_{col.name}")
+        if isinstance(reason, pl.Expr) or reason:  # every parse failure leaves a null where the raw is not
+            failed = r.is_not_null() & value.is_null()
         typed.append(value.alias(col.name))
         if not col.nullable:
             checks.append((r.is_null(), _reason(col.name, "missing required value"), col.name))
@@ -117,16 +124,22 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
                        pl.lit("column 'answers': score ") + pl.col("score").cast(pl.Utf8) + pl.lit(" outside the ")
                        + pl.col("survey_type") + pl.lit(" scale ") + lo.cast(pl.Utf8) + pl.lit("-")
                        + hi.cast(pl.Utf8), "answers"))
-    # first problem of each record: structural problems first, then column checks in contract order
-    column_expr = pl.when(pl.col("_problem").is_not_null()).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
-    reason_expr = pl.when(pl.col("_problem").is_not_null()).then(pl.col("_problem"))
-    for bad, reason, colname in checks:
-        cond = bad.fill_null(False)
-        column_expr = column_expr.when(cond).then(pl.lit(colname))
-        reason_expr = reason_expr.when(cond).then(reason)
-    marked = df.with_columns(_reason=reason_expr.otherwise(None), _column=column_expr.otherwise(None))
-    good = marked.filter(pl.col("_reason").is_null())
-    bad = marked.filter(pl.col("_reason").is_not_null())
+    # first problem of each record: structural problems first (-1), then column checks in contract
+    # order (their index). Only the index is computed for every row; the reason text (which quotes
+    # the raw value) is built for the quarantined rows alone.
+    first = pl.when(pl.col("_problem").is_not_null()).then(pl.lit(-1, dtype=pl.Int32))
+    for i, (bad, _reason_text, _colname) in enumerate(checks):
+        first = first.when(bad.fill_null(False)).then(pl.lit(i, dtype=pl.Int32))
+    marked = df.with_columns(parsed).with_columns(_check=first.otherwise(None))
+    good = marked.filter(pl.col("_check").is_null())
+    is_structural = pl.col("_check") == -1
+    column_expr = pl.when(is_structural).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
+    reason_expr = pl.when(is_structural).then(pl.col("_problem"))
+    for i, (_bad, reason, colname) in enumerate(checks):
+        column_expr = column_expr.when(pl.col("_check") == i).then(pl.lit(colname))
+        reason_expr = reason_expr.when(pl.col("_check") == i).then(reason)
+    bad = marked.filter(pl.col("_check").is_not_null()).with_columns(
+        _reason=reason_expr.otherwise(None), _column=column_expr.otherwise(None))
     valid = good.select(*typed, "_source_line", "_extra")
     text_cols = [c for c in df.columns if not c.startswith("_")]
     quarantined = bad.select(
