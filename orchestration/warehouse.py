@@ -13,6 +13,10 @@ from ingestion import settings
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 
+# unit tests check the SQL, not the data: CI runs them (`make test`); nightly builds skip them
+NIGHTLY_EXCLUDE = ["--exclude-resource-type", "unit_test"]
+
+
 class DbtError(RuntimeError):
     pass
 
