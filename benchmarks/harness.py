@@ -300,6 +300,7 @@ def record(res: dict[str, Any], path: Path = RESULTS) -> None:
         path.write_text("# Benchmark results\n\nAppended by `python -m benchmarks`; see docs/benchmarks.md.\n\n")
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n" + render(res))
-    raw = path.with_name("results") / f"{res['date']}-{res['scale']['name']}.json"
+    stamp = dt.datetime.now().strftime("%H%M")
+    raw = path.with_name("results") / f"{res['date']}-{stamp}-{res['scale']['name']}.json"
     raw.parent.mkdir(exist_ok=True)
     raw.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
