@@ -40,37 +40,38 @@ def _local(raw: pl.Expr) -> pl.Expr:
     return pl.coalesce(local, pl.when(naive.is_not_null()).then(shifted)).dt.convert_time_zone(UTC)
 
 
-def _typed(col: C.Column, e: C.Entity, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
-    """(typed value, failed-to-parse condition, reason) for one column."""
+def _typed(col: C.Column, e: C.Entity, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr | str]:
+    """(typed value, reason when it fails to parse; "" when it cannot fail) for one column. A value
+    fails to parse exactly when it is null where the raw value is not."""
     csv = e.format != "jsonl"
     if col.type == "ts":
         v = _utc(raw)
-        return v, raw.is_not_null() & v.is_null(), "not an ISO-8601 UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)"
+        return v, "not an ISO-8601 UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)"
     if col.type == "ts_local":
         v = _local(raw)
-        return v, raw.is_not_null() & v.is_null(), "not a local timestamp dd/mm/yyyy HH:MM:SS"
+        return v, "not a local timestamp dd/mm/yyyy HH:MM:SS"
     if col.type == "date":
         fmt = "%d/%m/%Y" if csv else "%Y-%m-%d"
         v = raw.str.strptime(pl.Date, fmt, strict=False)
-        return v, raw.is_not_null() & v.is_null(), f"not a date ({'dd/mm/yyyy' if csv else 'YYYY-MM-DD'})"
+        return v, f"not a date ({'dd/mm/yyyy' if csv else 'YYYY-MM-DD'})"
     if col.type == "int":
         if not csv:
-            return raw, pl.lit(False), ""
+            return raw, ""
         ok = raw.str.contains(r"^-?\d{1,18}$")
-        return pl.when(ok).then(raw.cast(pl.Int64, strict=False)), raw.is_not_null() & ~ok, "not an integer"
+        return pl.when(ok).then(raw.cast(pl.Int64, strict=False)), "not an integer"
     if col.type == "dec":
         ok = raw.str.contains(r"^-?\d{1,16}(,\d{1,2})?$")
         v = pl.when(ok).then(raw.str.replace(",", ".", literal=True).cast(pl.Decimal(18, 2), strict=False))
         point = raw.str.contains(r"^-?\d+\.\d+$")
         reason = pl.when(point).then(pl.lit("decimal point where the contract requires a decimal comma")).otherwise(
             pl.lit("not a decimal number with a decimal comma and at most two decimals"))
-        return v, raw.is_not_null() & ~ok, reason  # type: ignore[return-value]
+        return v, reason
     if col.type == "bool":
         if not csv:
-            return raw, pl.lit(False), ""
+            return raw, ""
         ok = raw.is_in(["true", "false"])
-        return pl.when(ok).then(raw == "true"), raw.is_not_null() & ~ok, "not a boolean (true/false)"
-    return raw, pl.lit(False), ""
+        return pl.when(ok).then(raw == "true"), "not a boolean (true/false)"
+    return raw, ""
 
 
 def _reason(col: str, message: pl.Expr | str, raw: pl.Expr | None = None) -> pl.Expr:
@@ -91,18 +92,16 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
         if col.type == "answers":
             continue
         r = pl.col(col.name)
-        value, failed, reason = _typed(col, e, r)
+        value, reason = _typed(col, e, r)
         # parse once: the typed value becomes a column that the checks and the valid rows both read
         # (eager polars would evaluate a repeated expression twice)
         parsed.append(value.alias(f"__v_{col.name}"))
         value = pl.col(f"__v_{col.name}")
-        if isinstance(reason, pl.Expr) or reason:  # every parse failure leaves a null where the raw is not
-            failed = r.is_not_null() & value.is_null()
         typed.append(value.alias(col.name))
         if not col.nullable:
             checks.append((r.is_null(), _reason(col.name, "missing required value"), col.name))
-        if isinstance(reason, pl.Expr) or reason:
-            checks.append((failed, _reason(col.name, reason, r), col.name))
+        if isinstance(reason, pl.Expr) or reason:  # a parse failure leaves a null where the raw is not
+            checks.append((r.is_not_null() & value.is_null(), _reason(col.name, reason, r), col.name))
         if col.enum:
             checks.append((r.is_not_null() & ~r.is_in(col.enum),
                            _reason(col.name, f"unknown value (expected one of {', '.join(col.enum)})", r), col.name))
