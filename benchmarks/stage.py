@@ -45,20 +45,11 @@ def generate(a: argparse.Namespace) -> dict[str, Any]:
 @stage
 def ingest_ours(a: argparse.Namespace) -> dict[str, Any]:
     """``ingestion.load.load_drop`` (what the Dagster assets call) for every drop into ``--data``."""
-    from ingestion import contract as C
-    from ingestion.load import Zones, load_drop
-    from ingestion.manifest import complete_drops
+    from benchmarks.ingestion_throughput import ours
 
-    zones = Zones(a.landing, a.data / "raw", a.data / "quarantine")
-    days = sorted({day for _s, day, _f in complete_drops(a.landing)})
-    rows = loaded = 0
     t0 = time.perf_counter()
-    for day in days:
-        for system in C.SYSTEMS:
-            result = load_drop(zones, system, day)
-            rows += sum(e.manifest_rows for e in result.entities)
-            loaded += sum(e.loaded for e in result.entities)
-    return {"seconds": time.perf_counter() - t0, "rows": rows, "loaded": loaded}
+    rows = ours(a.landing, a.data)
+    return {"seconds": time.perf_counter() - t0, "rows": rows}
 
 
 @stage
@@ -77,16 +68,15 @@ def _dbt(args: list[str], data: Path, dbt_vars: dict[str, str]) -> dict[str, Any
     t0 = time.perf_counter()
     results = run_dbt(args, data_dir=data, dbt_vars=dbt_vars)
     seconds = time.perf_counter() - t0
-    nodes = [r.node.resource_type for r in results]
     timed = sorted(((r.node.name, float(r.execution_time or 0.0), str(r.node.resource_type)) for r in results),
                    key=lambda t: -t[1])
-    return {"seconds": seconds, "models": sum(1 for n in nodes if str(n).endswith("model")),
-            "tests": sum(1 for n in nodes if str(n).endswith("test") or str(n).endswith("unit_test")),
+    models = [t for _n, t, kind in timed if kind.endswith("model")]
+    return {"seconds": seconds, "models": len(models), "tests": len(timed) - len(models),
             "kpi_rows": _count(data, "marts.kpi_experience_daily"),
             # where the time goes: the slowest nodes, and models vs tests (summed over dbt's threads)
             "slowest": [[name, round(t, 2)] for name, t, _kind in timed[:8]],
-            "model_seconds": round(sum(t for _n, t, k in timed if k.endswith("model")), 2),
-            "test_seconds": round(sum(t for _n, t, k in timed if not k.endswith("model")), 2)}
+            "model_seconds": round(sum(models), 2),
+            "test_seconds": round(sum(t for _n, t, _k in timed) - sum(models), 2)}
 
 
 def _count(data: Path, table: str) -> int | None:
@@ -138,11 +128,10 @@ def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
     for system in C.SYSTEMS:
         load_drop(zones, system, a.day)
     ingest_s = time.perf_counter() - t0
-    window = {"min_date": a.day.isoformat(), "max_date": (a.day + dt.timedelta(days=1)).isoformat(),
-              "as_of": a.day.isoformat()}
-    from orchestration.warehouse import NIGHTLY_EXCLUDE  # the same command as the Dagster assets
+    # the same command and vars as the Dagster assets
+    from orchestration.warehouse import NIGHTLY_EXCLUDE, window_vars
 
-    out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window)
+    out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window_vars(a.day, a.day + dt.timedelta(days=1)))
     return {"seconds": ingest_s + out["seconds"], "ingest_seconds": ingest_s, "dbt_seconds": out["seconds"],
             "kpi_rows": out["kpi_rows"], "dbt": out}
 
@@ -152,7 +141,6 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     """The ``nightly`` job for ``--day`` (ingest -> dbt -> GX and dbt checks -> publish), in process."""
     import dagster as dg
 
-    os.environ["CX_DATA_DIR"] = str(a.data)
     from orchestration.cli import QUIET
     from orchestration.definitions import defs
 

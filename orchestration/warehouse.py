@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -15,6 +16,12 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 # unit tests check the SQL, not the data: CI runs them (`make test`); nightly builds skip them
 NIGHTLY_EXCLUDE = ["--exclude-resource-type", "unit_test"]
+
+
+def window_vars(start: dt.date, end: dt.date) -> dict[str, str]:
+    """dbt vars of the business-date window [start, end) (half-open); as_of = its last day."""
+    return {"min_date": start.isoformat(), "max_date": end.isoformat(),
+            "as_of": (end - dt.timedelta(days=1)).isoformat()}
 
 
 class DbtError(RuntimeError):

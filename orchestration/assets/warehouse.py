@@ -12,7 +12,6 @@ Both use a single-run backfill policy (one dbt call over a whole backfill range)
 as Dagster asset checks; sources map to the ingestion assets, so it is one lineage graph.
 """
 
-import datetime as dt
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -21,7 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.warehouse import DBT_PROJECT, NIGHTLY_EXCLUDE, ensure_manifest
+from orchestration.warehouse import DBT_PROJECT, NIGHTLY_EXCLUDE, ensure_manifest, window_vars
 
 from ..partitions import daily_partitions
 from ..resources import CxData
@@ -56,9 +55,7 @@ translator = CxDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_
 def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     """dbt vars of the run's partition window: half-open [min_date, max_date), as_of = last day."""
     window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
-    return {"min_date": start.isoformat(), "max_date": end.isoformat(),
-            "as_of": (end - dt.timedelta(days=1)).isoformat()}
+    return window_vars(window.start.date(), window.end.date())
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
