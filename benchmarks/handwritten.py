@@ -43,7 +43,3 @@ def run_handwritten(raw_dir: Path, as_of: dt.date, database: str = ":memory:",
         row = con.execute(f"select count(*) from {TABLE}").fetchone()
     return int(row[0]) if row else 0
 
-
-def read_result(con: duckdb.DuckDBPyConnection, table: str = TABLE) -> list[tuple]:
-    """The KPI rows in a stable order (kpi_date, kpi, dimension, dimension_value)."""
-    return con.execute(f"select * from {table} order by kpi_date, kpi, dimension, dimension_value").fetchall()

@@ -58,8 +58,6 @@ DUCKDB_SETTINGS_ENV = {
 
 def duckdb_settings() -> dict[str, str]:
     """The DuckDB settings in force: each from its environment variable, else the default."""
-    out = {}
-    for key, (env, default) in DUCKDB_SETTINGS_ENV.items():
-        value = os.environ.get(env, default if default is not None else str(data_dir() / "duckdb_tmp"))
-        out[key] = value
-    return out
+    defaults = {"temp_directory": str(data_dir() / "duckdb_tmp")}
+    return {key: os.environ.get(env, default if default is not None else defaults[key])
+            for key, (env, default) in DUCKDB_SETTINGS_ENV.items()}

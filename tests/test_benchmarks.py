@@ -51,3 +51,13 @@ def test_duckdb_settings_follow_the_environment(monkeypatch, tmp_path: Path) -> 
     monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", "/scratch/spill")
     got = settings.duckdb_settings()
     assert (got["threads"], got["memory_limit"], got["temp_directory"]) == ("8", "20GB", "/scratch/spill")
+
+
+def test_dbt_profile_reads_the_same_duckdb_settings() -> None:
+    """dbt's profile cannot import Python: it must name the same variables with the same defaults."""
+    from ingestion import settings
+
+    profile = (Path(__file__).resolve().parents[1] / "dbt_project" / "profiles.yml").read_text(encoding="utf-8")
+    for key, (env, default) in settings.DUCKDB_SETTINGS_ENV.items():
+        expected = f"env_var('{env}', '{default}')" if default is not None else f"env_var('{env}', "
+        assert f"{key}: \"{{{{ {expected}" in profile, (key, expected)
