@@ -68,18 +68,25 @@ def main() -> None:
               help="Landing root. Default: $CX_DATA_DIR/landing.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
               help="Override a mess rate or effect size, e.g. --set mess.resend_rate=0.05 (repeatable).")
+@click.option("--shard-customer-days", type=click.IntRange(min=1), default=None,
+              help="Simulate customers in shards of at most this many customer-days (bounds memory; "
+                   "default 40,000,000, about 7 GiB). Changes the bytes, like the seed.")
 def generate(
-    customers: int, days: int, start: dt.date, seed: int, out: Path | None, overrides: tuple[str, ...]
+    customers: int, days: int, start: dt.date, seed: int, out: Path | None, overrides: tuple[str, ...],
+    shard_customer_days: int | None,
 ) -> None:
     """Simulate the company and write one nightly drop per system and business date."""
     from ingestion.generator import TRUTH_FILE, GeneratorConfig
     from ingestion.generator import generate as run
 
-    cfg = _apply_overrides(GeneratorConfig(customers=customers, days=days, start=start, seed=seed), overrides)
+    cfg = GeneratorConfig(customers=customers, days=days, start=start, seed=seed)
+    if shard_customer_days:
+        cfg = dataclasses.replace(cfg, shard_customer_days=shard_customer_days)
+    cfg = _apply_overrides(cfg, overrides)
     out = out or settings.landing_dir()
     t0 = time.perf_counter()
     bars: dict[str, click.progressbar] = {}
-    labels = {"simulate": "simulating days ", "write": "writing drops   "}
+    labels = {"simulate": "simulating days ", "write": "writing drops   ", "shards": "simulating shards"}
 
     def progress(stage: str, advance: int, total: int) -> None:
         if stage not in bars:

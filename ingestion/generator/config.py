@@ -111,6 +111,9 @@ class GeneratorConfig:
     # share of customers who already existed before the window (delivered in the first drop)
     history_share: float = 0.6
     history_days: int = 730
+    # memory bound: customers are simulated in shards of at most this many customer-days each
+    # (customers x days); 40 M keeps a shard near 7 GiB. Part of the config, since it changes the bytes.
+    shard_customer_days: int = 40_000_000
     mess: Mess = field(default_factory=Mess)
     effects: Effects = field(default_factory=Effects)
 
@@ -119,6 +122,8 @@ class GeneratorConfig:
             raise ValueError(f"customers must be >= 1, got {self.customers}")
         if self.days < 1:
             raise ValueError(f"days must be >= 1, got {self.days}")
+        if self.shard_customer_days < 1:
+            raise ValueError(f"shard_customer_days must be >= 1, got {self.shard_customer_days}")
 
     @property
     def end(self) -> dt.date:

@@ -13,6 +13,7 @@ and ``_bd`` (business date of the drop it belongs to).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -42,10 +43,39 @@ def _pick(values: tuple | list, idx: pl.Expr) -> pl.Expr:
     return pl.when(idx >= 0).then(idx.replace_strict(mapping, default=None, return_dtype=pl.Utf8))
 
 
+# the index columns of each simulation table that point into another table (customers included)
+REFERENCES: dict[str, dict[str, str]] = {
+    "orders": {"cust": "customers"}, "lines": {"order": "orders"}, "shipments": {"order": "orders"},
+    "returns": {"order": "orders"}, "cases": {"cust": "customers"},
+    "invoices": {"cust": "customers", "order": "orders", "sub": "subscriptions"},
+    "payments": {"invoice": "invoices"}, "refunds": {"payment": "payments"}, "subscriptions": {"cust": "customers"},
+    "responses": {"cust": "customers"}, "touches": {"cust": "customers"},
+}
+# responses.related points into the table named by related_kind
+RELATED_KIND = {0: "orders", 1: "cases", 2: "invoices"}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Where one shard of customers sits among all shards, so that every id is unique across them.
+
+    ``offsets`` gives the global index of the shard's first row per table (``customers`` and every
+    simulation table); ``customers_total`` is the customer count of the whole company (second
+    profiles of the same person take ids above it). One shard with no offsets is the whole company.
+    """
+
+    customers_total: int
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def offset(self, table: str) -> int:
+        return self.offsets.get(table, 0)
+
+
 class Builder:
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, shard: Shard | None = None) -> None:
         self.sim = sim
         self.cfg = sim.config
+        self.shard = shard or Shard(self.cfg.customers)
         self.rng = np.random.default_rng([self.cfg.seed, 1])
         self.start, self.end = self.cfg.start, self.cfg.end
         self.start_s = int(epoch_seconds(self.start, np.zeros(1))[0])
@@ -59,12 +89,13 @@ class Builder:
     def customers(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Versions of crm.customers, and the customer lookup (id, e-mail, country) other systems use."""
         c, n, rng = self.sim.customers, self.cfg.customers, self.rng
+        idx = np.arange(n) + self.shard.offset("customers")
         first = _names(c["first_accented"], c["first"], V.FIRST_ACCENTED, V.FIRST_PLAIN)
         last = _names(c["last_accented"], c["last"], V.LAST_ACCENTED, V.LAST_PLAIN)
         words = (*V.FIRST_PLAIN, *V.FIRST_ACCENTED, *V.LAST_PLAIN, *V.LAST_ACCENTED)
         fold = {w: V.ascii_fold(w).lower() for w in words}
         base = pl.DataFrame({
-            "idx": np.arange(n), "first_name": first, "last_name": last, "country_i": c["country"],
+            "idx": idx, "first_name": first, "last_name": last, "country_i": c["country"],
             "city_i": c["city"], "segment_i": c["segment"], "persona_i": c["persona"], "acq_i": c["acq_channel"],
             "marketing_consent": c["consent"], "has_phone": c["has_phone"], "digits": c["phone_digits"],
             "domain_i": c["email_domain"], "created": self.secs(c["created"]),
@@ -84,7 +115,7 @@ class Builder:
         lookup = base.select("idx", "customer_id", "email", "country")
         # the same person registered twice: new id, a work e-mail, the same phone written differently
         dup = base.filter(pl.Series(c["duplicate"]) & pl.col("has_phone")).with_columns(
-            idx=pl.col("idx") + n,
+            idx=pl.col("idx") + self.shard.customers_total,
             phone_fmt=(pl.col("phone_fmt") + 1) % 4,
         ).with_columns(
             customer_id=cust_id(pl.col("idx")),
@@ -116,15 +147,26 @@ class Builder:
         er_at = pl.Series(self.secs(c["erase_at"]), nan_to_null=True).cast(pl.Int64)
         latest = pl.concat([created.head(n), upd]).sort("_key_idx", "updated_at").unique("_key_idx", keep="last",
                                                                                        maintain_order=True)
-        erase = latest.join(pl.DataFrame({"_key_idx": np.arange(n), "_erase": er_at}), on="_key_idx").filter(
+        erase = latest.join(pl.DataFrame({"_key_idx": idx, "_erase": er_at}), on="_key_idx").filter(
             pl.col("_erase").is_not_null()).with_columns(
             updated_at=pl.max_horizontal("_erase", pl.col("updated_at") + 1), is_deleted=pl.lit(True)).drop("_erase")
         out = pl.concat([created, upd, erase]).with_columns(_at=pl.col("updated_at"))
         return out, lookup
 
     # ---- helpers ----------------------------------------------------------------------------
-    def frame(self, table: str) -> pl.DataFrame:
-        return pl.DataFrame(self.sim.tables[table])
+    def frame(self, table: str, index: str | None = None) -> pl.DataFrame:
+        """A simulation table with its references shifted to global indices, and its own row index as ``index``."""
+        df = pl.DataFrame(self.sim.tables[table])
+        shifts = [pl.when(pl.col(col) >= 0).then(pl.col(col) + self.shard.offset(target)).otherwise(pl.col(col))
+                  .alias(col) for col, target in REFERENCES[table].items() if self.shard.offset(target)]
+        if table == "responses":
+            related = pl.col("related")
+            for kind, target in RELATED_KIND.items():
+                related = (pl.when((pl.col("related_kind") == kind) & (pl.col("related") >= 0))
+                           .then(pl.col("related") + self.shard.offset(target)).otherwise(related))
+            shifts.append(related.alias("related"))
+        df = df.with_columns(shifts) if shifts else df
+        return df.with_row_index(index, offset=self.shard.offset(table)) if index else df
 
     def ts(self, name: str) -> pl.Expr:
         """A float sim-day column -> epoch seconds (Int64, null for NaN)."""
@@ -177,12 +219,12 @@ class Builder:
 
     def orders(self) -> dict[tuple[str, str], pl.DataFrame]:
         m, rng = self.cfg.mess, self.rng
-        o = self.frame("orders")
+        o = self.frame("orders", "oi")
         n = o.height
         missing = rng.random(n) < m.erp_missing_crm_id_rate
         guest = missing & (rng.random(n) < m.guest_order_rate / max(m.erp_missing_crm_id_rate, 1e-9))
         variant = missing & ~guest & (rng.random(n) < m.erp_email_variant_rate)
-        o = self.with_email(o.with_row_index("oi"), "cust").sort("oi").with_columns(
+        o = self.with_email(o, "cust").sort("oi").with_columns(
             _missing=pl.Series(missing), _guest=pl.Series(guest), _variant=pl.Series(variant),
             _vkind=pl.Series(rng.integers(0, 3, n)))
         email = (pl.when(pl.col("_guest")).then(pl.lit("guest.") + (pl.col("oi") + 1).cast(pl.Utf8) + "@"
@@ -210,7 +252,7 @@ class Builder:
             order_id=_ids("O", pl.col("oi"), 8), sku=pl.lit("SKU-") + pl.col("sku").cast(pl.Utf8).str.zfill(5),
             product_category=_pick(V.PRODUCT_CATEGORIES, pl.col("cat")), quantity=pl.col("qty"),
             unit_price=pl.col("price").cast(pl.Int64))
-        sh = self.frame("shipments").with_row_index("si").with_columns(
+        sh = self.frame("shipments", "si").with_columns(
             shipment_id=_ids("S", pl.col("si"), 9), order_id=_ids("O", pl.col("order"), 8), quantity=pl.col("qty"),
             carrier=_pick(V.CARRIERS, pl.col("carrier")), shipped_ts=self.ts("shipped"),
             t_deliv=self.ts("delivered"), t_lost=self.ts("lost_at"))
@@ -219,7 +261,7 @@ class Builder:
             ("delivered", "t_deliv", {"delivered_ts": pl.col("t_deliv")}),
             ("lost", "t_lost", {"delivered_ts": pl.lit(None, pl.Int64)}),
         ]).with_columns(updated_ts=pl.col("_at"))
-        rt = self.frame("returns").with_row_index("ri").with_columns(
+        rt = self.frame("returns", "ri").with_columns(
             return_id=_ids("R", pl.col("ri"), 8), order_id=_ids("O", pl.col("order"), 8), quantity=pl.col("qty"),
             reason=_pick(C.RETURN_REASONS, pl.col("reason")), requested_ts=self.ts("requested"),
             t_recv=self.ts("received"))
@@ -230,7 +272,7 @@ class Builder:
                 ("erp", "returns"): returns}
 
     def crm_events(self) -> dict[tuple[str, str], pl.DataFrame]:
-        k = self.frame("cases").with_row_index("ki").with_columns(
+        k = self.frame("cases", "ki").with_columns(
             case_id=_ids("CS", pl.col("ki"), 8), customer_id=cust_id(pl.col("cust")),
             channel=_pick(C.CASE_CHANNELS, pl.col("channel")), category=_pick(C.CASE_CATEGORIES, pl.col("category")),
             priority=_pick(C.PRIORITIES, pl.col("priority")), opened_at=self.ts("opened"), t_first=self.ts("first"),
@@ -253,7 +295,7 @@ class Builder:
             ("closed", "t_closed", {"first_response_at": pl.col("t_first"), "resolved_at": final,
                                     "reopened_count": pl.col("reopened")}),
         ]).with_columns(updated_at=pl.col("_at"))
-        t = self.with_email(self.frame("touches").with_row_index("ti"), "cust").with_columns(
+        t = self.with_email(self.frame("touches", "ti"), "cust").with_columns(
             touch_id=_ids("T", pl.col("ti"), 9),
             customer_id=pl.when(pl.col("known") == 2).then(cust_id(pl.col("cust"))),
             email=pl.when(pl.col("known") >= 1).then(pl.col("_email")),
@@ -266,7 +308,7 @@ class Builder:
 
     def billing(self) -> dict[tuple[str, str], pl.DataFrame]:
         m = self.cfg.mess
-        subs = self.with_email(self.frame("subscriptions").with_row_index("bi"), "cust").sort("bi")
+        subs = self.with_email(self.frame("subscriptions", "bi"), "cust").sort("bi")
         cur = {x[0]: x[1] for x in V.COUNTRIES}
         subs = subs.with_columns(
             subscription_id=_ids("SUB", pl.col("bi"), 7),
@@ -279,7 +321,7 @@ class Builder:
             ("", "started_at", {"cancelled_at": pl.lit(None, pl.Int64), "cancel_reason": pl.lit(None, pl.Utf8)}),
             ("", "t_cancel", {"cancelled_at": pl.col("t_cancel"), "cancel_reason": pl.col("cancel_reason_s")}),
         ]).with_columns(updated_at=pl.col("_at"))
-        inv = self.with_email(self.frame("invoices").with_row_index("ii"), "cust").sort("ii")
+        inv = self.with_email(self.frame("invoices", "ii"), "cust").sort("ii")
         inv = inv.join(self.order_currency.select(pl.col("oi").alias("order"), pl.col("currency").alias("_ocur")),
                        on="order", how="left").sort("ii")
         inv = inv.with_columns(
@@ -292,14 +334,14 @@ class Builder:
             t_paid=self.ts("paid_at"), t_void=self.ts("void_at"), t_unc=self.ts("uncollectible_at"))
         invoices = self.versions(inv, [("open", "issued_at", {}), ("paid", "t_paid", {}), ("void", "t_void", {}),
                                        ("uncollectible", "t_unc", {})]).with_columns(updated_at=pl.col("_at"))
-        pay = self.frame("payments").with_row_index("pi").join(
+        pay = self.frame("payments", "pi").join(
             inv.select(pl.col("ii").alias("invoice"), "currency"), on="invoice", how="left").sort("pi").with_columns(
             payment_id=_ids("PAY", pl.col("pi"), 8), invoice_id=_ids("INV", pl.col("invoice"), 8),
             attempted_at=self.ts("at"), amount_minor=pl.col("amount").cast(pl.Int64),
             method=_pick(C.PAYMENT_METHODS, pl.col("method")),
             status=pl.when(pl.col("ok")).then(pl.lit("succeeded")).otherwise(pl.lit("failed")),
             failure_reason=_pick(V.FAILURE_REASONS, pl.col("reason")), _at=self.ts("at"))
-        rf = self.frame("refunds").with_row_index("fi").join(
+        rf = self.frame("refunds", "fi").join(
             pay.select(pl.col("pi").alias("payment"), "currency"), on="payment", how="left").sort("fi").with_columns(
             refund_id=_ids("RF", pl.col("fi"), 8), payment_id=_ids("PAY", pl.col("payment"), 8),
             refunded_at=self.ts("at"), amount_minor=pl.col("amount").cast(pl.Int64),
@@ -309,7 +351,7 @@ class Builder:
 
     def responses(self) -> pl.DataFrame:
         m = self.cfg.mess
-        r = self.with_email(self.frame("responses").with_row_index("qi"), "cust").sort("qi")
+        r = self.with_email(self.frame("responses", "qi"), "cust").sort("qi")
         stype = _pick(C.SURVEY_TYPES, pl.col("stype"))
         tp = _pick(C.TOUCHPOINTS, pl.col("touchpoint"))
         sid = {f"{a}|{b}": v for (a, b), v in V.SURVEY_IDS.items()}
@@ -356,6 +398,6 @@ def _comment(french: pl.Expr, band: pl.Expr, phrase: pl.Expr) -> pl.Expr:
     return expr
 
 
-def build_records(sim: Simulation) -> dict[tuple[str, str], pl.DataFrame]:
+def build_records(sim: Simulation, shard: Shard | None = None) -> dict[tuple[str, str], pl.DataFrame]:
     """Typed record versions per entity, each dated to the drop that delivers it (``_bd``)."""
-    return Builder(sim).build()
+    return Builder(sim, shard).build()

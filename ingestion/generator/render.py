@@ -118,11 +118,11 @@ def corrupt(e: Entity, df: pl.DataFrame, cfg: GeneratorConfig, rng: np.random.Ge
     return out
 
 
-def serialize(e: Entity, part: pl.DataFrame, columns: list[str]) -> bytes:
-    """The bytes of one entity file of one drop."""
+def serialize(e: Entity, part: pl.DataFrame, columns: list[str], header: bool = True) -> bytes:
+    """The bytes of one entity file of one drop (of its records of one shard: ``header`` for the first)."""
     if e.format in ("csv", "csv_fr"):
         text = part.select(columns).write_csv(separator=e.separator, quote_style="necessary", null_value="",
-                                              line_terminator="\n")
+                                              line_terminator="\n", include_header=header)
         return text.encode(e.encoding)
     if e.system != "survey":
         return part.select(columns).write_ndjson().encode("utf-8") if part.height else b""

@@ -93,7 +93,11 @@ class Simulation:
     config: GeneratorConfig
     customers: dict[str, np.ndarray]
     tables: dict[str, dict[str, np.ndarray]]
-    realized: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # exposure and event counts (sums)
+
+    @property
+    def realized(self) -> dict[str, float]:
+        return realized_effects(self.stats)
 
 
 class _Company:
@@ -524,27 +528,33 @@ class _Company:
             self.t["touches"].add(cust=cust[m], known=known, campaign=campaign, channel=0, ttype=ttype, at=when[m])
 
     def finish(self) -> Simulation:
-        s = self.stats
-
-        def ratio(a: str, b: str) -> float:
-            return round(float(s[a] / max(s[b], 1)), 6)
-
-        realized = {
-            "late_delivery_share": ratio("orders_late", "orders_delivered"),
-            "churn_hazard_ratio_bad_case": round(ratio("churn_bad", "churn_exposure_bad")
-                                                 / max(ratio("churn_nobad", "churn_exposure_nobad"), 1e-12), 4),
-            "churn_hazard_ratio_promoter_vs_unsurveyed": round(
-                ratio("churn_promoter", "churn_exposure_promoter")
-                / max(ratio("churn_unsurveyed", "churn_exposure_unsurveyed"), 1e-12), 4),
-            "order_rate_ratio_promoter_vs_unsurveyed": round(
-                ratio("orders_1", "order_exposure_1") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
-            "order_rate_ratio_detractor_vs_unsurveyed": round(
-                ratio("orders_3", "order_exposure_3") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
-        }
         self.c["churn_at"] = self.churn_at
         self.t["subscriptions"].add(**self.sub)
         tables = {k: t.columns() for k, t in self.t.items()}
-        return Simulation(self.cfg, self.c, tables, realized)
+        return Simulation(self.cfg, self.c, tables, dict(self.stats))
+
+
+def realized_effects(stats: dict[str, float]) -> dict[str, float]:
+    """Effect sizes as realized in the simulation, from its exposure and event counts.
+
+    ``stats`` are sums, so the counts of several customer shards add up before the ratios are taken."""
+    s = defaultdict(float, stats)
+
+    def ratio(a: str, b: str) -> float:
+        return round(float(s[a] / max(s[b], 1)), 6)
+
+    return {
+        "late_delivery_share": ratio("orders_late", "orders_delivered"),
+        "churn_hazard_ratio_bad_case": round(ratio("churn_bad", "churn_exposure_bad")
+                                             / max(ratio("churn_nobad", "churn_exposure_nobad"), 1e-12), 4),
+        "churn_hazard_ratio_promoter_vs_unsurveyed": round(
+            ratio("churn_promoter", "churn_exposure_promoter")
+            / max(ratio("churn_unsurveyed", "churn_exposure_unsurveyed"), 1e-12), 4),
+        "order_rate_ratio_promoter_vs_unsurveyed": round(
+            ratio("orders_1", "order_exposure_1") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
+        "order_rate_ratio_detractor_vs_unsurveyed": round(
+            ratio("orders_3", "order_exposure_3") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
+    }
 
 
 def simulate(cfg: GeneratorConfig, progress: Callable[[int], None] | None = None) -> Simulation:
@@ -552,4 +562,4 @@ def simulate(cfg: GeneratorConfig, progress: Callable[[int], None] | None = None
     return _Company(cfg).run(progress)
 
 
-__all__ = ["Simulation", "simulate", "DAY_S"]
+__all__ = ["Simulation", "simulate", "realized_effects", "DAY_S"]

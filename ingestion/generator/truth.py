@@ -16,7 +16,7 @@ from ingestion import contract as C
 
 from .config import GeneratorConfig
 from .mess import DRIFT_COLUMNS, MessReport, drift_date, dst_dates
-from .simulate import Simulation
+from .simulate import Simulation, realized_effects
 
 
 def _mean(p: tuple[float, ...], lo: int) -> float:
@@ -27,22 +27,33 @@ def _top2(p: tuple[float, ...]) -> float:
     return float(p[-1] + p[-2])
 
 
-def _effects(cfg: GeneratorConfig, sim: Simulation) -> list[dict]:
-    e = cfg.effects
+def _score_counts(sim: Simulation) -> dict[str, int]:
+    """Sums and counts of CSAT scores by cause, to measure the realized effects (they add up over shards)."""
     r = sim.tables["responses"]
     o = sim.tables["orders"]
-    deliv = (r["touchpoint"] == 1) & (r["stype"] == 1)
-    late = o["late"][r["related"][deliv]]
-    scores = r["score"][deliv]
-    realized_csat = (float(scores[late].mean() - scores[~late].mean())
-                     if late.any() and (~late).any() else None)
     k = sim.tables["cases"]
-    bad_case = (k["contacts"] >= 2) | (k["reopened"] >= 1)
+    out = {}
+    deliv = (r["touchpoint"] == 1) & (r["stype"] == 1)
     sup = (r["touchpoint"] == 2) & (r["stype"] == 1)
-    bad_r = bad_case[r["related"][sup]]
-    realized_support = (float(r["score"][sup][bad_r].mean() - r["score"][sup][~bad_r].mean())
-                        if bad_r.any() and (~bad_r).any() else None)
-    rz = sim.realized
+    bad_case = (k["contacts"] >= 2) | (k["reopened"] >= 1)
+    for name, mask, flag in (("delivery", deliv, o["late"]), ("support", sup, bad_case)):
+        scores, hit = r["score"][mask], flag[r["related"][mask]]
+        out |= {f"{name}_hit_n": int(hit.sum()), f"{name}_hit_sum": int(scores[hit].sum()),
+                f"{name}_miss_n": int((~hit).sum()), f"{name}_miss_sum": int(scores[~hit].sum())}
+    return out
+
+
+def _mean_difference(t: dict[str, int], name: str) -> float | None:
+    """Mean score where the cause happened minus where it did not (None without both groups)."""
+    if not (t[f"{name}_hit_n"] and t[f"{name}_miss_n"]):
+        return None
+    return round(t[f"{name}_hit_sum"] / t[f"{name}_hit_n"] - t[f"{name}_miss_sum"] / t[f"{name}_miss_n"], 4)
+
+
+def _effects(cfg: GeneratorConfig, t: dict[str, int], rz: dict[str, float]) -> list[dict]:
+    e = cfg.effects
+    realized_csat = _mean_difference(t, "delivery")
+    realized_support = _mean_difference(t, "support")
     return [
         {"id": "late_delivery_lowers_delivery_csat",
          "cause": "order delivered after its promised_delivery_date (Europe/Paris local date of the last "
@@ -53,7 +64,7 @@ def _effects(cfg: GeneratorConfig, sim: Simulation) -> list[dict]:
          "size": round(_mean(e.csat_delivery_late, 1) - _mean(e.csat_delivery_on_time, 1), 4),
          "top_two_box_difference": round(_top2(e.csat_delivery_late) - _top2(e.csat_delivery_on_time), 4),
          "distributions": {"on_time": e.csat_delivery_on_time, "late": e.csat_delivery_late},
-         "realized": None if realized_csat is None else round(realized_csat, 4)},
+         "realized": realized_csat},
         {"id": "late_delivery_lowers_nps", "cause": "each late delivery in the last "
          f"{e.late_delivery_memory_days} days", "outcome": "relationship and onboarding NPS score (0-10)",
          "measure": "shift of the latent score before rounding and clipping to 0-10", "size": e.nps_per_late_delivery},
@@ -76,7 +87,7 @@ def _effects(cfg: GeneratorConfig, sim: Simulation) -> list[dict]:
          "measure": "mean score difference (bad minus good)",
          "size": round(_mean(e.csat_support_bad, 1) - _mean(e.csat_support_good, 1), 4),
          "ces_size": round(e.ces_support_bad_mean - e.ces_support_good_mean, 4),
-         "realized": None if realized_support is None else round(realized_support, 4)},
+         "realized": realized_support},
         {"id": "promoters_buy_more", "cause": "last NPS answer 9-10 (promoter) or 0-6 (detractor), "
          "compared with never surveyed", "outcome": "daily order rate", "measure": "rate ratio",
          "size": {"promoter": e.order_rate_promoter, "detractor": e.order_rate_detractor},
@@ -93,18 +104,17 @@ def _share(num: int, den: int) -> float | None:
     return round(num / den, 6) if den else None
 
 
-def _record_mess(cfg: GeneratorConfig, records: dict[tuple[str, str], pl.DataFrame]) -> dict[str, dict]:
-    m = cfg.mess
-    n = cfg.customers
+def _record_counts(shard_customers: int, customers_total: int,
+                   records: dict[tuple[str, str], pl.DataFrame]) -> dict[str, int]:
+    """Record-level mess of one shard as counts (planted and eligible), which add up over shards."""
     cust = records[("crm", "customers")].unique(["customer_id", "updated_at", "is_deleted"])
     num = pl.col("customer_id").str.slice(1).cast(pl.Int64)
-    originals = cust.filter(num <= n)
+    originals = cust.filter(num <= customers_total)
     created = originals.filter(pl.col("updated_at") == pl.col("created_at"))
     updated = originals.filter(~pl.col("is_deleted") & (pl.col("updated_at") > pl.col("created_at")))
     erased = originals.filter(pl.col("is_deleted"))
     accented = created.filter(
         pl.concat_str(["first_name", "last_name"]).str.contains(r"[^\x00-\x7F]"))
-    dups = cust.filter(num > n)["customer_id"].n_unique()
     orders = records[("erp", "orders")].unique("order_id")
     missing = orders.filter(pl.col("crm_customer_id").is_null())
     guest = orders.filter(pl.col("erp_account_id").str.starts_with("G"))
@@ -114,36 +124,64 @@ def _record_mess(cfg: GeneratorConfig, records: dict[tuple[str, str], pl.DataFra
     subs = records[("billing", "subscriptions")].unique("subscription_id")
     resp = records[("survey", "responses")].unique("response_id")
     commented = resp.filter(pl.col("_comment").is_not_null())
+    at_email = pl.col("customer_ref").str.contains("@")
+    return {
+        "customers": shard_customers,
+        "customer_update": updated["customer_id"].n_unique(),
+        "gdpr_erasure": erased["customer_id"].n_unique(),
+        "duplicate_person": cust.filter(num > customers_total)["customer_id"].n_unique(),
+        "accented_name": accented.height, "created": created.height,
+        "orders": orders.height, "erp_missing_crm_id": missing.height, "guest_order": guest.height,
+        "known_missing": known_missing.height, "erp_email_variant": variant.height,
+        "billing_refs": inv.height + subs.height,
+        "billing_ref_by_email": inv.filter(at_email).height + subs.filter(at_email).height,
+        "responses": resp.height, "survey_ref_by_email": resp.filter(at_email).height,
+        "commented": commented.height, "french_comment": commented.filter(pl.col("language") == "fr").height,
+    }
+
+
+def shard_counts(sim: Simulation, records: dict[tuple[str, str], pl.DataFrame], customers_total: int) -> dict[str, int]:
+    """Everything truth.json needs from one shard of customers, as counts that add up over shards."""
+    counts = _score_counts(sim) | _record_counts(sim.config.customers, customers_total, records)
+    counts |= {f"simulated_{k}": int(len(next(iter(v.values())))) if v else 0 for k, v in sim.tables.items()}
+    return counts
+
+
+def _record_mess(cfg: GeneratorConfig, t: dict[str, int]) -> dict[str, dict]:
+    m = cfg.mess
+    n = t["customers"]
 
     def entry(rate: float, population: str, planted: int, eligible: int) -> dict:
         return {"rate": rate, "population": population, "planted": int(planted), "eligible": int(eligible),
                 "realized_rate": _share(planted, eligible)}
 
-    at_email = pl.col("customer_ref").str.contains("@")
     return {
         "customer_update": entry(m.customer_update_rate, "crm customers (excluding duplicates)",
-                                 updated["customer_id"].n_unique(), n),
-        "gdpr_erasure": entry(m.gdpr_erasure_rate, "crm customers", erased["customer_id"].n_unique(), n),
-        "duplicate_person": entry(m.duplicate_person_rate, "crm customers (a second profile, same phone)", dups, n),
-        "accented_name": entry(m.accented_name_rate, "crm customers", accented.height, created.height),
-        "erp_missing_crm_id": entry(m.erp_missing_crm_id_rate, "erp orders", missing.height, orders.height),
+                                 t["customer_update"], n),
+        "gdpr_erasure": entry(m.gdpr_erasure_rate, "crm customers", t["gdpr_erasure"], n),
+        "duplicate_person": entry(m.duplicate_person_rate, "crm customers (a second profile, same phone)",
+                                  t["duplicate_person"], n),
+        "accented_name": entry(m.accented_name_rate, "crm customers", t["accented_name"], t["created"]),
+        "erp_missing_crm_id": entry(m.erp_missing_crm_id_rate, "erp orders", t["erp_missing_crm_id"], t["orders"]),
         "erp_email_variant": entry(m.erp_email_variant_rate, "erp orders without crm_customer_id, not guests",
-                                   variant.height, known_missing.height),
-        "guest_order": entry(m.guest_order_rate, "erp orders (e-mail unknown to the CRM)", guest.height, orders.height),
+                                   t["erp_email_variant"], t["known_missing"]),
+        "guest_order": entry(m.guest_order_rate, "erp orders (e-mail unknown to the CRM)", t["guest_order"],
+                             t["orders"]),
         "billing_ref_by_email": entry(m.billing_ref_by_email_rate, "billing invoices and subscriptions",
-                                      inv.filter(at_email).height + subs.filter(at_email).height,
-                                      inv.height + subs.height),
-        "survey_ref_by_email": entry(m.survey_ref_by_email_rate, "survey responses", resp.filter(at_email).height,
-                                     resp.height),
+                                      t["billing_ref_by_email"], t["billing_refs"]),
+        "survey_ref_by_email": entry(m.survey_ref_by_email_rate, "survey responses", t["survey_ref_by_email"],
+                                     t["responses"]),
         "french_comment": entry(m.french_comment_rate, "survey responses with a comment",
-                                commented.filter(pl.col("language") == "fr").height, commented.height),
+                                t["french_comment"], t["commented"]),
     }
 
 
-def build_truth(cfg: GeneratorConfig, sim: Simulation, records: dict[tuple[str, str], pl.DataFrame],
-                report: MessReport, reextracts: list[dict], rows: dict[str, int]) -> dict:
+def build_truth(cfg: GeneratorConfig, counts: dict[str, int], stats: dict[str, float], report: MessReport,
+                reextracts: list[dict], rows: dict[str, int], shards: int = 1) -> dict:
+    """truth.json from the summed ``shard_counts`` and simulation ``stats`` of every shard."""
     m = cfg.mess
-    mess = _record_mess(cfg, records)
+    mess = _record_mess(cfg, counts)
+    realized = realized_effects(stats)
     rates = {"late_arrival": m.late_arrival_rate, "resend": m.resend_rate, "bad_date": m.bad_date_rate,
              "bad_enum": m.bad_enum_rate, "bad_null_key": m.bad_null_key_rate, "bad_score": m.bad_score_rate,
              "dst_transition_hour": m.dst_transition_hour_rate}
@@ -173,7 +211,7 @@ def build_truth(cfg: GeneratorConfig, sim: Simulation, records: dict[tuple[str, 
         "config": cfg.to_dict(),
         "window": {"start": cfg.start.isoformat(), "end_exclusive": cfg.end.isoformat(), "days": cfg.days,
                    "first_drop_is_full_history": True},
-        "effects": _effects(cfg, sim),
+        "effects": _effects(cfg, counts, realized),
         "mess": mess,
         "reextracts": reextracts,
         "schema_drift": {"from_business_date": drift_date(cfg).isoformat(),
@@ -184,6 +222,8 @@ def build_truth(cfg: GeneratorConfig, sim: Simulation, records: dict[tuple[str, 
                                      "first occurrence (summer time)"},
         "volumes": {"records_delivered": rows,
                     "customers": int(cfg.customers),
-                    "simulated": {k: int(len(next(iter(v.values())))) if v else 0 for k, v in sim.tables.items()}},
-        "realized": sim.realized,
+                    "simulated": {k.removeprefix("simulated_"): v for k, v in counts.items()
+                                  if k.startswith("simulated_")},
+                    "shards": shards},
+        "realized": realized,
     }

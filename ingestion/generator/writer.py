@@ -32,16 +32,9 @@ class DropFile:
     sha256: str
 
 
-def write_drop(folder: Path, system: str, business_date: dt.date, extracted_at: dt.datetime,
-               files: list[tuple[str, str, bytes, int]]) -> list[DropFile]:
-    """Write one complete drop: data files first, the manifest last (its presence marks completeness)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    entries = []
-    for entity, filename, data, rows in files:
-        (folder / filename).write_bytes(data)
-        entries.append(DropFile(entity, filename, rows, hashlib.sha256(data).hexdigest()))
+def write_manifest(folder: Path, system: str, business_date: dt.date, extracted_at: dt.datetime,
+                   entries: list[DropFile]) -> None:
+    """Write a drop's manifest; it goes last, since its presence marks the drop complete."""
     manifest = {
         "contract_version": C.CONTRACT_VERSION, "system": system, "business_date": business_date.isoformat(),
         "extracted_at": extracted_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -50,48 +43,101 @@ def write_drop(folder: Path, system: str, business_date: dt.date, extracted_at: 
     tmp = folder / (C.MANIFEST_NAME + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     tmp.rename(folder / C.MANIFEST_NAME)
-    return entries
 
 
-def write_all(texts: dict[tuple[str, str], pl.DataFrame], cfg: GeneratorConfig, out: Path,
-              progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict[str, int]]:
-    """Write every drop of the window. Returns the re-extracted drops and row counts per entity."""
-    rng = np.random.default_rng([cfg.seed, 4])
-    dates = [cfg.start + dt.timedelta(days=i) for i in range(cfg.days)]
-    drops = [(s, d) for s in C.SYSTEMS for d in dates]
-    n_re = round(cfg.mess.reextract_rate * len(drops))
-    reextract = {drops[i] for i in rng.choice(len(drops), size=n_re, replace=False)} if n_re else set()
-    parts = {k: df.partition_by("_bd", as_dict=True, maintain_order=True) for k, df in texts.items()}
-    drift_from = drift_date(cfg)
-    seconds = {d: int(rng.integers(0, 60)) for d in dates}
-    rows_total: dict[str, int] = {}
-    reextracts = []
-    for system, d in drops:
-        extracted = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(1, EXTRACT_MINUTE[system], seconds[d]))
-        files, partial = [], []
-        for e in C.entities_of(system):
-            df = texts[(system, e.name)]
-            part = parts[(system, e.name)].get((d,), df.clear())
-            extra = [c for c in df.columns if c not in e.column_names and not c.startswith("_")]
-            columns = [*e.column_names, *(extra if d >= drift_from else [])]
-            files.append((e.name, e.filename, serialize(e, part, columns), part.height))
-            rows_total[f"{system}/{e.name}"] = rows_total.get(f"{system}/{e.name}", 0) + part.height
-            if (system, d) in reextract:
-                keep = rng.random(part.height) >= cfg.mess.reextract_missing_share
-                sub = part.filter(pl.Series(keep, dtype=pl.Boolean))
-                partial.append((e.name, e.filename, serialize(e, sub, columns), sub.height))
-        folder = out / system / d.isoformat()
-        if (system, d) in reextract:
-            # the first extract (missing records) was delivered at the usual time; the correction later that day
-            old = out / SUPERSEDED_DIR / system / d.isoformat()
-            write_drop(old, system, d, extracted, partial)
-            extracted = extracted + dt.timedelta(hours=13)
-            reextracts.append({
-                "system": system, "business_date": d.isoformat(),
-                "superseded_drop": f"{SUPERSEDED_DIR}/{system}/{d.isoformat()}",
-                "records_missing_from_first_extract": int(sum(f[3] for f in files) - sum(f[3] for f in partial)),
-            })
-        write_drop(folder, system, d, extracted, files)
-        if progress:
-            progress(1)
-    return reextracts, rows_total
+class _OpenFile:
+    """An entity file written in several appends (one per shard of customers): running sha256 and row count."""
+
+    def __init__(self, path: Path, entity: str) -> None:
+        self.path, self.entity, self.rows, self.hash = path, entity, 0, hashlib.sha256()
+        path.write_bytes(b"")
+
+    def append(self, data: bytes, rows: int) -> None:
+        if data:
+            with self.path.open("ab") as fh:
+                fh.write(data)
+            self.hash.update(data)
+        self.rows += rows
+
+    def entry(self) -> DropFile:
+        return DropFile(self.entity, self.path.name, self.rows, self.hash.hexdigest())
+
+
+class DropWriter:
+    """Writes every drop of the window, possibly in several passes (one per shard of customers).
+
+    Which drops are re-extracted, and when each extract ran, is decided once for the window. Each
+    pass appends its records to every entity file (a CSV header only in the first pass); the
+    manifests are written by ``finish``, after the last pass, so no drop looks complete before it
+    holds every shard's records.
+    """
+
+    def __init__(self, cfg: GeneratorConfig, out: Path) -> None:
+        self.cfg, self.out = cfg, out
+        self.rng = np.random.default_rng([cfg.seed, 4])
+        self.dates = [cfg.start + dt.timedelta(days=i) for i in range(cfg.days)]
+        self.drops = [(s, d) for s in C.SYSTEMS for d in self.dates]
+        n_re = round(cfg.mess.reextract_rate * len(self.drops))
+        self.reextract = ({self.drops[i] for i in self.rng.choice(len(self.drops), size=n_re, replace=False)}
+                          if n_re else set())
+        self.seconds = {d: int(self.rng.integers(0, 60)) for d in self.dates}
+        self.drift_from = drift_date(cfg)
+        self.rows: dict[str, int] = {}
+        self.files: dict[tuple[str, dt.date, bool], list[_OpenFile]] = {}  # (system, date, superseded)
+        self.passes = 0
+
+    def _folder(self, system: str, d: dt.date, superseded: bool) -> Path:
+        return (self.out / SUPERSEDED_DIR if superseded else self.out) / system / d.isoformat()
+
+    def _files(self, system: str, d: dt.date, superseded: bool) -> list[_OpenFile]:
+        key = (system, d, superseded)
+        if key not in self.files:
+            folder = self._folder(system, d, superseded)
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            self.files[key] = [_OpenFile(folder / e.filename, e.name) for e in C.entities_of(system)]
+        return self.files[key]
+
+    def append(self, texts: dict[tuple[str, str], pl.DataFrame], progress: Callable[[int], None] | None = None) -> None:
+        """Append one shard's rendered records to the drops they belong to."""
+        header = self.passes == 0
+        parts = {k: df.partition_by("_bd", as_dict=True, maintain_order=True) for k, df in texts.items()}
+        for system, d in self.drops:
+            redo = (system, d) in self.reextract
+            files = self._files(system, d, False)
+            partial = self._files(system, d, True) if redo else []
+            for i, e in enumerate(C.entities_of(system)):
+                df = texts[(system, e.name)]
+                part = parts[(system, e.name)].get((d,), df.clear())
+                extra = [c for c in df.columns if c not in e.column_names and not c.startswith("_")]
+                columns = [*e.column_names, *(extra if d >= self.drift_from else [])]
+                files[i].append(serialize(e, part, columns, header), part.height)
+                self.rows[f"{system}/{e.name}"] = self.rows.get(f"{system}/{e.name}", 0) + part.height
+                if redo:
+                    keep = self.rng.random(part.height) >= self.cfg.mess.reextract_missing_share
+                    sub = part.filter(pl.Series(keep, dtype=pl.Boolean))
+                    partial[i].append(serialize(e, sub, columns, header), sub.height)
+            if progress:
+                progress(1)
+        self.passes += 1
+
+    def finish(self) -> list[dict]:
+        """Write every manifest; returns the re-extracted drops."""
+        reextracts = []
+        for system, d in self.drops:
+            extracted = dt.datetime.combine(d + dt.timedelta(days=1),
+                                            dt.time(1, EXTRACT_MINUTE[system], self.seconds[d]))
+            files = [f.entry() for f in self._files(system, d, False)]
+            if (system, d) in self.reextract:
+                # the first extract (missing records) was delivered at the usual time; the correction later that day
+                partial = [f.entry() for f in self._files(system, d, True)]
+                write_manifest(self._folder(system, d, True), system, d, extracted, partial)
+                extracted = extracted + dt.timedelta(hours=13)
+                reextracts.append({
+                    "system": system, "business_date": d.isoformat(),
+                    "superseded_drop": f"{SUPERSEDED_DIR}/{system}/{d.isoformat()}",
+                    "records_missing_from_first_extract": sum(f.rows for f in files) - sum(f.rows for f in partial),
+                })
+            write_manifest(self._folder(system, d, False), system, d, extracted, files)
+        return reextracts
