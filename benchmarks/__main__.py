@@ -4,6 +4,7 @@
     python -m benchmarks --scale M --record          # 100k x 365, about an hour
     python -m benchmarks --scale L --record          # 1M x 730, on demand (hours; docs/benchmarks.md)
     python -m benchmarks --scale tiny                # smoke run (CI)
+    python -m benchmarks --render bench_work/L/partial.json --record   # record a run that was cut short
 
 DuckDB settings come from CX_DUCKDB_THREADS, CX_DUCKDB_MEMORY_LIMIT, CX_DUCKDB_PRESERVE_INSERTION_ORDER and
 CX_DUCKDB_TEMP_DIRECTORY (defaults tuned for 2 cores / 24 GiB).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -31,12 +33,32 @@ def main(argv: list[str] | None = None) -> int:
                     help="where drops, raw zone and warehouse of each scale go (default: ./bench_work)")
     ap.add_argument("--reuse-landing", action="store_true",
                     help="keep drops already generated for this scale in the workdir (generation is not re-timed)")
+    ap.add_argument("--measures", help="comma-separated measures to run, in order (default: the scale's; "
+                    f"known: {', '.join(harness.MEASURES)}; 'bare' right after 'ingest' interleaves the two)")
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="render (and with --record, append) the results saved by an earlier run, e.g. the "
+                         "partial.json of a run cut short, instead of running anything")
     ap.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     ap.add_argument("--results", type=Path, default=harness.RESULTS, help="the Markdown file --record appends to")
     a = ap.parse_args(argv)
+    if a.render:
+        res = json.loads(a.render.read_text(encoding="utf-8"))
+        print(harness.render(res))
+        if a.record:
+            harness.record(res, a.results)
+            print(f"appended to {a.results}", file=sys.stderr)
+        return 0
     scale = harness.SCALES[a.scale]
     if a.customers or a.days:
         scale = dataclasses.replace(scale, customers=a.customers or scale.customers, days=a.days or scale.days)
+    if a.measures:
+        measures = tuple(m.strip() for m in a.measures.split(",") if m.strip())
+        unknown = [m for m in measures if m not in harness.MEASURES]
+        if unknown or "ingest" not in measures:
+            ap.error(f"--measures: unknown {', '.join(unknown)}" if unknown else "--measures must include ingest")
+        if "nightly" in measures and "build" not in measures:
+            ap.error("--measures: nightly needs build (each night starts from the full build's warehouse)")
+        scale = dataclasses.replace(scale, measures=measures)
     if scale.days < 2:
         ap.error("--days must be at least 2 (history plus one new night)")
     try:

@@ -4,8 +4,11 @@ No timing assertions: times at this scale mean nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+
+import pytest
 
 from benchmarks import harness
 from benchmarks.__main__ import main
@@ -61,3 +64,42 @@ def test_dbt_profile_reads_the_same_duckdb_settings() -> None:
     for key, (env, default) in settings.DUCKDB_SETTINGS_ENV.items():
         expected = f"env_var('{env}', '{default}')" if default is not None else f"env_var('{env}', "
         assert f"{key}: \"{{{{ {expected}" in profile, (key, expected)
+
+
+def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_renders(tmp_path: Path) -> None:
+    """Scale L's shape at tiny size: no nights, the full build before the references, bare polars last."""
+    scale = dataclasses.replace(harness.SCALES["tiny"], measures=("ingest", "build", "handwritten", "bare"))
+    logs: list[str] = []
+    res = harness.run(scale, tmp_path / "work", log=logs.append)
+    ran = [line.strip().removesuffix(" ...") for line in logs if line.endswith(" ...")]
+    assert ran == ["generate", "ingest_ours", "dbt_full_build", "handwritten_sql", "ingest_bare"]
+    assert "nightly_bare" not in res and "dbt_kpi_only" not in res
+    assert res["ingest_bare"]["last"]["rows"] == res["ingest_ours"]["last"]["rows"] == res["rows"] > 0
+    assert res["handwritten_sql"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"] > 0
+    assert set(harness.ratios(res)) == {"ingestion", "build"}
+    # every stage's figures were saved as they came
+    work = tmp_path / "work" / "tiny"
+    assert json.loads((work / "partial.json").read_text(encoding="utf-8"))["ingest_bare"] == res["ingest_bare"]
+    # the drops are reused with the generation figures that describe them
+    again = harness.run(dataclasses.replace(scale, measures=("ingest",)), tmp_path / "work", reuse_landing=True,
+                        log=logs.append)
+    assert again["generate"] == res["generate"]
+
+    # a run cut short after ingestion: rendered and recorded with what it has, the rest named as not measured
+    cut = {k: v for k, v in res.items() if k not in ("dbt_full_build", "handwritten_sql", "ingest_bare")}
+    (tmp_path / "cut.json").write_text(json.dumps(cut), encoding="utf-8")
+    results = tmp_path / "RESULTS.md"
+    assert main(["--render", str(tmp_path / "cut.json"), "--record", "--results", str(results)]) == 0
+    text = results.read_text(encoding="utf-8")
+    assert "| 0 | generate" in text and "| 1 | ingestion of every drop" in text
+    assert "| 2 |" not in text and "| 3 |" not in text
+    assert ("Not measured in this run: bare polars ingestion, full build, hand-written SQL, "
+            "`dbt run -s +kpi_experience_daily`, nights (bare and Dagster).") in text
+
+
+@pytest.mark.parametrize(("measures", "message"), [
+    ("ingest,tea", "unknown tea"), ("build", "must include ingest"), ("ingest,nightly", "nightly needs build")])
+def test_measures_are_checked(measures: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--scale", "tiny", "--measures", measures])
+    assert message in capsys.readouterr().err
