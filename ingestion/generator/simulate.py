@@ -93,11 +93,7 @@ class Simulation:
     config: GeneratorConfig
     customers: dict[str, np.ndarray]
     tables: dict[str, dict[str, np.ndarray]]
-    stats: dict[str, float] = field(default_factory=dict)  # exposure and event counts (sums)
-
-    @property
-    def realized(self) -> dict[str, float]:
-        return realized_effects(self.stats)
+    stats: dict[str, float] = field(default_factory=dict)  # exposure and event counts (sums): realized_effects
 
 
 class _Company:
