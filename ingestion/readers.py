@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 
 from . import contract as C
 from .manifest import DropRefused
@@ -225,12 +226,51 @@ def _parse_lines(text: str) -> tuple[list[int], list[object], list[str | None]]:
     return lines, values, problems
 
 
+def _jsonl_schema(e: C.Entity) -> dict[str, pl.DataType]:
+    return {c.name: (pl.Int64() if c.type == "int" else pl.Boolean() if c.type == "bool" else pl.Utf8())
+            for c in e.columns if c.type != "answers"}
+
+
+def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
+    """Arrow's JSON reader with the contract's JSON types, for flat records (not the survey's nested
+    answers). It is strict: a value of another JSON type (``"9"`` for an integer, ``9`` for a string),
+    a field the contract does not name, a malformed or non-object line all fail the whole file, and
+    so does a blank line (records would no longer sit on line i + 1). Then the file takes the exact
+    path, which finds each such record's line and problem. None means: take the exact path."""
+    if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")):
+        return None
+    schema = _jsonl_schema(e)
+    arrow = pa.schema([(name, pa.int64() if t == pl.Int64() else pa.bool_() if t == pl.Boolean() else pa.string())
+                       for name, t in schema.items()])
+    try:
+        table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
+            explicit_schema=arrow, unexpected_field_behavior="error", newlines_in_values=False))
+    except pa.ArrowInvalid:
+        return None
+    records = data.count(b"\n") + (not data.endswith(b"\n"))
+    if table.num_rows != records:
+        return None
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.cast(schema).with_columns(  # type: ignore[arg-type]
+        _source_line=pl.int_range(1, df.height + 1, dtype=pl.Int64), _problem=pl.lit(None, pl.Utf8),
+        _extra=pl.lit(None, pl.Utf8))
+
+
 def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DropRefused(path, f"not valid UTF-8 at line {line} (byte 0x{data[exc.start]:02x})") from None
+    fast = _jsonl_fast(e, data)
+    if fast is not None:
+        return RawFile(e, path, fast, [])
+    return _jsonl_exact(e, path, text)
+
+
+def _jsonl_exact(e: C.Entity, path: Path, text: str) -> RawFile:
+    """Python's json module: every record's JSON types checked one by one, problems on their own line."""
     if text.startswith(BOM):
         text = text[1:]
     lines, objs, problems = _parse_lines(text)
@@ -264,8 +304,7 @@ def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
     extra_seen = sorted(set().union(*extra_keys)) if extra_keys else []
     extras = [json.dumps({k: o[k] for k in sorted(x)}, ensure_ascii=False) if x else None
               for o, x in zip(objs, extra_keys, strict=True)]
-    schema = {c.name: (pl.Int64 if c.type == "int" else pl.Boolean if c.type == "bool" else pl.Utf8)
-              for c in e.columns if c.type != "answers"}
+    schema = _jsonl_schema(e)
     if e.system == "survey":
         schema |= {"score_question_id": pl.Utf8, "score": pl.Int64, "scale_min": pl.Int64, "scale_max": pl.Int64,
                    "comment": pl.Utf8}
