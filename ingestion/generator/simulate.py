@@ -8,7 +8,7 @@ the customer's NPS, ordering and churn for a stated number of days (``Effects``)
 the warehouse's driver and churn analyses must find again.
 
 Times are float days since the window start (UTC). Entity attributes come out as numpy arrays;
-``extract.py`` turns them into dated record versions and ``render.py`` into files.
+``records.py`` turns them into dated record versions and ``render.py`` into files.
 """
 
 from __future__ import annotations
