@@ -70,7 +70,7 @@ def main() -> None:
               help="Override a mess rate or effect size, e.g. --set mess.resend_rate=0.05 (repeatable).")
 @click.option("--shard-customer-days", type=click.IntRange(min=1), default=None,
               help="Simulate customers in shards of at most this many customer-days (bounds memory; "
-                   "default 40,000,000, about 7 GiB). Changes the bytes, like the seed.")
+                   "default 40,000,000, a 5-6 GiB peak). Changes the bytes, like the seed.")
 def generate(
     customers: int, days: int, start: dt.date, seed: int, out: Path | None, overrides: tuple[str, ...],
     shard_customer_days: int | None,

@@ -112,7 +112,7 @@ class GeneratorConfig:
     history_share: float = 0.6
     history_days: int = 730
     # memory bound: customers are simulated in shards of at most this many customer-days each
-    # (customers x days); 40 M keeps a shard near 7 GiB. Part of the config, since it changes the bytes.
+    # (customers x days); 40 M keeps a shard at 5-6 GiB peak (measured). Part of the config, since it changes the bytes.
     shard_customer_days: int = 40_000_000
     mess: Mess = field(default_factory=Mess)
     effects: Effects = field(default_factory=Effects)
