@@ -180,12 +180,14 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
     res["landing_bytes"] = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
     save()
 
+    def bare_run() -> dict[str, Any]:
+        _rmtree(scratch)
+        run = run_stage("ingest_bare", scratch, log, landing=landing)
+        _rmtree(scratch)  # at L the bare copy is ~7 GB: never kept beside the warehouse
+        return run
+
     def bare_ingestion() -> None:
-        runs = []
-        for _ in range(repeat):
-            _rmtree(scratch)
-            runs.append(run_stage("ingest_bare", scratch, log, landing=landing))
-            _rmtree(scratch)  # at L the bare copy is ~10 GB: never kept beside the warehouse
+        runs = [bare_run() for _ in range(repeat)]
         res["ingest_bare"] = _summary(runs)
         if runs[-1]["rows"] != res["rows"]:
             raise StageError(f"row counts differ: ours {res['rows']} vs bare {runs[-1]['rows']}")
@@ -197,9 +199,7 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
     ours, bare = [], []
     for _ in range(repeat):
         if interleave:
-            _rmtree(scratch)
-            bare.append(run_stage("ingest_bare", scratch, log, landing=landing))
-            _rmtree(scratch)
+            bare.append(bare_run())
         _rmtree(data)
         ours.append(run_stage("ingest_ours", data, log, landing=landing))
         if bare and ours[-1]["rows"] != bare[-1]["rows"]:

@@ -226,9 +226,18 @@ def _parse_lines(text: str) -> tuple[list[int], list[object], list[str | None]]:
     return lines, values, problems
 
 
-def _jsonl_schema(e: C.Entity) -> dict[str, pl.DataType]:
-    return {c.name: (pl.Int64() if c.type == "int" else pl.Boolean() if c.type == "bool" else pl.Utf8())
-            for c in e.columns if c.type != "answers"}
+# the frame type and the Arrow JSON type of each contract type in JSON Lines (everything else is text)
+_JSON_TYPES: dict[str, tuple[pl.DataType, pa.DataType]] = {"int": (pl.Int64(), pa.int64()),
+                                                          "bool": (pl.Boolean(), pa.bool_())}
+_JSON_TEXT = (pl.Utf8(), pa.string())
+
+
+def _jsonl_schema(e: C.Entity, arrow: bool = False) -> dict[str, pl.DataType] | pa.Schema:
+    """The flat JSON Lines columns of ``e`` with their polars types (or, with ``arrow``, as an Arrow schema)."""
+    types = {c.name: _JSON_TYPES.get(c.type, _JSON_TEXT) for c in e.columns if c.type != "answers"}
+    if arrow:
+        return pa.schema([(name, t[1]) for name, t in types.items()])
+    return {name: t[0] for name, t in types.items()}
 
 
 def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
@@ -239,12 +248,10 @@ def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
     path, which finds each such record's line and problem. None means: take the exact path."""
     if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")):
         return None
-    schema = _jsonl_schema(e)
-    arrow = pa.schema([(name, pa.int64() if t == pl.Int64() else pa.bool_() if t == pl.Boolean() else pa.string())
-                       for name, t in schema.items()])
     try:
         table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-            explicit_schema=arrow, unexpected_field_behavior="error", newlines_in_values=False))
+            explicit_schema=_jsonl_schema(e, arrow=True), unexpected_field_behavior="error",
+            newlines_in_values=False))
     except pa.ArrowInvalid:
         return None
     records = data.count(b"\n") + (not data.endswith(b"\n"))
@@ -252,7 +259,7 @@ def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
         return None
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    return df.cast(schema).with_columns(  # type: ignore[arg-type]
+    return df.cast(_jsonl_schema(e)).with_columns(  # type: ignore[arg-type]
         _source_line=pl.int_range(1, df.height + 1, dtype=pl.Int64), _problem=pl.lit(None, pl.Utf8),
         _extra=pl.lit(None, pl.Utf8))
 
