@@ -1,50 +1,86 @@
-"""Great Expectations gates: blocking asset checks on the KPI mart and the key facts.
+"""The nightly gate: every GX and SQL check of ``expectations/registry.py`` as one Dagster step.
 
-Each check runs a suite from ``expectations/`` for the business date of the run (a partition,
-or the last date of a backfill range), over a short read-only DuckDB connection, and links the
-Data Docs built under ``$CX_DATA_DIR/docs/gx``. A failing suite blocks everything downstream,
-including the publish to BI.
+``quality_gate`` evaluates ``expectations.gate.evaluate`` for the run's business dates (a
+partition, or a backfill range), writes its rows to the data-health record, and reports each
+check on the mart it guards, with the severity the registry declares:
+
+* a failing *blocking* check (ERROR) stops the publish: the step serves the updated health record
+  at once (the marts BI reads stay as they were) and Dagster skips everything downstream;
+* a *warning* (WARN) never blocks: the publish runs and serves the numbers with the warning.
+
+Every spec is declared ``blocking`` in Dagster so the publish waits for the gate; Dagster skips
+the publish only on ERROR results, which only blocking checks produce.
 """
 
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from expectations.suites import validate
+from expectations import gate, health, registry
+from orchestration.publish import publish_health
+from orchestration.warehouse import dbt_var
 
-from .assets.warehouse import DUCKDB_POOL, cx_dbt_incremental, cx_dbt_models
+from .assets.warehouse import DUCKDB_POOL, model_key
 from .resources import CxData
 
 PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-
-def run_business_date(context: dg.AssetCheckExecutionContext) -> str:
-    tags = context.run.tags
-    day = tags.get(PARTITION_TAG) or tags.get(RANGE_END_TAG)
-    if not day:
-        raise dg.Failure("the GX checks validate one business date: run them with a partition or a range")
-    return day
+GATE_CHECKS = [c for c in registry.CHECKS if c.engine in (registry.GX, registry.SQL)]
 
 
-def gx_check(model: str, assets: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    key = get_asset_key_for_model([assets], model)
+def run_window(tags: dict[str, str]) -> tuple[dt.date, dt.date]:
+    """[start, end) of the run's business dates, from its partition or partition-range tags."""
+    day = tags.get(PARTITION_TAG)
+    if day:
+        start = end = dt.date.fromisoformat(day)
+    elif tags.get(RANGE_START_TAG) and tags.get(RANGE_END_TAG):
+        start, end = dt.date.fromisoformat(tags[RANGE_START_TAG]), dt.date.fromisoformat(tags[RANGE_END_TAG])
+    else:
+        raise dg.Failure("the nightly gate judges business dates: run it with a partition or a partition range")
+    return start, end + dt.timedelta(days=1)
 
-    @dg.asset_check(asset=key, name=f"gx_{model}", blocking=True, pool=DUCKDB_POOL,
-                    description=f"Great Expectations suite '{model}' (expectations/suites.py) for the run's "
-                                "business date; blocks the publish to BI when it fails.")
-    def _check(context: dg.AssetCheckExecutionContext, cx: CxData) -> dg.AssetCheckResult:
-        day = run_business_date(context)
-        docs = cx.root() / "docs" / "gx"
-        result = validate(cx.root() / "warehouse.duckdb", model, day, docs)
-        return dg.AssetCheckResult(
-            passed=result.success,
-            description=None if result.success else f"{model} failed: " + "; ".join(result.failed[:5]),
-            metadata={"business_date": day, "expectations": result.evaluated, "failed": len(result.failed),
-                      "failures": "\n".join(result.failed) or "none",
+
+def _severity(check: registry.Check) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if check.severity == registry.BLOCKING else dg.AssetCheckSeverity.WARN
+
+
+SPECS = [dg.AssetCheckSpec(c.name, asset=model_key(c.asset), blocking=True,
+                           description=f"[{c.severity}] {c.rule}. Why {c.severity}: {c.why}.")
+         for c in GATE_CHECKS]
+
+
+@dg.multi_asset_check(specs=SPECS, name="quality_gate", pool=DUCKDB_POOL,
+                      description="The nightly gate (expectations/gate.py): GX suites over the run window's rows, "
+                                  "reconciliations, and warnings against baselines learned from history. Blocking "
+                                  "failures stop the publish; warnings are published with the data.")
+def quality_gate(context: dg.AssetCheckExecutionContext, cx: CxData) -> Iterator[dg.AssetCheckResult]:
+    start, end = run_window(context.run.tags)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+    result = gate.evaluate(cx.root() / "warehouse.duckdb", start, end, cx.root() / "docs" / "gx",
+                           reporting_currency=dbt_var("reporting_currency"))
+    health.write(cx.root(), days, "gate", result.rows, run_id=context.run.run_id)
+    by_check: dict[str, list[health.HealthRow]] = defaultdict(list)
+    for row in result.rows:
+        by_check[row.check_name].append(row)
+    if any(r.blocks for r in result.rows):
+        publish_health(cx.root() / "serving", health.read(cx.root()))
+        context.log.error("blocking checks failed: the marts are not published; data_health is served")
+    for check in GATE_CHECKS:
+        rows = by_check.get(check.name, [])
+        flagged = [r for r in rows if r.status in ("fail", "warn")]
+        messages = [r.message for r in flagged if r.message]
+        yield dg.AssetCheckResult(
+            asset_key=model_key(check.asset), check_name=check.name, passed=not flagged,
+            severity=_severity(check),
+            description=None if not flagged else f"{check.name} [{check.severity}]: " + " | ".join(messages[:3]),
+            metadata={"business_dates": f"{start} .. {days[-1]}", "severity": check.severity,
+                      "flagged": len(flagged), "evaluated": len(rows),
+                      "no_baseline": sum(r.status == "no_baseline" for r in rows),
+                      "messages": "\n".join(messages[:20]) or "none",
+                      **({"rows_read": result.rows_read[check.asset]} if check.asset in result.rows_read else {}),
                       "data_docs": dg.MetadataValue.path(str(result.docs))})
-
-    return _check
-
-
-gx_checks = [gx_check("kpi_experience_daily", cx_dbt_incremental), gx_check("fct_survey_responses", cx_dbt_models),
-             gx_check("fct_orders", cx_dbt_models)]

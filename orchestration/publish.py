@@ -8,21 +8,32 @@
   file per table. The symlink is replaced atomically; the previous version is kept for readers in
   flight and older ones are pruned.
 
-BI tools read these, never the live ``warehouse.duckdb`` (one writer at a time).
+* ``data_health`` (both places): the data-health record (``expectations/health.py``), one row
+  per business date x check. ``publish`` serves it with the marts; ``publish_health`` serves a new
+  record on a blocked night while every mart stays byte-identical (the previous Parquet files are
+  hard-linked, the DuckDB tables copied unchanged).
+
+BI tools read these, never the live ``warehouse.duckdb`` (one writer at a time). Publishes take an
+exclusive lock (``serving/.publish.lock``) so a health publish never interleaves with a full one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 BI_SCHEMA = "marts"
 KEEP_PARQUET_VERSIONS = 2
+HEALTH_TABLE = "data_health"
 
 
 @dataclass
@@ -41,10 +52,49 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish(warehouse: Path, serving: Path, as_of: str | None = None,
-            now: dt.datetime | None = None) -> Publication:
-    """Copy the BI marts of ``warehouse`` to ``serving`` (atomic file swap + Parquet export)."""
+@contextmanager
+def _locked(serving: Path) -> Iterator[None]:
     serving.mkdir(parents=True, exist_ok=True)
+    with (serving / ".publish.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_health(con: duckdb.DuckDBPyConnection, health: pl.DataFrame, parquet_dir: Path) -> int:
+    con.register("_health_frame", health.to_arrow())
+    con.execute(f'create or replace table "{HEALTH_TABLE}" as select * from _health_frame')
+    con.unregister("_health_frame")
+    con.execute(f"copy \"{HEALTH_TABLE}\" to '{parquet_dir / (HEALTH_TABLE + '.parquet')}' "
+                "(format parquet, compression zstd)")
+    return health.height
+
+
+def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
+    versions = serving / "parquet_versions"
+    for f in parquet_dir.iterdir():
+        _fsync(f)
+    link = serving / "parquet"
+    tmp_link = serving / f".parquet.{os.getpid()}.tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(parquet_dir.relative_to(serving))
+    os.replace(tmp_link, link)
+    _fsync(serving)
+    for old in sorted(p for p in versions.iterdir() if p.is_dir())[:-KEEP_PARQUET_VERSIONS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(warehouse: Path, serving: Path, as_of: str | None = None,
+            now: dt.datetime | None = None, health: pl.DataFrame | None = None) -> Publication:
+    """Copy the BI marts of ``warehouse`` (and the ``health`` record) to ``serving`` (atomic swaps)."""
+    with _locked(serving):
+        return _publish(warehouse, serving, as_of, now, health)
+
+
+def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime | None,
+             health: pl.DataFrame | None) -> Publication:
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     target = serving / "cx.duckdb"
     tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
@@ -71,6 +121,8 @@ def publish(warehouse: Path, serving: Path, as_of: str | None = None,
                         "row_count bigint)")
             con.executemany("insert into _publication values (?, ?, ?, ?)",
                             [(now, as_of, t, n) for t, n in rows.items()])
+            if health is not None:
+                _write_health(con, health, parquet_dir)
             con.execute("detach wh")
             con.execute("checkpoint")
         finally:
@@ -82,14 +134,44 @@ def publish(warehouse: Path, serving: Path, as_of: str | None = None,
         tmp.unlink(missing_ok=True)
         shutil.rmtree(parquet_dir, ignore_errors=True)
         raise
-    for f in parquet_dir.iterdir():
-        _fsync(f)
-    link = serving / "parquet"
-    tmp_link = serving / f".parquet.{os.getpid()}.tmp"
-    tmp_link.unlink(missing_ok=True)
-    tmp_link.symlink_to(parquet_dir.relative_to(serving))
-    os.replace(tmp_link, link)
-    _fsync(serving)
-    for old in sorted(p for p in versions.iterdir() if p.is_dir())[:-KEEP_PARQUET_VERSIONS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return Publication(target, link, rows, now)
+    _swap_parquet(serving, parquet_dir)
+    return Publication(target, serving / "parquet", rows, now)
+
+
+def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None = None) -> Path:
+    """Serve a new ``data_health`` record and nothing else: the marts stay exactly as published.
+
+    The served DuckDB file is copied, its ``data_health`` table replaced, and the copy renamed over
+    the original; the Parquet version is a new folder of hard links to the current files plus the
+    new ``data_health.parquet``. With nothing published yet, the served copy holds only the record.
+    """
+    with _locked(serving):
+        now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
+        target = serving / "cx.duckdb"
+        tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        parquet_dir = serving / "parquet_versions" / (now.strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}-health")
+        parquet_dir.mkdir(parents=True, exist_ok=True)
+        current = serving / "parquet"
+        try:
+            if current.exists():
+                for f in current.resolve().iterdir():
+                    if f.name != HEALTH_TABLE + ".parquet":
+                        os.link(f, parquet_dir / f.name)
+            if target.exists():
+                shutil.copyfile(target, tmp)
+            con = duckdb.connect(str(tmp))
+            try:
+                _write_health(con, health, parquet_dir)
+                con.execute("checkpoint")
+            finally:
+                con.close()
+            _fsync(tmp)
+            os.replace(tmp, target)
+            _fsync(serving)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            shutil.rmtree(parquet_dir, ignore_errors=True)
+            raise
+        _swap_parquet(serving, parquet_dir)
+        return target

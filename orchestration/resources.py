@@ -1,4 +1,4 @@
-"""Dagster resources: where the data lives and the thresholds of the ingestion checks."""
+"""Dagster resources: where the data lives."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from ingestion.load import Zones
 
 
 class CxData(dg.ConfigurableResource):
-    """The data directory (default ``$CX_DATA_DIR``, else ``./data``) and ingestion thresholds."""
+    """The data directory (default ``$CX_DATA_DIR``, else ``./data``). Check thresholds live in
+    ``expectations/quality.toml`` (docs/data-quality.md)."""
 
     data_dir: str = ""
-    # the quarantine-rate check warns above this share of a file's records
-    quarantine_rate_warn: float = 0.02
 
     def root(self) -> Path:
         return Path(self.data_dir).resolve() if self.data_dir else settings.data_dir()

@@ -1,6 +1,10 @@
 """Ingestion assets: one multi-asset per source system, one asset per entity, partitioned by business date.
 
-Thin wiring around ``ingestion.load.load_drop``; the logic lives in ``ingestion/``.
+Thin wiring around ``ingestion.load.load_drop``; the logic lives in ``ingestion/`` and the checks
+in ``expectations/drops.py`` (declared, with their severity, in ``expectations/registry.py``).
+Every landing writes its rows to the data-health record. A drop not delivered yet (no manifest)
+is a warning: the night goes on without it and says so. A broken drop is refused: the step
+fails, and the health record, served at once, names the file and the problem.
 """
 
 
@@ -9,15 +13,20 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from expectations import health, registry
+from expectations.drops import drop_health, is_missing
 from ingestion import contract as C
-from ingestion.load import load_drop, read_partition_counts
+from ingestion.load import load_drop
 from ingestion.manifest import DropRefused
+from orchestration.publish import publish_health
 
 from ..partitions import daily_partitions
 from ..resources import CxData
 
 RECONCILES = "reconciles_with_manifest"
 QUARANTINE_RATE = "quarantine_rate"
+# the checks reported on each raw asset (drop_accepted is the step's own success or failure)
+DROP_CHECKS = [c for c in registry.by_engine(registry.INGESTION) if c.name != "drop_accepted"]
 
 
 def raw_key(system: str, entity: str) -> dg.AssetKey:
@@ -38,13 +47,25 @@ def _specs(system: str) -> tuple[list[dg.AssetSpec], list[dg.AssetCheckSpec]]:
                           dg.TableColumn(c.name, c.type, description=("nullable" if c.nullable else "required"))
                           for c in e.columns])},
         ))
-        checks.append(dg.AssetCheckSpec(RECONCILES, asset=key, blocking=True,
-                                        description="Rows in the raw and quarantine zones add up to the manifest's "
-                                                    "row count for the file (read back from disk)."))
-        checks.append(dg.AssetCheckSpec(QUARANTINE_RATE, asset=key,
-                                        description="Share of the file's records quarantined stays below the "
-                                                    "configured threshold (warning)."))
+        for c in DROP_CHECKS:
+            checks.append(dg.AssetCheckSpec(c.name, asset=key, blocking=c.severity == registry.BLOCKING,
+                                            description=f"[{c.severity}] {c.rule}. Why {c.severity}: {c.why}."))
     return specs, checks
+
+
+def _results(key: dg.AssetKey, rows: list[health.HealthRow]) -> Iterator[dg.AssetCheckResult]:
+    """One check result per declared drop check, from the entity's health rows."""
+    by_name = {r.check_name: r for r in rows}
+    for c in DROP_CHECKS:
+        r = by_name.get(c.name)
+        passed = r is None or r.status in ("pass", "no_baseline")
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=c.name, passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if c.severity == registry.BLOCKING else dg.AssetCheckSeverity.WARN,
+            description=None if r is None else r.message,
+            metadata={"status": "not evaluated" if r is None else r.status,
+                      "observed": r.observed_value if r is not None and r.observed_value is not None else "n/a",
+                      "expected": (r.expected_range or "") if r is not None else ""})
 
 
 def build_ingest_assets(system: str) -> dg.AssetsDefinition:
@@ -58,8 +79,26 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
         try:
             result = load_drop(zones, system, day)
         except DropRefused as exc:
-            raise dg.Failure(description=f"{system} drop for {day.isoformat()} refused: {exc}",
-                             metadata={"file": exc.path, "problem": exc.problem}) from exc
+            if not is_missing(exc.problem):
+                rows = drop_health(zones, system, day, None, error=str(exc))
+                health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+                publish_health(cx.root() / "serving", health.read(cx.root()))
+                raise dg.Failure(description=f"{system} drop for {day.isoformat()} refused: {exc}",
+                                 metadata={"file": exc.path, "problem": exc.problem}) from exc
+            # not delivered yet: a warning; the night goes on with what the other systems delivered
+            context.log.warning("%s drop for %s not delivered yet: %s", system, day, exc)
+            rows = drop_health(zones, system, day, None, error=str(exc), missing=True)
+            health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+            for e in C.entities_of(system):
+                key = raw_key(system, e.name)
+                yield dg.MaterializeResult(asset_key=key, metadata={
+                    "drop": "not delivered", "problem": exc.problem, "rows_loaded": 0, "dagster/row_count": 0})
+                yield from _results(key, [r for r in rows if r.subject == f"{system}.{e.name}"])
+            return
+        rows = drop_health(zones, system, day, result)
+        health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+        if any(r.blocks for r in rows):  # the step fails on its blocking check: serve the record now
+            publish_health(cx.root() / "serving", health.read(cx.root()))
         for e in result.entities:
             key = raw_key(system, e.entity)
             yield dg.MaterializeResult(asset_key=key, metadata={
@@ -69,15 +108,7 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                 "path": dg.MetadataValue.path(str(zones.data_file(system, e.entity, day))),
                 "dagster/row_count": e.loaded,
             })
-            on_disk, quarantined = read_partition_counts(zones, system, e.entity, day)
-            yield dg.AssetCheckResult(asset_key=key, check_name=RECONCILES,
-                                      passed=on_disk + quarantined == e.manifest_rows,
-                                      metadata={"loaded": on_disk, "quarantined": quarantined,
-                                                "manifest_rows": e.manifest_rows})
-            yield dg.AssetCheckResult(asset_key=key, check_name=QUARANTINE_RATE, severity=dg.AssetCheckSeverity.WARN,
-                                      passed=e.quarantine_rate <= cx.quarantine_rate_warn,
-                                      metadata={"quarantine_rate": round(e.quarantine_rate, 6),
-                                                "threshold": cx.quarantine_rate_warn})
+            yield from _results(key, [r for r in rows if r.subject == f"{system}.{e.entity}"])
         if any(e.new_columns for e in result.entities):
             context.log.warning("schema drift in %s %s: %s", system, day, {
                 e.entity: e.new_columns for e in result.entities if e.new_columns})

@@ -1,15 +1,19 @@
-"""Publish the BI marts (``orchestration/publish.py``) once everything upstream passed its checks."""
+"""Publish the BI marts and the data-health record (``orchestration/publish.py``) once the gate passed.
+
+The gate's blocking checks stop this step (Dagster skips it); warnings do not: the night is
+published with them, in ``data_health``.
+"""
 
 import json
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
+from expectations import health
 from orchestration.publish import publish
 
 from ..partitions import daily_partitions
 from ..resources import CxData
-from .warehouse import DUCKDB_POOL, cx_dbt_incremental, cx_dbt_models, dbt_project
+from .warehouse import DUCKDB_POOL, dbt_project, model_key
 
 # every model in the `marts` schema is published (restricted models are not)
 BI_MODELS = sorted(
@@ -18,19 +22,30 @@ BI_MODELS = sorted(
 )
 
 
-BI_ASSET_KEYS = [get_asset_key_for_model([cx_dbt_incremental if m == "kpi_experience_daily" else cx_dbt_models], m)
-                 for m in BI_MODELS]
+BI_ASSET_KEYS = [model_key(m) for m in BI_MODELS]
 
 
 @dg.asset(key=["serving", "cx_duckdb"], group_name="serving", deps=BI_ASSET_KEYS,
           partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL,
           kinds={"duckdb", "parquet"}, owners=["team:data-platform"],
-          description="BI-facing marts copied atomically to serving/cx.duckdb and serving/parquet/.")
+          description="BI-facing marts and the data_health record, copied atomically to serving/cx.duckdb and "
+                      "serving/parquet/.")
 def published_marts(context: dg.AssetExecutionContext, cx: CxData) -> dg.MaterializeResult:
-    as_of = context.partition_key_range.end
-    result = publish(cx.root() / "warehouse.duckdb", cx.root() / "serving", as_of=as_of)
+    keys = context.partition_key_range
+    record = health.read(cx.root())
+    window = record.filter(record["business_date"].cast(str).is_between(keys.start, keys.end))
+    blocked = health.blocking_failures(window)
+    if blocked.height:  # defence in depth: never serve marts a blocking check failed on
+        raise dg.Failure(description="blocking checks failed for this window; not publishing: "
+                                     + ", ".join(sorted(set(blocked["check_name"].to_list()))))
+    result = publish(cx.root() / "warehouse.duckdb", cx.root() / "serving", as_of=keys.end, health=record)
+    warnings = window.filter(window["status"] == "warn")
+    if warnings.height:
+        context.log.warning("published with %d warnings: %s", warnings.height,
+                            ", ".join(sorted(set(warnings["check_name"].to_list()))))
     return dg.MaterializeResult(metadata={
-        "as_of": as_of, "tables": len(result.tables), "rows": sum(result.tables.values()),
+        "as_of": keys.end, "health": health.summary_line(window), "warnings": warnings.height,
+        "tables": len(result.tables), "rows": sum(result.tables.values()),
         "database": dg.MetadataValue.path(str(result.database)),
         "parquet": dg.MetadataValue.path(str(result.parquet.resolve())),
     })

@@ -1,0 +1,103 @@
+"""Health of one system's drop for one business date, judged while it is landed.
+
+``drop_health(zones, system, day, load, error)`` returns the rows of the ingestion checks of
+``expectations/registry.py``: the drop was delivered, accepted and not empty; every file reconciles
+with its manifest (blocking); volumes and quarantined shares within what the entity's trailing
+drops make normal (warnings, baselines learned from the load audit of this company).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from ingestion import contract as C
+from ingestion.load import AUDIT_DIR, DropLoad, Zones, read_partition_counts
+
+from . import anomaly
+from .health import HealthRow, judged
+
+
+def raw_asset(system: str, entity: str) -> str:
+    return f"raw/{system}/{entity}"
+
+
+def _history(zones: Zones, system: str, day: dt.date, days: int) -> pl.DataFrame:
+    """The latest loaded attempt of each of the system's trailing drops (dates before ``day``), per entity."""
+    files = []
+    for i in range(1, days + 1):
+        folder = zones.raw / AUDIT_DIR / system / f"business_date={(day - dt.timedelta(days=i)).isoformat()}"
+        if folder.is_dir():
+            files += sorted(folder.glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema={"business_date": pl.Date, "entity": pl.Utf8, "manifest_rows": pl.Int64,
+                                    "quarantined": pl.Int64})
+    audit = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max().over("business_date"))
+    return latest.filter(pl.col("status") == "loaded").select("business_date", "entity", "manifest_rows",
+                                                               "quarantined")
+
+
+def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, error: str | None = None,
+                missing: bool = False, cfg: dict | None = None) -> list[HealthRow]:
+    """Rows for a landed drop (``load``), a refused one (``error``) or one not delivered yet (``missing``)."""
+    cfg = cfg or anomaly.load_config()
+    entities = [e.name for e in C.entities_of(system)]
+    if missing:
+        return [HealthRow(day, "drop_delivered", raw_asset(system, e), "warn", subject=f"{system}.{e}",
+                          observed_value=0, expected_range="a complete drop (with _manifest.json)",
+                          message=f"no complete {system} drop for {day} when the night ran: {error}")
+                for e in entities]
+    if load is None:
+        return [HealthRow(day, "drop_accepted", raw_asset(system, e), "fail", subject=f"{system}.{e}",
+                          message=f"{system} drop for {day} refused: {error}") for e in entities]
+    rows: list[HealthRow] = []
+    total = sum(e.manifest_rows for e in load.entities)
+    history = _history(zones, system, day, int(cfg["anomaly"]["history_days"]))
+    for e in load.entities:
+        subject = f"{system}.{e.entity}"
+        asset = raw_asset(system, e.entity)
+        rows.append(judged(day, "drop_delivered", asset, True, subject=subject, observed_value=1))
+        rows.append(judged(day, "drop_accepted", asset, True, subject=subject))
+        rows.append(judged(day, "drop_not_empty", asset, total > 0, subject=subject, observed_value=total,
+                           expected_range="at least one record across the drop's files",
+                           message=None if total else f"the {system} drop for {day} holds no record at all"))
+        on_disk, quarantined = read_partition_counts(zones, system, e.entity, day)
+        ok = on_disk + quarantined == e.manifest_rows
+        rows.append(judged(day, "reconciles_with_manifest", asset, ok, subject=subject,
+                           observed_value=on_disk + quarantined, expected_range=f"= {e.manifest_rows} (manifest)",
+                           message=None if ok else f"{e.file}: {on_disk} loaded + {quarantined} quarantined "
+                                                   f"<> {e.manifest_rows} in the manifest"))
+        past = history.filter(pl.col("entity") == e.entity)
+        series = {d: float(n) for d, n in zip(past["business_date"], past["manifest_rows"], strict=True)}
+        verdict = anomaly.robust_band(day, float(e.manifest_rows), series, cfg["anomaly"])
+        if not verdict.has_baseline:
+            rows.append(HealthRow(day, "drop_volume", asset, "no_baseline", subject=subject,
+                                  observed_value=e.manifest_rows, expected_range=verdict.expected()))
+        else:
+            rows.append(judged(
+                day, "drop_volume", asset, not verdict.surprising, subject=subject, observed_value=e.manifest_rows,
+                expected_range=verdict.expected(),
+                message=None if not verdict.surprising else
+                f"{e.file}: {e.manifest_rows} records, usual {verdict.median:.0f} (robust z {verdict.robust_z:.1f})"))
+        hist_rows = int(past["manifest_rows"].sum()) if past.height else 0
+        hist_rate = int(past["quarantined"].sum()) / hist_rows if hist_rows >= 200 else None
+        surprising, threshold = anomaly.quarantine_surprising(e.quarantined, e.manifest_rows, hist_rate,
+                                                              cfg["quarantine"])
+        basis = f"historical share {hist_rate:.4f}" if hist_rate is not None else "prior share"
+        rows.append(judged(
+            day, "quarantine_rate", asset, not surprising, subject=subject,
+            observed_value=e.quarantine_rate,
+            expected_range=f"Wilson lower bound <= {threshold:.4f} ({basis} + margin)",
+            message=None if not surprising else
+            f"{e.file}: {e.quarantined} of {e.manifest_rows} records quarantined ({e.quarantine_rate:.2%}); "
+            f"see quarantine/{system}/{e.entity}/business_date={day}"))
+    return rows
+
+
+def is_missing(error_problem: str) -> bool:
+    """Whether a refusal means the drop is not (completely) delivered yet, rather than broken."""
+    return error_problem.startswith(("no drop delivered", "incomplete drop"))
+
+
