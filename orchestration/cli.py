@@ -126,6 +126,20 @@ def _date_range(date: dt.date | None, start: dt.date | None, end: dt.date | None
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def _require_partitions(days: list[dt.date]) -> None:
+    """Refuse business dates without a daily partition (usage error, exit 2): dates before
+    CX_PARTITIONS_START, and dates not over yet. Checked before anything runs."""
+    from orchestration.partitions import daily_partitions
+
+    known = set(daily_partitions.get_partition_keys())
+    outside = [d for d in days if d.isoformat() not in known]
+    if outside:
+        first, last = daily_partitions.get_first_partition_key(), daily_partitions.get_last_partition_key()
+        raise click.UsageError(f"{outside[0]} is not a business-date partition: partitions run from {first} to {last} "
+                               "(a night's drop is ingested once the day is over; set CX_PARTITIONS_START for "
+                               "earlier history)")
+
+
 def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw --help` fast
     import os
 
@@ -147,7 +161,6 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
     from ingestion.load import latest_attempts, read_audit, summarize_attempts
     from ingestion.manifest import complete_drops
     from orchestration.definitions import defs
-    from orchestration.partitions import daily_partitions
     from orchestration.resources import CxData
 
     zones = CxData().zones()
@@ -159,13 +172,7 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
             raise click.UsageError(f"no complete drop under {zones.landing}")
     else:
         days = _date_range(date, start, end)
-    known = set(daily_partitions.get_partition_keys())
-    outside = [d for d in days if d.isoformat() not in known]
-    if outside:
-        first, last = daily_partitions.get_first_partition_key(), daily_partitions.get_last_partition_key()
-        raise click.UsageError(f"{outside[0]} is not a business-date partition: partitions run from {first} to {last} "
-                               "(a night's drop is ingested once the day is over; set CX_PARTITIONS_START for "
-                               "earlier history)")
+    _require_partitions(days)
     job = defs.resolve_job_def("ingest")
     instance = _instance()
     failed = []
@@ -280,6 +287,7 @@ def _finish(problems: list[str]) -> None:
 @click.option("--date", "date", callback=_parse_date, required=True, help="Business date (YYYY-MM-DD).")
 def nightly(date: dt.date) -> None:
     """The nightly run for one business date: ingest -> dbt -> checks -> publish."""
+    _require_partitions([date])
     _finish(_run_job("nightly", str(date), partition_key=date.isoformat()))
 
 
@@ -289,6 +297,7 @@ def nightly(date: dt.date) -> None:
 def backfill(start: dt.date, end: dt.date) -> None:
     """Ingest each business date of a range, then build, check and publish once for the whole range."""
     days = _date_range(None, start, end)
+    _require_partitions(days)
     problems = []
     with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
                            item_show_func=lambda d: d.isoformat() if d else "") as bar:
@@ -307,6 +316,7 @@ def backfill(start: dt.date, end: dt.date) -> None:
               help="Business date the published data is as of (YYYY-MM-DD).")
 def publish(date: dt.date) -> None:
     """Publish the current marts to BI (serving/cx.duckdb and Parquet), through Dagster."""
+    _require_partitions([date])
     import dagster as dg
 
     from orchestration.assets.serving import published_marts

@@ -6,8 +6,6 @@ Lineage: landing drops -> raw zone (ingestion assets) -> dbt staging / intermedi
 
 import datetime as dt
 import os
-import sys
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -20,6 +18,7 @@ from .checks import gx_checks
 from .partitions import daily_partitions
 from .resources import CxData
 from .sensors import landing_drop_sensor
+from .warehouse import DBT_EXECUTABLE
 
 warehouse_selection = dg.AssetSelection.assets(cx_dbt_models, cx_dbt_incremental, published_marts)
 
@@ -54,6 +53,6 @@ defs = dg.Definitions(
     sensors=[landing_drop_sensor, alert_on_run_failure],
     resources={"cx": CxData(),
                # the dbt of this interpreter's environment, whether or not the venv is activated
-               "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt"))},
+               "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 )
 __all__ = ["defs", "daily_partitions"]

@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingestion import settings
 
+if TYPE_CHECKING:
+    from dagster_dbt import DbtProject
+
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+# the dbt of this interpreter's environment, whether or not the venv is activated: `make dev` runs
+# .venv/bin/dagster with .venv/bin off PATH, where a bare `dbt` is not found
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 
 # unit tests check the SQL, not the data: CI runs them (`make test`); nightly builds skip them
@@ -26,6 +34,33 @@ def window_vars(start: dt.date, end: dt.date) -> dict[str, str]:
 
 class DbtError(RuntimeError):
     pass
+
+
+def with_venv_dbt(project: DbtProject) -> DbtProject:
+    """``project`` with a preparer that runs ``DBT_EXECUTABLE``.
+
+    dagster-dbt's default preparer (``project.prepare_if_dev()`` under ``dagster dev``, and
+    ``dagster-dbt project prepare-and-package``) runs a ``DbtCliResource`` with its default
+    executable, a bare ``dbt`` looked up on PATH. This one is the same preparer (dbt deps, dbt parse,
+    under its guard against concurrent updates) running the dbt of this environment. dagster-dbt
+    0.29 takes no ``preparer`` argument, so it replaces the record's field.
+    """
+    from dagster_dbt import DagsterDbtProjectPreparer, DbtCliResource
+    from dagster_shared.record import replace
+
+    class VenvDbtPreparer(DagsterDbtProjectPreparer):
+        # overrides of the two steps that build a DbtCliResource (dagster-dbt 0.29); if a later
+        # dagster-dbt renames them, tests/test_dagster_dev_load.py fails with "not found on PATH"
+        def _prepare_packages(self, project: DbtProject) -> None:
+            DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+                ["deps", "--quiet"], target_path=project.target_path).wait()
+
+        def _prepare_manifest(self, project: DbtProject) -> None:
+            DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+                self._prepare_project_cli_args, target_path=project.target_path).wait()
+            self._invalidate_seeds_in_partial_parse(project)
+
+    return replace(project, preparer=VenvDbtPreparer())
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.warehouse import DBT_PROJECT, NIGHTLY_EXCLUDE, ensure_manifest, window_vars
+from orchestration.warehouse import DBT_PROJECT, NIGHTLY_EXCLUDE, ensure_manifest, window_vars, with_venv_dbt
 
 from ..partitions import daily_partitions
 from ..resources import CxData
@@ -30,7 +30,8 @@ INCREMENTAL_SELECT = "config.materialized:incremental,path:models/marts"
 OWNERS = {"staging": ["team:analytics-engineering"], "intermediate": ["team:analytics-engineering"],
           "marts": ["team:cx-analytics"]}
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT)
+# its preparer runs the venv's dbt (orchestration.warehouse.DBT_EXECUTABLE), not a `dbt` looked up on PATH
+dbt_project = with_venv_dbt(DbtProject(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT))
 dbt_project.prepare_if_dev()  # under `dagster dev`: re-parse so model edits show up
 ensure_manifest(dbt_project.manifest_path)  # elsewhere: `make install` / CI prepared it (parsed here if not)
 
