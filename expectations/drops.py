@@ -71,7 +71,7 @@ def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, 
                                                    f"<> {e.manifest_rows} in the manifest"))
         past = history.filter(pl.col("entity") == e.entity)
         series = {d: float(n) for d, n in zip(past["business_date"], past["manifest_rows"], strict=True)}
-        verdict = anomaly.robust_band(day, float(e.manifest_rows), series, cfg["anomaly"])
+        verdict = anomaly.robust_band(day, float(e.manifest_rows), series, cfg["anomaly"], counts=True)
         if not verdict.has_baseline:
             rows.append(HealthRow(day, "drop_volume", asset, "no_baseline", subject=subject,
                                   observed_value=e.manifest_rows, expected_range=verdict.expected()))

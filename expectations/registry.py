@@ -37,6 +37,8 @@ class Check:
     engine: str
     rule: str
     why: str
+    # dbt tests (node names) this check is, when it is one instance rather than every test of a kind
+    dbt_tests: tuple[str, ...] = ()
 
 
 CHECKS: tuple[Check, ...] = (
@@ -84,6 +86,11 @@ CHECKS: tuple[Check, ...] = (
     Check("reconciles_with", "dbt models", BLOCKING, DBT,
           "a total of one model equals the same total of another (control totals)",
           "totals that do not reconcile mean a join lost or duplicated records"),
+    Check("refund_payment_known", "fct_refunds", WARNING, DBT,
+          "every refund's payment_id is in fct_payments (dbt relationships test, severity warn)",
+          "a refund can arrive before the payment it refunds (late-arriving extract): the refund still counts "
+          "in every refund KPI; only its payment method is unknown until the payment lands",
+          dbt_tests=("relationships_fct_refunds_payment_id__payment_id__ref_fct_payments_",)),
     # --- nightly gate: GX expectations over the run window's rows -----------------------------------
     Check("kpi_value_in_scale", "kpi_experience_daily", BLOCKING, GX,
           "NPS in -100..100, rates in 0..1, CES in 1..7, for the window's KPI dates",
@@ -142,6 +149,16 @@ def check(name: str) -> Check:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"{name!r} is not a declared check (expectations/registry.py)") from None
+
+
+_BY_DBT_TEST = {t: c for c in CHECKS for t in c.dbt_tests}
+
+
+def for_dbt_test(test_name: str, kind: str | None) -> Check:
+    """The declared check of a dbt test node: its own entry, else the entry of its generic test."""
+    if test_name in _BY_DBT_TEST:
+        return _BY_DBT_TEST[test_name]
+    return check(kind or test_name)
 
 
 def by_engine(engine: str) -> list[Check]:

@@ -273,14 +273,28 @@ def _run_job(name: str, label: str, **kwargs) -> list[str]:  # noqa: ANN003
 
 
 def _finish(problems: list[str]) -> None:
+    path = settings.serving_dir()
     for p in problems:
         click.echo(f"FAILED {p}", err=True)
     if problems:
+        click.echo(f"nothing published: BI keeps the marts it had; the data-health record in {path / 'cx.duckdb'} "
+                   "says why (cxw status)", err=True)
         sys.exit(1)
-    path = settings.serving_dir()
     _print_kpis(path / "cx.duckdb")
     click.echo(f"published for BI: {path / 'cx.duckdb'} (DuckDB) and {path / 'parquet'}/ (Parquet)")
+    click.echo(f"data health: {_health_line(path / 'cx.duckdb')} (details: cxw status)")
     click.echo(f"Great Expectations Data Docs: {settings.data_dir() / 'docs' / 'gx' / 'index.html'}")
+
+
+def _health_line(served: Path) -> str:
+    import duckdb
+
+    with duckdb.connect(str(served), read_only=True) as con:
+        as_of = con.execute("select max(as_of) from _publication").fetchone()[0]
+        counts = dict(con.execute("select status, count(*) from data_health where business_date = cast(? as date) "
+                                  "group by status", [as_of]).fetchall())
+    return (f"{as_of}: {counts.get('fail', 0)} blocking failures, {counts.get('warn', 0)} warnings, "
+            f"{counts.get('pass', 0)} passed, {counts.get('no_baseline', 0)} without a baseline yet")
 
 
 @main.command()
@@ -315,16 +329,59 @@ def backfill(start: dt.date, end: dt.date) -> None:
 @click.option("--date", "date", callback=_parse_date, required=True,
               help="Business date the published data is as of (YYYY-MM-DD).")
 def publish(date: dt.date) -> None:
-    """Publish the current marts to BI (serving/cx.duckdb and Parquet), through Dagster."""
+    """Gate the current warehouse for a business date and publish it to BI (no ingest, no dbt)."""
     _require_partitions([date])
-    import dagster as dg
+    _finish(_run_job("publish", str(date), partition_key=date.isoformat()))
 
-    from orchestration.assets.serving import published_marts
-    from orchestration.resources import CxData
 
-    result = dg.materialize([published_marts], partition_key=date.isoformat(), resources={"cx": CxData()},
-                            instance=_instance(), raise_on_error=False)
-    _finish(_report(result, str(date)))
+@main.command()
+@click.option("--date", "date", callback=_parse_date, default=None,
+              help="Business date whose health to show (default: the latest one recorded).")
+@click.option("--all", "show_all", is_flag=True, help="List every check, passed ones too.")
+def status(date: dt.date | None, show_all: bool) -> None:
+    """What BI reads now, and the data health of the last night (from the served copy)."""
+    import duckdb
+
+    served = settings.serving_dir() / "cx.duckdb"
+    if not served.exists():
+        raise click.ClickException(f"nothing served yet: {served} does not exist (run cxw nightly or cxw backfill)")
+    with duckdb.connect(str(served), read_only=True) as con:
+        tables = {r[0] for r in con.execute("show tables").fetchall()}
+        if "_publication" in tables:
+            as_of, at, n_tables, n_rows = con.execute(
+                "select max(as_of), max(published_at), count(*), sum(row_count) from _publication").fetchone()
+            click.echo(f"published for BI: marts as of {as_of}, published {at:%Y-%m-%d %H:%M} UTC "
+                       f"({n_tables} tables, {n_rows:,} rows) in {served}")
+        else:
+            as_of = None
+            click.echo(f"published for BI: no marts yet in {served} (only the data-health record)")
+        if "data_health" not in tables:
+            click.echo("data health: no record served yet")
+            return
+        day = date or con.execute("select max(business_date) from data_health").fetchone()[0]
+        rows = con.execute("""
+            select status, severity, check_name, asset, coalesce(subject, ''), coalesce(message, ''),
+                   observed_value, coalesce(expected_range, '')
+            from data_health where business_date = cast(? as date)
+            order by case status when 'fail' then 0 when 'warn' then 1 when 'no_baseline' then 2 else 3 end,
+                     check_name, asset, subject""", [day]).fetchall()
+    if not rows:
+        click.echo(f"data health: nothing recorded for {day}")
+        return
+    counts = {s: sum(r[0] == s for r in rows) for s in ("fail", "warn", "pass", "no_baseline")}
+    blocked = counts["fail"] > 0
+    verdict = "BLOCKED" if blocked else ("PUBLISHED" if as_of and str(as_of) >= str(day) else "NOT PUBLISHED")
+    click.echo(f"health of {day}: {verdict} -- {counts['fail']} blocking failures, {counts['warn']} warnings, "
+               f"{counts['pass']} passed, {counts['no_baseline']} without a baseline yet")
+    for st, _severity, check, asset, subject, message, observed, expected in rows:
+        if st == "pass" and not show_all:
+            continue
+        label = {"fail": "FAIL", "warn": "WARN", "no_baseline": "NEW ", "pass": "ok  "}[st]
+        where = f"{asset}" + (f" [{subject}]" if subject else "")
+        detail = message or (f"observed {observed:g}, expected {expected}" if observed is not None else expected)
+        click.echo(f"  {label} {check:<30} {where:<48} {detail}")
+    if blocked:
+        click.echo(f"the marts BI reads did not move (still as of {as_of}); fix what failed, then re-run the night")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,14 @@ from dagster_dbt import DbtCliResource
 from .alerts import alert_on_run_failure
 from .assets.ingestion import ingest_assets
 from .assets.serving import published_marts
-from .assets.warehouse import cx_dbt_incremental, cx_dbt_models, dbt_project
-from .checks import gx_checks
+from .assets.warehouse import cx_dbt, dbt_project
+from .checks import quality_gate
 from .partitions import daily_partitions
 from .resources import CxData
 from .sensors import landing_drop_sensor
 from .warehouse import DBT_EXECUTABLE
 
-warehouse_selection = dg.AssetSelection.assets(cx_dbt_models, cx_dbt_incremental, published_marts)
+warehouse_selection = dg.AssetSelection.assets(cx_dbt, published_marts) | dg.AssetSelection.checks(quality_gate)
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("raw"),
@@ -30,6 +30,10 @@ warehouse_job = dg.define_asset_job(
     "warehouse", selection=warehouse_selection,
     description="Build the dbt warehouse for a partition or a range (one dbt call), gate it with dbt tests and "
                 "Great Expectations, and publish it to BI.",
+)
+publish_job = dg.define_asset_job(
+    "publish", selection=dg.AssetSelection.assets(published_marts) | dg.AssetSelection.checks(quality_gate),
+    description="Gate the current warehouse for a business date and publish it to BI (no ingest, no dbt).",
 )
 nightly_job = dg.define_asset_job(
     "nightly", selection=dg.AssetSelection.groups("raw") | warehouse_selection,
@@ -46,9 +50,9 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, cx_dbt_models, cx_dbt_incremental, published_marts],
-    asset_checks=gx_checks,
-    jobs=[ingest_job, warehouse_job, nightly_job],
+    assets=[*ingest_assets, cx_dbt, published_marts],
+    asset_checks=[quality_gate],
+    jobs=[ingest_job, warehouse_job, publish_job, nightly_job],
     schedules=[nightly_schedule],
     sensors=[landing_drop_sensor, alert_on_run_failure],
     resources={"cx": CxData(),

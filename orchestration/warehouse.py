@@ -32,6 +32,17 @@ def window_vars(start: dt.date, end: dt.date) -> dict[str, str]:
             "as_of": (end - dt.timedelta(days=1)).isoformat()}
 
 
+def dbt_var(name: str):  # noqa: ANN201 - whatever the var holds
+    """A var's default from dbt_project.yml: the one place a dbt threshold is declared."""
+    import yaml
+
+    project = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
+    try:
+        return project["vars"][name]
+    except KeyError:
+        raise KeyError(f"dbt_project.yml declares no var {name!r}") from None
+
+
 class DbtError(RuntimeError):
     pass
 
@@ -64,7 +75,7 @@ def with_venv_dbt(project: DbtProject) -> DbtProject:
 
 
 @contextmanager
-def _data_dir_env(data_dir: Path) -> Iterator[None]:
+def data_dir_env(data_dir: Path) -> Iterator[None]:
     before = os.environ.get(settings.DATA_DIR_ENV)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
     try:
@@ -101,7 +112,7 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
         cli += ["--target", target]
     if dbt_vars:
         cli += ["--vars", json.dumps(dbt_vars)]
-    with _data_dir_env(data_dir):
+    with data_dir_env(data_dir):
         result = dbtRunner().invoke(cli)
     if not result.success:
         failed = []

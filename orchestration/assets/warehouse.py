@@ -1,32 +1,50 @@
 """The dbt warehouse as Dagster assets (dagster-dbt).
 
-Two ``@dbt_assets`` share the business-date partitions and pass the partition to dbt as vars:
+One ``@dbt_assets`` (``cx_dbt``) holds every model, on the business-date partitions: a run passes
+its partition window to dbt as vars (``min_date``/``max_date``, half-open, ``as_of`` = the window's
+last business date), so the incremental KPI mart recomputes the window and every other model is
+rebuilt as of the same ``as_of`` (a backfill of an old window gives that window's numbers). One dbt
+call per run (a single-run backfill policy for ranges), in the ``duckdb_writer`` pool so only one
+process writes the DuckDB file at a time.
 
-* ``cx_dbt_incremental``: the incremental KPI mart, built for the partition window
-  (``min_date``/``max_date``, half-open) with ``as_of`` = the window's last business date;
-* ``cx_dbt_models``: every other model, rebuilt as of the same ``as_of`` so a backfill of an old
-  window gives that window's numbers.
-
-Both use a single-run backfill policy (one dbt call over a whole backfill range) and the
-``duckdb_writer`` pool, so only one process writes the DuckDB file at a time. dbt tests surface
-as Dagster asset checks; sources map to the ingestion assets, so it is one lineage graph.
+dbt tests surface as Dagster asset checks, and every run records them in the data-health record
+(``expectations/health.py``, grouped per generic test and model, severity from
+``expectations/registry.py``). When dbt fails (a model errors or a blocking test fails), the
+health record is served at once (``publish_health``: the marts BI reads do not move) and the step
+fails naming what failed. Sources map to the ingestion assets, so it is one lineage graph.
 """
 
+import datetime as dt
 import json
-import os
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+    get_asset_key_for_model,
+)
 
-from orchestration.warehouse import DBT_PROJECT, NIGHTLY_EXCLUDE, ensure_manifest, window_vars, with_venv_dbt
+from expectations import health, registry
+from orchestration.publish import publish_health
+from orchestration.warehouse import (
+    DBT_PROJECT,
+    NIGHTLY_EXCLUDE,
+    data_dir_env,
+    ensure_manifest,
+    window_vars,
+    with_venv_dbt,
+)
 
 from ..partitions import daily_partitions
 from ..resources import CxData
 
 DUCKDB_POOL = "duckdb_writer"
-INCREMENTAL_SELECT = "config.materialized:incremental,path:models/marts"
 OWNERS = {"staging": ["team:analytics-engineering"], "intermediate": ["team:analytics-engineering"],
           "marts": ["team:cx-analytics"]}
 
@@ -59,24 +77,59 @@ def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     return window_vars(window.start.date(), window.end.date())
 
 
+def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> list[health.HealthRow]:
+    """One row per date x generic test x model: failed when any instance failed (names them)."""
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    for r in run_results.get("results", []):
+        node = manifest["nodes"].get(r["unique_id"]) or {}
+        if node.get("resource_type") != "test":
+            continue
+        name = node.get("name", r["unique_id"])
+        kind = registry.for_dbt_test(name, (node.get("test_metadata") or {}).get("name")).name
+        model = (node.get("attached_node") or (node.get("depends_on", {}).get("nodes") or ["?"])[0]).split(".")[-1]
+        groups[(kind, model)].append((name, str(r.get("status")), r.get("message") or ""))
+    rows = []
+    for (kind, model), tests in sorted(groups.items()):
+        bad = [(name, status, msg) for name, status, msg in tests if status not in ("pass", "success")]
+        message = "; ".join(f"{name}: {status} {msg}".strip() for name, status, msg in bad[:10]) or None
+        for day in days:
+            rows.append(health.judged(day, kind, model, not bad, subject=f"{len(tests)} dbt tests",
+                                      observed_value=len(bad), expected_range="0 failing tests", message=message))
+    return rows
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
-    # dbt's profile reads CX_DATA_DIR: point it at the same data directory as the other assets
-    os.environ["CX_DATA_DIR"] = str(cx.root())
+    # dbt's profile reads CX_DATA_DIR: the resource passes the data directory in dbt's environment
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
+    window = context.partition_time_window
+    days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
     args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
-    yield from dbt.cli(args, context=context).stream()
+    with data_dir_env(cx.root()):  # the dbt subprocess starts here, with this environment
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
+    yield from invocation.stream()
+    try:
+        run_results = invocation.get_artifact("run_results.json")
+    except FileNotFoundError:
+        run_results = {}
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run_id)
+    if not invocation.is_successful():
+        failed = [f"{r['unique_id'].split('.')[2]} {r['status']}" for r in run_results.get("results", [])
+                  if r.get("status") in ("error", "fail")]
+        publish_health(cx.root() / "serving", health.read(cx.root()))
+        raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
+                                     + ("; ".join(failed[:10]) or str(invocation.get_error())),
+                         metadata={"failed": "\n".join(failed) or "see the dbt logs"})
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, select=INCREMENTAL_SELECT,
-            dagster_dbt_translator=translator, partitions_def=daily_partitions,
-            backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL, name="cx_dbt_incremental")
-def cx_dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator,
+            partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL,
+            name="cx_dbt")
+def cx_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
     yield from _build(context, dbt, cx)
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=INCREMENTAL_SELECT,
-            dagster_dbt_translator=translator, partitions_def=daily_partitions,
-            backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL, name="cx_dbt_models")
-def cx_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
-    yield from _build(context, dbt, cx)
+def model_key(model: str) -> dg.AssetKey:
+    return get_asset_key_for_model([cx_dbt], model)
+
 

@@ -1,0 +1,317 @@
+"""Gates that stop wrong numbers, never bad news (docs/data-quality.md).
+
+Each scenario builds its drops here, from the generator plus a small edit (tests/drop_edit.py),
+and runs the README's commands (`cxw backfill`, `cxw nightly`, `cxw publish`, `cxw status`):
+
+* a night of heavy tails (deliveries 190 days late and 60 days early, a 120-day support case) is
+  published with promise-gap warnings only;
+* an incident night (every NPS answer 0-3, every CSAT 1) on the night of a sale (5x the orders) is
+  published: the served NPS is the one counted from the drop, the health record names the drift
+  per survey type and the volume jump;
+* wrong numbers still block: a duplicated key, a KPI out of its scale, a broken reconciliation
+  leave every served mart byte-identical, with the failing check named in the served health record;
+* the latest day's refund rate is served as provisional (not final, not reportable);
+* a real-world first night (two years of history in one drop, every amount in BRL) is published,
+  its KPI mart equals a full build over the same raw zone, and no amount is mixed across currencies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from expectations import health
+from ingestion.generator import GeneratorConfig, generate
+from orchestration.cli import main
+from orchestration.warehouse import dbt_var, run_dbt, window_vars
+from tests import drop_edit
+
+START = dt.date(2026, 9, 7)
+HISTORY_NIGHTS = 8
+TAILS = START + dt.timedelta(days=HISTORY_NIGHTS)  # night 9: heavy tails
+INCIDENT = TAILS + dt.timedelta(days=1)  # night 10: service incident on a sale night
+TAILS_COPY = "after_tails_night.duckdb"
+
+
+def cxw(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def served(data: Path, sql: str, params: list | None = None, copy: str = "cx.duckdb") -> list[tuple]:
+    with duckdb.connect(str(data / "serving" / copy), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def served_health(data: Path, day: dt.date, copy: str = "cx.duckdb") -> pl.DataFrame:
+    with duckdb.connect(str(data / "serving" / copy), read_only=True) as con:
+        return con.sql(f"select * from data_health where business_date = date '{day}'").pl()
+
+
+def flagged(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter(pl.col("status").is_in(["fail", "warn"]))
+
+
+def mart_fingerprints(data: Path) -> dict[str, str]:
+    """sha256 of every served mart's Parquet file and of its DuckDB table's rows (data_health left out)."""
+    out = {}
+    parquet = data / "serving" / "parquet"
+    for f in sorted(parquet.iterdir()):
+        if f.stem != "data_health":
+            out[f"parquet:{f.stem}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    with duckdb.connect(str(data / "serving" / "cx.duckdb"), read_only=True) as con:
+        tables = [r[0] for r in con.execute("show tables").fetchall() if r[0] != "data_health"]
+        for t in tables:
+            df = con.sql(f'select * from "{t}"').pl()
+            out[f"duckdb:{t}"] = hashlib.sha256(df.sort(df.columns, nulls_last=True).write_csv().encode()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data = tmp_path_factory.mktemp("gates")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CX_DATA_DIR", str(data))
+        mp.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance per command
+        mp.delenv("CX_QUALITY_CONFIG", raising=False)  # the documented defaults
+        yield data
+
+
+# --- the nightly sequence: eight ordinary nights, then the scenarios ----------------------------------
+
+def _heavy_tails(landing: Path, day: dt.date) -> dict:
+    drop = drop_edit.folder(landing, "erp", day)
+    header, orders = drop_edit.read(drop, "erp", "orders")
+    # orders whose last parcel arrives tonight (their delivery is tonight's news)
+    _, shipments = drop_edit.read(drop, "erp", "shipments")
+    tonight = {s["order_id"] for s in shipments if s["status"] == "delivered"
+               and s["delivered_ts"].startswith(day.strftime("%d/%m/%Y"))}
+    earlier = {s["order_id"] for s in shipments if s["status"] != "delivered"}
+    delivered = [o for o in orders if o["status"] == "delivered" and o["order_id"] in tonight - earlier]
+    late, early = delivered[0], delivered[1]
+    local = lambda d: d.strftime("%d/%m/%Y")  # noqa: E731
+    late["order_ts"] = (day - dt.timedelta(days=200)).strftime("%d/%m/%Y") + " 10:00:00"
+    late["promised_delivery_date"] = local(day - dt.timedelta(days=190))
+    early["promised_delivery_date"] = local(day + dt.timedelta(days=60))
+    drop_edit.write(drop, "erp", "orders", header, orders)
+    crm = drop_edit.folder(landing, "crm", day)
+    header, cases = drop_edit.read(crm, "crm", "support_cases")
+    case = next(c for c in cases if c["status"] in ("solved", "closed") and c["resolved_at"])
+    resolved = dt.datetime.strptime(case["resolved_at"], "%Y-%m-%dT%H:%M:%SZ")
+    case["opened_at"] = (resolved - dt.timedelta(days=120)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    drop_edit.write(crm, "crm", "support_cases", header, cases)
+    return {"late": late["order_id"], "early": early["order_id"], "case": case["case_id"]}
+
+
+def _incident_and_sale(landing: Path, day: dt.date) -> dict:
+    rng = random.Random(5)
+    drop = drop_edit.folder(landing, "survey", day)
+    _, responses = drop_edit.read(drop, "survey", "responses")
+    for r in responses:
+        for a in r["answers"]:
+            if a["question_id"] == "comment" or not isinstance(a.get("value"), int):
+                continue
+            if not a["scale_min"] <= a["value"] <= a["scale_max"]:
+                continue  # a planted out-of-scale answer stays bad (quarantined)
+            if r["survey_type"] == "nps":
+                a["value"] = rng.randint(0, 3)
+            elif r["survey_type"] == "csat":
+                a["value"] = 1
+    drop_edit.write(drop, "survey", "responses", None, responses)
+    erp = drop_edit.folder(landing, "erp", day)
+    header, orders = drop_edit.read(erp, "erp", "orders")
+    placed = [o for o in orders if o["status"] == "placed"]
+    sale = list(orders)
+    for k in range(4):  # 5x the night's new orders (status updates of older orders stay as they were)
+        sale += [{**o, "order_id": f"{o['order_id']}-SALE{k}"} for o in placed]
+    drop_edit.write(erp, "erp", "orders", header, sale)
+    return {"responses": responses, "orders_before": len(orders), "orders_after": len(sale)}
+
+
+@pytest.fixture(scope="module")
+def sequence(env: Path) -> dict:
+    landing = env / "landing"
+    generate(GeneratorConfig(customers=1_000, days=HISTORY_NIGHTS + 2, start=START, seed=7), landing)
+    code, out = cxw("backfill", "--start", START.isoformat(),
+                    "--end", (START + dt.timedelta(days=HISTORY_NIGHTS - 1)).isoformat())
+    assert code == 0, out
+    edits = {"tails": _heavy_tails(landing, TAILS)}
+    code, out = cxw("nightly", "--date", TAILS.isoformat())
+    edits["tails_exit"], edits["tails_out"] = code, out
+    # what BI saw after that night (a reader's copy; the next night replaces the served file)
+    shutil.copyfile(env / "serving" / "cx.duckdb", env / "serving" / TAILS_COPY)
+    edits["incident"] = _incident_and_sale(landing, INCIDENT)
+    code, out = cxw("nightly", "--date", INCIDENT.isoformat())
+    edits["incident_exit"], edits["incident_out"] = code, out
+    return edits
+
+
+def test_heavy_tails_publish_with_promise_gap_warnings_only(sequence: dict, env: Path) -> None:
+    assert sequence["tails_exit"] == 0, sequence["tails_out"]
+    assert served(env, "select distinct as_of from _publication", copy=TAILS_COPY) == [(TAILS.isoformat(),)]
+    gaps = dict(served(env, "select order_id, promise_gap_days from fct_orders where order_id in (?, ?)",
+                       [sequence["tails"]["late"], sequence["tails"]["early"]], copy=TAILS_COPY))
+    assert gaps[sequence["tails"]["late"]] >= 189 and gaps[sequence["tails"]["early"]] <= -59, gaps
+    hours = served(env, "select resolution_hours from fct_support_cases where case_id = ?",
+                   [sequence["tails"]["case"]], copy=TAILS_COPY)
+    assert hours[0][0] >= 120 * 24 - 1
+    rows = flagged(served_health(env, TAILS, copy=TAILS_COPY))
+    assert set(rows["check_name"]) == {"promise_gap_outliers"}, rows.select("check_name", "subject", "message")
+    assert rows["status"].to_list() == ["warn"] and rows["observed_value"][0] >= 2
+    assert "190" in rows["message"][0] or "189" in rows["message"][0] or "191" in rows["message"][0]
+
+
+def test_incident_on_a_sale_night_is_published_with_warnings(sequence: dict, env: Path) -> None:
+    assert sequence["incident_exit"] == 0, sequence["incident_out"]
+    assert served(env, "select distinct as_of from _publication") == [(INCIDENT.isoformat(),)]
+    # the served NPS and CSAT of the day, against a count from the edited drop
+    day_answers = {}
+    for r in sequence["incident"]["responses"]:
+        if r["responded_at"][:10] != INCIDENT.isoformat() or r["survey_type"] not in ("nps", "csat"):
+            continue
+        a = next(a for a in r["answers"] if a["question_id"] != "comment")
+        if a["scale_min"] <= a["value"] <= a["scale_max"]:
+            day_answers[r["response_id"]] = (r["survey_type"], a["value"])
+    nps = [v for t, v in day_answers.values() if t == "nps"]
+    csat = [v for t, v in day_answers.values() if t == "csat"]
+    assert nps and csat and max(nps) <= 3 and set(csat) == {1}
+    kpis = {k: (v, n) for k, v, n in served(env, """
+        select kpi, value, n from kpi_experience_daily
+        where kpi_date = ? and dimension = 'all' and kpi in ('nps', 'csat')""", [INCIDENT])}
+    assert kpis["nps"][0] == -100.0 and kpis["csat"][0] == 0.0
+    # n: the day's answers of the drop, less the people erased under GDPR (never exposed)
+    assert len(nps) - 3 <= kpis["nps"][1] <= len(nps) and len(csat) - 3 <= kpis["csat"][1] <= len(csat)
+    rows = flagged(served_health(env, INCIDENT))
+    drift = rows.filter(pl.col("check_name") == "score_drift")
+    assert "nps" in drift["subject"].to_list() and set(drift["status"]) == {"warn"}, drift
+    assert any("mean nps score" in m for m in drift["message"].to_list())
+    # CSAT answers are too sparse at this size for a 7-day baseline: said, not guessed
+    csat = served_health(env, INCIDENT).filter((pl.col("check_name") == "score_drift") & (pl.col("subject") == "csat"))
+    assert csat["status"].to_list() in (["warn"], ["no_baseline"])
+    volume = rows.filter(pl.col("check_name") == "drop_volume")
+    assert "erp.orders" in volume["subject"].to_list(), rows.select("check_name", "subject")
+    assert health.blocking_failures(rows).height == 0
+    code, out = cxw("status")
+    assert code == 0, out
+    assert f"health of {INCIDENT}" in out and "PUBLISHED" in out
+    assert "score_drift" in out and "nps" in out and "drop_volume" in out and "erp.orders" in out
+    assert f"as of {INCIDENT}" in out
+
+
+def test_latest_refund_rate_is_provisional(sequence: dict, env: Path) -> None:
+    window = int(dbt_var("refund_window_days"))
+    rows = served(env, """select kpi_date, final_date, is_final, is_reportable, n from kpi_experience_daily
+                         where kpi = 'refund_rate_orders' and dimension = 'all' and kpi_date = ?""", [INCIDENT])
+    (day, final, is_final, reportable, n), = rows
+    assert final == day + dt.timedelta(days=window) and not is_final and not reportable
+    nps_final = served(env, """select bool_and(is_final) from kpi_experience_daily
+                              where kpi = 'nps' and kpi_date = ?""", [INCIDENT])
+    assert nps_final == [(True,)]
+
+
+TAMPERING = {
+    "order_id_unique": ("insert into marts.fct_orders select * from marts.fct_orders "
+                        "where ordered_local_date = cast(? as date) limit 1"),
+    "kpi_value_in_scale": ("update marts.kpi_experience_daily set value = 150 "
+                           "where kpi = 'nps' and dimension = 'all' and kpi_date = cast(? as date)"),
+    "kpi_n_matches_facts": ("update marts.kpi_experience_daily set n = n + 1 "
+                            "where kpi = 'csat' and dimension = 'all' and kpi_date = cast(? as date)"),
+}
+
+
+@pytest.mark.parametrize("check", sorted(TAMPERING))
+def test_wrong_numbers_block_the_publish(sequence: dict, env: Path, check: str, tmp_path: Path) -> None:
+    warehouse = env / "warehouse.duckdb"
+    backup = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(warehouse, backup)
+    before = mart_fingerprints(env)
+    try:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(TAMPERING[check], [INCIDENT])
+        code, out = cxw("publish", "--date", INCIDENT.isoformat())
+        assert code == 1 and check in out, out
+        assert mart_fingerprints(env) == before  # BI still reads the last good night
+        rows = served_health(env, INCIDENT)
+        failing = health.blocking_failures(rows)
+        assert check in failing["check_name"].to_list(), failing
+        assert failing.filter(pl.col("check_name") == check)["message"][0]
+    finally:
+        shutil.copyfile(backup, warehouse)
+
+
+# --- a real company's first night: two years in one drop, every amount in BRL ------------------------
+
+FIRST_NIGHT = dt.date(2025, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def first_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int, str]]:
+    data = tmp_path_factory.mktemp("first_night")
+    landing = data / "landing"
+    generate(GeneratorConfig(customers=200, days=730, start=FIRST_NIGHT - dt.timedelta(days=729), seed=3), landing)
+    for system in ("crm", "erp", "billing", "survey"):
+        drop_edit.merge_history(landing, system, FIRST_NIGHT)
+    for system, entities in (("erp", ["orders"]), ("billing", ["invoices", "payments", "refunds", "subscriptions"])):
+        drop = drop_edit.folder(landing, system, FIRST_NIGHT)
+        for entity in entities:
+            header, rows = drop_edit.read(drop, system, entity)
+            for r in rows:
+                r["currency"] = "BRL"
+            drop_edit.write(drop, system, entity, header, rows)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CX_DATA_DIR", str(data))
+        mp.delenv("DAGSTER_HOME", raising=False)
+        code, out = cxw("nightly", "--date", FIRST_NIGHT.isoformat())
+        yield data, code, out
+
+
+def test_first_night_with_years_of_history_is_published_and_equals_a_full_build(first_night: tuple) -> None:
+    data, code, out = first_night
+    assert code == 0, out
+    nightly = duckdb.connect(str(data / "serving" / "cx.duckdb"), read_only=True).sql(
+        "select * from kpi_experience_daily").pl()
+    assert nightly["kpi_date"].min() < FIRST_NIGHT - dt.timedelta(days=600)  # every event date, not the drop's
+    run_dbt(["build", "--full-refresh", "--select", "kpi_experience_daily", "--exclude-resource-type", "unit_test"],
+            data_dir=data, dbt_vars={**window_vars(FIRST_NIGHT, FIRST_NIGHT + dt.timedelta(days=1)),
+                                     "min_date": "1970-01-01"})
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        full = con.sql("select * from marts.kpi_experience_daily").pl()
+    keys = ["kpi_date", "kpi", "dimension", "dimension_value"]
+    assert nightly.height == full.height
+    a, b = nightly.sort(keys), full.sort(keys)
+    for col in a.columns:
+        if a[col].dtype.is_float():
+            assert ((a[col] - b[col]).abs() <= 1e-9 * b[col].abs().clip(lower_bound=1)).fill_null(
+                a[col].is_null() & b[col].is_null()).all(), col
+        else:
+            assert a[col].equals(b[col]), col
+
+
+def test_another_currency_is_never_mixed_and_exclusions_are_said(first_night: tuple) -> None:
+    data, code, out = first_night
+    assert code == 0, out
+    assert served(data, "select distinct currency from kpi_customer_value") == [("BRL",)]
+    assert served(data, "select distinct currency from fct_invoices") == [("BRL",)]
+    reporting = dbt_var("reporting_currency")
+    assert reporting != "BRL"
+    # refund_rate_value compares one currency: with no rate for BRL it is left out, and said so
+    value_rows = served(data, "select count(*) from kpi_experience_daily where kpi = 'refund_rate_value'")
+    assert value_rows == [(0,)]
+    rows = flagged(served_health(data, FIRST_NIGHT))
+    excluded = rows.filter(pl.col("check_name") == "currency_excluded")
+    assert excluded.height == 1 and "BRL" in excluded["message"][0] and excluded["observed_value"][0] > 1000
+    assert health.blocking_failures(rows).height == 0
+    # every KPI that needs no conversion is there
+    kpis = {r[0] for r in served(data, "select distinct kpi from kpi_experience_daily")}
+    assert {"nps", "csat", "refund_rate_orders", "payment_failure_rate", "otif_rate"} <= kpis
+    assert json.loads((data / "landing" / "truth.json").read_text())  # the generator's truth is still there
