@@ -155,36 +155,47 @@ def _gx(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, docs_dir: 
 
 # --- SQL reconciliations ----------------------------------------------------------------------------
 
-# n of each KPI (all customers) recounted from its facts, independently of the mart's SQL
+# n of each KPI (all customers) recounted from its facts, independently of the mart's SQL; each
+# part reads only the window's dates ($1, $2), so the cost does not grow with history
 KPI_FACTS = """
     select response_date as d, 'nps' as kpi, count(*) as n from marts.fct_survey_responses
-        where survey_type = 'nps' and nps_category is not null group by 1
+        where survey_type = 'nps' and nps_category is not null and response_date >= $1 and response_date < $2
+        group by 1
     union all select response_date, 'csat', count(*) from marts.fct_survey_responses
-        where survey_type = 'csat' and csat_satisfied is not null group by 1
+        where survey_type = 'csat' and csat_satisfied is not null and response_date >= $1 and response_date < $2
+        group by 1
     union all select response_date, 'ces', count(*) from marts.fct_survey_responses
-        where survey_type = 'ces' and ces_score is not null group by 1
+        where survey_type = 'ces' and ces_score is not null and response_date >= $1 and response_date < $2
+        group by 1
     union all select resolved_date, 'fcr_rate', count(*) from marts.fct_support_cases
-        where is_resolved and resolved_date is not null group by 1
+        where is_resolved and resolved_date >= $1 and resolved_date < $2 group by 1
     union all select cast(timezone('UTC', delivered_at) as date), 'on_time_delivery_rate', count(*)
-        from marts.fct_orders where is_delivered group by 1
+        from marts.fct_orders where is_delivered and delivered_at >= $1 - interval 1 day
+        and cast(timezone('UTC', delivered_at) as date) >= $1 and cast(timezone('UTC', delivered_at) as date) < $2
+        group by 1
     union all select cast(timezone('UTC', delivered_at) as date), 'otif_rate', count(*)
-        from marts.fct_orders where is_delivered group by 1
+        from marts.fct_orders where is_delivered and delivered_at >= $1 - interval 1 day
+        and cast(timezone('UTC', delivered_at) as date) >= $1 and cast(timezone('UTC', delivered_at) as date) < $2
+        group by 1
     union all select i.issue_date, 'refund_rate_orders', count(*) from marts.fct_orders as o
-        inner join marts.fct_invoices as i on i.invoice_id = o.invoice_id where i.status <> 'void' group by 1
-    union all select attempt_date, 'payment_failure_rate', count(*) from marts.fct_payments group by 1
+        inner join marts.fct_invoices as i on i.invoice_id = o.invoice_id
+        where i.status <> 'void' and i.issue_date >= $1 and i.issue_date < $2 group by 1
+    union all select attempt_date, 'payment_failure_rate', count(*) from marts.fct_payments
+        where attempt_date >= $1 and attempt_date < $2 group by 1
 """
 
 
 def _kpi_n(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> list[HealthRow]:
     mismatches = con.execute(f"""
-        with facts as (select * from ({KPI_FACTS}) where d >= ? and d < ?),
+        with facts as ({KPI_FACTS}),
         mart as (select kpi_date as d, kpi, n from marts.kpi_experience_daily
-                 where dimension = 'all' and kpi_date >= ? and kpi_date < ?
-                   and kpi in (select distinct kpi from facts))
+                 where dimension = 'all' and kpi_date >= $1 and kpi_date < $2
+                   and kpi in ('nps', 'csat', 'ces', 'fcr_rate', 'on_time_delivery_rate', 'otif_rate',
+                               'refund_rate_orders', 'payment_failure_rate'))
         select coalesce(f.d, m.d) as d, coalesce(f.kpi, m.kpi) as kpi, coalesce(f.n, 0), coalesce(m.n, 0)
         from facts as f full outer join mart as m on m.d = f.d and m.kpi = f.kpi
         where coalesce(f.n, 0) <> coalesce(m.n, 0) or m.n is null or f.n is null
-        order by 1, 2""", [start, end, start, end]).fetchall()
+        order by 1, 2""", [start, end]).fetchall()
     by_day: dict[dt.date, list[str]] = defaultdict(list)
     for d, kpi, facts, mart in mismatches:
         by_day[d].append(f"{kpi}: n = {mart} in the mart, {facts} facts")
@@ -295,11 +306,26 @@ def _promise_gap(con: duckdb.DuckDBPyConnection, days: list[dt.date], cfg: dict)
     return rows
 
 
+FX_RATES = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "fx_rates.csv"
+
+
+def convertible_currencies(reporting_currency: str, rates: Path = FX_RATES) -> set[str]:
+    """Currencies a value KPI can convert: the reporting currency and those with a rate in the dbt
+    seed ``fx_rates`` (the one table of rates, read by dbt and here)."""
+    import csv
+
+    with Path(rates).open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {reporting_currency} | {r["currency"] for r in rows if r["reporting_currency"] == reporting_currency}
+
+
 def _currency(con: duckdb.DuckDBPyConnection, days: list[dt.date], reporting_currency: str) -> list[HealthRow]:
-    found = con.execute("""
+    known = sorted(convertible_currencies(reporting_currency))
+    found = con.execute(f"""
         select issue_date, currency, count(*) from marts.fct_invoices
-        where status <> 'void' and issue_date >= ? and issue_date < ? and currency <> ? group by 1, 2 order by 1, 2""",
-                        [days[0], days[-1] + dt.timedelta(days=1), reporting_currency]).fetchall()
+        where status <> 'void' and issue_date >= ? and issue_date < ?
+          and currency not in ({", ".join("?" for _ in known)})
+        group by 1, 2 order by 1, 2""", [days[0], days[-1] + dt.timedelta(days=1), *known]).fetchall()
     per_day: dict[dt.date, list[tuple[str, int]]] = defaultdict(list)
     for d, cur, n in found:
         per_day[d].append((cur, n))
@@ -311,11 +337,11 @@ def _currency(con: duckdb.DuckDBPyConnection, days: list[dt.date], reporting_cur
         if other:
             msg = (f"refund_rate_value on {d} leaves out {n} invoice{'s' * (n != 1)} in "
                    + ", ".join(f"{c} ({k})" for c, k in other)
-                   + f": it compares amounts in the reporting currency {reporting_currency} only; counts and "
+                   + f": no rate to {reporting_currency} in dbt_project/seeds/fx_rates.csv; counts and "
                      "refund_rate_orders include them")
         rows.append(judged(d, "currency_excluded", "kpi_experience_daily", not other, subject="refund_rate_value",
-                           observed_value=n, expected_range=f"0 invoices outside {reporting_currency}",
-                           message=msg))
+                           observed_value=n, expected_range=f"0 invoices in a currency without a rate to "
+                           f"{reporting_currency} ({', '.join(known)} convert)", message=msg))
     return rows
 
 

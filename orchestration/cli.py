@@ -176,6 +176,7 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
     job = defs.resolve_job_def("ingest")
     instance = _instance()
     failed = []
+    missing: dict[tuple[dt.date, str], str] = {}
     with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
                            item_show_func=lambda d: d.isoformat() if d else "") as bar:
         for day in bar:
@@ -184,6 +185,11 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
             for event in result.all_events:
                 if event.event_type == DagsterEventType.STEP_FAILURE:
                     failed.append((day, event.step_key, event.event_specific_data.error.message.strip()))
+                # a drop not delivered is a warning in the nightly run; asked for by name here, it is an error
+                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                    evaluation = event.event_specific_data
+                    if evaluation.check_name == "drop_delivered" and not evaluation.passed:
+                        missing[(day, evaluation.asset_key.path[1])] = evaluation.description or ""
     latest = latest_attempts(read_audit(zones), days)
     if verbose:
         for row in summarize_attempts(latest, by=("business_date", "system")).iter_rows(named=True):
@@ -197,7 +203,9 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
     click.echo(f"raw zone: {zones.raw}   quarantine: {zones.quarantine}   audit: {zones.raw / '_load_audit'}")
     for day, step, message in failed:
         click.echo(f"FAILED {day} {step}: {message.splitlines()[-1] if message else ''}", err=True)
-    if failed:
+    for (day, system), message in sorted(missing.items()):
+        click.echo(f"NOT DELIVERED {day} {system}: {message}", err=True)
+    if failed or missing:
         sys.exit(1)
 
 

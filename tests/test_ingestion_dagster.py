@@ -16,8 +16,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from expectations import health
 from ingestion import contract as C
-from orchestration.assets.ingestion import ingest_assets, raw_key
+from orchestration.assets.ingestion import DROP_CHECKS, ingest_assets, raw_key
 from orchestration.cli import main
 from orchestration.definitions import defs
 from orchestration.resources import CxData
@@ -58,8 +59,9 @@ def test_materialize_two_partitions_in_process(data_dir: Path, october_drops: Dr
             meta = mats[raw_key("erp", "orders")].metadata
             assert meta["rows_loaded"].value + meta["rows_quarantined"].value == meta["manifest_rows"].value
             checks = result.get_asset_check_evaluations()
-            assert len(checks) == 2 * len(C.ENTITIES)
+            assert len(checks) == len(DROP_CHECKS) * len(C.ENTITIES)
             assert all(c.passed for c in checks if c.check_name == "reconciles_with_manifest")
+            assert all(c.passed for c in checks if c.check_name in ("drop_delivered", "drop_not_empty"))
             survey = {m.asset_key: m for m in result.asset_materializations_for_node("land_survey")}
             on_disk = pl.read_parquet(cx.zones().data_file("survey", "responses", dt.date.fromisoformat(day))).height
             assert on_disk == survey[raw_key("survey", "responses")].metadata["rows_loaded"].value
@@ -79,6 +81,12 @@ def test_a_refused_drop_fails_the_run_naming_the_file(data_dir: Path, october_dr
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert failure.step_key == "land_erp"
     assert "returns.csv: sha256 mismatch" in failure.event_specific_data.error.message
+    # the health record says so, and is served at once
+    refused = health.blocking_failures(health.read(data_dir, [dt.date.fromisoformat(day)]))
+    assert set(refused["check_name"]) == {"drop_accepted"} and set(refused["subject"]) == {
+        f"erp.{e.name}" for e in C.entities_of("erp")}
+    assert "returns.csv: sha256 mismatch" in refused["message"][0]
+    assert (data_dir / "serving" / "cx.duckdb").exists()
     # the other systems still landed
     assert (data_dir / "raw" / "crm" / "customers" / f"business_date={day}" / "data.parquet").exists()
 

@@ -1,8 +1,9 @@
 """The nightly run through Dagster: ingest -> dbt -> checks -> publish, in-process.
 
 * three nights run green, and re-running night two reproduces night two's marts exactly;
-* a drop that breaks a metric (survey responses collapsing) fails the blocking check, the run
-  fails naming it, and the published file stays byte-identical;
+* an empty survey extract (responses collapsing to zero) is bad news, not a wrong number: the
+  night is published, with the warning in the served data-health record (wrong numbers that block
+  the publish: tests/test_gates.py);
 * a reader querying the published file in a loop never errors or sees a partial state while
   several publishes happen.
 """
@@ -49,8 +50,9 @@ def three_nights(data_dir: Path) -> Iterator[tuple[dg.DagsterInstance, dict]]:
             ok, problems, checks = nightly(instance, day)
             assert ok, problems
             assert all(c.passed or c.severity == dg.AssetCheckSeverity.WARN for c in checks)
-            assert {c.check_name for c in checks} >= {"gx_kpi_experience_daily", "gx_fct_survey_responses",
-                                                      "gx_fct_orders", "reconciles_with_manifest"}
+            assert {c.check_name for c in checks} >= {"kpi_value_in_scale", "response_score_in_scale",
+                                                      "order_id_unique", "kpi_n_matches_facts",
+                                                      "reconciles_with_manifest", "drop_volume"}
             snapshots[day] = marts(data_dir, day)
         yield instance, snapshots
 
@@ -97,10 +99,8 @@ def test_three_nights_then_rerun_of_night_two(three_nights: tuple, env: Path) ->
         assert df.equals(snapshots[night_two][table]), table
 
 
-def test_a_drop_that_breaks_a_metric_is_not_published(three_nights: tuple, env: Path) -> None:
+def test_an_empty_survey_drop_is_published_with_a_warning(three_nights: tuple, env: Path) -> None:
     instance, _ = three_nights
-    served = env / "serving" / "cx.duckdb"
-    before = hashlib.sha256(served.read_bytes()).hexdigest()
     # night four: the survey tool delivers an empty extract (responses collapse to zero)
     day = START + dt.timedelta(days=3)
     folder = env / "landing" / "survey" / day.isoformat()
@@ -110,11 +110,20 @@ def test_a_drop_that_breaks_a_metric_is_not_published(three_nights: tuple, env: 
     m["files"][0].update(rows=0, sha256=hashlib.sha256(b"").hexdigest())
     manifest.write_text(json.dumps(m))
     ok, problems, checks = nightly(instance, day)
-    assert not ok
-    assert any("gx_fct_survey_responses" in p and "response_volume" in p for p in problems), problems
-    failed = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
-    assert [c.check_name for c in failed] == ["gx_fct_survey_responses"]
-    assert hashlib.sha256(served.read_bytes()).hexdigest() == before  # BI still sees the last good night
+    assert ok, problems
+    warned = {c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN}
+    assert "drop_not_empty" in warned
+    assert not [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    served = env / "serving" / "cx.duckdb"
+    with duckdb.connect(str(served), read_only=True) as con:
+        assert con.execute("select distinct as_of from _publication").fetchall() == [(day.isoformat(),)]
+        rows = con.execute("select check_name, status, message from data_health where business_date = ? "
+                           "and subject = 'survey.responses' and status = 'warn'", [day]).fetchall()
+        nps_rows = con.execute("select count(*) from kpi_experience_daily where kpi = 'nps' and kpi_date = ?",
+                               [day]).fetchone()[0]
+    assert ("drop_not_empty", "warn") in {(c, s) for c, s, _ in rows}
+    assert any("holds no record" in (m or "") for _, _, m in rows)
+    assert nps_rows == 0  # no answers, no NPS cell: BI shows the gap, with its reason beside it
 
 
 READER = textwrap.dedent("""
