@@ -319,25 +319,27 @@ def convertible_currencies(reporting_currency: str, rates: Path = FX_RATES) -> s
     return {reporting_currency} | {r["currency"] for r in rows if r["reporting_currency"] == reporting_currency}
 
 
-def _currency(con: duckdb.DuckDBPyConnection, days: list[dt.date], reporting_currency: str) -> list[HealthRow]:
+def _currency(con: duckdb.DuckDBPyConnection, days: list[dt.date], reporting_currency: str,
+              raw: Path) -> list[HealthRow]:
+    """Invoices delivered in each night's billing drop (whatever their issue date: a first drop carries
+    years) in a currency refund_rate_value cannot convert."""
     known = sorted(convertible_currencies(reporting_currency))
-    found = con.execute(f"""
-        select issue_date, currency, count(*) from marts.fct_invoices
-        where status <> 'void' and issue_date >= ? and issue_date < ?
-          and currency not in ({", ".join("?" for _ in known)})
-        group by 1, 2 order by 1, 2""", [days[0], days[-1] + dt.timedelta(days=1), *known]).fetchall()
-    per_day: dict[dt.date, list[tuple[str, int]]] = defaultdict(list)
-    for d, cur, n in found:
-        per_day[d].append((cur, n))
     rows = []
     for d in days:
-        other = per_day.get(d, [])
-        n = sum(c for _, c in other)
+        path = raw / "billing" / "invoices" / f"business_date={d.isoformat()}" / "data.parquet"
+        other = []
+        if path.exists():
+            other = con.execute(f"""
+                select currency, count(*), min(cast(timezone('UTC', issued_at) as date)),
+                       max(cast(timezone('UTC', issued_at) as date))
+                from read_parquet(?) where status <> 'void' and currency not in ({", ".join("?" for _ in known)})
+                group by 1 order by 1""", [str(path), *known]).fetchall()
+        n = sum(k for _, k, _, _ in other)
         msg = None
         if other:
-            msg = (f"refund_rate_value on {d} leaves out {n} invoice{'s' * (n != 1)} in "
-                   + ", ".join(f"{c} ({k})" for c, k in other)
-                   + f": no rate to {reporting_currency} in dbt_project/seeds/fx_rates.csv; counts and "
+            msg = (f"refund_rate_value leaves out {n:,} invoice{'s' * (n != 1)} of the {d} billing drop in "
+                   + ", ".join(f"{c} ({k:,}, issued {lo} .. {hi})" for c, k, lo, hi in other)
+                   + f": no rate to {reporting_currency} in dbt_project/seeds/fx_rates.csv. Counts and "
                      "refund_rate_orders include them")
         rows.append(judged(d, "currency_excluded", "kpi_experience_daily", not other, subject="refund_rate_value",
                            observed_value=n, expected_range=f"0 invoices in a currency without a rate to "
@@ -362,5 +364,5 @@ def evaluate(warehouse: Path, start: dt.date, end: dt.date, docs_dir: Path, repo
         result.rows += _score_drift(con, days, cfg)
         result.rows += _promise_gap(con, days, cfg)
         result.rows += _match_rate(con, days, cfg)
-        result.rows += _currency(con, days, reporting_currency)
+        result.rows += _currency(con, days, reporting_currency, Path(warehouse).parent / "raw")
     return result

@@ -135,8 +135,8 @@ CHECKS: tuple[Check, ...] = (
           "the day's share of orders resolved to a CRM customer within the robust band of its trailing days",
           "a drop in matching shifts customers to email-only identities: per-customer views thin out"),
     Check("currency_excluded", "kpi_experience_daily", WARNING, SQL,
-          "invoices in a currency with no rate to the reporting currency (dbt seed fx_rates), left out of "
-          "refund_rate_value, are counted and named",
+          "invoices of the night's billing drop in a currency with no rate to the reporting currency (dbt seed "
+          "fx_rates), left out of refund_rate_value, are counted and named",
           "a value ratio cannot add two currencies; what it leaves out must be said, never silently dropped"),
 )
 
