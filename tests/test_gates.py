@@ -30,7 +30,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from expectations import health
+from expectations import health, registry
 from ingestion.generator import GeneratorConfig, generate
 from orchestration.cli import main
 from orchestration.warehouse import dbt_var, run_dbt, window_vars
@@ -171,6 +171,24 @@ def test_heavy_tails_publish_with_promise_gap_warnings_only(sequence: dict, env:
     assert "190" in rows["message"][0] or "189" in rows["message"][0] or "191" in rows["message"][0]
 
 
+def test_a_backfill_records_every_date_of_its_range(sequence: dict, env: Path) -> None:
+    backfilled = [START + dt.timedelta(days=i) for i in range(HISTORY_NIGHTS)]
+    with duckdb.connect(str(env / "serving" / TAILS_COPY), read_only=True) as con:
+        per_source = con.execute("""select source, count(distinct business_date), min(business_date), max(business_date)
+                                    from data_health where business_date <= ? group by 1 order by 1""",
+                                 [backfilled[-1]]).fetchall()
+        gate_checks = con.execute("""select business_date, list(distinct check_name) from data_health
+                                     where source = 'gate' and business_date <= ? group by 1""",
+                                  [backfilled[-1]]).fetchall()
+    assert [s for s, *_ in per_source] == ["dbt", "gate", "ingest_billing", "ingest_crm", "ingest_erp", "ingest_survey"]
+    assert all((n, lo, hi) == (HISTORY_NIGHTS, backfilled[0], backfilled[-1]) for _, n, lo, hi in per_source)
+    gate_names = {c.name for c in registry.CHECKS if c.engine in (registry.GX, registry.SQL)}
+    # every gate check on every date (a drift or match rate needs that day's answers or orders)
+    assert len(gate_checks) == HISTORY_NIGHTS
+    for day, names in gate_checks:
+        assert gate_names - {"score_drift", "identity_match_rate"} <= set(names) <= gate_names, day
+
+
 def test_incident_on_a_sale_night_is_published_with_warnings(sequence: dict, env: Path) -> None:
     assert sequence["incident_exit"] == 0, sequence["incident_out"]
     assert served(env, "select distinct as_of from _publication") == [(INCIDENT.isoformat(),)]
@@ -201,6 +219,10 @@ def test_incident_on_a_sale_night_is_published_with_warnings(sequence: dict, env
     volume = rows.filter(pl.col("check_name") == "drop_volume")
     assert "erp.orders" in volume["subject"].to_list(), rows.select("check_name", "subject")
     assert health.blocking_failures(rows).height == 0
+    # the served record has the declared schema, in DuckDB and in Parquet
+    with duckdb.connect(str(env / "serving" / "cx.duckdb"), read_only=True) as con:
+        assert con.sql("select * from data_health").pl().schema == pl.Schema(health.SCHEMA)
+    assert pl.read_parquet(env / "serving" / "parquet" / "data_health.parquet").schema == pl.Schema(health.SCHEMA)
     code, out = cxw("status")
     assert code == 0, out
     assert f"health of {INCIDENT}" in out and "PUBLISHED" in out
