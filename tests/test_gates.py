@@ -30,7 +30,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from expectations import health, registry
+from expectations import gate, health, registry
 from ingestion.generator import GeneratorConfig, generate
 from orchestration.cli import main
 from orchestration.warehouse import dbt_var, run_dbt, window_vars
@@ -228,6 +228,21 @@ def test_incident_on_a_sale_night_is_published_with_warnings(sequence: dict, env
     assert f"health of {INCIDENT}" in out and "PUBLISHED" in out
     assert "score_drift" in out and "nps" in out and "drop_volume" in out and "erp.orders" in out
     assert f"as of {INCIDENT}" in out
+
+
+def test_gx_suites_read_only_the_window(sequence: dict, env: Path, tmp_path: Path) -> None:
+    result = gate.evaluate(env / "warehouse.duckdb", INCIDENT, INCIDENT + dt.timedelta(days=1), tmp_path / "docs")
+    with duckdb.connect(str(env / "warehouse.duckdb"), read_only=True) as con:
+        expected = {
+            "kpi_experience_daily": "select count(*) from marts.kpi_experience_daily where kpi_date = $1",
+            "fct_survey_responses": "select count(*) from marts.fct_survey_responses where response_date = $1",
+            "fct_orders": "select count(*) from marts.fct_orders where ordered_local_date = $1 "
+                          "or delivered_local_date = $1",
+        }
+        counts = {suite: con.execute(sql, [INCIDENT]).fetchone()[0] for suite, sql in expected.items()}
+        totals = {suite: con.execute(f"select count(*) from marts.{suite}").fetchone()[0] for suite in expected}
+    assert result.rows_read == counts
+    assert all(0 < counts[s] < totals[s] / 3 for s in expected), (counts, totals)  # ten nights of history
 
 
 def test_latest_refund_rate_is_provisional(sequence: dict, env: Path) -> None:
