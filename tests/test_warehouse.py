@@ -220,8 +220,8 @@ def _incremental_days(data: Path, day_n: dt.date, extra_vars: dict) -> tuple[pl.
     return before, query(data, KPI_SQL)
 
 
-def _full(data: Path, as_of: dt.date) -> pl.DataFrame:
-    run_dbt(["run", "--full-refresh"], data_dir=data, dbt_vars={"as_of": as_of.isoformat()})
+def _full(data: Path, as_of: dt.date, extra_vars: dict | None = None) -> pl.DataFrame:
+    run_dbt(["run", "--full-refresh"], data_dir=data, dbt_vars={"as_of": as_of.isoformat(), **(extra_vars or {})})
     return query(data, KPI_SQL)
 
 
@@ -236,21 +236,24 @@ def test_incremental_day_by_day_equals_full_refresh(warehouse: Path, october_dro
     _assert_same(incremental, full)
 
 
-def test_incremental_run_recomputes_only_its_lookback_window(warehouse: Path, october_drops: Drops,
-                                                             tmp_path: Path) -> None:
+def test_incremental_run_reaches_back_for_late_records(warehouse: Path, october_drops: Drops,
+                                                       tmp_path: Path) -> None:
+    """With a 5-day lookback (and finality windows cut to fit it), days N and N+1 deliver records that
+    belong to older KPI dates: refunds of invoices up to three weeks old, reopened cases, profile
+    updates. The run recomputes from the earliest date they touch, so it still equals a full refresh
+    on every row, refund rates included."""
     for zone in ("landing", "raw", "quarantine"):
         shutil.copytree(warehouse / zone, tmp_path / zone)
     day_n = october_drops.cfg.start + dt.timedelta(days=15)
     lookback = 5
-    before, incremental = _incremental_days(tmp_path, day_n, {"kpi_lookback_days": lookback})
-    first_recomputed = day_n - dt.timedelta(days=lookback)
-    older = pl.col("kpi_date") < first_recomputed
-    _assert_same(incremental.filter(older), before.filter(older))  # untouched
-    full = _full(tmp_path, day_n + dt.timedelta(days=1))
-    # inside the window every KPI is exact, except refund rates: they are dated by invoice and a
-    # refund arriving more than `lookback` days later belongs to an older date (hence the 45-day default)
-    retroactive = pl.col("kpi").is_in(["refund_rate_orders", "refund_rate_value"])
-    _assert_same(incremental.filter(~older & ~retroactive), full.filter(~older & ~retroactive))
+    extra = {"kpi_lookback_days": lookback, "refund_window_days": lookback, "reopen_window_days": lookback}
+    before, incremental = _incremental_days(tmp_path, day_n, extra)
+    full = _full(tmp_path, day_n + dt.timedelta(days=1), extra)
+    _assert_same(incremental, full)
+    # and cells older than the lookback did move: the bound, not the lookback, recomputed them
+    older = pl.col("kpi_date") < day_n - dt.timedelta(days=lookback)
+    cells = ["kpi_date", "kpi", "dimension", "dimension_value", "n", "numerator", "denominator"]
+    assert incremental.filter(older).select(cells).rows() != before.filter(older).select(cells).rows()
 
 
 def test_cli_build_reports_tests_and_latest_kpis(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,9 +31,80 @@
     {{ dbt.datediff(promised_date, delivered_local_date, 'day') }}
 {%- endmacro %}
 
-{#- Statistics shipped with every rate. -#}
-{% macro is_reportable(n) -%}
-    ({{ n }} >= {{ var('min_reportable_n', 30) }})
+{#- Statistics shipped with every rate. A value is reportable when it rests on at least
+    `min_reportable_n` observations and, where the KPI can still change after its date (`is_final`,
+    see kpi_finality_days), once it is final. -#}
+{% macro is_reportable(n, is_final=none) -%}
+    ({{ n }} >= {{ var('min_reportable_n', 30) }}{% if is_final is not none %} and {{ is_final }}{% endif %})
+{%- endmacro %}
+
+{#- Finality: the number of days after its KPI date during which a cell's outcome can still change
+    (docs/kpi-decisions.md, "Finality"). 0: the outcome is known at the event. Otherwise the window is
+    the dbt var named here (defaults in dbt_project.yml):
+      refund_window_days    refunds come after the invoice that dates the refund rates;
+      reopen_window_days    a solved case may be reopened, which moves it to a later resolution date;
+      delivery_window_days  a later shipment or a corrected delivery would move a delivered order.
+    Every window must be <= kpi_lookback_days, checked here at compile time: a nightly run recomputes
+    the kpi_lookback_days before its partition window, and a cell must turn final inside that range,
+    since its is_final flag is stored and only a recompute sets it. (kpi_experience_daily also
+    recomputes from its oldest provisional cell, a safety net for runs out of order such as the
+    backfill of an old partition; with longer windows that net would drag every night further back.) -#}
+{% macro kpi_finality_vars() -%}
+    {{ return({
+        'nps': none, 'csat': none, 'ces': none, 'first_response_hours_p50': none, 'payment_failure_rate': none,
+        'fcr_rate': 'reopen_window_days', 'resolution_hours_p50': 'reopen_window_days',
+        'on_time_delivery_rate': 'delivery_window_days', 'otif_rate': 'delivery_window_days',
+        'promise_gap_days_avg': 'delivery_window_days',
+        'refund_rate_orders': 'refund_window_days', 'refund_rate_value': 'refund_window_days',
+    }) }}
+{%- endmacro %}
+
+{#- kpi -> finality window in days, validated against kpi_lookback_days. -#}
+{% macro kpi_finality_days() -%}
+    {%- set lookback = var('kpi_lookback_days') -%}
+    {%- if lookback is not number or lookback is boolean or lookback != lookback | int or lookback < 0 -%}
+        {{ exceptions.raise_compiler_error("var kpi_lookback_days must be a whole number of days >= 0, got '"
+                                           ~ lookback ~ "'") }}
+    {%- endif -%}
+    {%- set days = {} -%}
+    {%- for kpi, name in kpi_finality_vars().items() -%}
+        {%- if name is none -%}
+            {%- do days.update({kpi: 0}) -%}
+        {%- else -%}
+            {%- set d = var(name) -%}
+            {%- if d is not number or d is boolean or d != d | int or d < 0 -%}
+                {{ exceptions.raise_compiler_error("var " ~ name ~ " (finality window of " ~ kpi
+                    ~ ") must be a whole number of days >= 0, got '" ~ d ~ "'") }}
+            {%- endif -%}
+            {%- if d > lookback -%}
+                {{ exceptions.raise_compiler_error("var " ~ name ~ " = " ~ d ~ " (finality window of " ~ kpi
+                    ~ ") exceeds kpi_lookback_days = " ~ lookback ~ ": a nightly run recomputes the " ~ lookback
+                    ~ " days before its window, and a " ~ kpi ~ " cell must turn final inside that range: its "
+                    ~ "is_final flag is stored, and only a recompute sets it. Lower " ~ name
+                    ~ " or raise kpi_lookback_days (docs/kpi-decisions.md, Finality).") }}
+            {%- endif -%}
+            {%- do days.update({kpi: d | int}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(days) }}
+{%- endmacro %}
+
+{#- The date from which a cell of `kpi` dated `kpi_date` can no longer change: kpi_date + its window. -#}
+{% macro kpi_final_date(kpi, kpi_date) -%}
+    {%- set by_days = {} -%}
+    {%- for k, d in kpi_finality_days().items() if d > 0 -%}
+        {%- do by_days.setdefault(d, []).append(k) -%}
+    {%- endfor -%}
+    {%- if by_days -%}
+    case
+        {%- for d in by_days | sort %}
+        when {{ kpi }} in ('{{ by_days[d] | sort | join("', '") }}') then cast({{ dbt.dateadd('day', d, kpi_date) }} as date)
+        {%- endfor %}
+        else {{ kpi_date }}
+    end
+    {%- else -%}
+    {{ kpi_date }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Wilson score interval for x successes out of n (95 %); exact at x = 0 and x = n. -#}

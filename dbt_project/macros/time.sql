@@ -43,3 +43,18 @@
     select cast(unnest(generate_series(date_trunc('month', {{ start_date }}), date_trunc('month', {{ end_date }}),
                                        interval 1 month)) as date) as month_start
 {%- endmacro %}
+
+{#- The earliest of several expressions ignoring nulls (null only when all are null). Written with
+    coalesce so that it means the same on every engine: some return null from least() as soon as one
+    argument is null. Each argument appears as itself or, when null, as the next non-null one. -#}
+{% macro least_not_null(exprs) -%}
+    {%- if exprs | length == 1 -%}
+    {{ exprs[0] }}
+    {%- else -%}
+    least(
+        {%- for i in range(exprs | length) -%}
+        coalesce({{ (exprs[i:] + exprs[:i]) | join(', ') }}){{ ', ' if not loop.last }}
+        {%- endfor -%}
+    )
+    {%- endif -%}
+{%- endmacro %}

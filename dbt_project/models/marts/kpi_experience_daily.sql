@@ -6,12 +6,23 @@
         on_schema_change='fail',
     )
 }}
--- CX KPIs per day, in long form, with sample size and 95 % interval (docs/kpi-decisions.md).
+-- CX KPIs per day, in long form, with sample size, 95 % interval and finality (docs/kpi-decisions.md).
 -- kpi_date is the UTC date of the measured event: the response, the delivery, the first response,
--- the resolution, the invoice or the payment attempt.
--- Incremental: a run for the partition window [min_date, max_date) recomputes every KPI date from
--- min_date - kpi_lookback_days on (late arrivals and reopened cases change recent dates), using the
--- data delivered up to as_of. A full refresh recomputes [min_date, max_date) (default: everything).
+-- the resolution, the invoice or the payment attempt. final_date is the date from which the cell can
+-- no longer change (kpi_date + the KPI's finality window, kpi_finality_days); is_final = final_date
+-- <= as_of; is_reportable needs enough observations and a final cell.
+--
+-- Which KPI dates a run computes (always < max_date and <= as_of, with the data delivered up to as_of):
+-- * first build or full refresh: every KPI date (a first drop may carry years of history);
+-- * incremental run for the partition window [min_date, max_date): every KPI date from the earliest of
+--   - min_date - kpi_lookback_days (late arrivals, reopened cases and refunds move recent dates),
+--   - the earliest KPI date that a record delivered in the window can change (recompute_from below),
+--   - the earliest cell of the table that is not final yet (so it turns final even after a gap).
+-- refs used only by the incremental branch, declared for dbt's parser:
+-- depends_on: {{ ref('stg_survey__responses') }}, {{ ref('stg_crm__support_cases') }}, {{ ref('stg_crm__customers') }}
+-- depends_on: {{ ref('stg_erp__orders') }}, {{ ref('stg_erp__order_lines') }}, {{ ref('stg_erp__shipments') }}
+-- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
+-- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
 {%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
 with customers as (
     select customer_key, segment, persona from {{ ref('dim_customer') }}
@@ -103,14 +114,98 @@ events as (
     from payments
 ),
 
+{%- if is_incremental() %}
+{#- a table built before final_date / is_final (unit tests give `this` as a fixture name, not a relation) -#}
+{%- if execute and this is not string
+      and 'is_final' not in (adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) %}
+    {{ exceptions.raise_compiler_error(this ~ " predates the columns final_date and is_final: rebuild it once with "
+        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/kpi-decisions.md, upgrading)") }}
+{%- endif %}
+
+-- Records delivered by the window's drops (staging rows with drop_date in [min_date, max_date) and
+-- <= as_of), and what they touch. Each KPI date below is bounded by a date that does not move
+-- between versions of its record (opened, ordered, issued, attempted, responded) and that no date
+-- of the record's earlier versions precedes, so the cells an earlier version counted in are covered.
+touched_invoices as (
+    -- an invoice, a payment of it, or a refund of one of its payments
+    select invoice_id from {{ ref('stg_billing__invoices') }} where {{ cx_delivered_in_window() }}
+    union
+    select invoice_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }}
+    union
+    select p.invoice_id
+    from {{ ref('stg_billing__refunds') }} as r
+    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+    where {{ cx_delivered_in_window('r.drop_date') }}
+),
+
+touched_orders as (
+    select order_id from {{ ref('stg_erp__orders') }} where {{ cx_delivered_in_window() }}
+    union
+    select order_id from {{ ref('stg_erp__order_lines') }} where {{ cx_delivered_in_window() }}
+    union
+    select order_id from {{ ref('stg_erp__shipments') }} where {{ cx_delivered_in_window() }}
+    union
+    select order_id from {{ ref('stg_erp__returns') }} where {{ cx_delivered_in_window() }}
+    union
+    select order_id from {{ ref('fct_invoices') }}
+    where order_id is not null and invoice_id in (select invoice_id from touched_invoices)
+),
+
+-- a CRM profile delivered in the window may change the segment or persona of every event of its
+-- person (the dimensions come from the current profile), or the person an identifier resolves to
+touched_customers as (
+    select k.customer_key
+    from {{ ref('stg_crm__customers') }} as c
+    inner join {{ ref('int_customer_keys') }} as k on k.identifier = {{ dbt.concat(["'crm:'", "c.customer_id"]) }}
+    where {{ cx_delivered_in_window('c.drop_date') }}
+),
+
+recompute_candidates as (
+    select cast({{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), "cast('" ~ var('min_date') ~ "' as date)") }} as date)
+        as kpi_date
+    union all
+    -- survey answers: dated by the response
+    select min(response_date) from {{ ref('fct_survey_responses') }}
+    where response_id in (select response_id from {{ ref('stg_survey__responses') }} where {{ cx_delivered_in_window() }})
+       or customer_key in (select customer_key from touched_customers)
+    union all
+    -- cases: first response and resolution (an earlier resolution, before a reopen) come after the opening
+    select min({{ least_not_null([utc_date('opened_at'), 'first_response_date', 'resolved_date']) }})
+    from {{ ref('fct_support_cases') }}
+    where case_id in (select case_id from {{ ref('stg_crm__support_cases') }} where {{ cx_delivered_in_window() }})
+       or customer_key in (select customer_key from touched_customers)
+    union all
+    -- orders: deliveries come after the order; invoices are dated by their issue
+    select min({{ least_not_null([utc_date('ordered_at'), utc_date('delivered_at'), utc_date('invoiced_at')]) }})
+    from {{ ref('fct_orders') }}
+    where order_id in (select order_id from touched_orders)
+       or customer_key in (select customer_key from touched_customers)
+    union all
+    select min(issue_date) from {{ ref('fct_invoices') }}
+    where invoice_id in (select invoice_id from touched_invoices)
+       or order_id in (select order_id from touched_orders)
+    union all
+    -- payment attempts (their customer comes from the invoice)
+    select min(attempt_date) from {{ ref('fct_payments') }}
+    where invoice_id in (select invoice_id from touched_invoices)
+       or payment_id in (select payment_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }})
+       or customer_key in (select customer_key from touched_customers)
+    union all
+    -- cells still provisional: recomputed until they are final, whatever the nights in between
+    select min(kpi_date) from {{ this }} where not is_final
+),
+
+recompute_from as (
+    select min(kpi_date) as kpi_date from recompute_candidates
+),
+{%- endif %}
+
 windowed as (
     select * from events
     where kpi_date < cast('{{ var("max_date") }}' as date)
       and kpi_date <= {{ cx_as_of() }}
       {%- if is_incremental() %}
-      and kpi_date >= {{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), "cast('" ~ var('min_date') ~ "' as date)") }}
-      {%- else %}
-      and kpi_date >= cast('{{ var("min_date") }}' as date)
+      and kpi_date >= (select kpi_date from recompute_from)
       {%- endif %}
 ),
 
@@ -134,6 +229,11 @@ aggregated as (
     group by kpi_date, kpi, kind{% if dim != 'all' %}, {{ dim }}{% endif %}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
+),
+
+finality as (
+    select *, {{ kpi_final_date('kpi', 'kpi_date') }} as final_date
+    from aggregated
 )
 
 select
@@ -166,5 +266,7 @@ select
         when 'rate' then {{ wilson_high('x_sum', 'n') }}
         when 'mean' then {{ mean_ci('x_mean', 'x_sd', 'n', 'high') }}
     end as ci_high,
-    {{ is_reportable('n') }} as is_reportable
-from aggregated
+    final_date,
+    final_date <= {{ cx_as_of() }} as is_final,
+    {{ is_reportable('n', '(final_date <= ' ~ cx_as_of() ~ ')') }} as is_reportable
+from finality
