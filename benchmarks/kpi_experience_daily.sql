@@ -282,8 +282,10 @@ events as (
     from invoiced_orders
     union all
     select kpi_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
-           null, cast(refunded_minor as float), cast(amount_due_minor as float)
-    from invoiced_orders where currency = 'EUR'
+           null, cast(refunded_minor as float) * fx_rate, cast(amount_due_minor as float) * fx_rate
+    from (select *, case currency when 'EUR' then 1.0 when 'GBP' then 1.16 when 'CHF' then 1.07 end as fx_rate
+          from invoiced_orders) as converted  -- the dbt seed fx_rates, written out
+    where fx_rate is not null
     union all
     select kpi_date, 'payment_failure_rate', 'rate', segment, persona, method, 'billing', 0, 0,
            case when is_failed then 1.0 else 0.0 end, null, null
@@ -370,5 +372,12 @@ select
             / (1 + 1.96 * 1.96 / n)) end
         when 'mean' then case when n > 1 then x_mean + 1.96 * x_sd / sqrt(n) end
     end as ci_high,
-    n >= 30 as is_reportable
+    -- finality (dbt vars refund_window_days 35, reopen_window_days 7, delivery_window_days 0; others 0)
+    kpi_date + case
+        when kpi in ('refund_rate_orders', 'refund_rate_value') then 35
+        when kpi in ('fcr_rate', 'resolution_hours_p50') then 7
+        else 0
+    end as final_date,
+    final_date <= date '{{as_of}}' as is_final,
+    n >= 30 and is_final as is_reportable
 from stats;

@@ -31,7 +31,9 @@ from .health import HealthRow, judged
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
-KPI_SCALES = {"nps": (-100, 100), "rate": (0, 1), "ces": (1, 7)}
+# logical scales; refund_rate_value (refunded / invoiced value) can exceed 1 (a goodwill refund on
+# top of a return refund), so it is bounded below only
+KPI_SCALES = {"nps": (-100, 100), "rate": (0, 1), "ces": (1, 7), "value_ratio": (0, None)}
 
 
 @dataclass
@@ -75,7 +77,8 @@ def _suites(start: dt.date, end: dt.date) -> dict[str, tuple[str, str, list]]:
     return {
         "kpi_experience_daily": ("kpi_date", f"""
             select kpi_date, kpi, dimension, dimension_value, value, n,
-                   case when kpi = 'nps' then 'nps' when kpi = 'csat' or kpi like '%rate%' then 'rate'
+                   case when kpi = 'nps' then 'nps' when kpi = 'refund_rate_value' then 'value_ratio'
+                        when kpi = 'csat' or kpi like '%rate%' then 'rate'
                         when kpi = 'ces' then 'ces' else 'other' end as family
             from marts.kpi_experience_daily where kpi_date >= {w.format(col='kpi_date')}""", kpi),
         "fct_survey_responses": ("response_date", f"""

@@ -93,7 +93,8 @@ CHECKS: tuple[Check, ...] = (
           dbt_tests=("relationships_fct_refunds_payment_id__payment_id__ref_fct_payments_",)),
     # --- nightly gate: GX expectations over the run window's rows -----------------------------------
     Check("kpi_value_in_scale", "kpi_experience_daily", BLOCKING, GX,
-          "NPS in -100..100, rates in 0..1, CES in 1..7, for the window's KPI dates",
+          "NPS in -100..100, rates in 0..1, CES in 1..7, refund_rate_value >= 0 (a goodwill refund on top of a "
+          "return can exceed the order), for the window's KPI dates",
           "a KPI outside its logical scale is wrong whatever happened to the customers"),
     Check("kpi_n_not_null", "kpi_experience_daily", BLOCKING, GX, "every KPI cell carries its sample size n",
           "a value without n cannot be judged reportable"),

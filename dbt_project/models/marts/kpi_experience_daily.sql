@@ -53,9 +53,14 @@ payments as (
 ),
 
 invoiced_orders as (
-    select o.*, i.amount_due_minor, i.currency as invoice_currency, i.issue_date
+    -- fx_rate: reporting-currency units per unit of the invoice's currency (seed fx_rates; null when
+    -- the table has no rate: the invoice is left out of value KPIs, and the gate says so)
+    select o.*, i.amount_due_minor, i.currency as invoice_currency, i.issue_date,
+           case when i.currency = '{{ var("reporting_currency") }}' then 1.0 else fx.rate end as fx_rate
     from orders as o
     inner join {{ ref('fct_invoices') }} as i on i.invoice_id = o.invoice_id
+    left join {{ ref('fx_rates') }} as fx
+        on fx.currency = i.currency and fx.reporting_currency = '{{ var("reporting_currency") }}'
     where i.status <> 'void'
 ),
 
@@ -105,9 +110,9 @@ events as (
     from invoiced_orders
     union all
     select issue_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
-           {{ none_num }}, cast(refunded_minor as {{ dbt.type_float() }}),
-           cast(amount_due_minor as {{ dbt.type_float() }})
-    from invoiced_orders where invoice_currency = '{{ var("reporting_currency") }}'
+           {{ none_num }}, cast(refunded_minor as {{ dbt.type_float() }}) * fx_rate,
+           cast(amount_due_minor as {{ dbt.type_float() }}) * fx_rate
+    from invoiced_orders where fx_rate is not null
     union all
     select attempt_date, 'payment_failure_rate', 'rate', segment, persona, method, 'billing', 0, 0,
            case when is_failed then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
