@@ -211,6 +211,7 @@ KPI_SQL = "select * from marts.kpi_experience_daily order by kpi_date, kpi, dime
 
 def _incremental_days(data: Path, day_n: dt.date, extra_vars: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Full build up to day N-1, then days N and N+1 incrementally; returns (before, after)."""
+    run_dbt(["seed"], data_dir=data)  # `dbt run` builds models only: the rate table is a seed
     run_dbt(["run"], data_dir=data, dbt_vars={"as_of": (day_n - dt.timedelta(days=1)).isoformat(), **extra_vars})
     before = query(data, KPI_SQL)
     for day in (day_n, day_n + dt.timedelta(days=1)):
