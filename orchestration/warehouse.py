@@ -87,10 +87,24 @@ def data_dir_env(data_dir: Path) -> Iterator[None]:
             os.environ[settings.DATA_DIR_ENV] = before
 
 
+def manifest_is_stale(manifest_path: Path) -> bool:
+    """Missing, or older than a file of the dbt project (models, macros, seeds, tests, project file)."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        return True
+    built = manifest_path.stat().st_mtime
+    sources = [DBT_PROJECT / "dbt_project.yml", DBT_PROJECT / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests", "snapshots"):
+        sources += [p for p in (DBT_PROJECT / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
 def ensure_manifest(manifest_path: Path) -> None:
-    """Parse the project when its manifest is missing (no database needed). `make install` and CI
-    prepare it; this keeps a fresh checkout importable under plain `python` or pytest too."""
-    if Path(manifest_path).exists():
+    """Parse the project when its manifest is missing or older than the project's files (no database
+    needed). `make install` and CI prepare it; this keeps a checkout whose models changed since
+    (a pull, an edit) loadable under plain `python`, `cxw` or pytest: a stale manifest makes
+    dagster-dbt fail on the first node it does not know."""
+    if not manifest_is_stale(manifest_path):
         return
     from dbt.cli.main import dbtRunner
 

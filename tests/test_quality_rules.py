@@ -208,3 +208,18 @@ def test_dbt_results_become_one_row_per_test_kind_and_model() -> None:
     assert {(r.check_name, r.asset) for r in failed} == {("unique", "fct_orders")} and len(failed) == 2
     assert "unique_fct_orders_order_id: fail Got 1 result" in failed[0].message
     assert all(re.fullmatch(r"\d+ dbt tests", r.subject) for r in rows)
+
+
+def test_a_manifest_older_than_the_project_is_stale(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from orchestration.warehouse import manifest_is_stale
+
+    manifest = tmp_path / "manifest.json"
+    assert manifest_is_stale(manifest)  # missing
+    manifest.write_text("{}")
+    os.utime(manifest, (time.time() + 3600, time.time() + 3600))
+    assert not manifest_is_stale(manifest)
+    os.utime(manifest, (0, 0))  # older than every model
+    assert manifest_is_stale(manifest)
