@@ -103,3 +103,38 @@ def test_measures_are_checked(measures: str, message: str, capsys: pytest.Captur
     with pytest.raises(SystemExit):
         main(["--scale", "tiny", "--measures", measures])
     assert message in capsys.readouterr().err
+
+
+def test_gate_growth_times_two_nights_and_the_gx_suites_read_only_the_window(tmp_path: Path) -> None:
+    """``benchmarks.gate_growth`` at tiny size (days 4 and 14; no dbt tests, to stay quick): it runs, the
+    GX suites of each night read exactly that night's rows, whatever the history, and the JSON is saved."""
+    import datetime as dt
+
+    import duckdb
+
+    from benchmarks import gate_growth
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n", encoding="utf-8")
+    work = tmp_path / "work"
+    assert gate_growth.main(["--customers", "300", "--days", "14", "--early", "4", "--repeat", "1", "--skip-dbt-tests",
+                             "--work", str(work), "--record", "--results", str(results)]) == 0
+    (raw,) = (tmp_path / "results").glob("*-gate-300x14.json")
+    res = json.loads(raw.read_text(encoding="utf-8"))
+    assert "gate growth, scale 300x14" in results.read_text(encoding="utf-8")
+    assert set(res["ratios"]) >= {"gate", "gx"}
+
+    window = {"kpi_experience_daily": "kpi_date = $1", "fct_survey_responses": "response_date = $1",
+              "fct_orders": "ordered_local_date = $1 or delivered_local_date = $1"}
+    early, late = res["nights"]["early"], res["nights"]["late"]
+    assert late["build"]["mart_rows"]["fct_orders"] > 2 * early["build"]["mart_rows"]["fct_orders"]  # more history
+    for night in (early, late):
+        day = dt.date.fromisoformat(night["day"])
+        with duckdb.connect(str(work / f"day{night['n']:03d}" / "warehouse.duckdb"), read_only=True) as con:
+            for suite, where in window.items():
+                n = con.execute(f"select count(*) from marts.{suite} where {where}", [day]).fetchone()[0]
+                assert night["gate"]["rows_read"][suite] == n, (night["n"], suite)
+        assert night["gate"]["rows_read"]["kpi_experience_daily"] > 0
+        # DuckDB's profile of the suites' reads: they scan at least the rows they keep
+        assert sum(night["gate"]["rows_scanned"]["gx"].values()) >= sum(night["gate"]["rows_read"].values())
+        assert night["gate"]["seconds"] > 0 and night["gate"]["peak_rss_mib"] > 0
