@@ -282,7 +282,7 @@ events as (
     from invoiced_orders
     union all
     select kpi_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
-           null, cast(refunded_minor as double) * fx_rate, cast(amount_due_minor as double) * fx_rate
+           null, cast(round(refunded_minor * fx_rate) as double), cast(round(amount_due_minor * fx_rate) as double)
     from (select *, cast(case currency when 'EUR' then 1.0 when 'GBP' then 1.16 when 'CHF' then 1.07 end as double)
                         as fx_rate
           from invoiced_orders) as converted  -- the dbt seed fx_rates, written out

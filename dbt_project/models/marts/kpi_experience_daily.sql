@@ -110,8 +110,10 @@ events as (
     from invoiced_orders
     union all
     select issue_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
-           {{ none_num }}, cast(refunded_minor as {{ dbt.type_float() }}) * fx_rate,
-           cast(amount_due_minor as {{ dbt.type_float() }}) * fx_rate
+           -- converted per invoice to whole minor units of the reporting currency: sums of whole
+           -- numbers are exact, so the value does not depend on the order rows are added in
+           {{ none_num }}, cast(round(refunded_minor * fx_rate) as {{ dbt.type_float() }}),
+           cast(round(amount_due_minor * fx_rate) as {{ dbt.type_float() }})
     from invoiced_orders where fx_rate is not null
     union all
     select attempt_date, 'payment_failure_rate', 'rate', segment, persona, method, 'billing', 0, 0,
