@@ -23,6 +23,7 @@ import datetime as dt
 import fcntl
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +73,19 @@ def _write_health(con: duckdb.DuckDBPyConnection, health: pl.DataFrame, parquet_
     return health.height
 
 
+def _swap_in(tmp: Path, target: Path, serving: Path) -> None:
+    """Make the finished temporary DuckDB file the served one (durable, atomic rename)."""
+    _fsync(tmp)
+    os.replace(tmp, target)
+    _fsync(serving)
+
+
+def _discard(tmp: Path, parquet_dir: Path) -> None:
+    """Remove what a failed publish staged; the served copy is untouched."""
+    tmp.unlink(missing_ok=True)
+    shutil.rmtree(parquet_dir, ignore_errors=True)
+
+
 def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
     versions = serving / "parquet_versions"
     for f in parquet_dir.iterdir():
@@ -82,7 +96,10 @@ def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
     tmp_link.symlink_to(parquet_dir.relative_to(serving))
     os.replace(tmp_link, link)
     _fsync(serving)
-    for old in sorted(p for p in versions.iterdir() if p.is_dir())[:-KEEP_PARQUET_VERSIONS]:
+    # oldest first by creation, never the version just linked (names of one second may sort either way)
+    older = sorted((p for p in versions.iterdir() if p.is_dir() and p != parquet_dir),
+                   key=lambda p: p.stat().st_mtime_ns)
+    for old in older[:max(0, len(older) - (KEEP_PARQUET_VERSIONS - 1))]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -99,7 +116,7 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
     target = serving / "cx.duckdb"
     tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}"  # unique, even twice in a second
     versions = serving / "parquet_versions"
     parquet_dir = versions / stamp
     parquet_dir.mkdir(parents=True, exist_ok=True)
@@ -127,12 +144,9 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             con.execute("checkpoint")
         finally:
             con.close()
-        _fsync(tmp)
-        os.replace(tmp, target)
-        _fsync(serving)
+        _swap_in(tmp, target, serving)
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        shutil.rmtree(parquet_dir, ignore_errors=True)
+        _discard(tmp, parquet_dir)
         raise
     _swap_parquet(serving, parquet_dir)
     return Publication(target, serving / "parquet", rows, now)
@@ -150,7 +164,7 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
         target = serving / "cx.duckdb"
         tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
-        parquet_dir = serving / "parquet_versions" / (now.strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}-health")
+        parquet_dir = serving / "parquet_versions" / (now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-health")
         parquet_dir.mkdir(parents=True, exist_ok=True)
         current = serving / "parquet"
         try:
@@ -166,12 +180,9 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
                 con.execute("checkpoint")
             finally:
                 con.close()
-            _fsync(tmp)
-            os.replace(tmp, target)
-            _fsync(serving)
+            _swap_in(tmp, target, serving)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            shutil.rmtree(parquet_dir, ignore_errors=True)
+            _discard(tmp, parquet_dir)
             raise
         _swap_parquet(serving, parquet_dir)
         return target
