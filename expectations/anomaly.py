@@ -73,12 +73,13 @@ class Verdict:
 
 
 def robust_band(day: dt.date, value: float, history: dict[dt.date, float], anomaly: dict,
-                counts: bool = False) -> Verdict:
+                counts: bool = False, min_spread: float = 0.0) -> Verdict:
     """Judge ``value`` on ``day`` against ``history`` (date -> value, dates before ``day``).
 
     ``counts``: the values are counts of events (records per drop), whose day-to-day noise is at
     least Poisson: the spread is floored at sqrt(max(median, 1)), so an entity that usually
-    delivers 0-2 records a night is not flagged for delivering 3."""
+    delivers 0-2 records a night is not flagged for delivering 3. ``min_spread``: a floor the caller
+    knows, e.g. the standard error of a mean of few answers (a day of 4 NPS answers is noisy)."""
     start = day - dt.timedelta(days=int(anomaly["history_days"]))
     past = {d: v for d, v in history.items() if start <= d < day and v is not None and not math.isnan(v)}
     same = [v for d, v in past.items() if d.weekday() == day.weekday()]
@@ -89,7 +90,7 @@ def robust_band(day: dt.date, value: float, history: dict[dt.date, float], anoma
     median = statistics.median(values)
     mad = statistics.median(abs(v - median) for v in values)
     spread = max(MAD_TO_SD * mad, float(anomaly["min_relative_spread"]) * abs(median),
-                 math.sqrt(max(median, 1.0)) if counts else 1e-12)
+                 math.sqrt(max(median, 1.0)) if counts else 1e-12, min_spread)
     z = float(anomaly["z"])
     robust_z = abs(value - median) / spread
     return Verdict(robust_z > z, value, median - z * spread, median + z * spread, median, robust_z, len(values),

@@ -227,12 +227,12 @@ def _revenue(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, as_of
 # --- SQL baselines learned from history (warnings) --------------------------------------------------
 
 def _banded(check: str, asset: str, subject: str, label: str, series: dict[dt.date, float],
-            days: list[dt.date], cfg: dict) -> list[HealthRow]:
+            days: list[dt.date], cfg: dict, floors: dict[dt.date, float] | None = None) -> list[HealthRow]:
     rows = []
     for d in days:
         if d not in series:
             continue
-        verdict = anomaly.robust_band(d, series[d], series, cfg)
+        verdict = anomaly.robust_band(d, series[d], series, cfg, min_spread=(floors or {}).get(d, 0.0))
         if not verdict.has_baseline:
             rows.append(HealthRow(d, check, asset, "no_baseline", subject=subject, observed_value=series[d],
                                   expected_range=verdict.expected()))
@@ -247,18 +247,30 @@ def _banded(check: str, asset: str, subject: str, label: str, series: dict[dt.da
 
 
 def _score_drift(con: duckdb.DuckDBPyConnection, days: list[dt.date], cfg: dict) -> list[HealthRow]:
-    since = days[0] - dt.timedelta(days=int(cfg["anomaly"]["history_days"]))
-    means = con.execute("""
-        select survey_type, response_date, avg(score) from marts.fct_survey_responses
+    """Each survey type's daily mean against its trailing daily means. The band is at least the
+    standard error of the day's mean (the answers' sd over the history / sqrt(the day's answers)):
+    a day of a handful of answers is not flagged for the noise of so few answers."""
+    history_days = int(cfg["anomaly"]["history_days"])
+    since = days[0] - dt.timedelta(days=history_days)
+    daily = con.execute("""
+        select survey_type, response_date, count(*), sum(score), sum(score * score) from marts.fct_survey_responses
         where response_date >= ? and response_date < ? and score is not null group by 1, 2""",
                         [since, days[-1] + dt.timedelta(days=1)]).fetchall()
-    series: dict[str, dict[dt.date, float]] = defaultdict(dict)
-    for stype, d, mean in means:
-        series[stype][d] = float(mean)
+    stats: dict[str, dict[dt.date, tuple[int, float, float]]] = defaultdict(dict)
+    for stype, d, n, total, sq in daily:
+        stats[stype][d] = (int(n), float(total), float(sq))
     rows = []
-    for stype in sorted(series):
-        rows += _banded("score_drift", "fct_survey_responses", stype, f"mean {stype} score", series[stype], days,
-                        cfg["anomaly"])
+    for stype in sorted(stats):
+        series = {d: total / n for d, (n, total, _) in stats[stype].items()}
+        floors = {}
+        for d in days:
+            past = [v for p, v in stats[stype].items() if d - dt.timedelta(days=history_days) <= p < d]
+            n, total, sq = sum(v[0] for v in past), sum(v[1] for v in past), sum(v[2] for v in past)
+            if n > 1 and d in stats[stype]:
+                sd = max((sq - total * total / n) / (n - 1), 0.0) ** 0.5
+                floors[d] = sd / stats[stype][d][0] ** 0.5
+        rows += _banded("score_drift", "fct_survey_responses", stype, f"mean {stype} score", series, days,
+                        cfg["anomaly"], floors)
     return rows
 
 
@@ -275,27 +287,28 @@ def _match_rate(con: duckdb.DuckDBPyConnection, days: list[dt.date], cfg: dict) 
 
 
 def _promise_gap(con: duckdb.DuckDBPyConnection, days: list[dt.date], cfg: dict) -> list[HealthRow]:
+    """Each day's delivered orders against the fences of the orders delivered in its own trailing
+    history (a backfill judges each of its days against the days before it)."""
     pg = cfg["promise_gap"]
-    since = days[0] - dt.timedelta(days=int(cfg["anomaly"]["history_days"]))
-    history = [r[0] for r in con.execute("""
-        select promise_gap_days from marts.fct_orders
-        where is_delivered and delivered_local_date >= ? and delivered_local_date < ?""",
-                                         [since, days[0]]).fetchall()]
-    window = con.execute("""
+    history_days = int(cfg["anomaly"]["history_days"])
+    since = days[0] - dt.timedelta(days=history_days)
+    delivered = con.execute("""
         select delivered_local_date, promise_gap_days from marts.fct_orders
         where is_delivered and delivered_local_date >= ? and delivered_local_date < ?""",
-                         [days[0], days[-1] + dt.timedelta(days=1)]).fetchall()
+                            [since, days[-1] + dt.timedelta(days=1)]).fetchall()
     per_day: dict[dt.date, list[int]] = defaultdict(list)
-    for d, gap in window:
+    for d, gap in delivered:
         per_day[d].append(gap)
-    if len(history) < int(pg["min_history_orders"]):
-        return [HealthRow(d, "promise_gap_outliers", "fct_orders", "no_baseline", subject="delivered orders",
-                          observed_value=None, expected_range=f"no baseline yet ({len(history)} delivered orders "
-                          f"of history, {pg['min_history_orders']} needed)") for d in days]
-    lo, hi = anomaly.tukey_fences([float(g) for g in history], float(pg["iqr_multiplier"]),
-                                  float(pg["min_days_from_median"]))
     rows = []
     for d in days:
+        history = [float(g) for p, gaps in per_day.items() if d - dt.timedelta(days=history_days) <= p < d
+                   for g in gaps]
+        if len(history) < int(pg["min_history_orders"]):
+            rows.append(HealthRow(d, "promise_gap_outliers", "fct_orders", "no_baseline", subject="delivered orders",
+                                  expected_range=f"no baseline yet ({len(history)} delivered orders of history, "
+                                                 f"{pg['min_history_orders']} needed)"))
+            continue
+        lo, hi = anomaly.tukey_fences(history, float(pg["iqr_multiplier"]), float(pg["min_days_from_median"]))
         gaps = per_day.get(d, [])
         out = [g for g in gaps if g < lo or g > hi]
         msg = None

@@ -223,3 +223,11 @@ def test_a_manifest_older_than_the_project_is_stale(tmp_path: Path) -> None:
     assert not manifest_is_stale(manifest)
     os.utime(manifest, (0, 0))  # older than every model
     assert manifest_is_stale(manifest)
+
+
+def test_a_floor_the_caller_knows_widens_the_band() -> None:
+    # a mean of 4 answers whose sd is 2.4 has a standard error of 1.2: 5.25 against a median of 8 is noise
+    hist = _history([8.0, 7.9, 8.1, 8.0, 7.8, 8.2, 8.0])
+    assert anomaly.robust_band(MONDAY, 5.25, hist, CFG).surprising
+    assert not anomaly.robust_band(MONDAY, 5.25, hist, CFG, min_spread=1.2).surprising
+    assert anomaly.robust_band(MONDAY, 1.0, hist, CFG, min_spread=1.2).surprising
