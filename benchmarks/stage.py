@@ -97,8 +97,10 @@ def dbt_full_build(a: argparse.Namespace) -> dict[str, Any]:
 
 @stage
 def dbt_kpi_only(a: argparse.Namespace) -> dict[str, Any]:
-    """``dbt run --full-refresh -s +kpi_experience_daily``: only what the KPI mart needs, no tests."""
-    return _dbt(["run", "--full-refresh", "--select", "+kpi_experience_daily"], a.data, {"as_of": a.day.isoformat()})
+    """Only what the KPI mart needs (its models and the rate seed), no tests:
+    ``dbt build --full-refresh -s +kpi_experience_daily`` without data and unit tests."""
+    return _dbt(["build", "--full-refresh", "--select", "+kpi_experience_daily", "--exclude-resource-type", "test",
+                 "--exclude-resource-type", "unit_test"], a.data, {"as_of": a.day.isoformat()})
 
 
 @stage
