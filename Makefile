@@ -11,7 +11,7 @@ DEMO_DAYS      ?= 30
 DEMO_START     ?= 2026-10-10
 DEMO_SEED      ?= 42
 
-.PHONY: install demo dev test lint bench clean
+.PHONY: reliability install demo dev test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,11 @@ dev: install
 
 test: install $(SPARK_VENV)/bin/.installed
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# every reliability scenario (docs/reliability.md); regenerates RELIABILITY.md from this run's outcomes
+reliability: install
+	CX_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(BIN)/pytest tests/reliability -m reliability
 
 # benchmarks (docs/benchmarks.md): make bench BENCH_SCALE=M
 BENCH_SCALE ?= S

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.faults import crashpoint
+
 from . import anomaly
 from .health import HealthRow, judged
 
@@ -375,6 +377,7 @@ def evaluate(warehouse: Path, start: dt.date, end: dt.date, docs_dir: Path, repo
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         _gx(con, start, end, Path(docs_dir), result)
+        crashpoint("gate.after_suites")
         result.rows += _kpi_n(con, start, end)
         result.rows += _revenue(con, start, end, as_of, float(cfg["revenue"]["relative_tolerance"]))
         result.rows += _score_drift(con, days, cfg)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ingestion.faults import crashpoint
+
 from . import registry
 
 # the declared schema of data_health (a test enforces it on the served table)
@@ -93,6 +95,7 @@ def write(root: Path, dates: Iterable[dt.date], source: str, rows: Iterable[Heal
         part = frame.filter(pl.col("business_date") == day)
         tmp = folder / f".{source}.{os.getpid()}.tmp"
         part.write_parquet(tmp)
+        crashpoint("health.inside_swap")
         os.replace(tmp, target)
     return frame
 

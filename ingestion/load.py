@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from . import contract as C
+from .faults import crashpoint
 from .manifest import DropRefused, Manifest, drop_folder, read_manifest
 from .readers import read_file
 from .validate import TS_TYPE, validate
@@ -98,7 +99,9 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
         df.write_parquet(tmp, compression="zstd", statistics=True)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        crashpoint("ingest.inside_swap")
         os.replace(tmp, path)
+        crashpoint("ingest.after_swap")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -135,6 +138,7 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
               loaded_at: dt.datetime | None = None) -> DropLoad:
     """Verify, parse, validate and land one drop. Raises ``DropRefused`` (after auditing it) if refused."""
     loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    crashpoint("ingest.before_load")
     folder = drop_folder(zones.landing, system, business_date)
     placeholder = [EntityLoad(e.name, f"{system}/{business_date.isoformat()}/{e.filename}", 0, 0, 0, "")
                    for e in C.entities_of(system)]
@@ -169,9 +173,12 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
     for stats, data, q in staged:
         write_parquet_atomic(data, zones.data_file(system, stats.entity, business_date))
         write_parquet_atomic(q, zones.quarantine_file(system, stats.entity, business_date))
+        crashpoint("ingest.between_entities")
+    crashpoint("ingest.before_audit")
     result = DropLoad(system, business_date, "loaded", [s for s, _, _ in staged], manifest.extracted_at,
                       manifest.digest)
     _audit(zones, result, {}, loaded_at)
+    crashpoint("ingest.after_audit")
     return result
 
 

@@ -7,14 +7,18 @@ import urllib.request
 
 import dagster as dg
 
+from ingestion.faults import crashpoint
+
 from .resources import CxData
 
 
 def record_alert(cx: CxData, alert: dict) -> None:
+    crashpoint("alert.before_record")
     path = cx.root() / "alerts.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(alert, sort_keys=True) + "\n")
+    crashpoint("alert.before_webhook")
     url = os.environ.get("CX_ALERT_WEBHOOK")
     if url:
         req = urllib.request.Request(url, data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"})

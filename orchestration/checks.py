@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from expectations import gate, health, registry
+from ingestion.faults import crashpoint
 from orchestration.publish import publish_health
 from orchestration.warehouse import dbt_var
 
@@ -61,9 +62,11 @@ SPECS = [dg.AssetCheckSpec(c.name, asset=model_key(c.asset), blocking=True,
 def quality_gate(context: dg.AssetCheckExecutionContext, cx: CxData) -> Iterator[dg.AssetCheckResult]:
     start, end = run_window(context.run.tags)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+    crashpoint("gate.start")
     result = gate.evaluate(cx.root() / "warehouse.duckdb", start, end, cx.root() / "docs" / "gx",
                            reporting_currency=dbt_var("reporting_currency"))
     health.write(cx.root(), days, "gate", result.rows, run_id=context.run.run_id)
+    crashpoint("gate.after_health")
     by_check: dict[str, list[health.HealthRow]] = defaultdict(list)
     for row in result.rows:
         by_check[row.check_name].append(row)

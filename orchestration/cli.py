@@ -53,9 +53,20 @@ def _apply_overrides(cfg, overrides: tuple[str, ...]):  # noqa: ANN001, ANN202 -
     return cfg
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops ``cxw`` like Ctrl-C: the run in progress is interrupted (Dagster stops its step and
+    its dbt subprocess), marked failed, its slots freed; atomic writes leave the previous versions."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 @click.group()
 def main() -> None:
     """Customer-experience warehouse: land, validate, model and publish CX data."""
+    _stop_on_sigterm()
 
 
 @main.command()
@@ -160,7 +171,6 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
 
     from ingestion.load import latest_attempts, read_audit, summarize_attempts
     from ingestion.manifest import complete_drops
-    from orchestration.definitions import defs
     from orchestration.resources import CxData
 
     zones = CxData().zones()
@@ -173,15 +183,14 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
     else:
         days = _date_range(date, start, end)
     _require_partitions(days)
-    job = defs.resolve_job_def("ingest")
     instance = _instance()
+    _prepare(instance)
     failed = []
     missing: dict[tuple[dt.date, str], str] = {}
     with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
                            item_show_func=lambda d: d.isoformat() if d else "") as bar:
         for day in bar:
-            result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-                                            run_config=QUIET)
+            result = _execute("ingest", instance, partition_key=day.isoformat())
             for event in result.all_events:
                 if event.event_type == DagsterEventType.STEP_FAILURE:
                     failed.append((day, event.step_key, event.event_specific_data.error.message.strip()))
@@ -272,12 +281,44 @@ def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcess
     return problems
 
 
-def _run_job(name: str, label: str, **kwargs) -> list[str]:  # noqa: ANN003
+def _prepare(instance) -> None:  # noqa: ANN001 - DagsterInstance
+    """Before a run: recover what a killed run left behind (its run, its pool slot, half-written
+    files), then wait for a live run holding a pool slot, naming it (docs/reliability.md)."""
+    from orchestration import recovery
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    recovery.clean_data_dir(settings.data_dir(), say)
+    try:
+        recovery.wait_for_pools(instance, say)
+    except (recovery.SlotWaitTimeout, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _execute(name: str, instance=None, **kwargs):  # noqa: ANN001, ANN003, ANN202 - Dagster types
+    """Run job ``name`` in this process, tagged with this process so a later run can tell if it died;
+    on SIGINT/SIGTERM the run is marked failed and its pool slots freed before ``cxw`` exits."""
+    from dagster._core.utils import make_new_run_id
+
+    from orchestration import recovery
     from orchestration.definitions import defs
 
-    result = defs.resolve_job_def(name).execute_in_process(instance=_instance(), raise_on_error=False,
-                                                           run_config=QUIET, **kwargs)
-    return _report(result, label)
+    instance = instance or _instance()
+    run_id = make_new_run_id()
+    tags = {**kwargs.pop("tags", {}), **recovery.process_tags(f"cxw {name}")}
+    try:
+        return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
+                                                             run_id=run_id, tags=tags, **kwargs)
+    except KeyboardInterrupt:
+        recovery.finish_run(instance, run_id, "interrupted (SIGINT or SIGTERM)")
+        raise
+
+
+def _run_job(name: str, label: str, **kwargs) -> list[str]:  # noqa: ANN003
+    instance = _instance()
+    _prepare(instance)
+    return _report(_execute(name, instance, **kwargs), label)
 
 
 def _finish(problems: list[str]) -> None:

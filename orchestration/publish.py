@@ -32,6 +32,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion.faults import crashpoint
+
 BI_SCHEMA = "marts"
 KEEP_PARQUET_VERSIONS = 2
 HEALTH_TABLE = "data_health"
@@ -94,8 +96,10 @@ def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
     tmp_link = serving / f".parquet.{os.getpid()}.tmp"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(parquet_dir.relative_to(serving))
+    crashpoint("publish.inside_link_swap")
     os.replace(tmp_link, link)
     _fsync(serving)
+    crashpoint("publish.before_prune")
     # oldest first by creation, never the version just linked (names of one second may sort either way)
     older = sorted((p for p in versions.iterdir() if p.is_dir() and p != parquet_dir),
                    key=lambda p: p.stat().st_mtime_ns)
@@ -107,6 +111,7 @@ def publish(warehouse: Path, serving: Path, as_of: str | None = None,
             now: dt.datetime | None = None, health: pl.DataFrame | None = None) -> Publication:
     """Copy the BI marts of ``warehouse`` (and the ``health`` record) to ``serving`` (atomic swaps)."""
     with _locked(serving):
+        crashpoint("publish.start")
         return _publish(warehouse, serving, as_of, now, health)
 
 
@@ -116,7 +121,8 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
     target = serving / "cx.duckdb"
     tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}"  # unique, even twice in a second
+    # unique, even twice in a second; the pid tells crash recovery whose staging a folder is
+    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-p{os.getpid()}"
     versions = serving / "parquet_versions"
     parquet_dir = versions / stamp
     parquet_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +136,9 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             if not tables:
                 raise RuntimeError(f"{warehouse}: no tables in schema {BI_SCHEMA!r} to publish")
             rows = {}
-            for t in tables:
+            for i, t in enumerate(tables):
+                if i == len(tables) // 2:
+                    crashpoint("publish.mid_copy")
                 con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
                 rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
                 con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, compression zstd)")
@@ -144,10 +152,12 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             con.execute("checkpoint")
         finally:
             con.close()
+        crashpoint("publish.before_swap")
         _swap_in(tmp, target, serving)
     except BaseException:
         _discard(tmp, parquet_dir)
         raise
+    crashpoint("publish.after_db_swap")
     _swap_parquet(serving, parquet_dir)
     return Publication(target, serving / "parquet", rows, now)
 
@@ -164,7 +174,8 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
         target = serving / "cx.duckdb"
         tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
-        parquet_dir = serving / "parquet_versions" / (now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-health")
+        stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-p{os.getpid()}-health"
+        parquet_dir = serving / "parquet_versions" / stamp
         parquet_dir.mkdir(parents=True, exist_ok=True)
         current = serving / "parquet"
         try:
@@ -180,6 +191,7 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
                 con.execute("checkpoint")
             finally:
                 con.close()
+            crashpoint("publish_health.before_swap")
             _swap_in(tmp, target, serving)
         except BaseException:
             _discard(tmp, parquet_dir)

@@ -31,6 +31,7 @@ from dagster_dbt import (
 )
 
 from expectations import health, registry
+from ingestion.faults import crashpoint
 from orchestration.publish import publish_health
 from orchestration.warehouse import (
     DBT_PROJECT,
@@ -104,15 +105,21 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     window = context.partition_time_window
     days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
     args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
+    crashpoint("dbt.before_build")
     with data_dir_env(cx.root()):  # the dbt subprocess starts here, with this environment
         invocation = dbt.cli(args, context=context, raise_on_error=False)
-    yield from invocation.stream()
+    for i, event in enumerate(invocation.stream()):
+        if i == 5:
+            crashpoint("dbt.mid_build")
+        yield event
+    crashpoint("dbt.after_build")
     try:
         run_results = invocation.get_artifact("run_results.json")
     except FileNotFoundError:
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
     health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run_id)
+    crashpoint("dbt.health_written")
     if not invocation.is_successful():
         failed = [f"{r['unique_id'].split('.')[2]} {r['status']}" for r in run_results.get("results", [])
                   if r.get("status") in ("error", "fail")]
