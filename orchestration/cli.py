@@ -384,6 +384,35 @@ def publish(date: dt.date) -> None:
 
 
 @main.command()
+@click.option("--run", "run_id", default=None, metavar="RUN_ID",
+              help="Mark this unfinished run failed and free its pool slots (its process must be gone).")
+def recover(run_id: str | None) -> None:
+    """Recover what killed runs left behind (cxw does this before every run); list unfinished runs."""
+    from orchestration import recovery
+
+    instance = _instance()
+
+    def say(line: str) -> None:
+        click.echo(line)
+
+    try:
+        if run_id:
+            recovery.force_fail(instance, run_id, say)
+    except (LookupError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    recovery.clean_data_dir(settings.data_dir(), say)
+    recovery.recover(instance, say)
+    held = {run: (pool, step) for pool, run, step in recovery.holders(instance)}
+    for run in instance.get_runs(filters=recovery.RunsFilter(statuses=recovery.UNFINISHED)):
+        alive = recovery.owner_alive(run.tags)
+        state = {True: "its process is alive", None: "its process cannot be judged from here"}[alive]
+        slot = f", holds the {held[run.run_id][0]} slot" if run.run_id in held else ""
+        click.echo(f"unfinished: {recovery.describe(run, run.run_id)}, {run.status.value}{slot}: {state}")
+    if not held and not instance.get_runs(filters=recovery.RunsFilter(statuses=recovery.UNFINISHED), limit=1):
+        click.echo("no unfinished run, no pool slot held")
+
+
+@main.command()
 @click.option("--date", "date", callback=_parse_date, default=None,
               help="Business date whose health to show (default: the latest one recorded).")
 @click.option("--all", "show_all", is_flag=True, help="List every check, passed ones too.")

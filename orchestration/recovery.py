@@ -68,7 +68,7 @@ def owner_alive(tags: dict[str, str]) -> bool | None:
     return start is not None and (not tags.get(PID_START_TAG) or start == tags[PID_START_TAG])
 
 
-def _describe(run: dg.DagsterRun | None, run_id: str) -> str:
+def describe(run: dg.DagsterRun | None, run_id: str) -> str:
     if run is None:
         return f"run {run_id[:8]} (no longer in the instance)"
     tags = run.tags
@@ -98,7 +98,7 @@ def recover(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -
         instance.report_run_failed(run, message=f"marked failed by crash recovery: {reason}")
         if storage.supports_global_concurrency_limits:
             storage.free_concurrency_slots_for_run(run.run_id)
-        done.append(Recovered(run.run_id, f"recovered {_describe(run, run.run_id)}: {reason}; "
+        done.append(Recovered(run.run_id, f"recovered {describe(run, run.run_id)}: {reason}; "
                                           "marked failed and its pool slots freed"))
     if storage.supports_global_concurrency_limits:
         for pool in sorted(storage.get_concurrency_keys()):
@@ -109,7 +109,7 @@ def recover(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -
                 if run is None or run.is_finished:
                     storage.free_concurrency_slots_for_run(run_id)
                     state = "is gone" if run is None else f"ended ({run.status.value})"
-                    done.append(Recovered(run_id, f"freed the {pool} slot of {_describe(run, run_id)}: "
+                    done.append(Recovered(run_id, f"freed the {pool} slot of {describe(run, run_id)}: "
                                                   f"the run {state} without releasing it"))
     for r in done:
         echo(r.line)
@@ -163,14 +163,16 @@ def wait_for_pools(instance: dg.DagsterInstance, echo: Callable[[str], None] = p
                 since = ""
                 if run is not None and (record := instance.get_run_record_by_id(run_id)) and record.start_time:
                     since = f", running since {dt.datetime.fromtimestamp(record.start_time, dt.UTC):%H:%M:%S} UTC"
-                echo(f"waiting for {_describe(run, run_id)}{since}: it holds the {pool} slot (step {step}); "
+                echo(f"waiting for {describe(run, run_id)}{since}: it holds the {pool} slot (step {step}); "
                      f"giving up in {timeout:.0f} s ({SLOT_WAIT_ENV})")
         if time.monotonic() >= deadline:
             pool, run_id, step = held[0]
             raise SlotWaitTimeout(
-                f"gave up after {timeout:.0f} s: {_describe(instance.get_run_by_id(run_id), run_id)} still holds "
+                f"gave up after {timeout:.0f} s: {describe(instance.get_run_by_id(run_id), run_id)} still holds "
                 f"the {pool} slot (step {step}). Let it finish, or stop it (its process, or 'Terminate' in the "
-                f"Dagster UI), then run again; raise {SLOT_WAIT_ENV} to wait longer")
+                f"Dagster UI), then run again; raise {SLOT_WAIT_ENV} to wait longer. If its process is gone and "
+                f"cannot be judged from here (another host, or a run older than crash recovery): "
+                f"cxw recover --run {run_id}")
         time.sleep(poll)
         recover(instance, echo)
 
@@ -242,3 +244,19 @@ def _staged_by_dead(version: Path) -> bool:
     """A version folder's name ends with ``-p<pid>`` (publish.py); older names cannot be judged."""
     tail = version.name.rsplit("-p", 1)
     return len(tail) == 2 and tail[1].split("-")[0].isdigit() and _dead(int(tail[1].split("-")[0]))
+
+
+def force_fail(instance: dg.DagsterInstance, run_id: str, echo: Callable[[str], None] = print) -> None:
+    """Mark one unfinished run failed and free its pool slots, on an operator's word that its process
+    is gone; refused when this host sees its process alive."""
+    run = instance.get_run_by_id(run_id) or next(
+        (r for r in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED)) if r.run_id.startswith(run_id)), None)
+    if run is None:
+        raise LookupError(f"no run {run_id!r} in this Dagster instance ({instance.root_directory})")
+    if owner_alive(run.tags):
+        raise RuntimeError(f"{describe(run, run.run_id)} is alive: stop its process first")
+    if not run.is_finished:
+        instance.report_run_failed(run, message="marked failed by `cxw recover --run` (its process is gone)")
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    echo(f"recovered {describe(run, run.run_id)}: marked failed on request and its pool slots freed")
