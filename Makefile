@@ -55,7 +55,7 @@ test: install $(SPARK_VENV)/bin/.installed
 
 # every reliability scenario (docs/reliability.md); regenerates RELIABILITY.md from this run's outcomes
 reliability: install
-	CX_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(BIN)/pytest tests/reliability -m reliability
+	CX_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(BIN)/pytest tests/reliability -m reliability -n 2 --dist load
 
 # benchmarks (docs/benchmarks.md): make bench BENCH_SCALE=M
 BENCH_SCALE ?= S

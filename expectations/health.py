@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ingestion.disk import DiskFull, is_disk_full
 from ingestion.faults import crashpoint
 
 from . import registry
@@ -94,9 +95,15 @@ def write(root: Path, dates: Iterable[dt.date], source: str, rows: Iterable[Heal
         target = folder / f"{source}.parquet"
         part = frame.filter(pl.col("business_date") == day)
         tmp = folder / f".{source}.{os.getpid()}.tmp"
-        part.write_parquet(tmp)
-        crashpoint("health.inside_swap")
-        os.replace(tmp, target)
+        try:
+            part.write_parquet(tmp)
+            crashpoint("health.inside_swap")
+            os.replace(tmp, target)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise DiskFull(target, "the health record keeps its previous version") from exc
+            raise
     return frame
 
 

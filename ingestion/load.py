@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from . import contract as C
+from .disk import DiskFull, is_disk_full
 from .faults import crashpoint
 from .manifest import DropRefused, Manifest, drop_folder, read_manifest
 from .readers import read_file
@@ -102,8 +103,10 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
         crashpoint("ingest.inside_swap")
         os.replace(tmp, path)
         crashpoint("ingest.after_swap")
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFull(path) from exc
         raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:

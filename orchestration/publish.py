@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion.disk import DiskFull, is_disk_full
 from ingestion.faults import crashpoint
 
 BI_SCHEMA = "marts"
@@ -154,8 +155,10 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             con.close()
         crashpoint("publish.before_swap")
         _swap_in(tmp, target, serving)
-    except BaseException:
+    except BaseException as exc:
         _discard(tmp, parquet_dir)
+        if is_disk_full(exc):
+            raise DiskFull(serving, "BI still reads the previous served copy, unchanged") from exc
         raise
     crashpoint("publish.after_db_swap")
     _swap_parquet(serving, parquet_dir)
@@ -193,8 +196,10 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
                 con.close()
             crashpoint("publish_health.before_swap")
             _swap_in(tmp, target, serving)
-        except BaseException:
+        except BaseException as exc:
             _discard(tmp, parquet_dir)
+            if is_disk_full(exc):
+                raise DiskFull(serving, "BI still reads the previous served copy, unchanged") from exc
             raise
         _swap_parquet(serving, parquet_dir)
         return target

@@ -31,6 +31,7 @@ from dagster_dbt import (
 )
 
 from expectations import health, registry
+from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from orchestration.publish import publish_health
 from orchestration.warehouse import (
@@ -121,9 +122,15 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run_id)
     crashpoint("dbt.health_written")
     if not invocation.is_successful():
-        failed = [f"{r['unique_id'].split('.')[2]} {r['status']}" for r in run_results.get("results", [])
-                  if r.get("status") in ("error", "fail")]
-        publish_health(cx.root() / "serving", health.read(cx.root()))
+        # a model's error says why (DuckDB names the file when the disk is full); a test's failure is its count
+        failed = [f"{r['unique_id'].split('.')[2]} {r['status']}"
+                  + (f" ({(r.get('message') or '').strip().splitlines()[0][:300]})"
+                     if r.get("status") == "error" and r.get("message") else "")
+                  for r in run_results.get("results", []) if r.get("status") in ("error", "fail")]
+        try:
+            publish_health(cx.root() / "serving", health.read(cx.root()))
+        except DiskFull as exc:  # the health record cannot be served either: say so beside dbt's failure
+            failed.append(str(exc))
         raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
                                      + ("; ".join(failed[:10]) or str(invocation.get_error())),
                          metadata={"failed": "\n".join(failed) or "see the dbt logs"})

@@ -1,0 +1,39 @@
+"""A full disk, said clearly: which file could not be written, how much space is left, what is intact."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+
+class DiskFull(OSError):
+    """No space left on the device that holds ``path`` (an ``OSError`` with errno ENOSPC)."""
+
+    def __init__(self, path: Path, what_is_intact: str = "the previous version is intact") -> None:
+        self.path = Path(path)
+        free = _free(self.path)
+        room = f"{free:,} bytes free there" if free is not None else "free space unknown"
+        super().__init__(errno.ENOSPC, f"no space left on device writing {self.path} ({room}); nothing was "
+                                       f"replaced: {what_is_intact}. Free space on that filesystem, then re-run")
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, as Python, polars (Rust: "os error 28") or DuckDB ("No space left on device") report it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def _free(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return None
+    return None
