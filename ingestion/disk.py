@@ -26,7 +26,8 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc)
-    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+    return any(s in text for s in ("No space left on device", "os error 28", "Disk quota exceeded",
+                                   "database or disk is full"))  # the last: SQLite (Dagster's instance)
 
 
 def _free(path: Path) -> int | None:

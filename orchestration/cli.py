@@ -313,6 +313,15 @@ def _execute(name: str, instance=None, **kwargs):  # noqa: ANN001, ANN003, ANN20
     except KeyboardInterrupt:
         recovery.finish_run(instance, run_id, "interrupted (SIGINT or SIGTERM)")
         raise
+    except Exception as exc:
+        from ingestion.disk import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        where = getattr(instance, "root_directory", None) or "the Dagster instance"
+        raise click.ClickException(
+            f"no space left on device for the Dagster instance ({where}): {str(exc).splitlines()[0]}. Nothing "
+            "was published: BI keeps the marts it had. Free space there, then re-run") from None
 
 
 def _run_job(name: str, label: str, **kwargs) -> list[str]:  # noqa: ANN003

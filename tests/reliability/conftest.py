@@ -34,6 +34,18 @@ def record(**outcome) -> None:  # noqa: ANN003 - one row of RELIABILITY.md
             fh.write(json.dumps(outcome, default=str) + "\n")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """A reliability scenario that fails is a row of the report too (scenarios record their own
+    outcome only when they get that far)."""
+    report = yield
+    if report.failed and item.get_closest_marker("reliability") is not None:
+        reason = str(call.excinfo.value).strip().splitlines()[0][:120] if call.excinfo else "failed"
+        record(scenario=f"{item.name} FAILED ({report.when}): {reason}", killed_at="-", next_run_ok=False,
+               equal=False, rows_lost=None, leftovers=None, next_run_s=None, cleaned=[])
+    return report
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if (path := _outcomes_file()) is not None and not hasattr(session.config, "workerinput"):
         path.unlink(missing_ok=True)  # the controller starts a fresh record

@@ -44,11 +44,13 @@ class Site:
             env[CRASH_ENV] = crash_at
         return env
 
-    def copy(self, dest: Path) -> Site:
+    def copy(self, dest: Path, home: Path | None = None) -> Site:
+        """A copy under ``dest`` (its Dagster instance under ``home`` when given, e.g. off a small disk)."""
         dest.mkdir(parents=True, exist_ok=True)
+        home = home or dest / "dagster_home"
         shutil.copytree(self.data, dest / "data", symlinks=True)
-        shutil.copytree(self.home, dest / "dagster_home", symlinks=True)
-        return Site(dest / "data", dest / "dagster_home")
+        shutil.copytree(self.home, home, symlinks=True)
+        return Site(dest / "data", home)
 
 
 def new_site(root: Path, customers: int = 300, days: int = 2, seed: int = 31) -> Site:

@@ -13,22 +13,39 @@ file, warehouse mart, raw and quarantine file, with nothing half-written anywher
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ingestion.faults import POINTS
 from tests.reliability.conftest import record
-from tests.reliability.harness import NIGHT_TWO, Site, contents, cxw, digest, leftovers, rows_lost, start_cxw
+from tests.reliability.harness import (
+    NIGHT_ONE,
+    NIGHT_TWO,
+    ROOT,
+    Site,
+    contents,
+    cxw,
+    digest,
+    leftovers,
+    rows_lost,
+    start_cxw,
+)
 
 SAMPLE = {"dbt.mid_build"}  # run by `make test`: the hang of issue 12
 NOT_IN_A_GREEN_NIGHT = {"publish_health.before_swap", "alert.before_record", "alert.before_webhook"}
 NIGHTLY_POINTS = sorted(set(POINTS) - NOT_IN_A_GREEN_NIGHT)
-RANDOM_DELAYS = sorted(random.Random(12).uniform(4, 60) for _ in range(3))  # seconds after the start
+_RNG = random.Random(12)
+RANDOM_DELAYS = sorted(round(_RNG.uniform(4, 60), 1) for _ in range(3))  # seconds after the start
 
 
 def _param(point: str):  # noqa: ANN202
@@ -135,3 +152,64 @@ def test_sigterm_stops_the_run_promptly(then: str, night_one: Site, reference: d
     assert not left, left
     if then == "next_night":
         _next_night_recovers(site, reference, "SIGTERM while dbt builds, then the next night", "SIGTERM")
+
+
+@pytest.mark.reliability
+@pytest.mark.reliability_full
+def test_killed_while_serving_a_blocked_nights_health(night_one: Site, tmp_path: Path) -> None:
+    """`cxw publish` on a warehouse holding a wrong number (a duplicated order) blocks and serves only
+    the health record; killed inside that swap, the next publish blocks the same way and serves what
+    an uninterrupted blocked publish serves (BI's marts unchanged)."""
+    def tampered(dest: Path) -> Site:
+        site = night_one.copy(dest)
+        with duckdb.connect(str(site.data / "warehouse.duckdb")) as con:
+            added = con.execute("insert into marts.fct_orders select * from marts.fct_orders "
+                                "where ordered_local_date = cast(? as date) limit 1", [NIGHT_ONE]).fetchone()[0]
+        assert added == 1
+        return site
+
+    args = ("publish", "--date", NIGHT_ONE.isoformat())
+    uninterrupted = tampered(tmp_path / "uninterrupted")
+    blocked = cxw(uninterrupted, *args)
+    assert blocked.returncode == 1 and "order_id_unique" in blocked.stderr, blocked.stdout + blocked.stderr
+    site = tampered(tmp_path / "killed")
+    killed = cxw(site, *args, crash_at="publish_health.before_swap")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    again = cxw(site, *args)
+    got, reference = contents(site), contents(uninterrupted)
+    left = leftovers(site)
+    record(scenario="kill -9 at publish_health.before_swap (a blocked night)", killed_at="publish_health.before_swap",
+           next_run_ok=again.returncode == 1, equal=digest(got) == digest(reference),
+           rows_lost=rows_lost(reference, got), leftovers=len(left), next_run_s=None,
+           cleaned=[line for line in again.stderr.splitlines() if line.startswith(("recovered", "freed", "removed"))])
+    assert again.returncode == 1 and "order_id_unique" in again.stderr  # blocked again, for the same reason
+    assert "recovered run" in again.stderr
+    assert digest(got) == digest(reference) and not left, left
+
+
+ALERT = textwrap.dedent("""
+    import sys
+    from orchestration.alerts import record_alert
+    from orchestration.resources import CxData
+    record_alert(CxData(data_dir=sys.argv[1]), {"run_id": sys.argv[2], "job": "nightly", "message": "failed"})
+""")
+
+
+@pytest.mark.reliability
+@pytest.mark.reliability_full
+@pytest.mark.parametrize("point", ["alert.before_record", "alert.before_webhook"])
+def test_killed_while_alerting(point: str, tmp_path: Path) -> None:
+    """The alert of a failed run killed before or after its line: alerts.log holds only whole lines."""
+    env = {k: v for k, v in os.environ.items() if k != "CX_CRASH_AT"}
+    first = subprocess.run([sys.executable, "-c", ALERT, str(tmp_path), "first"], env={**env, "CX_CRASH_AT": point},
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    second = subprocess.run([sys.executable, "-c", ALERT, str(tmp_path), "second"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    raw = (tmp_path / "alerts.log").read_text(encoding="utf-8")
+    runs = [json.loads(line)["run_id"] for line in raw.splitlines()]
+    expected = ["first", "second"] if point == "alert.before_webhook" else ["second"]
+    record(scenario=f"kill -9 at {point}", killed_at=point, next_run_ok=True, equal=runs == expected,
+           rows_lost=0, leftovers=0 if raw.endswith("\n") else 1, next_run_s=None, cleaned=[])
+    assert runs == expected and raw.endswith("\n")

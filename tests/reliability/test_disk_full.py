@@ -142,8 +142,9 @@ def night_growth(night_one: Site, tmp_path_factory: pytest.TempPathFactory) -> d
     (measured by stopping a copy at the crash points before dbt and before the publish)."""
     growth = {}
     for phase, point in (("ingest", "dbt.before_build"), ("build", "publish.start"), ("publish", None)):
-        with small_disk(tmp_path_factory.mktemp(f"measure_{phase}") / "fs", 1024 * MiB) as fs:
-            site = night_one.copy(fs)
+        root = tmp_path_factory.mktemp(f"measure_{phase}")
+        with small_disk(root / "fs", 1024 * MiB) as fs:
+            site = night_one.copy(fs, home=root / "dagster_home")
             base = _used(fs)
             cxw(site, "nightly", "--date", NIGHT_TWO.isoformat(), crash_at=point)
             growth[phase] = _used(fs) - base
@@ -164,7 +165,7 @@ def test_a_disk_filling_up_during_a_night(phase: str, night_one: Site, reference
                                          tmp_path: Path) -> None:
     leave, failing_step = PHASES[phase]
     with small_disk(tmp_path / "fs", 1024 * MiB) as fs:
-        site = night_one.copy(fs)
+        site = night_one.copy(fs, home=tmp_path / "dagster_home")  # the data directory fills, not the instance
         served_before = {k: v for k, v in digest(contents(site)).items()
                          if k.startswith(("served:", "parquet:")) and "data_health" not in k}
         fill(fs, leave=leave(night_growth))
