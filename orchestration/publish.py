@@ -89,6 +89,25 @@ def _discard(tmp: Path, parquet_dir: Path) -> None:
     shutil.rmtree(parquet_dir, ignore_errors=True)
 
 
+@contextmanager
+def _staged(serving: Path, now: dt.datetime, suffix: str = "") -> Iterator[tuple[Path, Path]]:
+    """A temporary DuckDB file and a new Parquet version folder to fill; on any error both are
+    discarded (the served copy is untouched) and a full disk is said as ``DiskFull``."""
+    tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    # unique, even twice in a second; the pid tells crash recovery whose staging a folder is
+    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-p{os.getpid()}{suffix}"
+    parquet_dir = serving / "parquet_versions" / stamp
+    parquet_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp, parquet_dir
+    except BaseException as exc:
+        _discard(tmp, parquet_dir)
+        if is_disk_full(exc):
+            raise DiskFull(serving, "BI still reads the previous served copy, unchanged") from exc
+        raise
+
+
 def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
     versions = serving / "parquet_versions"
     for f in parquet_dir.iterdir():
@@ -120,14 +139,7 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
              health: pl.DataFrame | None) -> Publication:
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     target = serving / "cx.duckdb"
-    tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    # unique, even twice in a second; the pid tells crash recovery whose staging a folder is
-    stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-p{os.getpid()}"
-    versions = serving / "parquet_versions"
-    parquet_dir = versions / stamp
-    parquet_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with _staged(serving, now) as (tmp, parquet_dir):
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"attach '{warehouse}' as wh (read_only)")
@@ -155,11 +167,6 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             con.close()
         crashpoint("publish.before_swap")
         _swap_in(tmp, target, serving)
-    except BaseException as exc:
-        _discard(tmp, parquet_dir)
-        if is_disk_full(exc):
-            raise DiskFull(serving, "BI still reads the previous served copy, unchanged") from exc
-        raise
     crashpoint("publish.after_db_swap")
     _swap_parquet(serving, parquet_dir)
     return Publication(target, serving / "parquet", rows, now)
@@ -175,13 +182,8 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
     with _locked(serving):
         now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
         target = serving / "cx.duckdb"
-        tmp = serving / f".cx.duckdb.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        stamp = now.strftime("%Y%m%dT%H%M%SZ") + f"-{time.time_ns()}-p{os.getpid()}-health"
-        parquet_dir = serving / "parquet_versions" / stamp
-        parquet_dir.mkdir(parents=True, exist_ok=True)
         current = serving / "parquet"
-        try:
+        with _staged(serving, now, "-health") as (tmp, parquet_dir):
             if current.exists():
                 for f in current.resolve().iterdir():
                     if f.name != HEALTH_TABLE + ".parquet":
@@ -196,10 +198,5 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
                 con.close()
             crashpoint("publish_health.before_swap")
             _swap_in(tmp, target, serving)
-        except BaseException as exc:
-            _discard(tmp, parquet_dir)
-            if is_disk_full(exc):
-                raise DiskFull(serving, "BI still reads the previous served copy, unchanged") from exc
-            raise
         _swap_parquet(serving, parquet_dir)
         return target
