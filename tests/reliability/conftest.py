@@ -41,8 +41,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     report = yield
     if report.failed and item.get_closest_marker("reliability") is not None:
         reason = str(call.excinfo.value).strip().splitlines()[0][:120] if call.excinfo else "failed"
-        record(scenario=f"{item.name} FAILED ({report.when}): {reason}", killed_at="-", next_run_ok=False,
-               equal=False, rows_lost=None, leftovers=None, next_run_s=None, cleaned=[])
+        record(category=getattr(item.module, "CATEGORY", "crash"), scenario=f"{item.name} FAILED ({report.when}): "
+               f"{reason}", killed_at="-", next_run_ok=False, equal=False,
+               ok=False, rows_lost=None, leftovers=None, next_run_s=None, cleaned=[], detail=reason)
     return report
 
 

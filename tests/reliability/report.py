@@ -1,4 +1,10 @@
-"""RELIABILITY.md from the outcomes of one `make reliability` run (every figure comes from that run)."""
+"""RELIABILITY.md from the outcomes of one `make reliability` run (every figure comes from that run).
+
+Each outcome is one scenario, recorded by ``tests.reliability.conftest.record``. Its ``category``
+names its section: ``crash``, ``disk full`` and ``idempotency`` outcomes say how the next run went
+(``next_run_ok``, ``equal``, ``rows_lost``, ``leftovers``, ``cleaned``); the other categories
+(``concurrency``, ``hostile input``, ``privacy`` ...) say ``ok``, ``rows_lost`` and a ``detail``.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,54 @@ from pathlib import Path
 
 from ingestion.faults import POINTS
 
+RUN_CATEGORIES = ("crash", "disk full", "idempotency")  # scenarios judged by the run after them
+ORDER = ("crash", "disk full", "idempotency", "concurrency", "hostile input", "privacy")
+
 
 def _yes(value: object) -> str:
     return "-" if value is None else ("yes" if value else "**NO**")
 
 
+def category(o: dict) -> str:
+    return o.get("category") or "crash"
+
+
+def passed(o: dict) -> bool:
+    if "FAILED" in o["scenario"]:
+        return False
+    if category(o) in RUN_CATEGORIES:
+        return (o.get("next_run_ok") is not False and o.get("equal") is not False
+                and not o.get("leftovers") and not o.get("rows_lost"))
+    return bool(o.get("ok")) and not o.get("rows_lost")
+
+
+def _run_table(outcomes: list[dict]) -> list[str]:
+    lines = ["| scenario | next run ok | equal to an uninterrupted night | rows lost | left half-written | "
+             "next run (s) | cleaned up by the next run |",
+             "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        cleaned = "<br>".join(c.split(":")[0] for c in o.get("cleaned") or []) or "-"
+        lines.append(f"| {o['scenario']} | {_yes(o.get('next_run_ok'))} | {_yes(o.get('equal'))} | "
+                     f"{o.get('rows_lost', 0)} | {o.get('leftovers', 0)} | {o.get('next_run_s') or '-'} | {cleaned} |")
+    return lines
+
+
+def _plain_table(outcomes: list[dict]) -> list[str]:
+    lines = ["| scenario | passed | rows lost | what happened |", "|---|---|---|---|"]
+    for o in outcomes:
+        detail = str(o.get("detail") or "-").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {o['scenario']} | {_yes(passed(o))} | {o.get('rows_lost') or 0} | {detail} |")
+    return lines
+
+
 def write_report(path: Path, outcomes: list[dict], now: dt.datetime) -> None:
-    tried = len(outcomes)
     failed = [o for o in outcomes if "FAILED" in o["scenario"]]
-    outcomes = [o for o in outcomes if "FAILED" not in o["scenario"]] + failed
-    passed = sum(1 for o in outcomes if o.get("next_run_ok") is not False and o.get("equal") is not False
-                 and not o.get("leftovers") and not o.get("rows_lost"))
     lost = sum(o.get("rows_lost") or 0 for o in outcomes)
-    points = {o["killed_at"] for o in outcomes if o["killed_at"] in POINTS}
+    points = {o.get("killed_at") for o in outcomes if o.get("killed_at") in POINTS}
+    groups: dict[str, list[dict]] = {}
+    for o in outcomes:
+        groups.setdefault(category(o), []).append(o)
+    names = [c for c in ORDER if c in groups] + sorted(set(groups) - set(ORDER))
     lines = [
         "# Reliability",
         "",
@@ -32,20 +73,18 @@ def write_report(path: Path, outcomes: list[dict], now: dt.datetime) -> None:
         "",
         "| figure | value |",
         "|---|---|",
-        f"| scenarios tried | {tried} |",
-        f"| scenarios passed | {passed} |",
+        f"| scenarios tried | {len(outcomes)} |",
+        f"| scenarios passed | {sum(passed(o) for o in outcomes)} |",
         f"| tests that failed | {len(failed)} |",
         f"| named crash points killed at | {len(points)} of {len(POINTS)} declared |",
         f"| rows lost (served, warehouse marts, raw, quarantine) | {lost} |",
-        "",
-        "| scenario | next run ok | equal to an uninterrupted night | rows lost | left half-written | "
-        "next run (s) | cleaned up by the next run |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for o in outcomes:
-        cleaned = "<br>".join(c.split(":")[0] for c in o.get("cleaned") or []) or "-"
-        lines.append(f"| {o['scenario']} | {_yes(o.get('next_run_ok'))} | {_yes(o.get('equal'))} | "
-                     f"{o.get('rows_lost', 0)} | {o.get('leftovers', 0)} | {o.get('next_run_s') or '-'} | {cleaned} |")
+    lines += [f"| {name}: passed of tried | {sum(passed(o) for o in groups[name])} of {len(groups[name])} |"
+              for name in names]
+    for name in names:
+        rows = sorted(groups[name], key=lambda o: ("FAILED" in o["scenario"], o["scenario"]))
+        lines += ["", f"## {name.capitalize()}", ""]
+        lines += _run_table(rows) if name in RUN_CATEGORIES else _plain_table(rows)
     untested = sorted(set(POINTS) - points)
     if untested:
         lines += ["", "Declared crash points not killed at in this run: " + ", ".join(f"`{p}`" for p in untested) + "."]

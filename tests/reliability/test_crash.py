@@ -13,6 +13,7 @@ file, warehouse mart, raw and quarantine file, with nothing half-written anywher
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -27,7 +28,7 @@ import duckdb
 import pytest
 
 from ingestion.faults import POINTS
-from tests.reliability.conftest import record
+from tests.reliability import conftest
 from tests.reliability.harness import (
     NIGHT_ONE,
     NIGHT_TWO,
@@ -41,6 +42,8 @@ from tests.reliability.harness import (
     start_cxw,
 )
 
+CATEGORY = "crash"  # the section of RELIABILITY.md
+record = functools.partial(conftest.record, category=CATEGORY)
 SAMPLE = {"dbt.mid_build"}  # run by `make test`: the hang of issue 12
 NOT_IN_A_GREEN_NIGHT = {"publish_health.before_swap", "alert.before_record", "alert.before_webhook"}
 NIGHTLY_POINTS = sorted(set(POINTS) - NOT_IN_A_GREEN_NIGHT)

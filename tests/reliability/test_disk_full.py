@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import hashlib
 import os
 import subprocess
@@ -26,7 +27,7 @@ import pytest
 from ingestion.disk import DiskFull
 from ingestion.load import write_parquet_atomic
 from orchestration.publish import publish
-from tests.reliability.conftest import record
+from tests.reliability import conftest
 from tests.reliability.harness import NIGHT_TWO, Site, contents, cxw, digest, leftovers
 
 MiB = 1024 * 1024
@@ -151,6 +152,8 @@ def night_growth(night_one: Site, tmp_path_factory: pytest.TempPathFactory) -> d
     return growth
 
 
+CATEGORY = "disk full"  # the section of RELIABILITY.md
+record = functools.partial(conftest.record, category=CATEGORY)
 PHASES = {  # free space left before night two, as a share of what each phase adds, and the step that must fail
     "ingest": (lambda g: g["ingest"] // 3, "land_"),
     "build": (lambda g: g["ingest"] + (g["build"] - g["ingest"]) // 4, "cx_dbt"),

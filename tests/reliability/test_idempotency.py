@@ -18,6 +18,7 @@ All run in `make reliability` (each is six to fifteen runs).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -25,9 +26,11 @@ from pathlib import Path
 import pytest
 
 from tests import drop_edit
-from tests.reliability.conftest import record
+from tests.reliability import conftest
 from tests.reliability.harness import Site, contents, cxw, digest, leftovers, new_site, rows_lost
 
+CATEGORY = "idempotency"  # the section of RELIABILITY.md
+record = functools.partial(conftest.record, category=CATEGORY)
 START = dt.date(2026, 10, 12)
 DAYS = [START + dt.timedelta(days=i) for i in range(5)]
 SYSTEMS = ("crm", "erp", "billing", "survey")
