@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ingestion.generator import GeneratorConfig, generate
+from ingestion.keys import SECRET_ENV, SECRET_FILE_ENV, new_secret
+
+# One key secret for the whole test session (ingestion/keys.py), in a file of its own: every dbt run,
+# cxw subprocess and Python check of the session derives the same keys, and the user's own secret
+# (~/.config/cx-warehouse) is never touched. pytest-xdist workers inherit the controller's.
+if not os.environ.get(SECRET_FILE_ENV) or not Path(os.environ[SECRET_FILE_ENV]).exists():
+    _fd, _secret_path = tempfile.mkstemp(prefix="cx-test-key-", suffix=".secret")
+    with os.fdopen(_fd, "w") as _fh:
+        _fh.write(new_secret())
+    os.environ[SECRET_FILE_ENV] = _secret_path
+os.environ.pop(SECRET_ENV, None)
 
 
 @dataclass

@@ -1,9 +1,11 @@
--- One row per person across the four systems. No e-mail, phone or name here (see
--- restricted.dim_customer_pii); an erased customer keeps its row and key, flagged is_erased.
+-- One row per person across the four systems, under its pseudonymous key: no source identifier,
+-- e-mail, phone or name here (the link is restricted.customer_key_link, the personal data
+-- restricted.dim_customer_pii; docs/privacy.md). An erased customer keeps a row, flagged is_erased,
+-- under a new key that nothing resolves.
 with people as (
-    select distinct r.person_id, k.customer_key
-    from {{ ref('int_identity_resolution') }} as r
-    inner join {{ ref('int_customer_key_map') }} as k on k.person_id = r.person_id
+    select person_id, customer_key, is_erased
+    from {{ ref('int_customer_key_map') }}
+    where person_id in (select person_id from {{ ref('int_identity_resolution') }})
 ),
 
 crm as (
@@ -25,17 +27,16 @@ profiles as (
 
 select
     p.customer_key,
-    p.person_id,
     case when p.person_id like 'crm:%' then 'crm' else 'email_only' end as identity_type,
-    c.customer_id as crm_customer_id,
     coalesce(pr.crm_profiles, 0) as crm_profiles,
     c.segment,
     c.persona,
     c.country,
     c.acquisition_channel,
     c.marketing_consent,
-    c.created_at as crm_created_at,
-    coalesce(c.is_deleted, false) as is_erased
+    -- an exact timestamp could find an erased person's CRM record again
+    case when not p.is_erased then c.created_at end as crm_created_at,
+    p.is_erased
 from people as p
 left join crm as c on p.person_id = {{ dbt.concat(["'crm:'", "c.customer_id"]) }}
 left join profiles as pr on pr.person_id = p.person_id

@@ -19,7 +19,13 @@ with versions as (
 
 select
     k.customer_key,
-    v.customer_id,
+    -- the CRM profile, pseudonymous (a person merged by phone has several profiles); a new key once
+    -- the profile is erased on request, as for customer_key
+    case
+        when v.customer_id in (select customer_id from {{ ref('stg_crm__customers') }} where is_deleted)
+            then {{ cx_pseudonym('erased-crm-profile', 'v.customer_id') }}
+        else {{ cx_pseudonym('crm-profile', 'v.customer_id') }}
+    end as profile_key,
     v.segment,
     v.persona,
     v.country,

@@ -91,7 +91,7 @@ events as (
 )
 
 select
-    {{ dbt.hash(dbt.concat(["source_system", "'|'", "event_type", "'|'", "natural_key"])) }} as event_id,
+    {{ cx_pseudonym("journey-event", dbt.concat(["source_system", "'|'", "event_type", "'|'", "natural_key"])) }} as event_id,
     customer_key,
     event_ts,
     {{ utc_date('event_ts') }} as event_date,

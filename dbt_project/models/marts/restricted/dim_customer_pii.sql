@@ -8,6 +8,6 @@ select
     c.first_name,
     c.last_name,
     c.city
-from {{ ref('dim_customer') }} as d
+from {{ ref('customer_key_link') }} as d
 inner join {{ ref('stg_crm__customers') }} as c on c.customer_id = d.crm_customer_id
 where not c.is_deleted

@@ -1,0 +1,39 @@
+{#- Pseudonymous keys (docs/privacy.md, ingestion/keys.py): a keyed hash of a source identifier,
+        first 32 hex digits of sha256(secret || sha256(secret || kind || ':' || value)),
+    the same on DuckDB, on Spark and in Python. `kind` names what is keyed ('customer', 'order', ...),
+    so equal identifiers of different kinds get different keys. Null in, null out.
+    The secret is read from the session (never written into SQL): DuckDB's variable set by the
+    orchestration.dbt_plugin connection plugin, Spark's `spark.cx.key_secret` parameter. -#}
+{% macro cx_pseudonym(kind, expr) -%}
+    substr({{ cx_sha256(cx_key_secret() ~ " || " ~ cx_sha256(cx_key_secret() ~ " || '" ~ kind ~ ":' || cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")")) }}, 1, 32)
+{%- endmacro %}
+
+{#- Names the secret in use without revealing it (ingestion/keys.py fingerprint). -#}
+{% macro cx_key_fingerprint() -%}
+    {{ cx_pseudonym('fingerprint', "'cx-warehouse'") }}
+{%- endmacro %}
+
+{% macro cx_sha256(expr) -%}
+    {{ return(adapter.dispatch('cx_sha256')(expr)) }}
+{%- endmacro %}
+
+{% macro default__cx_sha256(expr) -%}
+    sha256({{ expr }})
+{%- endmacro %}
+
+{% macro spark__cx_sha256(expr) -%}
+    sha2({{ expr }}, 256)
+{%- endmacro %}
+
+{#- The secret, failing with a clear message where the session has none. -#}
+{% macro cx_key_secret() -%}
+    {{ return(adapter.dispatch('cx_key_secret')()) }}
+{%- endmacro %}
+
+{% macro default__cx_key_secret() -%}
+    coalesce(getvariable('cx_key_secret'), error('no key secret in this session: run dbt with the cx_warehouse profile (its orchestration.dbt_plugin sets it; docs/privacy.md)'))
+{%- endmacro %}
+
+{% macro spark__cx_key_secret() -%}
+    '${spark.cx.key_secret}'
+{%- endmacro %}
