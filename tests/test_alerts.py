@@ -75,3 +75,51 @@ def test_nightly_schedule_runs_yesterday_at_two_paris_time() -> None:
     request = nightly_schedule.evaluate_tick(context).run_requests[0]
     assert request.partition_key == "2026-11-21"
     assert request.run_key == "nightly-2026-11-21"
+
+
+TOKEN = "T0SECRET/B0SECRET/xoxb-very-secret-token"
+
+
+@pytest.mark.parametrize("kind", ["http 500", "connection refused", "malformed"])
+def test_a_failing_webhook_never_shows_its_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The alert stays in alerts.log; the error names the webhook's host, never its path (the credential)."""
+    import socket
+    import traceback
+
+    from orchestration.alerts import AlertWebhookError
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server, thread = None, None
+    if kind == "http 500":
+        server = HTTPServer(("127.0.0.1", 0), Hook)
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_port}/services/{TOKEN}"
+    elif kind == "connection refused":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/services/{TOKEN}"
+    else:
+        url = f"hxxps//hooks.example.com/services/{TOKEN}"
+    monkeypatch.setenv("CX_ALERT_WEBHOOK", url)
+    alert = {"run_id": "r2", "job": "nightly", "partition": "2026-10-12", "message": "boom"}
+    with pytest.raises(AlertWebhookError) as caught:
+        record_alert(CxData(data_dir=str(tmp_path)), alert)
+    if thread:
+        thread.join(timeout=10)
+        server.server_close()
+    shown = "".join(traceback.format_exception(caught.value)) + str(caught.value)
+    assert "SECRET" not in shown and "xoxb" not in shown
+    assert "failed" in str(caught.value)
+    if kind != "malformed":
+        assert "127.0.0.1" in str(caught.value)
+    assert [json.loads(line) for line in (tmp_path / "alerts.log").read_text().splitlines()] == [alert]

@@ -5,6 +5,7 @@ full rebuild, references resolve across systems, and the project parses for Spar
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
+from ingestion.keys import SECRET_FILE_ENV, load_secret, new_secret, pseudonym
 from ingestion.load import Zones, load_drop
 from orchestration.warehouse import run_dbt
 
@@ -137,6 +139,87 @@ def test_refund_totals_match_polars_exactly(warehouse: Path, october_drops: Drop
                           refunds.filter(pl.col("reason") == "service_failure")["amount_minor"].sum())
 
 
+# every record key served in marts and its kind (macros/keys.sql): the journey's source_key takes the kind
+# of its source entity; customer_key and profile_key are the customer's (dim_customer)
+RECORD_KEY_KINDS = {
+    "order_key": "order", "related_order_key": "order", "invoice_key": "invoice", "related_invoice_key": "invoice",
+    "payment_key": "payment", "refund_key": "refund", "subscription_key": "subscription", "case_key": "case",
+    "related_case_key": "case", "response_key": "response", "erp_account_key": "erp-account",
+    "billing_account_key": "billing-account",
+}
+JOURNEY_KINDS = {"campaign_touches": "touch", "orders": "order", "shipments": "order", "returns": "return",
+                 "support_cases": "case", "invoices": "invoice", "payments": "payment", "refunds": "refund",
+                 "subscriptions": "subscription", "responses": "response"}
+
+
+def test_served_tables_hold_no_source_identifier(warehouse: Path) -> None:
+    """No value of any text column of any served (marts) table is a source identifier (any `*_id` value
+    in staging); every record key is ingestion.keys.pseudonym of its source id (recomputed in Python),
+    resolvable through restricted.source_key_link, except the records of people erased on request."""
+    from ingestion.keys import load_secret, pseudonym
+
+    secret = load_secret()
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        id_columns = con.sql("select table_name, column_name from information_schema.columns "
+                             "where table_schema = 'staging' and table_name like 'stg\\_%' escape '\\' "
+                             "and column_name like '%\\_id' escape '\\'").fetchall()
+        # survey_id is the questionnaire's code ('post_delivery_v3'), one per survey design: served as is
+        codes = con.sql("select count(distinct survey_id), count(*) from staging.stg_survey__responses").fetchall()[0]
+        assert codes[0] <= 10 and codes[1] > 100 * codes[0], codes
+        id_columns = [(t, c) for t, c in id_columns if c != "survey_id"]
+        assert {c for _, c in id_columns} >= {
+            "customer_id", "crm_customer_id", "ref_customer_id", "order_id", "erp_account_id", "invoice_id",
+            "billing_account_id", "subscription_id", "payment_id", "refund_id", "case_id", "response_id", "related_id",
+            "touch_id", "return_id", "shipment_id"}
+        source_ids = pl.concat([con.sql(f"select distinct cast({c} as varchar) as v from staging.{t} "
+                                        f"where {c} is not null").pl() for t, c in id_columns]).unique()
+        assert source_ids.height > 5_000
+        con.register("source_ids", source_ids.to_arrow())
+        served = con.sql("select table_name, column_name from information_schema.columns "
+                         "where table_schema = 'marts' and data_type = 'VARCHAR'").fetchall()
+        assert len(served) > 40
+        hits = {(t, c): n for t, c in served
+                if (n := con.sql(f"select count(*) from marts.{t} "
+                                 f"where {c} in (select v from source_ids)").fetchall()[0][0])}
+        assert hits == {}
+
+        erased = "(select customer_key from marts.dim_customer where is_erased)"
+        key_columns = [(t, c) for t, c in served if c.endswith("_key") and c not in ("customer_key", "profile_key")]
+        assert {c for _, c in key_columns} == set(RECORD_KEY_KINDS) | {"source_key"}  # a new key needs a kind
+        checked, erased_rows = 0, 0
+        for table, column in key_columns:
+            rows = con.sql(f"""
+                select f.{column} as key, l.kind, l.source_id, f.customer_key in {erased} as of_erased,
+                       {"f.source_entity" if column == "source_key" else "null"} as entity
+                from marts.{table} as f
+                left join restricted.source_key_link as l on l.source_key = f.{column}
+                where f.{column} is not null""").pl()
+            assert rows.height > 0, (table, column)
+            mine = rows.filter(~pl.col("of_erased").fill_null(False))
+            # every served key of a person not erased resolves, to a record of the key's kind ...
+            assert mine["source_id"].null_count() == 0, (table, column)
+            if column == "source_key":
+                assert mine["kind"].to_list() == [JOURNEY_KINDS[e] for e in mine["entity"]]
+            else:
+                assert set(mine["kind"]) == {RECORD_KEY_KINDS[column]}, (table, column)
+            # ... and is the keyed hash of that source id, computed independently
+            sample = mine.sort("key").head(500)
+            assert [pseudonym(k, s, secret) for k, s in sample.select("kind", "source_id").rows()] == \
+                sample["key"].to_list(), (table, column)
+            checked += sample.height
+            # the records of an erased person resolve to nothing
+            theirs = rows.filter(pl.col("of_erased").fill_null(False))
+            assert theirs["source_id"].null_count() == theirs.height, (table, column)
+            erased_rows += theirs.height
+        assert checked > 2_000 and erased_rows > 0
+        # one kind per entity: the keys of a record match across facts
+        for sql in ("select count(*) from marts.fct_invoices inner join marts.fct_orders using (order_key)",
+                    "select count(*) from marts.fct_refunds inner join marts.fct_payments using (payment_key)",
+                    "select count(*) from marts.fct_survey_responses as r inner join marts.fct_support_cases as c "
+                    "on c.case_key = r.related_case_key"):
+            assert con.sql(sql).fetchall()[0][0] > 0, sql
+
+
 def test_references_by_id_and_email_resolve(warehouse: Path, october_drops: Drops) -> None:
     rates = query(warehouse, "select source_system, source_entity, match_rate, matched_by_email, email_only "
                              "from marts.customer_match_rate")
@@ -153,35 +236,93 @@ def test_references_by_id_and_email_resolve(warehouse: Path, october_drops: Drop
 def test_no_personal_data_in_bi_marts(warehouse: Path) -> None:
     cols = query(warehouse, "select table_name, column_name, data_type from information_schema.columns "
                             "where table_schema = 'marts'")
-    pii_names = {"email", "email_norm", "email_hash", "phone", "phone_e164", "phone_hash", "first_name", "last_name"}
+    pii_names = {"email", "email_norm", "email_hash", "phone", "phone_e164", "phone_hash", "first_name", "last_name",
+                 "person_id", "crm_customer_id"}
     assert set(cols["column_name"]) & pii_names == set()
-    # and no text value in any mart looks like an e-mail address or a phone number
-    for table, column in cols.filter(pl.col("data_type") == "VARCHAR").select("table_name", "column_name").rows():
-        hits = query(warehouse, f"select count(*) from marts.{table} where regexp_matches({column}, "
-                                r"'[^@ ]+@[^@ ]+\.[a-z]+|^\+?[0-9][0-9 ]{8,}$')").item()
-        assert hits == 0, (table, column)
+    # and no text value in any mart looks like an e-mail address or a phone number, or is a name the CRM holds
+    names = query(warehouse, "select distinct v from (select first_name as v from staging.stg_crm__customers "
+                             "union all select last_name from staging.stg_crm__customers) as n where length(v) >= 3")
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        con.register("crm_names", names.to_arrow())
+        for table, column in cols.filter(pl.col("data_type") == "VARCHAR").select("table_name", "column_name").rows():
+            hits = con.execute(f"select count(*) from marts.{table} where regexp_matches({column}, "
+                           r"'[^@ ]+@[^@ ]+\.[a-z]+|^\+?[0-9][0-9 ]{8,}$') "
+                           f"or {column} in (select v from crm_names)").fetchone()[0]
+            assert hits == 0, (table, column)
+    assert names.height > 50  # the scan had names to look for
     restricted = query(warehouse, "select * from restricted.dim_customer_pii limit 1")
     assert {"email", "phone_e164", "first_name", "last_name"} <= set(restricted.columns)
 
 
+def test_customer_keys_are_keyed_hashes_of_the_person(warehouse: Path) -> None:
+    """Served keys are ingestion.keys.pseudonym of the person (recomputed here, in Python); an unkeyed
+    hash of a CRM id, the re-link that used to work, finds nobody; the secret is in no file dbt wrote."""
+    secret = load_secret()
+    link = query(warehouse, "select l.customer_key, l.person_id, l.crm_customer_id from restricted.customer_key_link "
+                            "as l inner join marts.dim_customer as d on d.customer_key = l.customer_key")
+    assert link.height > 1000
+    assert all(k == pseudonym("customer", p, secret) for k, p in link.select("customer_key", "person_id").rows())
+    crm_ids = link["crm_customer_id"].drop_nulls()
+    assert crm_ids.len() > 1000
+    unkeyed = {hashlib.md5(f"crm:{c}".encode()).hexdigest() for c in crm_ids}  # noqa: S324 - the attack
+    unkeyed |= {hashlib.sha256(f"crm:{c}".encode()).hexdigest()[:32] for c in crm_ids}
+    assert unkeyed & set(query(warehouse, "select customer_key from marts.dim_customer")["customer_key"]) == set()
+    written = [f for f in warehouse.rglob("*") if f.is_file() and f.suffix in {".sql", ".json", ".log", ".duckdb"}]
+    assert any(f.suffix == ".sql" for f in written) and any(f.suffix == ".log" for f in written)
+    assert [f for f in written if secret.encode() in f.read_bytes()] == []
+
+
 def test_erased_customers_count_but_lose_identifiers(warehouse: Path) -> None:
-    erased = query(warehouse, "select customer_key, crm_customer_id from marts.dim_customer where is_erased")
+    secret = load_secret()
+    erased = query(warehouse, "select person_id, customer_key from restricted.int_customer_key_map where is_erased")
     assert erased.height > 0
+    # a new key from the erasure on, which no link resolves and no served row carries the old key
+    assert all(k == pseudonym("erased-customer", p, secret) for p, k in erased.rows())
+    served = set(query(warehouse, "select customer_key from marts.dim_customer where is_erased")["customer_key"])
+    assert served == set(erased["customer_key"])
     keys = ", ".join(f"'{k}'" for k in erased["customer_key"])
-    pii = query(warehouse, f"select count(*) from restricted.dim_customer_pii where customer_key in ({keys})")
-    assert pii.item() == 0
+    for table in ("restricted.customer_key_link", "restricted.dim_customer_pii"):
+        assert query(warehouse, f"select count(*) from {table} where customer_key in ({keys})").item() == 0
+    before = ", ".join(f"'{pseudonym('customer', p, secret)}'" for p in erased["person_id"])
+    for table in ("dim_customer", "fct_orders", "fct_survey_responses", "fct_journey_events"):
+        assert query(warehouse, f"select count(*) from marts.{table} where customer_key in ({before})").item() == 0
     assert query(warehouse, f"select count(*) from marts.fct_survey_responses where customer_key in ({keys}) "
                             "and comment is not null").item() == 0
+    assert query(warehouse, f"select count(*) from marts.dim_customer where customer_key in ({keys}) "
+                            "and crm_created_at is not null").item() == 0
     # their orders still count
     assert query(warehouse, f"select count(*) from marts.fct_orders where customer_key in ({keys})").item() > 0
 
 
 def test_full_rebuild_keeps_every_customer_key(warehouse: Path) -> None:
-    before = query(warehouse, "select person_id, customer_key from marts.dim_customer order by person_id")
+    sql = "select person_id, customer_key, first_seen_as_of from restricted.int_customer_key_map order by person_id"
+    before = query(warehouse, sql)
     run_dbt(["build", "--full-refresh", "--exclude", "test_type:data"], data_dir=warehouse)
-    after = query(warehouse, "select person_id, customer_key from marts.dim_customer order by person_id")
+    after = query(warehouse, sql)
     assert before.equals(after)
     assert before.height > 1000
+
+
+def test_a_changed_key_secret_stops_the_build_unless_rotated(warehouse: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(warehouse / "warehouse.duckdb", data / "warehouse.duckdb")
+    other = tmp_path / "other.secret"
+    other.write_text(new_secret())
+    monkeypatch.setenv(SECRET_FILE_ENV, str(other))
+    sql = "select person_id, customer_key from restricted.int_customer_key_map order by person_id"
+    before = query(data, sql)
+    with pytest.raises(RuntimeError, match="The key secret differs"):
+        run_dbt(["run", "-s", "int_customer_key_map"], data_dir=data)
+    assert query(data, sql).equals(before)
+    run_dbt(["run", "-s", "int_customer_key_map"], data_dir=data, dbt_vars={"rotate_keys": True})
+    after = query(data, sql)
+    assert after["person_id"].to_list() == before["person_id"].to_list()
+    assert not set(after["customer_key"]) & set(before["customer_key"])  # every key changed
+    secret = other.read_text()
+    assert all(k == pseudonym("customer", p, secret) or k == pseudonym("erased-customer", p, secret)
+               for p, k in after.rows())
 
 
 def test_project_parses_for_spark(tmp_path: Path) -> None:
