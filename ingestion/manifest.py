@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from . import contract as C
 
@@ -19,9 +22,15 @@ class DropRefused(Exception):
     """A bad file or a manifest mismatch: the whole drop of one system and date is refused."""
 
     def __init__(self, path: Path | str, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        self.path = _printable(str(path))
+        self.problem = _printable(problem)
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+def _printable(text: str) -> str:
+    """A file name that is not valid UTF-8 reaches Python with lone surrogates: escape them, so the
+    message can be printed and stored in the audit (which holds UTF-8 text only)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -71,21 +80,93 @@ def _require(cond: bool, path: Path | str, problem: str) -> None:
         raise DropRefused(path, problem)
 
 
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_CHUNK = 1 << 20
+
+
+def _open_regular(path: Path, what: str) -> int:
+    """A file descriptor of ``path``, refused unless it is a regular file inside the drop folder.
+
+    Symbolic links are never followed (``O_NOFOLLOW``, so a link swapped in after the check is
+    refused too): a drop is the files the source system delivered into landing, not whatever a link
+    points at (possibly outside landing). ``O_NONBLOCK`` keeps a FIFO from blocking the open."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise DropRefused(path, f"{what} but missing from the drop") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise DropRefused(path, f"{what} but is a symbolic link (to {os.readlink(path)!r}); drop files must be "
+                                "regular files inside the drop folder: symbolic links are never followed")
+    if stat.S_ISDIR(info.st_mode):
+        raise DropRefused(path, f"{what} but is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DropRefused(path, f"{what} but is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise DropRefused(path, f"cannot be opened: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the check and the open
+        os.close(fd)
+        raise DropRefused(path, f"{what} but is not a regular file")
+    return fd
+
+
+def _read_regular(path: Path, what: str) -> bytes:
+    fd = _open_regular(path, what)
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DropRefused(path, f"cannot be read: {exc.strerror}") from None
+
+
+def _sha256_of(path: Path, what: str) -> str:
+    h = hashlib.sha256()
+    fd = _open_regular(path, what)
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise DropRefused(path, f"cannot be read: {exc.strerror}") from None
+    return h.hexdigest()
+
+
+def read_verified(f: ManifestFile) -> bytes:
+    """The bytes of one listed file, read once, checked again against the sha256 the manifest gave.
+
+    Readers parse exactly these bytes: a file that changed since ``read_manifest`` hashed it (still
+    being written, replaced, grown) is refused instead of loading bytes nobody verified."""
+    data = _read_regular(f.path, "listed in the manifest")
+    digest = hashlib.sha256(data).hexdigest()
+    _require(digest == f.sha256, f.path, f"file changed after its manifest was checked: sha256 mismatch: manifest "
+                                         f"says {f.sha256}, file now has {digest}")
+    return data
+
+
 def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest:
     """Parse and check a drop's manifest and every file it lists (presence, sha256, nothing extra).
 
-    Row counts are reconciled after parsing (``loaded + quarantined = rows``).
+    Row counts are reconciled after parsing (``loaded + quarantined = rows``). Symbolic links are
+    never followed: a drop folder, system folder, manifest or file that is a link refuses the drop.
     """
     path = folder / C.MANIFEST_NAME
+    for d, what in ((folder.parent, "system folder"), (folder, "drop folder")):
+        if d.is_symlink():
+            raise DropRefused(d, f"{what} is a symbolic link (to {os.readlink(d)!r}); drops must be delivered into "
+                                 "landing itself: symbolic links are never followed")
     _require(folder.is_dir(), folder, "no drop delivered for this system and date (folder missing)")
-    _require(path.is_file(), folder, f"incomplete drop: no {C.MANIFEST_NAME} (the manifest is written last)")
-    raw = path.read_bytes()
+    _require(path.exists() or path.is_symlink(), folder,
+             f"incomplete drop: no {C.MANIFEST_NAME} (the manifest is written last)")
+    raw = _read_regular(path, "the manifest is present")
     try:
-        m = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        m = json.loads(raw.decode("utf-8-sig"))  # a UTF-8 BOM is tolerated, as in the CSV files
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, or an integer of > 4300 digits
         raise DropRefused(path, f"manifest is not valid UTF-8 JSON: {exc}") from None
-    _require(isinstance(m, dict), path, "manifest must be a JSON object")
-    _require(m.get("contract_version") == C.CONTRACT_VERSION, path,
+    except RecursionError:
+        raise DropRefused(path, "manifest is not valid JSON for this contract: nested too deeply") from None
+    _require(isinstance(m, dict), path, f"manifest must be a JSON object, got {type(m).__name__}")
+    _require(m.get("contract_version") == C.CONTRACT_VERSION and type(m.get("contract_version")) is int, path,
              f"contract_version {m.get('contract_version')!r} is not supported (expected {C.CONTRACT_VERSION})")
     _require(m.get("system") == system, path, f"manifest system {m.get('system')!r} does not match folder {system!r}")
     _require(m.get("business_date") == business_date.isoformat(), path,
@@ -103,28 +184,31 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
         where = f"{path} files[{i}]"
         _require(isinstance(f, dict) and {"entity", "path", "rows", "sha256"} <= set(f), where,
                  "each entry needs entity, path, rows and sha256")
-        name, rel = f["entity"], f["path"]
-        _require(name in expected, where, f"unknown entity {name!r} for {system} (expected {', '.join(expected)})")
+        name, rel, rows, sha = f["entity"], f["path"], f["rows"], f["sha256"]
+        _require(isinstance(name, str) and name in expected, where,
+                 f"unknown entity {name!r} for {system} (expected {', '.join(expected)})")
         _require(name not in seen, where, f"entity {name!r} listed twice")
         seen.add(name)
-        pure = PurePosixPath(str(rel))
-        _require(len(pure.parts) == 1 and pure.name not in ("", ".", "..") and "\\" not in str(rel), where,
-                 f"path {rel!r} must name a file directly inside the drop folder")
-        _require(pure.name == expected[name].filename, where,
+        _require(isinstance(rel, str) and rel not in ("", ".", "..") and not any(c in rel for c in "/\\\0"), where,
+                 f"path {rel!r} must name a file directly inside the drop folder (a plain file name: no "
+                 "directory, no absolute path, no backslash)")
+        _require(rel == expected[name].filename, where,
                  f"path {rel!r} for entity {name!r} must be {expected[name].filename!r}")
-        _require(isinstance(f["rows"], int) and not isinstance(f["rows"], bool) and f["rows"] >= 0, where,
-                 f"rows {f['rows']!r} must be a non-negative integer")
-        file_path = folder / pure.name
-        _require(file_path.is_file(), file_path, "listed in the manifest but missing from the drop")
-        digest = hashlib.sha256(file_path.read_bytes()).hexdigest()
-        _require(digest == str(f["sha256"]).lower(), file_path,
-                 f"sha256 mismatch: manifest says {f['sha256']}, file has {digest}")
-        files.append(ManifestFile(expected[name], file_path, f["rows"], digest))
+        _require(type(rows) is int and rows >= 0, where, f"rows {rows!r} must be a non-negative integer")
+        _require(isinstance(sha, str) and SHA256_HEX.fullmatch(sha) is not None, where,
+                 f"sha256 {sha!r} must be 64 hexadecimal digits")
+        file_path = folder / rel
+        digest = _sha256_of(file_path, "listed in the manifest")
+        _require(digest == sha.lower(), file_path, f"sha256 mismatch: manifest says {sha}, file has {digest}")
+        files.append(ManifestFile(expected[name], file_path, rows, digest))
     missing = [n for n in expected if n not in seen]
     _require(not missing, path, f"manifest lists no file for entities {', '.join(missing)} (every entity is required)")
+    listed = {f.path.name for f in files}
     for p in sorted(folder.iterdir()):
-        _require(p.name == C.MANIFEST_NAME or p.name in {f.path.name for f in files}, p,
-                 "file is not listed in the manifest")
+        kind = "directory" if p.is_dir() and not p.is_symlink() else "file"
+        _require(p.name == C.MANIFEST_NAME or p.name in listed, p,
+                 f"{kind} is not listed in the manifest (a drop holds its manifest and the files it lists, nothing "
+                 "else)")
     order = {e.name: i for i, e in enumerate(C.entities_of(system))}
     files.sort(key=lambda f: order[f.entity.name])
     return Manifest(system, business_date, extracted, folder, tuple(files), hashlib.sha256(raw).hexdigest())

@@ -51,19 +51,32 @@ def _decode(data: bytes, e: C.Entity, path: Path) -> str:
     return text[1:] if text.startswith(BOM) else text
 
 
-def read_file(e: C.Entity, path: Path) -> RawFile:
-    data = path.read_bytes()
+def read_file(e: C.Entity, path: Path, data: bytes | None = None) -> RawFile:
+    """Read ``data`` (the file's bytes, as verified against the manifest; read from ``path`` if None)."""
+    if data is None:
+        data = path.read_bytes()
     if e.format == "jsonl":
         return _read_jsonl(e, path, data)
     return _read_csv(e, path, _decode(data, e, path))
 
 
 # ---- CSV -------------------------------------------------------------------------------------
+def _allow_fields_of(text: str) -> None:
+    """Python's csv module refuses a field longer than 128 KiB by default; a long value is data, not
+    an error: allow fields as long as the file (the limit is process-wide and only ever raised)."""
+    if len(text) >= csv.field_size_limit():
+        csv.field_size_limit(len(text) + 1)
+
+
 def _header(text: str, e: C.Entity, path: Path) -> list[str]:
     if not text.strip():
         raise DropRefused(path, "empty file: a CSV needs at least its header row")
-    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0].rstrip("\r")), delimiter=e.separator))
-    header = [h.strip() for h in first]
+    try:  # the first record (CR, LF and CRLF all end it), not the text up to the first LF
+        first = next(csv.reader(io.StringIO(text, newline=""), delimiter=e.separator, quotechar='"', strict=True))
+    except csv.Error as exc:
+        raise DropRefused(path, f"unreadable CSV header (line 1): {exc}") from None
+    # an unnamed column (a trailing separator) is drift like any other, under a name of its position
+    header = [h.strip() or f"_unnamed_{i}" for i, h in enumerate(first, 1)]
     missing = [c for c in e.column_names if c not in header]
     if missing:
         if not set(header) & set(e.column_names):
@@ -77,11 +90,20 @@ def _header(text: str, e: C.Entity, path: Path) -> list[str]:
 
 
 def _read_csv(e: C.Entity, path: Path, text: str) -> RawFile:
+    _allow_fields_of(text)
     header = _header(text, e, path)
     extra = [h for h in header if h not in e.column_names]
-    frame = _csv_fast(text, header, e) if "\n\n" not in text.replace("\r\n", "\n") else None
+    # the fast path counts lines by LF: blank lines and bare CRs (classic Mac line ends, a CR inside a
+    # quoted value) take the exact path, whose line numbers follow every line end
+    simple = "\n\n" not in text.replace("\r\n", "\n") and text.count("\r") == text.count("\r\n")
+    frame = _csv_fast(text, header, e) if simple else None
     if frame is None:
         frame = _csv_exact(text, header, e, path)
+    # a row that repeats the header (two files concatenated) is a bad record with a reason of its own
+    repeated = pl.all_horizontal([pl.col(h).eq_missing(pl.lit(h)) for h in e.column_names])
+    frame = frame.with_columns(_problem=pl.when(pl.col("_problem").is_null() & repeated)
+                               .then(pl.lit("the header row repeated inside the file (files concatenated?)"))
+                               .otherwise(pl.col("_problem")))
     return RawFile(e, path, _with_extra(frame, e, extra), extra)
 
 
@@ -161,15 +183,29 @@ _TYPE_NAME = {str: "string", int: "integer", bool: "boolean", float: "number", l
               type(None): "null"}
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _short(v: object) -> str:
+    """repr of a JSON value for a reason, cut to 60 characters (a value may be megabytes long)."""
+    try:
+        text = repr(v)
+    except (RecursionError, ValueError):  # nested too deeply, or an integer of > 4300 digits
+        return f"<{_TYPE_NAME.get(type(v), type(v).__name__)}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _json_type_error(col: C.Column, v: object) -> str | None:
     want = _PY_TYPE[col.type]
     if v is None:
         return None
     if want is int and (isinstance(v, bool) or not isinstance(v, int)):
-        return f"column '{col.name}': expected an integer, got {_TYPE_NAME.get(type(v), type(v).__name__)} {v!r}"
+        return f"column '{col.name}': expected an integer, got {_TYPE_NAME.get(type(v), type(v).__name__)} {_short(v)}"
+    if want is int and not INT64[0] <= v <= INT64[1]:  # type: ignore[operator]
+        return f"column '{col.name}': integer out of the 64-bit range: {_short(v)}"
     if not isinstance(v, want):
         return (f"column '{col.name}': expected a {_TYPE_NAME[want]}, got "
-                f"{_TYPE_NAME.get(type(v), type(v).__name__)} {v!r}")
+                f"{_TYPE_NAME.get(type(v), type(v).__name__)} {_short(v)}")
     return None
 
 
@@ -183,17 +219,19 @@ def _survey_answers(answers: object, survey_type: object) -> tuple[dict, str | N
         return out, f"column 'answers': expected an array, got {_TYPE_NAME.get(type(answers), type(answers).__name__)}"
     scores = 0
     for i, a in enumerate(answers):
-        if not isinstance(a, dict) or "question_id" not in a:
-            return out, f"column 'answers': answers[{i}] must be an object with a question_id"
+        if not isinstance(a, dict) or not isinstance(a.get("question_id"), str):
+            return out, f"column 'answers': answers[{i}] must be an object with a question_id string"
         if a["question_id"] == "comment":
             if not isinstance(a.get("text"), str):
-                return out, f"column 'answers': answers[{i}] comment text must be a string, got {a.get('text')!r}"
+                return out, f"column 'answers': answers[{i}] comment text must be a string, got {_short(a.get('text'))}"
             out["comment"] = a["text"]
             continue
         scores += 1
         for k in ("value", "scale_min", "scale_max"):
             if isinstance(a.get(k), bool) or not isinstance(a.get(k), int):
-                return out, f"column 'answers': answers[{i}].{k} must be an integer, got {a.get(k)!r}"
+                return out, f"column 'answers': answers[{i}].{k} must be an integer, got {_short(a.get(k))}"
+            if not INT64[0] <= a[k] <= INT64[1]:
+                return out, f"column 'answers': answers[{i}].{k} is out of the 64-bit range: {_short(a[k])}"
         out.update(score_question_id=a["question_id"], score=a["value"], scale_min=a["scale_min"],
                    scale_max=a["scale_max"])
     if scores != 1:
@@ -204,25 +242,54 @@ def _survey_answers(answers: object, survey_type: object) -> tuple[dict, str | N
     return out, None
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are unique: with a key twice, which value the sender meant is unknown
+    (parsers disagree: Python keeps the last, others the first or refuse), so the record is quarantined."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dupe = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"duplicate key {_short(dupe)} in a JSON object")
+    return obj
+
+
+def _loads(text: str) -> object:
+    return json.loads(text, object_pairs_hook=_object)
+
+
 def _parse_lines(text: str) -> tuple[list[int], list[object], list[str | None]]:
     """(line numbers, parsed values, problem per record); blank lines are not records."""
     raw = text.split("\n")
     lines = [i + 1 for i, line in enumerate(raw) if line.strip()]
     body = [raw[i - 1].rstrip("\r") for i in lines]
     try:  # one C-level parse for the whole file; only a file with a malformed line takes the slow path
-        values = json.loads("[" + ",".join(body) + "]")
-        if len(values) == len(body):
+        values = _loads("[" + ",".join(body) + "]")
+        if isinstance(values, list) and len(values) == len(body):
             return lines, values, [None] * len(body)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, a duplicate key, a huge integer, deep nesting
         pass
     values, problems = [], []
     for line in body:
         try:
-            values.append(json.loads(line))
+            values.append(_loads(line))
             problems.append(None)
         except json.JSONDecodeError as exc:
             values.append({})
             problems.append(f"malformed JSON: {exc.msg} at column {exc.colno}")
+        except _DuplicateKey as exc:
+            values.append({})
+            problems.append(str(exc))
+        except ValueError as exc:  # an integer literal of more than 4300 digits
+            values.append({})
+            problems.append(f"malformed JSON: {str(exc).split(':')[0]}")
+        except RecursionError:
+            values.append({})
+            problems.append("malformed JSON: nested too deeply (arrays or objects inside each other beyond the "
+                            "parser's limit)")
     return lines, values, problems
 
 
@@ -285,6 +352,15 @@ def _jsonl_exact(e: C.Entity, path: Path, text: str) -> RawFile:
         if type(o) is not dict:
             objs[i] = {}
             problems[i] = problems[i] or f"expected a JSON object, got {_TYPE_NAME.get(type(o), type(o).__name__)}"
+    if "\\u" in text:  # an escaped lone surrogate (\ud800), in a key or a value, is not Unicode text
+        for i, o in enumerate(objs):
+            try:
+                json.dumps(o, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                objs[i] = {}
+                problems[i] = problems[i] or "invalid Unicode: an escaped lone surrogate (\\ud800-\\udfff)"
+            except (RecursionError, ValueError):
+                pass
     cols: dict[str, list] = {}
     for c in e.columns:
         if c.type == "answers":
@@ -292,6 +368,8 @@ def _jsonl_exact(e: C.Entity, path: Path, text: str) -> RawFile:
         values = [o.get(c.name) for o in objs]
         want = _PY_TYPE[c.type]
         wrong = [i for i, v in enumerate(values) if v is not None and type(v) is not want]
+        if want is int:  # a JSON integer beyond the 64-bit column type is a bad value, not a crash
+            wrong += [i for i, v in enumerate(values) if type(v) is int and not INT64[0] <= v <= INT64[1]]
         for i in wrong:  # (bool is not int here: ``type(True) is not int``)
             problems[i] = problems[i] or _json_type_error(c, values[i])
             values[i] = None
@@ -309,8 +387,13 @@ def _jsonl_exact(e: C.Entity, path: Path, text: str) -> RawFile:
     known = set(e.column_names)
     extra_keys = [o.keys() - known for o in objs]
     extra_seen = sorted(set().union(*extra_keys)) if extra_keys else []
-    extras = [json.dumps({k: o[k] for k in sorted(x)}, ensure_ascii=False) if x else None
-              for o, x in zip(objs, extra_keys, strict=True)]
+    extras: list[str | None] = []
+    for i, (o, x) in enumerate(zip(objs, extra_keys, strict=True)):
+        try:
+            extras.append(json.dumps({k: o[k] for k in sorted(x)}, ensure_ascii=False) if x else None)
+        except (RecursionError, ValueError):  # an extra value nested too deeply to write back
+            extras.append(None)
+            problems[i] = problems[i] or "extra field nested too deeply to keep"
     schema = _jsonl_schema(e)
     if e.system == "survey":
         schema |= {"score_question_id": pl.Utf8, "score": pl.Int64, "scale_min": pl.Int64, "scale_max": pl.Int64,

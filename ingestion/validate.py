@@ -10,6 +10,7 @@ Typing rules (see docs/landing-contract.md):
 * ``dec`` (ERP): decimal comma, at most two decimals -> Decimal(18, 2); a decimal point is refused;
 * ``int``: digits only (CSV) or a JSON integer; ``bool``: ``true``/``false``;
 * enums, ``min`` bounds and ``pattern`` from the contract; required columns must be non-empty;
+* a NUL character in a text value quarantines the record (corruption, not text);
 * survey scores: within the scale of their survey type, and the declared scale must be that scale.
 """
 
@@ -98,6 +99,9 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
         parsed.append(value.alias(f"__v_{col.name}"))
         value = pl.col(f"__v_{col.name}")
         typed.append(value.alias(col.name))
+        if col.type == "str":  # a NUL character is corruption (binary bytes, a zero-filled block), not text
+            checks.append((r.str.contains("\x00", literal=True), _reason(col.name, "NUL character in the value"),
+                           col.name))
         if not col.nullable:
             checks.append((r.is_null(), _reason(col.name, "missing required value"), col.name))
         if isinstance(reason, pl.Expr) or reason:  # a parse failure leaves a null where the raw is not
@@ -113,6 +117,9 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
                            _reason(col.name, f"below the minimum {col.min}", r), col.name))
     if e.system == "survey":
         typed += [pl.col(c) for c in SURVEY_COLUMNS]
+        for c in ("score_question_id", "comment"):
+            checks.append((pl.col(c).str.contains("\x00", literal=True), _reason("answers", f"NUL character in {c}"),
+                           "answers"))
         lo = pl.col("survey_type").replace_strict({k: v[0] for k, v in C.SCALES.items()}, default=None,
                                                   return_dtype=pl.Int64)
         hi = pl.col("survey_type").replace_strict({k: v[1] for k, v in C.SCALES.items()}, default=None,

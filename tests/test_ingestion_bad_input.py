@@ -31,7 +31,11 @@ def _records_in(e: C.Entity, data: bytes) -> int:
     if e.format == "jsonl":
         return sum(1 for line in data.decode("utf-8", "replace").split("\n") if line.strip())
     text = data.decode("utf-8-sig" if e.encoding == "utf-8" else e.encoding, "replace")
-    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=e.separator) if r and r != [""]]
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # a field may be megabytes long
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=e.separator) if r and r != [""]]
+    except csv.Error:  # not CSV (an unterminated quote): count the non-blank lines
+        rows = [line for line in text.splitlines() if line.strip()]
     return max(len(rows) - 1, 0)
 
 
