@@ -227,6 +227,7 @@ def build(as_of: dt.date | None, full_refresh: bool) -> None:
     from orchestration.warehouse import DbtError, run_dbt
 
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    _take_writer_lock()
     t0 = time.perf_counter()
     try:
         results = run_dbt(args, dbt_vars={"as_of": as_of.isoformat()} if as_of else None)
@@ -281,14 +282,39 @@ def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcess
     return problems
 
 
+def _command_line() -> str:
+    return " ".join(["cxw", *sys.argv[1:]])
+
+
+def _take_writer_lock() -> None:
+    """Hold the data directory's writer lock until this command ends, waiting for its holder by name
+    (orchestration/writer.py): one writer at a time, whoever started it (another ``cxw``, the
+    schedule, the drop sensor, the UI); the wait is bounded by CX_SLOT_WAIT_SECONDS, like the pool
+    wait. Reentrant: a backfill takes it once per run."""
+    from orchestration import writer
+
+    data_dir = settings.data_dir()
+    try:
+        writer.acquire(data_dir, _command_line(), lambda line: click.echo(line, err=True))
+    except (writer.WriterBusy, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot take the writer lock {writer.lock_path(data_dir)}: {exc}") from None
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(lambda: writer.release(data_dir))
+
+
 def _prepare(instance) -> None:  # noqa: ANN001 - DagsterInstance
-    """Before a run: recover what a killed run left behind (its run, its pool slot, half-written
-    files), then wait for a live run holding a pool slot, naming it (docs/reliability.md)."""
+    """Before a run: take the writer lock (waiting for its holder, named), recover what a killed run
+    left behind (its run, its pool slot, half-written files), then wait for a live run holding a pool
+    slot, naming it (docs/reliability.md)."""
     from orchestration import recovery
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
+    _take_writer_lock()
     recovery.clean_data_dir(settings.data_dir(), say)
     try:
         recovery.wait_for_pools(instance, say)
@@ -301,11 +327,12 @@ def _execute(name: str, instance=None, **kwargs):  # noqa: ANN001, ANN003, ANN20
     on SIGINT/SIGTERM the run is marked failed and its pool slots freed before ``cxw`` exits."""
     from dagster._core.utils import make_new_run_id
 
-    from orchestration import recovery
+    from orchestration import recovery, writer
     from orchestration.definitions import defs
 
     instance = instance or _instance()
     run_id = make_new_run_id()
+    writer.note_run(settings.data_dir(), run_id)
     tags = {**kwargs.pop("tags", {}), **recovery.process_tags(f"cxw {name}")}
     try:
         return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,

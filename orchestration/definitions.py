@@ -19,6 +19,7 @@ from .partitions import daily_partitions
 from .resources import CxData
 from .sensors import landing_drop_sensor
 from .warehouse import DBT_EXECUTABLE
+from .writer import writer_executor
 
 warehouse_selection = dg.AssetSelection.assets(cx_dbt, published_marts) | dg.AssetSelection.checks(quality_gate)
 
@@ -55,6 +56,9 @@ defs = dg.Definitions(
     jobs=[ingest_job, warehouse_job, publish_job, nightly_job],
     schedules=[nightly_schedule],
     sensors=[landing_drop_sensor, alert_on_run_failure],
+    # runs launched by the daemon or the UI hold the data directory's writer lock while they execute,
+    # like every `cxw` run: one run writes at a time (orchestration/writer.py)
+    executor=writer_executor(),
     resources={"cx": CxData(),
                # the dbt of this interpreter's environment, whether or not the venv is activated
                "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},

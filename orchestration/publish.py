@@ -6,7 +6,7 @@
   reading it; a new reader sees the new one; nobody sees a half-written file.
 * ``serving/parquet``: a symlink to ``serving/parquet_versions/<stamp>/`` holding one Parquet
   file per table. The symlink is replaced atomically; the previous version is kept for readers in
-  flight and older ones are pruned.
+  flight and older ones are pruned (below).
 
 * ``data_health`` (both places): the data-health record (``expectations/health.py``), one row
   per business date x check. ``publish`` serves it with the marts; ``publish_health`` serves a new
@@ -15,6 +15,20 @@
 
 BI tools read these, never the live ``warehouse.duckdb`` (one writer at a time). Publishes take an
 exclusive lock (``serving/.publish.lock``) so a health publish never interleaves with a full one.
+
+The reader contract (what a BI reader may rely on; tests/reliability/test_concurrency.py reads in a
+loop during 100 publishes: no error, no partial read):
+
+* ``serving/cx.duckdb``, opened read-only: one connection sees one whole publication (every table,
+  ``_publication`` and ``data_health`` of the same publish), however long it stays open; a
+  connection opened after a publish sees the new one. Reconnect to see a newer publication.
+* ``serving/parquet``: resolve the link once (``os.path.realpath``), then read the files of that
+  version folder: they are one whole publication. The folder stays until two publishes after it
+  was linked, and in any case ``PARQUET_GRACE_SECONDS`` after it stopped being the served one, so
+  a reader that resolved the link just before back-to-back publishes still finds every file (a
+  file already open stays readable even after that). A glob through the link itself
+  (``serving/parquet/*.parquet``) resolves it once per file: each file is whole, but two files may
+  come from two publications when a publish lands in between.
 """
 
 from __future__ import annotations
@@ -37,6 +51,9 @@ from ingestion.faults import crashpoint
 
 BI_SCHEMA = "marts"
 KEEP_PARQUET_VERSIONS = 2
+# a replaced Parquet version stays at least this long for readers that resolved the link before the
+# publish (module docstring: the reader contract)
+PARQUET_GRACE_SECONDS = 10.0
 HEALTH_TABLE = "data_health"
 
 
@@ -120,11 +137,24 @@ def _swap_parquet(serving: Path, parquet_dir: Path) -> None:
     os.replace(tmp_link, link)
     _fsync(serving)
     crashpoint("publish.before_prune")
-    # oldest first by creation, never the version just linked (names of one second may sort either way)
-    older = sorted((p for p in versions.iterdir() if p.is_dir() and p != parquet_dir),
-                   key=lambda p: p.stat().st_mtime_ns)
-    for old in older[:max(0, len(older) - (KEEP_PARQUET_VERSIONS - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
+    _prune(versions, parquet_dir)
+
+
+def _prune(versions: Path, current: Path, now: float | None = None) -> None:
+    """Remove old Parquet versions: keep the ``KEEP_PARQUET_VERSIONS`` newest, and any version that
+    stopped being the served one less than ``PARQUET_GRACE_SECONDS`` ago (a reader that resolved
+    the link just before a publish still finds every file of its version, even when publishes come
+    back to back)."""
+    now = time.time() if now is None else now
+    # oldest first by creation (a folder's mtime: its last file written, just before it was linked);
+    # never the version just linked (names of one second may sort either way)
+    ordered = sorted((p for p in versions.iterdir() if p.is_dir() and p != current),
+                     key=lambda p: p.stat().st_mtime_ns) + [current]
+    surplus = len(ordered) - KEEP_PARQUET_VERSIONS
+    for old, successor in zip(ordered[:max(0, surplus)], ordered[1:], strict=False):
+        # a version was replaced when its successor was linked, just after the successor's last write
+        if now - successor.stat().st_mtime >= PARQUET_GRACE_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def publish(warehouse: Path, serving: Path, as_of: str | None = None,

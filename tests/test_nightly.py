@@ -162,5 +162,6 @@ def test_readers_never_see_a_partial_publish(env: Path, tmp_path: Path) -> None:
     with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
         assert con.execute("select distinct as_of from _publication").fetchall() == [("publish-4",)]
     versions = sorted(p.name for p in (serving / "parquet_versions").iterdir())
-    assert len(versions) == 2 and (serving / "parquet").resolve().name == versions[-1]
+    # publishes back to back: the versions replaced less than PARQUET_GRACE_SECONDS ago stay for readers
+    assert 2 <= len(versions) <= 6 and (serving / "parquet").resolve().name == versions[-1]
     assert {p.stem for p in (serving / "parquet").iterdir()} >= {"kpi_experience_daily", "fct_orders"}
