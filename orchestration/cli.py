@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ingestion import settings
+from orchestration.keys_cli import keys_group
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
@@ -496,6 +497,33 @@ def status(date: dt.date | None, show_all: bool) -> None:
         click.echo(f"  {label} {check:<30} {where:<48} {detail}")
     if blocked:
         click.echo(f"the marts BI reads did not move (still as of {as_of}); fix what failed, then re-run the night")
+
+
+main.add_command(keys_group, name="keys")
+
+
+@keys_group.command("rotate")
+@click.option("--date", "date", callback=_parse_date, required=True,
+              help="Business date to rebuild and publish as of (the last one run).")
+def rotate(date: dt.date) -> None:
+    """Re-key every customer with the key secret now configured, rebuild, and publish; earlier served
+    Parquet versions (old keys) are purged. BI extracts naming a customer_key must be refreshed."""
+    from ingestion.keys import KeySecretError, fingerprint, load_secret
+    from orchestration.warehouse import DbtError, run_dbt
+
+    try:
+        secret = load_secret(create=False)
+    except KeySecretError as exc:
+        raise click.ClickException(str(exc)) from None
+    _require_partitions([date])
+    _take_writer_lock()
+    click.echo(f"re-keying with the secret of fingerprint {fingerprint(secret)[:12]} ...")
+    try:
+        run_dbt(["build"], dbt_vars={"as_of": date.isoformat(), "rotate_keys": True})
+    except DbtError as exc:
+        raise click.ClickException(str(exc)) from None
+    _finish(_run_job("publish", str(date), partition_key=date.isoformat()))
+    click.echo("every customer key changed; earlier served Parquet versions were purged")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@
   record on a blocked night while every mart stays byte-identical (the previous Parquet files are
   hard-linked, the DuckDB tables copied unchanged).
 
+Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
+keys that older versions hold (docs/privacy.md): a customer erased since the last publication (the
+old versions still carry the key their rows had before), or a new key secret (``cxw keys rotate``).
+The intent is written first (``serving/.purge_pending``), so a publish killed before the purge
+leaves it to the next one.
+
 BI tools read these, never the live ``warehouse.duckdb`` (one writer at a time). Publishes take an
 exclusive lock (``serving/.publish.lock``) so a health publish never interleaves with a full one.
 
@@ -55,6 +61,8 @@ KEEP_PARQUET_VERSIONS = 2
 # publish (module docstring: the reader contract)
 PARQUET_GRACE_SECONDS = 10.0
 HEALTH_TABLE = "data_health"
+PURGE_MARKER = ".purge_pending"
+KEYS_FILE = ".key_fingerprint"  # the key secret's fingerprint of the last publication (reveals nothing)
 
 
 @dataclass
@@ -191,6 +199,7 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                             [(now, as_of, t, n) for t, n in rows.items()])
             if health is not None:
                 _write_health(con, health, parquet_dir)
+            fingerprint = _keys_changed(con, serving, target)
             con.execute("detach wh")
             con.execute("checkpoint")
         finally:
@@ -199,7 +208,59 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
         _swap_in(tmp, target, serving)
     crashpoint("publish.after_db_swap")
     _swap_parquet(serving, parquet_dir)
+    if (serving / PURGE_MARKER).exists():
+        _purge_earlier(serving, parquet_dir)
+    if fingerprint is not None:
+        _write_small(serving / KEYS_FILE, fingerprint)
     return Publication(target, serving / "parquet", rows, now)
+
+
+def _write_small(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _keys_changed(con: duckdb.DuckDBPyConnection, serving: Path, target: Path) -> str | None:
+    """Mark earlier Parquet versions for purging (``PURGE_MARKER``) when this publication erases a
+    customer the served copy did not show as erased, or comes from another key secret. Returns the
+    key secret's fingerprint (None where the warehouse has no key map)."""
+    fingerprints = [r[0] for r in con.execute(
+        "select distinct key_fingerprint from wh.restricted.int_customer_key_map").fetchall()] if con.execute(
+        "select count(*) from information_schema.tables where table_catalog = 'wh' and table_schema = 'restricted' "
+        "and table_name = 'int_customer_key_map'").fetchone()[0] else []
+    fingerprint = fingerprints[0] if len(fingerprints) == 1 else None
+    reasons = []
+    stored = serving / KEYS_FILE
+    if fingerprint and stored.exists() and stored.read_text(encoding="utf-8").strip() != fingerprint:
+        reasons.append("the key secret changed")
+    has_dim = con.execute("select count(*) from information_schema.tables where table_catalog = current_database() "
+                          "and table_name = 'dim_customer'").fetchone()[0]
+    if has_dim and target.exists():
+        con.execute(f"attach '{target}' as served (read_only)")
+        try:
+            if con.execute("select count(*) from information_schema.tables where table_catalog = 'served' "
+                           "and table_name = 'dim_customer'").fetchone()[0]:
+                erased = con.execute(
+                    "select count(*) from dim_customer where is_erased and customer_key not in "
+                    "(select customer_key from served.dim_customer where is_erased)").fetchone()[0]
+                if erased:
+                    reasons.append(f"{erased} customer(s) erased since the last publication")
+        finally:
+            con.execute("detach served")
+    if reasons:
+        _write_small(serving / PURGE_MARKER, "; ".join(reasons))
+    return fingerprint
+
+
+def _purge_earlier(serving: Path, current: Path) -> None:
+    """Remove every Parquet version but ``current`` (see the module docstring), then the marker."""
+    for old in (serving / "parquet_versions").iterdir():
+        if old.is_dir() and old != current:
+            shutil.rmtree(old, ignore_errors=True)
+    _fsync(serving / "parquet_versions")
+    (serving / PURGE_MARKER).unlink(missing_ok=True)
 
 
 def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None = None) -> Path:
