@@ -62,14 +62,14 @@ def _suites(start: dt.date, end: dt.date) -> dict[str, tuple[str, str, list]]:
     kpi += [("kpi_n_not_null", gxe.ExpectColumnValuesToNotBeNull(column="n")),
             ("kpi_grain_unique", gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=["kpi_date", "kpi", "dimension", "dimension_value"]))]
-    responses = [("response_id_unique", gxe.ExpectColumnValuesToBeUnique(column="response_id")),
+    responses = [("response_id_unique", gxe.ExpectColumnValuesToBeUnique(column="response_key")),
                  ("response_score_in_scale", gxe.ExpectColumnValuesToNotBeNull(column="score")),
                  ("survey_type_known", gxe.ExpectColumnValuesToBeInSet(column="survey_type",
                                                                       value_set=sorted(SCALES)))]
     responses += [("response_score_in_scale", gxe.ExpectColumnValuesToBeBetween(
         column="score", min_value=lo, max_value=hi, row_condition=f'survey_type=="{t}"', condition_parser="pandas"))
         for t, (lo, hi) in SCALES.items()]
-    orders = [("order_id_unique", gxe.ExpectColumnValuesToBeUnique(column="order_id")),
+    orders = [("order_id_unique", gxe.ExpectColumnValuesToBeUnique(column="order_key")),
               ("order_amount_not_negative", gxe.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0)),
               ("delivery_not_before_order", gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                   column_A="delivered_at", column_B="ordered_at", or_equal=True,
@@ -84,11 +84,11 @@ def _suites(start: dt.date, end: dt.date) -> dict[str, tuple[str, str, list]]:
                         when kpi = 'ces' then 'ces' else 'other' end as family
             from marts.kpi_experience_daily where kpi_date >= {w.format(col='kpi_date')}""", kpi),
         "fct_survey_responses": ("response_date", f"""
-            select response_id, survey_type, score, response_date from marts.fct_survey_responses
+            select response_key, survey_type, score, response_date from marts.fct_survey_responses
             where response_date >= {w.format(col='response_date')}""", responses),
         # the window's orders: placed in it, or delivered in it (their delivery changed the KPIs)
         "fct_orders": ("window_date", f"""
-            select order_id, total_amount, ordered_at, delivered_at, is_delivered, is_on_time,
+            select order_key, total_amount, ordered_at, delivered_at, is_delivered, is_on_time,
                    case when ordered_local_date >= {w.format(col='ordered_local_date')} then ordered_local_date
                         else delivered_local_date end as window_date
             from marts.fct_orders
@@ -183,7 +183,7 @@ KPI_FACTS = """
         and cast(timezone('UTC', delivered_at) as date) >= $1 and cast(timezone('UTC', delivered_at) as date) < $2
         group by 1
     union all select i.issue_date, 'refund_rate_orders', count(*) from marts.fct_orders as o
-        inner join marts.fct_invoices as i on i.invoice_id = o.invoice_id
+        inner join marts.fct_invoices as i on i.invoice_key = o.invoice_key
         where i.status <> 'void' and i.issue_date >= $1 and i.issue_date < $2 group by 1
     union all select attempt_date, 'payment_failure_rate', count(*) from marts.fct_payments
         where attempt_date >= $1 and attempt_date < $2 group by 1

@@ -87,10 +87,10 @@ CHECKS: tuple[Check, ...] = (
           "a total of one model equals the same total of another (control totals)",
           "totals that do not reconcile mean a join lost or duplicated records"),
     Check("refund_payment_known", "fct_refunds", WARNING, DBT,
-          "every refund's payment_id is in fct_payments (dbt relationships test, severity warn)",
+          "every refund's payment_key is in fct_payments (dbt relationships test, severity warn)",
           "a refund can arrive before the payment it refunds (late-arriving extract): the refund still counts "
           "in every refund KPI; only its payment method is unknown until the payment lands",
-          dbt_tests=("relationships_fct_refunds_payment_id__payment_id__ref_fct_payments_",)),
+          dbt_tests=("relationships_fct_refunds_payment_key__payment_key__ref_fct_payments_",)),
     # --- nightly gate: GX expectations over the run window's rows -----------------------------------
     Check("kpi_value_in_scale", "kpi_experience_daily", BLOCKING, GX,
           "NPS in -100..100, rates in 0..1, CES in 1..7, refund_rate_value >= 0 (a goodwill refund on top of a "
@@ -101,14 +101,16 @@ CHECKS: tuple[Check, ...] = (
     Check("kpi_grain_unique", "kpi_experience_daily", BLOCKING, GX,
           "one row per kpi_date, kpi, dimension and dimension value in the window",
           "a duplicated cell is double-counted by any BI total"),
-    Check("response_id_unique", "fct_survey_responses", BLOCKING, GX, "response_id unique among the window's answers",
+    # response_id_unique / order_id_unique keep their names (health history, alerts) though the served
+    # column is now the pseudonymous key (docs/privacy.md)
+    Check("response_id_unique", "fct_survey_responses", BLOCKING, GX, "response_key unique among the window's answers",
           "a duplicated answer counts twice in NPS, CSAT and CES"),
     Check("response_score_in_scale", "fct_survey_responses", BLOCKING, GX,
           "every score present and inside its survey's scale (NPS 0-10, CSAT 1-5, CES 1-7)",
           "an out-of-scale answer is impossible; ingestion quarantines them, so one here is a bug"),
     Check("survey_type_known", "fct_survey_responses", BLOCKING, GX, "survey_type is nps, csat or ces",
           "an unknown survey type falls out of every score"),
-    Check("order_id_unique", "fct_orders", BLOCKING, GX, "order_id unique among the window's orders",
+    Check("order_id_unique", "fct_orders", BLOCKING, GX, "order_key unique among the window's orders",
           "a duplicated order double-counts deliveries, OTIF and refunds"),
     Check("order_amount_not_negative", "fct_orders", BLOCKING, GX, "total_amount >= 0",
           "an order cannot cost a negative amount (credits are refunds)"),

@@ -32,6 +32,7 @@ from click.testing import CliRunner
 
 from expectations import gate, health, registry
 from ingestion.generator import GeneratorConfig, generate
+from ingestion.keys import load_secret, pseudonym
 from orchestration.cli import main
 from orchestration.warehouse import dbt_var, run_dbt, window_vars
 from tests import drop_edit
@@ -172,14 +173,17 @@ def sequence(env: Path) -> dict:
 def test_heavy_tails_publish_with_promise_gap_warnings_only(sequence: dict, env: Path) -> None:
     assert sequence["tails_exit"] == 0, sequence["tails_out"]
     assert served(env, "select distinct as_of from _publication", copy=TAILS_COPY) == [(TAILS.isoformat(),)]
-    edited = sequence["tails"]["late"] + sequence["tails"]["early"]
-    gaps = dict(served(env, f"select order_id, promise_gap_days from fct_orders where order_id in "
-                            f"({', '.join('?' for _ in edited)}) and is_delivered", edited, copy=TAILS_COPY))
+    # served rows carry keys, not source ids: the edited ids keyed in Python (ingestion/keys.py)
+    secret = load_secret()
+    edited = {pseudonym("order", o, secret): o for o in sequence["tails"]["late"] + sequence["tails"]["early"]}
+    gaps = {edited[k]: g for k, g in served(
+        env, f"select order_key, promise_gap_days from fct_orders where order_key in "
+             f"({', '.join('?' for _ in edited)}) and is_delivered", list(edited), copy=TAILS_COPY)}
     late = [g for o, g in gaps.items() if o in sequence["tails"]["late"]]
     early = [g for o, g in gaps.items() if o in sequence["tails"]["early"]]
     assert late and early and min(late) >= 189 and max(early) <= -59, gaps
-    hours = served(env, "select resolution_hours from fct_support_cases where case_id = ?",
-                   [sequence["tails"]["case"]], copy=TAILS_COPY)
+    hours = served(env, "select resolution_hours from fct_support_cases where case_key = ?",
+                   [pseudonym("case", sequence["tails"]["case"], secret)], copy=TAILS_COPY)
     assert hours[0][0] >= 120 * 24 - 1
     flagged_rows = flagged(served_health(env, TAILS, copy=TAILS_COPY))
     # the edit keeps every file's row count: a volume warning here is the young simulated company's

@@ -181,22 +181,22 @@ def test_health_rows_are_replaced_per_source_and_date(tmp_path: Path) -> None:
 
 def test_dbt_results_become_one_row_per_test_kind_and_model() -> None:
     manifest = {"nodes": {
-        "test.p.unique_fct_orders_order_id.1": {"resource_type": "test", "name": "unique_fct_orders_order_id",
+        "test.p.unique_fct_orders_order_key.1": {"resource_type": "test", "name": "unique_fct_orders_order_key",
                                                  "test_metadata": {"name": "unique"},
                                                  "attached_node": "model.p.fct_orders"},
-        "test.p.not_null_fct_orders_order_id.2": {"resource_type": "test", "name": "not_null_fct_orders_order_id",
+        "test.p.not_null_fct_orders_order_key.2": {"resource_type": "test", "name": "not_null_fct_orders_order_key",
                                                    "test_metadata": {"name": "not_null"},
                                                    "attached_node": "model.p.fct_orders"},
         "test.p.unique_dim_customer_key.3": {"resource_type": "test", "name": "unique_dim_customer_key",
                                               "test_metadata": {"name": "unique"},
                                               "attached_node": "model.p.dim_customer"},
         "test.p.refund.4": {"resource_type": "test",
-                            "name": "relationships_fct_refunds_payment_id__payment_id__ref_fct_payments_",
+                            "name": "relationships_fct_refunds_payment_key__payment_key__ref_fct_payments_",
                             "test_metadata": {"name": "relationships"}, "attached_node": "model.p.fct_refunds"},
         "model.p.fct_orders": {"resource_type": "model"}}}
     results = {"results": [
-        {"unique_id": "test.p.unique_fct_orders_order_id.1", "status": "fail", "message": "Got 1 result"},
-        {"unique_id": "test.p.not_null_fct_orders_order_id.2", "status": "pass"},
+        {"unique_id": "test.p.unique_fct_orders_order_key.1", "status": "fail", "message": "Got 1 result"},
+        {"unique_id": "test.p.not_null_fct_orders_order_key.2", "status": "pass"},
         {"unique_id": "test.p.unique_dim_customer_key.3", "status": "pass"},
         {"unique_id": "test.p.refund.4", "status": "warn", "message": "Got 2 results"},
         {"unique_id": "model.p.fct_orders", "status": "success"}]}
@@ -206,7 +206,7 @@ def test_dbt_results_become_one_row_per_test_kind_and_model() -> None:
     assert {(r.check_name, r.asset) for r in warned} == {("refund_payment_known", "fct_refunds")}
     failed = [r for r in rows if r.status == "fail"]
     assert {(r.check_name, r.asset) for r in failed} == {("unique", "fct_orders")} and len(failed) == 2
-    assert "unique_fct_orders_order_id: fail Got 1 result" in failed[0].message
+    assert "unique_fct_orders_order_key: fail Got 1 result" in failed[0].message
     assert all(re.fullmatch(r"\d+ dbt tests", r.subject) for r in rows)
 
 

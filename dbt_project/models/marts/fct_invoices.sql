@@ -14,11 +14,11 @@ refunded as (
 )
 
 select
-    i.invoice_id,
+    {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
     k.customer_key,
-    i.billing_account_id,
-    i.order_id,
-    i.subscription_id,
+    {{ cx_pseudonym('billing-account', 'i.billing_account_id') }} as billing_account_key,
+    {{ cx_pseudonym('order', 'i.order_id') }} as order_key,
+    {{ cx_pseudonym('subscription', 'i.subscription_id') }} as subscription_key,
     i.issued_at,
     {{ utc_date('i.issued_at') }} as issue_date,
     i.due_at,

@@ -71,9 +71,9 @@ returns as (
 )
 
 select
-    o.order_id,
+    {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
     k.customer_key,
-    o.erp_account_id,
+    {{ cx_pseudonym('erp-account', 'o.erp_account_id') }} as erp_account_key,
     o.sales_channel,
     o.currency,
     o.total_amount,
@@ -99,7 +99,7 @@ select
     end as promise_gap_days,
     coalesce(d.has_lost_shipment, false) as has_lost_shipment,
     coalesce(d.units_delivered, 0) as units_delivered,
-    i.invoice_id,
+    {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
     i.invoiced_at,
     i.paid_at,
     coalesce(rt.returns, 0) as returns,

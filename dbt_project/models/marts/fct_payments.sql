@@ -1,9 +1,9 @@
 -- One row per payment attempt.
 select
-    p.payment_id,
-    p.invoice_id,
-    i.order_id,
-    i.subscription_id,
+    {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
+    {{ cx_pseudonym('invoice', 'p.invoice_id') }} as invoice_key,
+    {{ cx_pseudonym('order', 'i.order_id') }} as order_key,
+    {{ cx_pseudonym('subscription', 'i.subscription_id') }} as subscription_key,
     k.customer_key,
     p.attempted_at,
     {{ utc_date('p.attempted_at') }} as attempt_date,

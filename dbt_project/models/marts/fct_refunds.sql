@@ -1,9 +1,9 @@
 -- One row per refund, in integer minor units with its currency.
 select
-    r.refund_id,
-    r.payment_id,
-    p.invoice_id,
-    i.order_id,
+    {{ cx_pseudonym('refund', 'r.refund_id') }} as refund_key,
+    {{ cx_pseudonym('payment', 'r.payment_id') }} as payment_key,
+    {{ cx_pseudonym('invoice', 'p.invoice_id') }} as invoice_key,
+    {{ cx_pseudonym('order', 'i.order_id') }} as order_key,
     k.customer_key,
     r.refunded_at,
     {{ utc_date('r.refunded_at') }} as refund_date,

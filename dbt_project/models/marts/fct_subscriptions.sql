@@ -1,6 +1,6 @@
 -- One row per subscription: start, cancellation (churn) and whether it is active as of the run date.
 select
-    s.subscription_id,
+    {{ cx_pseudonym('subscription', 's.subscription_id') }} as subscription_key,
     k.customer_key,
     s.plan,
     s.mrr_minor,

@@ -7,7 +7,7 @@ with cases as (
 )
 
 select
-    c.case_id,
+    {{ cx_pseudonym('case', 'c.case_id') }} as case_key,
     k.customer_key,
     c.channel,
     c.category,

@@ -4,14 +4,17 @@ with responses as (
 )
 
 select
-    r.response_id,
+    {{ cx_pseudonym('response', 'r.response_id') }} as response_key,
     k.customer_key,
+    -- the questionnaire's code ('post_delivery_v3'), shared by everyone who got it: not a record id
     r.survey_id,
     r.survey_type,
     r.touchpoint,
-    case when r.touchpoint in ('purchase', 'delivery', 'onboarding') then r.related_id end as related_order_id,
-    case when r.touchpoint = 'support' then r.related_id end as related_case_id,
-    case when r.touchpoint = 'billing' then r.related_id end as related_invoice_id,
+    case when r.touchpoint in ('purchase', 'delivery', 'onboarding') then {{ cx_pseudonym('order', 'r.related_id') }} end
+        as related_order_key,
+    case when r.touchpoint = 'support' then {{ cx_pseudonym('case', 'r.related_id') }} end as related_case_key,
+    case when r.touchpoint = 'billing' then {{ cx_pseudonym('invoice', 'r.related_id') }} end
+        as related_invoice_key,
     r.sent_at,
     r.responded_at,
     {{ utc_date('r.responded_at') }} as response_date,

@@ -17,7 +17,7 @@ refunded as (
 latest_nps as (
     select customer_key, score from (
         select customer_key, score,
-               row_number() over (partition by customer_key order by responded_at desc, response_id desc) as rn
+               row_number() over (partition by customer_key order by responded_at desc, response_key desc) as rn
         from {{ ref('fct_survey_responses') }}
         where survey_type = 'nps' and customer_key is not null and response_date <= {{ cx_as_of() }}
     ) as ranked

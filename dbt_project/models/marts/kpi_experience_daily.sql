@@ -58,7 +58,7 @@ invoiced_orders as (
     select o.*, i.amount_due_minor, i.currency as invoice_currency, i.issue_date,
            case when i.currency = '{{ var("reporting_currency") }}' then 1.0 else fx.rate end as fx_rate
     from orders as o
-    inner join {{ ref('fct_invoices') }} as i on i.invoice_id = o.invoice_id
+    inner join {{ ref('fct_invoices') }} as i on i.invoice_key = o.invoice_key
     left join {{ ref('fx_rates') }} as fx
         on fx.currency = i.currency and fx.reporting_currency = '{{ var("reporting_currency") }}'
     where i.status <> 'void'
@@ -133,29 +133,37 @@ events as (
 -- <= as_of), and what they touch. Each KPI date below is bounded by a date that does not move
 -- between versions of its record (opened, ordered, issued, attempted, responded) and that no date
 -- of the record's earlier versions precedes, so the cells an earlier version counted in are covered.
+-- The facts carry pseudonymous keys, not source ids: a touched record's id is keyed the same way
+-- (macros/keys.sql, the facts' kinds) to find its fact rows.
 touched_invoices as (
     -- an invoice, a payment of it, or a refund of one of its payments
-    select invoice_id from {{ ref('stg_billing__invoices') }} where {{ cx_delivered_in_window() }}
-    union
-    select invoice_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }}
-    union
-    select p.invoice_id
-    from {{ ref('stg_billing__refunds') }} as r
-    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
-    where {{ cx_delivered_in_window('r.drop_date') }}
+    select {{ cx_pseudonym('invoice', 'invoice_id') }} as invoice_key
+    from (
+        select invoice_id from {{ ref('stg_billing__invoices') }} where {{ cx_delivered_in_window() }}
+        union
+        select invoice_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }}
+        union
+        select p.invoice_id
+        from {{ ref('stg_billing__refunds') }} as r
+        inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+        where {{ cx_delivered_in_window('r.drop_date') }}
+    ) as touched
 ),
 
 touched_orders as (
-    select order_id from {{ ref('stg_erp__orders') }} where {{ cx_delivered_in_window() }}
+    select {{ cx_pseudonym('order', 'order_id') }} as order_key
+    from (
+        select order_id from {{ ref('stg_erp__orders') }} where {{ cx_delivered_in_window() }}
+        union
+        select order_id from {{ ref('stg_erp__order_lines') }} where {{ cx_delivered_in_window() }}
+        union
+        select order_id from {{ ref('stg_erp__shipments') }} where {{ cx_delivered_in_window() }}
+        union
+        select order_id from {{ ref('stg_erp__returns') }} where {{ cx_delivered_in_window() }}
+    ) as touched
     union
-    select order_id from {{ ref('stg_erp__order_lines') }} where {{ cx_delivered_in_window() }}
-    union
-    select order_id from {{ ref('stg_erp__shipments') }} where {{ cx_delivered_in_window() }}
-    union
-    select order_id from {{ ref('stg_erp__returns') }} where {{ cx_delivered_in_window() }}
-    union
-    select order_id from {{ ref('fct_invoices') }}
-    where order_id is not null and invoice_id in (select invoice_id from touched_invoices)
+    select order_key from {{ ref('fct_invoices') }}
+    where order_key is not null and invoice_key in (select invoice_key from touched_invoices)
 ),
 
 -- a CRM profile delivered in the window may change the segment or persona of every event of its
@@ -173,29 +181,32 @@ recompute_candidates as (
     union all
     -- survey answers: dated by the response
     select min(response_date) from {{ ref('fct_survey_responses') }}
-    where response_id in (select response_id from {{ ref('stg_survey__responses') }} where {{ cx_delivered_in_window() }})
+    where response_key in (select {{ cx_pseudonym('response', 'response_id') }} from {{ ref('stg_survey__responses') }}
+                           where {{ cx_delivered_in_window() }})
        or customer_key in (select customer_key from touched_customers)
     union all
     -- cases: first response and resolution (an earlier resolution, before a reopen) come after the opening
     select min({{ least_not_null([utc_date('opened_at'), 'first_response_date', 'resolved_date']) }})
     from {{ ref('fct_support_cases') }}
-    where case_id in (select case_id from {{ ref('stg_crm__support_cases') }} where {{ cx_delivered_in_window() }})
+    where case_key in (select {{ cx_pseudonym('case', 'case_id') }} from {{ ref('stg_crm__support_cases') }}
+                       where {{ cx_delivered_in_window() }})
        or customer_key in (select customer_key from touched_customers)
     union all
     -- orders: deliveries come after the order; invoices are dated by their issue
     select min({{ least_not_null([utc_date('ordered_at'), utc_date('delivered_at'), utc_date('invoiced_at')]) }})
     from {{ ref('fct_orders') }}
-    where order_id in (select order_id from touched_orders)
+    where order_key in (select order_key from touched_orders)
        or customer_key in (select customer_key from touched_customers)
     union all
     select min(issue_date) from {{ ref('fct_invoices') }}
-    where invoice_id in (select invoice_id from touched_invoices)
-       or order_id in (select order_id from touched_orders)
+    where invoice_key in (select invoice_key from touched_invoices)
+       or order_key in (select order_key from touched_orders)
     union all
     -- payment attempts (their customer comes from the invoice)
     select min(attempt_date) from {{ ref('fct_payments') }}
-    where invoice_id in (select invoice_id from touched_invoices)
-       or payment_id in (select payment_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }})
+    where invoice_key in (select invoice_key from touched_invoices)
+       or payment_key in (select {{ cx_pseudonym('payment', 'payment_id') }} from {{ ref('stg_billing__payments') }}
+                          where {{ cx_delivered_in_window() }})
        or customer_key in (select customer_key from touched_customers)
     union all
     -- cells still provisional: recomputed until they are final, whatever the nights in between

@@ -1,0 +1,82 @@
+-- Restricted (never published): each pseudonymous record key served in marts (order_key, invoice_key,
+-- case_key, ...; macros/keys.sql) back to its source identifier, so that someone with access to this
+-- schema can open the source record behind a served row (support looking up an order). One row per key;
+-- `kind` is the key's kind, the same string the facts key with.
+-- Every id a served key can come from is here: a reference to a record that has not arrived yet (an
+-- invoice's order, a survey answer's related case) resolves too.
+-- Records of people who asked for erasure are left out, as in customer_key_link: their served rows
+-- stay and count, but must not lead back to a source record, and from there to the person.
+{%- set survey_related = {
+    'order': "touchpoint in ('purchase', 'delivery', 'onboarding')",
+    'case': "touchpoint = 'support'",
+    'invoice': "touchpoint = 'billing'",
+} %}
+{#- kind -> [(model, id column, filter)]; the survey's related_id follows fct_survey_responses -#}
+{%- set sources = {
+    'order': [('stg_erp__orders', 'order_id', none), ('stg_billing__invoices', 'order_id', none),
+              ('stg_survey__responses', 'related_id', survey_related['order'])],
+    'erp-account': [('stg_erp__orders', 'erp_account_id', none)],
+    'invoice': [('stg_billing__invoices', 'invoice_id', none), ('stg_billing__payments', 'invoice_id', none),
+                ('stg_survey__responses', 'related_id', survey_related['invoice'])],
+    'billing-account': [('stg_billing__invoices', 'billing_account_id', none)],
+    'subscription': [('stg_billing__subscriptions', 'subscription_id', none),
+                     ('stg_billing__invoices', 'subscription_id', none)],
+    'payment': [('stg_billing__payments', 'payment_id', none), ('stg_billing__refunds', 'payment_id', none)],
+    'refund': [('stg_billing__refunds', 'refund_id', none)],
+    'case': [('stg_crm__support_cases', 'case_id', none),
+             ('stg_survey__responses', 'related_id', survey_related['case'])],
+    'response': [('stg_survey__responses', 'response_id', none)],
+    'touch': [('stg_crm__campaign_touches', 'touch_id', none)],
+    'return': [('stg_erp__returns', 'return_id', none)],
+} %}
+{#- the served key columns of each fact: a row of an erased person takes all of them out of the link -#}
+{%- set served_keys = {
+    'fct_orders': ['order_key', 'erp_account_key', 'invoice_key'],
+    'fct_invoices': ['invoice_key', 'billing_account_key', 'order_key', 'subscription_key'],
+    'fct_payments': ['payment_key', 'invoice_key', 'order_key', 'subscription_key'],
+    'fct_refunds': ['refund_key', 'payment_key', 'invoice_key', 'order_key'],
+    'fct_subscriptions': ['subscription_key'],
+    'fct_support_cases': ['case_key'],
+    'fct_survey_responses': ['response_key', 'related_order_key', 'related_case_key', 'related_invoice_key'],
+    'fct_journey_events': ['source_key'],
+} %}
+with ids as (
+    {%- for kind, refs in sources.items() %}
+    {%- set outer = loop %}
+    {%- for model, column, filter in refs %}
+    select '{{ kind }}' as kind, {{ column }} as source_id
+    from {{ ref(model) }}
+    where {{ column }} is not null{% if filter %} and {{ filter }}{% endif %}
+    {% if not (outer.last and loop.last) %}union{% endif %}
+    {%- endfor %}
+    {%- endfor %}
+),
+
+keyed as (
+    {%- for kind in sources %}
+    select kind, {{ cx_pseudonym(kind, 'source_id') }} as source_key, source_id
+    from ids
+    where kind = '{{ kind }}'
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+erased_customers as (
+    select customer_key from {{ ref('dim_customer') }} where is_erased
+),
+
+erased_records as (
+    {%- for model, columns in served_keys.items() %}
+    {%- set outer = loop %}
+    {%- for column in columns %}
+    select {{ column }} as source_key
+    from {{ ref(model) }}
+    where {{ column }} is not null and customer_key in (select customer_key from erased_customers)
+    {% if not (outer.last and loop.last) %}union{% endif %}
+    {%- endfor %}
+    {%- endfor %}
+)
+
+select kind, source_key, source_id
+from keyed
+where source_key not in (select source_key from erased_records)
