@@ -51,7 +51,7 @@ def nightly(site: Site, day: dt.date) -> None:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """The five nights' drops, nothing run yet."""
-    return new_site(tmp_path_factory.mktemp("idempotency"), customers=800, days=len(DAYS), seed=44)
+    return new_site(tmp_path_factory.mktemp("idempotency"), customers=400, days=len(DAYS), seed=44)
 
 
 @pytest.fixture(scope="module")
