@@ -103,6 +103,19 @@ def test_served_values_hold_no_personal_data_or_source_identifier(night_one: Sit
     assert hits == [], hits[:20]
 
 
+def test_the_key_secret_is_in_no_file_a_night_wrote(night_one: Site) -> None:
+    """Not in the data directory (warehouse, dbt's target and logs, serving, health, alerts) nor in the
+    Dagster instance (event log, run storage: every log line and metadata entry of the night)."""
+    secret = load_secret().encode()
+    files = [f for root in (night_one.data, night_one.home) for f in root.rglob("*")
+             if f.is_file() and not f.is_symlink()]
+    leaks = [str(f) for f in files if secret in f.read_bytes()]
+    assert any(f.suffix == ".db" for f in files) and any(f.name == "warehouse.duckdb" for f in files)
+    record(scenario="the key secret in any file of a night (data directory and Dagster instance)", ok=not leaks,
+           rows_lost=0, detail=f"{len(files)} files searched, {len(leaks)} hold the secret")
+    assert leaks == []
+
+
 @pytest.mark.reliability_full  # one more night (make test checks erased keys on the marts: test_warehouse.py)
 def test_an_erasure_request_leaves_nothing_served_that_re_links(night_one: Site, tmp_path: Path) -> None:
     site = night_one.copy(tmp_path)
