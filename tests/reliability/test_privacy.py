@@ -36,7 +36,7 @@ def _served_frames(site: Site) -> dict[str, pl.DataFrame]:
     frames: dict[str, pl.DataFrame] = {}
     with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
         for (name,) in con.execute("select table_name from information_schema.tables").fetchall():
-            frames[f"cx.duckdb:{name}"] = con.execute(f'select * from "{name}"').pl()
+            frames[f"cx.duckdb:{name}"] = con.sql(f'select * from "{name}"').pl()
     for version in sorted((serving / "parquet_versions").iterdir()):
         for f in sorted(version.glob("*.parquet")):
             frames[f"parquet_versions/{version.name}/{f.name}"] = pl.read_parquet(f)
