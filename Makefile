@@ -16,7 +16,7 @@ DEMO_SEED      ?= 42
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,simulator]'
 	touch $@
 
 # dbt on Spark lives in its own venv: pyspark 4.3 exits the interpreter when Great Expectations

@@ -135,8 +135,8 @@ class Progress:
 
 
 def generate(landing: Path, customers: int, days: int, start: dt.date, seed: int) -> dict[str, Any]:
-    from ingestion.generator import GeneratorConfig
-    from ingestion.generator import generate as run
+    from simulator import GeneratorConfig
+    from simulator import generate as run
 
     harness._rmtree(landing)
     cfg = GeneratorConfig(customers=customers, days=days, start=start, seed=seed)

@@ -26,9 +26,9 @@ from pathlib import Path
 import polars as pl
 
 from ingestion import contract as C
-from ingestion.generator import GeneratorConfig, generate
 from ingestion.load import Zones, load_drop
 from ingestion.manifest import complete_drops
+from simulator import GeneratorConfig, generate
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -30,8 +30,8 @@ def stage(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argpa
 
 @stage
 def generate(a: argparse.Namespace) -> dict[str, Any]:
-    from ingestion.generator import GeneratorConfig
-    from ingestion.generator import generate as run
+    from simulator import GeneratorConfig
+    from simulator import generate as run
 
     cfg = GeneratorConfig(customers=a.customers, days=a.days, start=a.start, seed=a.seed)
     t0 = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import resource
 import sys
 import time
@@ -23,35 +22,6 @@ def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
-
-
-def _apply_overrides(cfg, overrides: tuple[str, ...]):  # noqa: ANN001, ANN202 - dataclass of any config type
-    """Apply ``--set section.field=value`` overrides (e.g. ``mess.resend_rate=0.05``) to the config."""
-    for item in overrides:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r}: expected section.field=value", param_hint="--set")
-        path, raw = item.split("=", 1)
-        parts = path.split(".")
-        if len(parts) != 2 or parts[0] not in ("mess", "effects"):
-            raise click.BadParameter(f"{path!r}: expected mess.<field> or effects.<field>", param_hint="--set")
-        section = getattr(cfg, parts[0])
-        fields = {f.name: f for f in dataclasses.fields(section)}
-        if parts[1] not in fields:
-            raise click.BadParameter(f"{parts[0]} has no field {parts[1]!r}; known: {', '.join(sorted(fields))}",
-                                     param_hint="--set")
-        current = getattr(section, parts[1])
-        try:
-            value = json.loads(raw) if not isinstance(current, str) else raw
-            if isinstance(current, tuple):
-                value = tuple(value)
-            elif isinstance(current, float):
-                value = float(value)
-            elif isinstance(current, int):
-                value = int(value)
-        except (ValueError, TypeError) as exc:
-            raise click.BadParameter(f"{item!r}: {exc}", param_hint="--set") from None
-        cfg = dataclasses.replace(cfg, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
-    return cfg
 
 
 def _stop_on_sigterm() -> None:
@@ -88,13 +58,21 @@ def generate(
     shard_customer_days: int | None,
 ) -> None:
     """Simulate the company and write one nightly drop per system and business date."""
-    from ingestion.generator import TRUTH_FILE, GeneratorConfig
-    from ingestion.generator import generate as run
+    try:
+        from simulator import TRUTH_FILE, GeneratorConfig
+        from simulator import generate as run
+        from simulator.overrides import OverrideError, apply_overrides
+    except ModuleNotFoundError as exc:  # numpy: an optional dependency group of the package
+        raise click.ClickException(f"cxw generate needs the simulator's dependencies ({exc.name} is missing): "
+                                   "pip install 'cx-warehouse[simulator]'") from None
 
     cfg = GeneratorConfig(customers=customers, days=days, start=start, seed=seed)
     if shard_customer_days:
         cfg = dataclasses.replace(cfg, shard_customer_days=shard_customer_days)
-    cfg = _apply_overrides(cfg, overrides)
+    try:
+        cfg = apply_overrides(cfg, overrides)
+    except OverrideError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
     out = out or settings.landing_dir()
     t0 = time.perf_counter()
     bars: dict[str, click.progressbar] = {}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.generator import GeneratorConfig, generate
 from ingestion.keys import SECRET_ENV, SECRET_FILE_ENV, new_secret
+from simulator import GeneratorConfig, generate
 
 # One key secret for the whole test session (ingestion/keys.py), in a file of its own: every dbt run,
 # cxw subprocess and Python check of the session derives the same keys, and the user's own secret

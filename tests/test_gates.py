@@ -31,10 +31,10 @@ import pytest
 from click.testing import CliRunner
 
 from expectations import gate, health, registry
-from ingestion.generator import GeneratorConfig, generate
 from ingestion.keys import load_secret, pseudonym
 from orchestration.cli import main
 from orchestration.warehouse import dbt_var, run_dbt, window_vars
+from simulator import GeneratorConfig, generate
 from tests import drop_edit
 
 START = dt.date(2026, 9, 7)

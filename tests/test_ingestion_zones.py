@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.generator import GeneratorConfig, generate
 from ingestion.load import Zones, latest_attempts, load_drop, read_audit, summarize_attempts
 from ingestion.manifest import DropRefused
+from simulator import GeneratorConfig, generate
 
 from .conftest import Drops
 

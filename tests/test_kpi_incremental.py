@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from ingestion import contract as C
-from ingestion.generator import GeneratorConfig, generate
 from ingestion.load import Zones, load_drop
 from orchestration.warehouse import DBT_PROJECT, run_dbt, window_vars
+from simulator import GeneratorConfig, generate
 
 from .landing import read_csv_file, read_jsonl_file
 

@@ -25,10 +25,10 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.generator import GeneratorConfig, generate
 from orchestration.cli import _report
 from orchestration.definitions import defs
 from orchestration.publish import publish
+from simulator import GeneratorConfig, generate
 
 START = dt.date(2026, 10, 12)
 

@@ -19,8 +19,8 @@ import duckdb
 import polars as pl
 
 from ingestion.faults import CRASH_ENV
-from ingestion.generator import GeneratorConfig, generate
 from orchestration.publish import KEEP_PARQUET_VERSIONS
+from simulator import GeneratorConfig, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHT_ONE = dt.date(2026, 10, 12)

@@ -8,10 +8,10 @@ import math
 
 import polars as pl
 
-from ingestion.generator import Effects, Mess
+from simulator import Effects, Mess
 
-from .conftest import Drops
-from .landing import parse_local, parse_utc, read_entity
+from ..conftest import Drops
+from ..landing import parse_local, parse_utc, read_entity
 
 EFFECT_IDS = {
     "late_delivery_lowers_delivery_csat", "late_delivery_lowers_nps", "failed_payment_lowers_nps",

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from ingestion.generator.timeutil import dst_transitions, paris_local_day, paris_offset_seconds
+from simulator.timeutil import dst_transitions, paris_local_day, paris_offset_seconds
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ingestion.generator import GeneratorConfig, generate
+from simulator import GeneratorConfig, generate
 
 
 def _tree(root: Path) -> dict[str, bytes]:

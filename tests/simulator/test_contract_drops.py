@@ -15,8 +15,8 @@ import pytest
 
 from ingestion import contract as C
 
-from .conftest import Drops
-from .landing import (
+from ..conftest import Drops
+from ..landing import (
     DECIMAL_COMMA,
     LOCAL_DATE,
     LOCAL_TS,
@@ -187,7 +187,7 @@ def test_survey_answers_are_nested_and_in_scale(drops: Drops) -> None:
 
 
 def test_empty_deltas_are_header_only_csv_and_empty_jsonl(tmp_path) -> None:
-    from ingestion.generator import GeneratorConfig, generate
+    from simulator import GeneratorConfig, generate
 
     generate(GeneratorConfig(customers=30, days=4, start=dt.date(2026, 1, 5), seed=3), tmp_path)
     empty_csv = empty_jsonl = 0

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.generator import GeneratorConfig, Mess, generate, shard_sizes
 from ingestion.load import Zones, load_drop, read_audit
+from simulator import GeneratorConfig, Mess, generate, shard_sizes
 
-from .landing import drop_dirs, read_entity
+from ..landing import drop_dirs, read_entity
 
 # more second profiles than the default, so that ids colliding across shards could not go unseen
 CFG = GeneratorConfig(customers=900, days=6, start=dt.date(2026, 10, 22), seed=5, shard_customer_days=1_800,

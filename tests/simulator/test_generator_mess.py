@@ -18,8 +18,8 @@ import pytest
 
 from ingestion import contract as C
 
-from .conftest import Drops
-from .landing import drop_dirs, parse_local, parse_utc, read_entity, read_jsonl_file
+from ..conftest import Drops
+from ..landing import drop_dirs, parse_local, parse_utc, read_entity, read_jsonl_file
 
 PARIS = ZoneInfo("Europe/Paris")
 
