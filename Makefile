@@ -34,7 +34,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
-	cd dbt_project && CX_DATA_DIR=$(CX_DATA_DIR) ../$(BIN)/dbt parse --profiles-dir . --quiet
+	cd dbt_project && CX_DATA_DIR=$(CX_DATA_DIR) ../$(BIN)/dbt parse --profiles-dir . --no-partial-parse --quiet
 
 DEMO_END = $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 

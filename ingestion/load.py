@@ -1,6 +1,6 @@
 """Load one drop (one system, one business date) into the raw and quarantine zones.
 
-Zones (Parquet, one file per entity and business date, see docs/raw-zone.md):
+Zones (Parquet, one file per entity and business date, see docs/ingestion.md, "Zones"):
 
     raw/<system>/<entity>/business_date=YYYY-MM-DD/data.parquet
     quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet

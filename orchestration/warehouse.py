@@ -108,8 +108,13 @@ def ensure_manifest(manifest_path: Path) -> None:
         return
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-                                 "--target-path", str(Path(manifest_path).parent), "--quiet"])
+    args = ["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+            "--target-path", str(Path(manifest_path).parent), "--quiet"]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        # dbt's partial parsing fails when a model's YAML entry moved to another file since the last
+        # parse ("dbt found two schema.yml entries for the same resource"): parse from scratch
+        result = dbtRunner().invoke([*args, "--no-partial-parse"])
     if not result.success:
         raise DbtError(f"dbt parse failed: {result.exception}")
 

@@ -17,7 +17,7 @@ def evaluate(tmp_path: Path, sql: str) -> tuple:
 
 
 def test_nps_worked_example_adjusted_wald(tmp_path: Path) -> None:
-    """kpi-definitions.md: P/passives/D = 50/30/20 (n = 100) gives NPS 30, interval ~ [14.1, 44.2]."""
+    """docs/kpi-decisions.md (NPS interval): P/passives/D = 50/30/20 (n = 100) gives NPS 30, interval ~ [14.1, 44.2]."""
     value, low, high = evaluate(tmp_path, "select {{ nps_value(50, 20, 100) }}, "
                                           "{{ nps_adjusted_wald(50, 20, 100, 'low') }}, "
                                           "{{ nps_adjusted_wald(50, 20, 100, 'high') }}")

@@ -41,3 +41,46 @@ def test_data_layout_follows_cx_data_dir(tmp_path: Path, monkeypatch: pytest.Mon
     assert root == tmp_path / "d"
     assert sorted(p.name for p in root.iterdir()) == ["landing", "quarantine", "raw", "serving"]
     assert settings.warehouse_path() == root / "warehouse.duckdb"
+
+
+def _model_yamls() -> dict[Path, list[dict]]:
+    """Every YAML under models/ that declares models, with the models it declares."""
+    found = {}
+    for path in sorted((ROOT / "dbt_project" / "models").rglob("*.yml")):
+        models = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []
+        if models:
+            found[path] = models
+    return found
+
+
+def test_every_model_has_one_yaml_named_after_it() -> None:
+    models = {p.stem: p for p in (ROOT / "dbt_project" / "models").rglob("*.sql")}
+    problems = []
+    for path, declared in _model_yamls().items():
+        names = [m["name"] for m in declared]
+        if names != [path.stem]:
+            problems.append(f"{path.relative_to(ROOT)} declares {names}: one YAML per model, named <model>.yml")
+    for sql in sorted(models.values()):
+        if not sql.with_suffix(".yml").exists():
+            problems.append(f"{sql.relative_to(ROOT)} has no {sql.with_suffix('.yml').name} beside it")
+    assert not problems, "\n".join(problems)
+
+
+def test_marts_are_described_and_their_contracts_portable() -> None:
+    """BI reads the marts: every model and column is described; every mart has an enforced contract,
+    in types Spark has too (no DuckDB hugeint: cast sums to bigint)."""
+    marts = ROOT / "dbt_project" / "models" / "marts"
+    problems = []
+    for path, (model,) in ((p, m) for p, m in _model_yamls().items() if marts in p.parents):
+        where = path.relative_to(ROOT)
+        if not ((model.get("config") or {}).get("contract") or {}).get("enforced"):
+            problems.append(f"{where}: no enforced contract")
+        bi_facing = path.parent == marts  # not restricted/
+        if bi_facing and not model.get("description"):
+            problems.append(f"{where}: no model description")
+        for column in model.get("columns") or []:
+            if bi_facing and not column.get("description"):
+                problems.append(f"{where}: {column['name']} has no description")
+            if str(column.get("data_type", "")).lower() == "hugeint":
+                problems.append(f"{where}: {column['name']} is hugeint (Spark has none): cast it to bigint")
+    assert not problems, "\n".join(problems)

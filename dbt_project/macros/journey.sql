@@ -30,36 +30,36 @@
     case when {{ reopened_count }} > 0 or {{ customer_contacts }} > 1 then 'negative' else 'positive' end
 {%- endmacro %}
 
-{#- A survey answer: NPS promoters/detractors, CSAT 4-5 / 1-2, CES 6-7 / 1-3; the rest neutral. -#}
+{#- A survey answer: the top band of its scale is positive, the bottom band negative, the rest
+    neutral (score_bands in kpi.sql: NPS promoters 9-10 / detractors 0-6, CSAT 4-5 / 1-2, CES 6-7 / 1-3). -#}
 {% macro response_moment(survey_type, score) -%}
     case
-        when {{ survey_type }} = 'nps' and {{ score }} >= 9 then 'positive'
-        when {{ survey_type }} = 'nps' and {{ score }} <= 6 then 'negative'
-        when {{ survey_type }} = 'csat' and {{ score }} >= 4 then 'positive'
-        when {{ survey_type }} = 'csat' and {{ score }} <= 2 then 'negative'
-        when {{ survey_type }} = 'ces' and {{ score }} >= 6 then 'positive'
-        when {{ survey_type }} = 'ces' and {{ score }} <= 3 then 'negative'
+    {%- for type, b in score_bands().items() %}
+        when {{ survey_type }} = '{{ type }}' and {{ score }} >= {{ b.top }} then 'positive'
+        when {{ survey_type }} = '{{ type }}' and {{ score }} <= {{ b.bottom }} then 'negative'
+    {%- endfor %}
         else 'neutral'
     end
 {%- endmacro %}
 
 {% macro response_moment_reason(survey_type, score) -%}
+    {%- set reasons = {'nps': ('promoter answer', 'detractor answer'), 'csat': ('satisfied answer', 'dissatisfied answer'),
+                       'ces': ('easy answer', 'effortful answer')} -%}
     case
-        when {{ survey_type }} = 'nps' and {{ score }} >= 9 then 'promoter answer'
-        when {{ survey_type }} = 'nps' and {{ score }} <= 6 then 'detractor answer'
-        when {{ survey_type }} = 'csat' and {{ score }} >= 4 then 'satisfied answer'
-        when {{ survey_type }} = 'csat' and {{ score }} <= 2 then 'dissatisfied answer'
-        when {{ survey_type }} = 'ces' and {{ score }} >= 6 then 'easy answer'
-        when {{ survey_type }} = 'ces' and {{ score }} <= 3 then 'effortful answer'
+    {%- for type, b in score_bands().items() %}
+        when {{ survey_type }} = '{{ type }}' and {{ score }} >= {{ b.top }} then '{{ reasons[type][0] }}'
+        when {{ survey_type }} = '{{ type }}' and {{ score }} <= {{ b.bottom }} then '{{ reasons[type][1] }}'
+    {%- endfor %}
         else 'neutral answer'
     end
 {%- endmacro %}
 
 {#- Customer profile from the latest NPS answer: advocate (promoter), passive, negative (detractor). -#}
 {% macro nps_profile(score) -%}
+    {%- set b = score_bands('nps') -%}
     case
-        when {{ score }} >= 9 then 'advocate'
-        when {{ score }} >= 7 then 'passive'
-        when {{ score }} >= 0 then 'negative'
+        when {{ score }} >= {{ b.top }} then 'advocate'
+        when {{ score }} >= {{ b.bottom + 1 }} then 'passive'
+        when {{ score }} >= {{ b.min }} then 'negative'
     end
 {%- endmacro %}

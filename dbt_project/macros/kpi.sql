@@ -2,18 +2,35 @@
     KPI definitions: each KPI is defined once, here (decision log: docs/kpi-decisions.md).
 -#}
 
+{#- The score bands of the three survey scales, written once (docs/kpi-decisions.md): every macro
+    that classifies an answer (nps_category, csat_satisfied, and in journey.sql response_moment,
+    response_moment_reason, nps_profile) reads them here. Per type: the scale (min..max, as in
+    ingestion/contract.py SCALES), `top`, the lowest score of the top band (NPS promoters, CSAT
+    satisfied, CES easy), and `bottom`, the highest score of the bottom band (NPS detractors, CSAT
+    dissatisfied, CES effortful); the scores between are passive / neutral. -#}
+{% macro score_bands(survey_type=none) -%}
+    {%- set bands = {
+        'nps': {'min': 0, 'max': 10, 'top': 9, 'bottom': 6},
+        'csat': {'min': 1, 'max': 5, 'top': 4, 'bottom': 2},
+        'ces': {'min': 1, 'max': 7, 'top': 6, 'bottom': 3},
+    } -%}
+    {{ return(bands if survey_type is none else bands[survey_type]) }}
+{%- endmacro %}
+
 {#- NPS category of a 0-10 answer: promoters 9-10, passives 7-8, detractors 0-6. -#}
 {% macro nps_category(score) -%}
+    {%- set b = score_bands('nps') -%}
     case
-        when {{ score }} between 9 and 10 then 'promoter'
-        when {{ score }} between 7 and 8 then 'passive'
-        when {{ score }} between 0 and 6 then 'detractor'
+        when {{ score }} between {{ b.top }} and {{ b.max }} then 'promoter'
+        when {{ score }} between {{ b.bottom + 1 }} and {{ b.top - 1 }} then 'passive'
+        when {{ score }} between {{ b.min }} and {{ b.bottom }} then 'detractor'
     end
 {%- endmacro %}
 
 {#- CSAT (1-5): satisfied = top-two box (4 or 5). -#}
 {% macro csat_satisfied(score) -%}
-    case when {{ score }} between 1 and 5 then {{ score }} >= 4 end
+    {%- set b = score_bands('csat') -%}
+    case when {{ score }} between {{ b.min }} and {{ b.max }} then {{ score }} >= {{ b.top }} end
 {%- endmacro %}
 
 {#- First-contact resolution: a solved/closed case with exactly one customer contact and no reopen. -#}
@@ -35,7 +52,7 @@
     `min_reportable_n` observations and, where the KPI can still change after its date (`is_final`,
     see kpi_finality_days), once it is final. -#}
 {% macro is_reportable(n, is_final=none) -%}
-    ({{ n }} >= {{ var('min_reportable_n', 30) }}{% if is_final is not none %} and {{ is_final }}{% endif %})
+    ({{ n }} >= {{ var('min_reportable_n') }}{% if is_final is not none %} and {{ is_final }}{% endif %})
 {%- endmacro %}
 
 {#- Finality: the number of days after its KPI date during which a cell's outcome can still change

@@ -31,6 +31,7 @@ from dagster_dbt import (
 )
 
 from expectations import health, registry
+from ingestion import contract as C
 from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from orchestration.publish import publish_health
@@ -45,6 +46,7 @@ from orchestration.warehouse import (
 
 from ..partitions import daily_partitions
 from ..resources import CxData
+from .ingestion import raw_key
 
 DUCKDB_POOL = "duckdb_writer"
 OWNERS = {"staging": ["team:analytics-engineering"], "intermediate": ["team:analytics-engineering"],
@@ -57,7 +59,17 @@ ensure_manifest(dbt_project.manifest_path)  # elsewhere: `make install` / CI pre
 
 
 class CxDbtTranslator(DagsterDbtTranslator):
-    """Groups by layer (staging / intermediate / marts / restricted), owners per layer."""
+    """Groups by layer (staging / intermediate / marts / restricted), owners per layer. A dbt source
+    table is the raw asset its ingestion lands (``raw_key``), derived from the landing contract: the
+    source YAML names no Dagster key, and a table the contract does not know fails loudly."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") != "source":
+            return super().get_asset_key(dbt_resource_props)
+        system, entity = dbt_resource_props["source_name"], dbt_resource_props["name"]
+        if (system, entity) not in C.ENTITIES:
+            raise ValueError(f"dbt source {system}.{entity} is not an entity of ingestion/contract.py")
+        return raw_key(system, entity)
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)

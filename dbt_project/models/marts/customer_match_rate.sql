@@ -9,12 +9,12 @@ select
     source_system,
     source_entity,
     count(*) as records,
-    sum(case when match_rule in ('crm_id', 'crm_id_phone') then 1 else 0 end) as matched_by_crm_id,
-    sum(case when match_rule = 'email' then 1 else 0 end) as matched_by_email,
-    sum(case when match_rule = 'crm_id_phone' then 1 else 0 end) as merged_by_phone,
-    sum(case when match_rule = 'email_only' then 1 else 0 end) as email_only,
-    sum(case when match_rule = 'crm_id_unknown' then 1 else 0 end) as unknown_crm_id,
-    sum(case when identifier is null then 1 else 0 end) as anonymous,
+    cast(sum(case when match_rule in ('crm_id', 'crm_id_phone') then 1 else 0 end) as bigint) as matched_by_crm_id,
+    cast(sum(case when match_rule = 'email' then 1 else 0 end) as bigint) as matched_by_email,
+    cast(sum(case when match_rule = 'crm_id_phone' then 1 else 0 end) as bigint) as merged_by_phone,
+    cast(sum(case when match_rule = 'email_only' then 1 else 0 end) as bigint) as email_only,
+    cast(sum(case when match_rule = 'crm_id_unknown' then 1 else 0 end) as bigint) as unknown_crm_id,
+    cast(sum(case when identifier is null then 1 else 0 end) as bigint) as anonymous,
     sum(case when match_rule in ('crm_id', 'crm_id_phone', 'email') then 1 else 0 end) * 1.0 / count(*) as match_rate
 from obs
 group by source_system, source_entity

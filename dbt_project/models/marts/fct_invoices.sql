@@ -1,13 +1,13 @@
 -- One row per invoice with what was paid and refunded against it.
 with paid as (
-    select invoice_id, sum(case when status = 'succeeded' then amount_minor else 0 end) as paid_minor,
-           count(*) as payment_attempts, sum(case when status = 'failed' then 1 else 0 end) as failed_attempts
+    select invoice_id, cast(sum(case when status = 'succeeded' then amount_minor else 0 end) as bigint) as paid_minor,
+           count(*) as payment_attempts, cast(sum(case when status = 'failed' then 1 else 0 end) as bigint) as failed_attempts
     from {{ ref('stg_billing__payments') }}
     group by invoice_id
 ),
 
 refunded as (
-    select p.invoice_id, sum(r.amount_minor) as refunded_minor
+    select p.invoice_id, cast(sum(r.amount_minor) as bigint) as refunded_minor
     from {{ ref('stg_billing__refunds') }} as r
     inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
     group by p.invoice_id

@@ -7,7 +7,7 @@ with orders as (
 ),
 
 lines as (
-    select order_id, count(*) as lines, sum(quantity) as units_ordered
+    select order_id, count(*) as lines, cast(sum(quantity) as bigint) as units_ordered
     from {{ ref('stg_erp__order_lines') }}
     group by order_id
 ),
@@ -38,7 +38,7 @@ delivery as (
         max(last_delivered_at) as last_delivered_at,
         max(last_delivered_local_date) as last_delivered_local_date,
         min(case when units_delivered >= quantity then 1 else 0 end) = 1 as all_lines_in_full,
-        sum(units_delivered) as units_delivered,
+        cast(sum(units_delivered) as bigint) as units_delivered,
         sum(lost_shipments) > 0 as has_lost_shipment
     from line_delivery
     group by order_id
@@ -56,7 +56,7 @@ invoices as (
 ),
 
 refunds as (
-    select i.order_id, sum(r.amount_minor) as refunded_minor, min(r.refunded_at) as first_refunded_at
+    select i.order_id, cast(sum(r.amount_minor) as bigint) as refunded_minor, min(r.refunded_at) as first_refunded_at
     from {{ ref('stg_billing__refunds') }} as r
     inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
     inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id

@@ -48,7 +48,7 @@ customers as (
 select
     month_start,
     count(*) as customers_at_start,
-    sum(lost) as customers_lost,
+    cast(sum(lost) as bigint) as customers_lost,
     sum(lost) * 1.0 / count(*) as churn_rate,
     count(*) as n,
     {{ wilson_low('sum(lost)', 'count(*)') }} as ci_low,

@@ -1,14 +1,14 @@
 -- Historical CLV per customer and currency: revenue invoiced (non-void) net of refunds, to as_of;
 -- with the customer's experience profile from their latest NPS answer (advocate / passive / negative).
 with invoiced as (
-    select customer_key, currency, sum(amount_due_minor) as invoiced_minor, count(*) as invoices
+    select customer_key, currency, cast(sum(amount_due_minor) as bigint) as invoiced_minor, count(*) as invoices
     from {{ ref('fct_invoices') }}
     where status <> 'void' and customer_key is not null and issue_date <= {{ cx_as_of() }}
     group by customer_key, currency
 ),
 
 refunded as (
-    select customer_key, currency, sum(amount_minor) as refunded_minor
+    select customer_key, currency, cast(sum(amount_minor) as bigint) as refunded_minor
     from {{ ref('fct_refunds') }}
     where customer_key is not null and refund_date <= {{ cx_as_of() }}
     group by customer_key, currency
