@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchmarks import harness
+from ingestion import settings
 
 TARGET = 1.2
 SKIP_TESTS = ("build", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test")
@@ -317,7 +318,7 @@ class Worker:
     def __init__(self, label: str, data: Path, day: dt.date, currency: str, log_dir: Path) -> None:
         self.label = label
         self.stderr: IO[str] = (log_dir / f"worker-{label}.log").open("w", encoding="utf-8")
-        env = {**os.environ, "CX_DATA_DIR": str(data)}
+        env = settings.subprocess_env(data)
         cmd = [sys.executable, "-m", "benchmarks.gate_growth", "--worker", str(data / "warehouse.duckdb"),
                "--day", day.isoformat(), "--docs", str(data / "docs" / "gx"), "--currency", currency]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,

@@ -84,7 +84,7 @@ def run_stage(name: str, data: Path, log: Log = _stderr, **kwargs: Any) -> dict[
     cmd = [sys.executable, "-m", "benchmarks.stage", name, "--data", str(data)]
     for key, value in kwargs.items():
         cmd += [f"--{key}", str(value)]
-    env = {**os.environ, settings.DATA_DIR_ENV: str(data)}
+    env = settings.subprocess_env(data)
     log(f"  {name} ...")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import sys
 import time
@@ -178,9 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--start", type=dt.date.fromisoformat)
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args(argv)
+    from ingestion import settings  # stdlib only: no weight in the stage's figures
     a.data.mkdir(parents=True, exist_ok=True)
-    os.environ["CX_DATA_DIR"] = str(a.data)
-    out = STAGES[a.stage](a)
+    with settings.exported(a.data):  # CX_DATA_DIR (and the DuckDB settings) for the stage and the dbt it runs
+        out = STAGES[a.stage](a)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sys.stdout.flush()
     print(json.dumps(out, default=str))

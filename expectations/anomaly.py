@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import statistics
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from ingestion import settings
 
 DEFAULT_CONFIG = Path(__file__).with_name("quality.toml")
 CONFIG_ENV = "CX_QUALITY_CONFIG"
@@ -32,7 +33,7 @@ def load_config(path: Path | None = None) -> dict:
     """The defaults of quality.toml, with the override file's values (``path`` or $CX_QUALITY_CONFIG)."""
     with DEFAULT_CONFIG.open("rb") as fh:
         cfg = tomllib.load(fh)
-    override = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    override = path or settings.current().quality_config
     if override:
         try:
             with Path(override).open("rb") as fh:

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from ingestion import settings
 from ingestion.faults import crashpoint
 
 from . import anomaly
 from .health import HealthRow, judged
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+settings.quiet_libraries()  # GX_ANALYTICS_ENABLED=False unless set
 
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 # logical scales; refund_rate_value (refunded / invoiced value) can exceed 1 (a goodwill refund on

@@ -1,16 +1,19 @@
 """Named crash points: a test-only hook that makes the process kill itself (SIGKILL) at a named point.
 
-``CX_CRASH_AT=<point>`` (one name, or several separated by commas) makes :func:`crashpoint` kill the
-running process the first time it reaches that point: no ``finally``, no ``atexit``, no flush, as a
-power cut or the out-of-memory killer would. Unset (always, outside the reliability tests), a
-crash point costs one dictionary lookup. Every point is listed in :data:`POINTS` (a test checks
-that each one is reached by a nightly run); tests/reliability/ kills a nightly run at each.
+``CX_CRASH_AT=<point>`` (one name, or several separated by commas; read through
+``ingestion/settings.py``) makes :func:`crashpoint` kill the running process the first time it
+reaches that point: no ``finally``, no ``atexit``, no flush, as a power cut or the out-of-memory
+killer would. Unset (always, outside the reliability tests), a crash point costs one read of the
+settings. Every point is listed in :data:`POINTS` (a test checks that each one is reached by a
+nightly run); tests/reliability/ kills a nightly run at each.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+
+from . import settings
 
 CRASH_ENV = "CX_CRASH_AT"
 
@@ -48,10 +51,10 @@ POINTS = {
 
 def crashpoint(name: str) -> None:
     """Kill this process with SIGKILL when ``CX_CRASH_AT`` names ``name`` (test-only hook)."""
-    wanted = os.environ.get(CRASH_ENV)
+    wanted = settings.current().crash_at
     if not wanted:
         return
     if name not in POINTS:
         raise KeyError(f"crashpoint {name!r} is not declared in ingestion/faults.py POINTS")
-    if name in wanted.split(","):
+    if name in wanted:
         os.kill(os.getpid(), signal.SIGKILL)

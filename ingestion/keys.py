@@ -24,11 +24,13 @@ import os
 import secrets
 from pathlib import Path
 
+from . import settings
+
 SECRET_ENV = "CX_KEY_SECRET"
 SECRET_FILE_ENV = "CX_KEY_SECRET_FILE"
-DEFAULT_SECRET_FILE = Path("~/.config/cx-warehouse/customer_key.secret")
 KEY_HEX_DIGITS = 32
 MIN_SECRET_CHARS = 32
+DEFAULT_SECRET_FILE = settings.DEFAULT_SECRET_FILE
 
 
 class KeySecretError(Exception):
@@ -36,7 +38,8 @@ class KeySecretError(Exception):
 
 
 def secret_file() -> Path:
-    return Path(os.environ.get(SECRET_FILE_ENV) or DEFAULT_SECRET_FILE).expanduser()
+    """``CX_KEY_SECRET_FILE``, else the default file, ``~`` expanded."""
+    return (settings.current().key_secret_file or DEFAULT_SECRET_FILE).expanduser()
 
 
 def _checked(value: str, where: str) -> str:
@@ -57,11 +60,12 @@ def new_secret() -> str:
 def load_secret(create: bool = True) -> str:
     """The key secret: ``CX_KEY_SECRET``, else the file ``CX_KEY_SECRET_FILE`` (its default is
     created on first use, with a new random secret, readable by its owner only)."""
-    if value := os.environ.get(SECRET_ENV):
+    config = settings.current()
+    if value := config.key_secret:
         return _checked(value, SECRET_ENV)
     path = secret_file()
     if not path.exists():
-        if not create or os.environ.get(SECRET_FILE_ENV):
+        if not create or config.key_secret_file:
             raise KeySecretError(f"{path}: no key secret there (set {SECRET_FILE_ENV} to the file that holds "
                                  f"it, or {SECRET_ENV}); a new secret changes every key, see docs/privacy.md")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,15 +1,254 @@
-"""Where the pipeline reads and writes: everything lives under ``$CX_DATA_DIR`` (default ``./data``)."""
+"""Every environment variable the project reads, in one frozen, typed settings object.
+
+:data:`VARIABLES` declares each one: its name, type, default and meaning (``docs/settings.md`` is
+generated from it: ``python -m ingestion.settings``; a test keeps the two equal). :class:`Settings`
+holds their values, parsed and checked once: a malformed value (``CX_SLOT_WAIT_SECONDS=soon``) fails
+where the settings are first read, naming the variable. No other module of ``ingestion``,
+``orchestration``, ``expectations``, ``simulator`` or ``benchmarks`` reads (or writes) the
+environment: ``tests/test_layout.py`` parses them all to check.
+
+Reading. :func:`current` returns the settings of this process's environment. It looks the declared
+variables up (a dictionary lookup each) and returns the same object while they are unchanged, so a
+process whose environment does not change builds its settings once, and a test that sets a
+variable (``monkeypatch.setenv``) sees it at the next read, without a refresh call.
+``Settings.from_env(mapping)`` builds settings from any mapping, bypassing the cache.
+
+Everything the pipeline reads and writes lives under ``data_dir`` (``$CX_DATA_DIR``, default
+``./data``): :func:`landing_dir`, :func:`raw_dir`, ... below.
+
+dbt runs as a subprocess (or in-process through ``dbtRunner``) and reads ``CX_DATA_DIR`` and the
+``CX_DUCKDB_*`` variables itself (``dbt_project/profiles.yml``, ``models/staging/_sources.yml``).
+Whoever launches dbt sets them from these settings (:func:`dbt_env`, :func:`subprocess_env`,
+:func:`exported`), so the defaults written in that YAML are never what decides for a run the
+project starts; they only serve a bare ``dbt`` in ``dbt_project/``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DATA_DIR_ENV = "CX_DATA_DIR"
+DEFAULT_SECRET_FILE = Path("~/.config/cx-warehouse/customer_key.secret")
 
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+# --- parsers: the raw string of a set, non-empty variable -> the typed value -----------------------
+
+def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"CX_SLOT_WAIT_SECONDS={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise SettingsError(f"CX_SLOT_WAIT_SECONDS={raw!r} is negative")
+    return value
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if value < 1:
+            raise SettingsError(f"{name}={raw!r} must be at least 1")
+        return value
+    return parse
+
+
+def _bool(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={raw!r} is not true or false")
+    return parse
+
+
+def _date(name: str) -> Callable[[str], dt.date]:
+    def parse(raw: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from None
+    return parse
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the declaration the settings object and docs/settings.md follow."""
+
+    name: str
+    attr: str | None  # the Settings field that holds it; None: only dbt reads it
+    type: str  # as documented
+    default: str | None  # as documented; None: unset (the setting is off / absent)
+    doc: str
+    parse: Callable[[str], Any] = str
+    value_default: Any = None  # the typed value when the variable is unset or empty
+    read_by: str = "cxw, Dagster"
+    dbt_default: str | None = None  # the default dbt's YAML falls back to, when dbt reads it too
+    secret: bool = False  # never in a repr
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("CX_DATA_DIR", "data_dir", "path", "`./data`",
+             "The data directory: landing drops, raw zone, quarantine, the live DuckDB warehouse, the served "
+             "copy BI reads, health records, alerts, the writer lock. Relative paths are resolved against the "
+             "working directory.",
+             parse=_path, value_default=Path("data"), read_by="cxw, Dagster, dbt", dbt_default="../data"),
+    Variable("CX_DUCKDB_THREADS", "duckdb_threads", "int", "`2`",
+             "DuckDB threads, for dbt's connection and the benchmarks' own (the reference machine has 2 cores).",
+             parse=_positive_int("CX_DUCKDB_THREADS"), value_default=2, read_by="cxw, Dagster, dbt",
+             dbt_default="2"),
+    Variable("CX_DUCKDB_MEMORY_LIMIT", "duckdb_memory_limit", "DuckDB size", "`12GB`",
+             "DuckDB's memory limit (half of the reference machine's 24 GiB; docs/benchmarks.md).",
+             value_default="12GB", read_by="cxw, Dagster, dbt", dbt_default="12GB"),
+    Variable("CX_DUCKDB_PRESERVE_INSERTION_ORDER", "duckdb_preserve_insertion_order", "bool", "`false`",
+             "DuckDB's `preserve_insertion_order`: off lets large `create table as` and sorts stream; nothing "
+             "built depends on insertion order.",
+             parse=_bool("CX_DUCKDB_PRESERVE_INSERTION_ORDER"), value_default=False,
+             read_by="cxw, Dagster, dbt", dbt_default="false"),
+    Variable("CX_DUCKDB_TEMP_DIRECTORY", "duckdb_temp_directory", "path", "`$CX_DATA_DIR/duckdb_tmp`",
+             "Where DuckDB spills: on the data disk, not `/tmp`.",
+             parse=_path, read_by="cxw, Dagster, dbt", dbt_default="$CX_DATA_DIR/duckdb_tmp"),
+    Variable("CX_KEY_SECRET", "key_secret", "secret", None,
+             "The secret behind the pseudonymous keys, for secret managers that inject environment variables; "
+             "wins over `CX_KEY_SECRET_FILE` (docs/privacy.md).",
+             read_by="cxw, Dagster, dbt's plugin", secret=True),
+    Variable("CX_KEY_SECRET_FILE", "key_secret_file", "path", "`~/.config/cx-warehouse/customer_key.secret`",
+             "The file holding the key secret. The default file is created (mode 0600, a new random secret) on "
+             "first use; a file named here that does not exist is an error (docs/privacy.md).",
+             parse=_path, read_by="cxw, Dagster, dbt's plugin"),
+    Variable("DBT_ENV_SECRET_CX_KEY", None, "secret", "empty",
+             "The key secret for dbt's Spark target (`spark.cx.key_secret`); dbt scrubs `DBT_ENV_SECRET_` "
+             "variables from its logs. Only dbt reads it (docs/privacy.md).",
+             read_by="dbt (Spark target)", dbt_default="", secret=True),
+    Variable("CX_PARTITIONS_START", "partitions_start", "date", "`2024-01-01`",
+             "The first business date a daily partition exists for; drops before it cannot be ingested. Read "
+             "when Dagster's definitions are built (at import of `orchestration.partitions`).",
+             parse=_date("CX_PARTITIONS_START"), value_default=dt.date(2024, 1, 1)),
+    Variable("CX_NIGHTLY_CRON", "nightly_cron", "cron", "`0 2 * * *`",
+             "When the nightly schedule runs (for yesterday's business date). Read when Dagster's definitions "
+             "are built.",
+             value_default="0 2 * * *", read_by="Dagster"),
+    Variable("CX_NIGHTLY_TZ", "nightly_tz", "time zone", "`Europe/Paris`",
+             "The time zone of `CX_NIGHTLY_CRON`. Read when Dagster's definitions are built.",
+             value_default="Europe/Paris", read_by="Dagster"),
+    Variable("CX_SLOT_WAIT_SECONDS", "slot_wait_seconds", "seconds", "`1800`",
+             "How long a run waits for the data directory's writer lock or a Dagster pool slot held by another "
+             "run before giving up, naming the holder (docs/reliability.md).",
+             parse=_seconds, value_default=1800.0),
+    Variable("CX_ALERT_WEBHOOK", "alert_webhook", "URL", None,
+             "Where a failed run's alert is also POSTed (it is always appended to `$CX_DATA_DIR/alerts.log`); "
+             "off when unset. Its path usually carries a credential: it is never logged.",
+             read_by="Dagster", secret=True),
+    Variable("CX_QUALITY_CONFIG", "quality_config", "path", None,
+             "A TOML file whose values override `expectations/quality.toml` (check thresholds; "
+             "docs/data-quality.md).",
+             parse=_path),
+    Variable("DAGSTER_HOME", "dagster_home", "path", None,
+             "Dagster's instance directory (Dagster reads it itself). Set, `cxw` runs on that persistent "
+             "instance; unset, on an ephemeral one. The Makefile sets `./.dagster_home`.",
+             parse=_path, read_by="cxw, Dagster"),
+    Variable("GX_ANALYTICS_ENABLED", "gx_analytics_enabled", "bool", "`false`",
+             "Great Expectations' usage analytics (Great Expectations reads it itself); the quality gate sets "
+             "it to false unless it is set.",
+             parse=lambda raw: raw.strip().lower() not in ("0", "false", "no", "off"), value_default=False,
+             read_by="Great Expectations"),
+    Variable("CX_CRASH_AT", "crash_at", "names", None,
+             "Test-only: crash points (comma-separated) at which the process kills itself with SIGKILL "
+             "(`ingestion/faults.py`, docs/reliability.md). Never set outside the reliability tests.",
+             parse=_names, value_default=()),
+)
+BY_NAME = {v.name: v for v in VARIABLES}
+_READ = tuple(v for v in VARIABLES if v.attr)  # what Settings holds (the others only dbt reads)
+assert _READ[0].name == DATA_DIR_ENV
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values of :data:`VARIABLES` (one field each, same order); see :func:`current`."""
+
+    data_dir: Path
+    duckdb_threads: int
+    duckdb_memory_limit: str
+    duckdb_preserve_insertion_order: bool
+    duckdb_temp_directory: Path | None
+    key_secret: str | None = field(repr=False)
+    key_secret_file: Path | None
+    partitions_start: dt.date
+    nightly_cron: str
+    nightly_tz: str
+    slot_wait_seconds: float
+    alert_webhook: str | None = field(repr=False)
+    quality_config: Path | None
+    dagster_home: Path | None
+    gx_analytics_enabled: bool
+    crash_at: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings ``environ`` (default: this process's environment) holds; unset or empty -> default."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for var in _READ:
+            raw = environ.get(var.name)
+            values[var.attr] = var.parse(raw) if raw else var.value_default
+        values["data_dir"] = Path(values["data_dir"]).resolve()
+        return cls(**values)
+
+    # (the key secret file's default, DEFAULT_SECRET_FILE, is applied by ingestion/keys.py: it depends on
+    # the user's home, and the default file is created on first use while a named one is not)
+
+    def duckdb_settings(self, data_dir: Path | None = None) -> dict[str, str]:
+        """The DuckDB settings as DuckDB's ``SET`` and dbt's profile take them (temp directory under
+        ``data_dir`` when given and not set explicitly)."""
+        temp = self.duckdb_temp_directory or (Path(data_dir) if data_dir else self.data_dir) / "duckdb_tmp"
+        return {"threads": str(self.duckdb_threads), "memory_limit": self.duckdb_memory_limit,
+                "preserve_insertion_order": "true" if self.duckdb_preserve_insertion_order else "false",
+                "temp_directory": str(temp)}
+
+
+assert [f.name for f in fields(Settings)] == [v.attr for v in _READ], "Settings and VARIABLES differ"
+
+
+@functools.lru_cache(maxsize=8)
+def _built(snapshot: tuple[str | None, ...], cwd: str) -> Settings:  # noqa: ARG001 - cwd: a relative CX_DATA_DIR
+    return Settings.from_env({var.name: raw for var, raw in zip(_READ, snapshot, strict=True) if raw is not None})
+
+
+def current() -> Settings:
+    """The settings of this process's environment: built once, rebuilt when a declared variable (or the
+    working directory, which a relative ``CX_DATA_DIR`` depends on) changed since."""
+    snapshot = tuple(os.environ.get(var.name) for var in _READ)
+    data_dir = snapshot[0]  # CX_DATA_DIR: an absolute one does not depend on the working directory
+    return _built(snapshot, "" if data_dir and os.path.isabs(data_dir) else os.getcwd())
+
+
+# --- the data directory layout ---------------------------------------------------------------------
 
 def data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
+    return current().data_dir
 
 
 def landing_dir() -> Path:
@@ -45,19 +284,79 @@ def ensure_layout() -> Path:
     return root
 
 
+# --- DuckDB ----------------------------------------------------------------------------------------
+
 # DuckDB engine settings, one source for dbt's profile (same variables and defaults, see
 # dbt_project/profiles.yml) and for the DuckDB connections the benchmarks open themselves.
 # Defaults are tuned for the reference machine: 2 cores, 24 GiB.
 DUCKDB_SETTINGS_ENV = {
-    "threads": ("CX_DUCKDB_THREADS", "2"),
-    "memory_limit": ("CX_DUCKDB_MEMORY_LIMIT", "12GB"),
-    "preserve_insertion_order": ("CX_DUCKDB_PRESERVE_INSERTION_ORDER", "false"),
+    "threads": ("CX_DUCKDB_THREADS", BY_NAME["CX_DUCKDB_THREADS"].dbt_default),
+    "memory_limit": ("CX_DUCKDB_MEMORY_LIMIT", BY_NAME["CX_DUCKDB_MEMORY_LIMIT"].dbt_default),
+    "preserve_insertion_order": ("CX_DUCKDB_PRESERVE_INSERTION_ORDER",
+                                 BY_NAME["CX_DUCKDB_PRESERVE_INSERTION_ORDER"].dbt_default),
     "temp_directory": ("CX_DUCKDB_TEMP_DIRECTORY", None),
 }
 
 
 def duckdb_settings() -> dict[str, str]:
     """The DuckDB settings in force: each from its environment variable, else the default."""
-    defaults = {"temp_directory": str(data_dir() / "duckdb_tmp")}
-    return {key: os.environ.get(env, default if default is not None else defaults[key])
-            for key, (env, default) in DUCKDB_SETTINGS_ENV.items()}
+    return current().duckdb_settings()
+
+
+# --- the environment of what the project launches (dbt, cxw, benchmark stages) ---------------------
+
+def dbt_env(data_dir: Path | None = None) -> dict[str, str]:
+    """The variables dbt's YAML reads, set from these settings (``data_dir`` instead of ``CX_DATA_DIR``)."""
+    s = current()
+    root = Path(data_dir).resolve() if data_dir else s.data_dir
+    duck = s.duckdb_settings(root)
+    return {DATA_DIR_ENV: str(root), **{env: duck[key] for key, (env, _default) in DUCKDB_SETTINGS_ENV.items()}}
+
+
+def subprocess_env(data_dir: Path | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """A copy of this process's environment for a child process, with :func:`dbt_env` set (and the
+    variables named in ``drop`` left out)."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**env, **dbt_env(data_dir)}
+
+
+@contextmanager
+def exported(data_dir: Path | None = None) -> Iterator[None]:
+    """:func:`dbt_env` in this process's environment for the block, then the environment as it was.
+
+    For dbt run in this process (``dbtRunner``) and for dagster-dbt's ``DbtCliResource.cli``, which
+    starts dbt with a copy of ``os.environ`` and takes no environment of its own (dagster-dbt 0.29).
+    """
+    wanted = dbt_env(data_dir)
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def quiet_libraries() -> None:
+    """Great Expectations' usage analytics off unless ``GX_ANALYTICS_ENABLED`` is set (before GX is imported)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+# --- the docs table --------------------------------------------------------------------------------
+
+def markdown_table() -> str:
+    """The variable table as Markdown (docs/settings.md embeds it; a test keeps them equal)."""
+    lines = ["| variable | type | default | read by | dbt's YAML default | meaning |",
+             "|---|---|---|---|---|---|"]
+    for v in VARIABLES:
+        default = v.default if v.default is not None else "unset"
+        dbt = "-" if v.dbt_default is None else (f"`{v.dbt_default}`" if v.dbt_default else "empty")
+        lines.append(f"| `{v.name}` | {v.type} | {default} | {v.read_by} | {dbt} | {v.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

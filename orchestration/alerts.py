@@ -7,12 +7,12 @@ scheme and host (``redact``).
 """
 
 import json
-import os
 import urllib.parse
 import urllib.request
 
 import dagster as dg
 
+from ingestion import settings
 from ingestion.faults import crashpoint
 
 from .resources import CxData
@@ -25,7 +25,7 @@ def record_alert(cx: CxData, alert: dict) -> None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(alert, sort_keys=True) + "\n")
     crashpoint("alert.before_webhook")
-    url = os.environ.get("CX_ALERT_WEBHOOK")
+    url = settings.current().alert_webhook
     if url:
         post_alert(url, alert)
 

@@ -131,11 +131,9 @@ def _require_partitions(days: list[dt.date]) -> None:
 
 
 def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw --help` fast
-    import os
-
     from dagster import DagsterInstance
 
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    return DagsterInstance.get() if settings.current().dagster_home else DagsterInstance.ephemeral()
 
 
 @main.command()

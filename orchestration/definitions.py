@@ -2,13 +2,19 @@
 
 Lineage: landing drops -> raw zone (ingestion assets) -> dbt staging / intermediate / marts
 (dbt tests and Great Expectations suites as checks) -> the published copy BI reads.
+
+The definitions are built from the settings (ingestion/settings.py, docs/settings.md) when this
+module is loaded: the partitions' first date, the schedule's cron and time zone are those of the
+environment of the process that loads them (``dagster dev``, the daemon, ``cxw``); a change takes
+effect at the next load (reload the code location).
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
+
+from ingestion import settings
 
 from .alerts import alert_on_run_failure
 from .assets.ingestion import ingest_assets
@@ -42,8 +48,10 @@ nightly_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(job=nightly_job, cron_schedule=os.environ.get("CX_NIGHTLY_CRON", "0 2 * * *"),
-             execution_timezone=os.environ.get("CX_NIGHTLY_TZ", "Europe/Paris"),
+_settings = settings.current()
+
+
+@dg.schedule(job=nightly_job, cron_schedule=_settings.nightly_cron, execution_timezone=_settings.nightly_tz,
              description="Run the nightly job for yesterday's business date (02:00 Europe/Paris by default).")
 def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time.date() - dt.timedelta(days=1)).isoformat()

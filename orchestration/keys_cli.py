@@ -59,7 +59,7 @@ def show() -> None:
         secret = keys.load_secret(create=False)
     except keys.KeySecretError as exc:
         raise click.ClickException(str(exc)) from None
-    source = keys.SECRET_ENV if os.environ.get(keys.SECRET_ENV) else str(keys.secret_file())
+    source = keys.SECRET_ENV if settings.current().key_secret else str(keys.secret_file())
     mine = keys.fingerprint(secret)
     click.echo(f"key secret: {source} (fingerprint {mine[:12]})")
     try:

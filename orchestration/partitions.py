@@ -1,11 +1,15 @@
-"""The business-date partitions shared by every daily asset."""
+"""The business-date partitions shared by every daily asset.
+
+Built from the settings when this module is imported (``CX_PARTITIONS_START``, ingestion/settings.py):
+like the rest of Dagster's definitions, they hold the settings of the process that loads them.
+"""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from ingestion import settings
+
 # first business date a partition exists for; drops before it cannot be ingested
-PARTITIONS_START = os.environ.get("CX_PARTITIONS_START", "2024-01-01")
+PARTITIONS_START = settings.current().partitions_start.isoformat()
 daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START)

@@ -31,12 +31,14 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
+from ingestion import settings
+
 HOST_TAG = "cx/host"
 PID_TAG = "cx/pid"
 PID_START_TAG = "cx/pid_start"  # the process's start time in clock ticks since boot (/proc/<pid>/stat)
 COMMAND_TAG = "cx/command"
 SLOT_WAIT_ENV = "CX_SLOT_WAIT_SECONDS"
-DEFAULT_SLOT_WAIT_SECONDS = 1800.0
+DEFAULT_SLOT_WAIT_SECONDS = settings.BY_NAME[SLOT_WAIT_ENV].value_default
 
 UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
               DagsterRunStatus.CANCELING]
@@ -117,16 +119,8 @@ def recover(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -
 
 
 def slot_wait_seconds() -> float:
-    raw = os.environ.get(SLOT_WAIT_ENV)
-    if not raw:
-        return DEFAULT_SLOT_WAIT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{SLOT_WAIT_ENV}={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{SLOT_WAIT_ENV}={raw!r} is negative")
-    return value
+    """``CX_SLOT_WAIT_SECONDS`` (ingestion/settings.py); a malformed value raises ``ValueError``."""
+    return settings.current().slot_wait_seconds
 
 
 class SlotWaitTimeout(RuntimeError):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,29 +59,19 @@ def with_venv_dbt(project: DbtProject) -> DbtProject:
     class VenvDbtPreparer(DagsterDbtProjectPreparer):
         # overrides of the two steps that build a DbtCliResource (dagster-dbt 0.29); if a later
         # dagster-dbt renames them, tests/test_dagster_dev_load.py fails with "not found on PATH"
+        # (dbt's YAML reads CX_DATA_DIR and the DuckDB settings: set from ingestion/settings.py)
         def _prepare_packages(self, project: DbtProject) -> None:
-            DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
-                ["deps", "--quiet"], target_path=project.target_path).wait()
+            with settings.exported():
+                DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+                    ["deps", "--quiet"], target_path=project.target_path).wait()
 
         def _prepare_manifest(self, project: DbtProject) -> None:
-            DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
-                self._prepare_project_cli_args, target_path=project.target_path).wait()
+            with settings.exported():
+                DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+                    self._prepare_project_cli_args, target_path=project.target_path).wait()
             self._invalidate_seeds_in_partial_parse(project)
 
     return replace(project, preparer=VenvDbtPreparer())
-
-
-@contextmanager
-def data_dir_env(data_dir: Path) -> Iterator[None]:
-    before = os.environ.get(settings.DATA_DIR_ENV)
-    os.environ[settings.DATA_DIR_ENV] = str(data_dir)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(settings.DATA_DIR_ENV, None)
-        else:
-            os.environ[settings.DATA_DIR_ENV] = before
 
 
 def manifest_is_stale(manifest_path: Path) -> bool:
@@ -110,11 +97,12 @@ def ensure_manifest(manifest_path: Path) -> None:
 
     args = ["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
             "--target-path", str(Path(manifest_path).parent), "--quiet"]
-    result = dbtRunner().invoke(args)
-    if not result.success:
-        # dbt's partial parsing fails when a model's YAML entry moved to another file since the last
-        # parse ("dbt found two schema.yml entries for the same resource"): parse from scratch
-        result = dbtRunner().invoke([*args, "--no-partial-parse"])
+    with settings.exported():  # the sources' locations in the manifest are under CX_DATA_DIR
+        result = dbtRunner().invoke(args)
+        if not result.success:
+            # dbt's partial parsing fails when a model's YAML entry moved to another file since the last
+            # parse ("dbt found two schema.yml entries for the same resource"): parse from scratch
+            result = dbtRunner().invoke([*args, "--no-partial-parse"])
     if not result.success:
         raise DbtError(f"dbt parse failed: {result.exception}")
 
@@ -131,7 +119,7 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
         cli += ["--target", target]
     if dbt_vars:
         cli += ["--vars", json.dumps(dbt_vars)]
-    with data_dir_env(data_dir):
+    with settings.exported(data_dir):  # dbt's YAML reads CX_DATA_DIR and the DuckDB settings
         result = dbtRunner().invoke(cli)
     if not result.success:
         failed = []

@@ -115,3 +115,37 @@ def test_cxw_generate_without_the_simulator_dependencies_says_what_to_install(tm
     assert done.returncode == 1, done.stderr
     assert "pip install 'cx-warehouse[simulator]'" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- one settings object: nothing but ingestion/settings.py touches the environment -------------------
+SETTINGS_MODULE = "ingestion/settings.py"
+ENV_PACKAGES = ("ingestion", "orchestration", "expectations", "simulator", "benchmarks")
+ENV_FUNCTIONS = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _environment_uses(path: Path) -> list[str]:
+    """Each place ``path`` reads or writes the environment: ``os.environ``, ``os.getenv``, ... or an
+    ``environ``/``getenv`` imported from ``os``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr in ENV_FUNCTIONS
+                and isinstance(node.value, ast.Name) and node.value.id in ("os", "posix")):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("os", "posix"):
+            found += [f"line {node.lineno}: from {node.module} import {alias.name}"
+                      for alias in node.names if alias.name in ENV_FUNCTIONS | {"*"}]
+    return found
+
+
+def test_no_environment_variable_is_read_outside_the_settings_module() -> None:
+    offending = {}
+    for package in ENV_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            if rel != SETTINGS_MODULE and (uses := _environment_uses(path)):
+                offending[rel] = uses
+    assert offending == {}, ("read settings through ingestion/settings.py (declare a new variable in its "
+                             f"VARIABLES; a child's environment: settings.subprocess_env): {offending}")
+    # the check sees what it looks for
+    assert _environment_uses(ROOT / SETTINGS_MODULE)

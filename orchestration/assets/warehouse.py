@@ -32,13 +32,13 @@ from dagster_dbt import (
 
 from expectations import health, registry
 from ingestion import contract as C
+from ingestion import settings
 from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from orchestration.publish import publish_health
 from orchestration.warehouse import (
     DBT_PROJECT,
     NIGHTLY_EXCLUDE,
-    data_dir_env,
     ensure_manifest,
     window_vars,
     with_venv_dbt,
@@ -113,13 +113,15 @@ def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> l
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
-    # dbt's profile reads CX_DATA_DIR: the resource passes the data directory in dbt's environment
+    # dbt's YAML reads CX_DATA_DIR and the DuckDB settings: dagster-dbt starts dbt with a copy of this
+    # process's environment (its cli() takes no env), so they are set from the settings for the call
+    # and restored after it
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
     window = context.partition_time_window
     days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
     args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
     crashpoint("dbt.before_build")
-    with data_dir_env(cx.root()):  # the dbt subprocess starts here, with this environment
+    with settings.exported(cx.root()):  # the dbt subprocess starts here, with this environment
         invocation = dbt.cli(args, context=context, raise_on_error=False)
     for i, event in enumerate(invocation.stream()):
         if i == 5:
