@@ -63,3 +63,52 @@
         when {{ score }} >= {{ b.min }} then 'negative'
     end
 {%- endmacro %}
+
+{#- The journey events of one family (fct_journey_events): one row per record of `relation` and event
+    of `events` whose `where` holds, in the columns of the event stream. Every value is a SQL
+    expression on the record; `shared` holds those that all the family's events share, each event the
+    rest (it overrides `shared`). channel, moment_reason, amount and currency may be left out (null).
+    A family of several events reads its records once: they are crossed with the event numbers, and
+    each column takes the expression of its row's event. -#}
+{% macro journey_events(relation, events, shared={}) -%}
+    {%- set s = dbt.type_string() -%}
+    {%- set columns = {
+        'source_system': none, 'source_entity': none, 'source_key': none, 'customer_key': none, 'event_ts': none,
+        'stage': none, 'touchpoint': none, 'channel': s, 'event_type': none, 'moment': none, 'moment_reason': s,
+        'amount': dbt.type_float(), 'currency': s,
+    } -%}
+    {%- for event in events -%}
+        {%- for key in event if key not in columns and key != 'where' -%}
+            {{ exceptions.raise_compiler_error("journey_events(" ~ relation ~ "): unknown key " ~ key) }}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- set several = events | length > 1 %}
+    select
+    {%- for column, null_type in columns.items() %}
+        {%- set exprs = [] -%}
+        {%- for event in events -%}{%- do exprs.append(event.get(column, shared.get(column))) -%}{%- endfor -%}
+        {%- if none in exprs and null_type is none -%}
+            {{ exceptions.raise_compiler_error("journey_events(" ~ relation ~ "): every event needs a " ~ column) }}
+        {%- endif %}
+        {% if exprs | reject('equalto', exprs[0]) | list | length == 0 -%}
+            {{ exprs[0] if exprs[0] is not none else 'cast(null as ' ~ null_type ~ ')' }}
+        {%- else -%}
+            case e.event_no
+            {%- for expr in exprs %}{% if expr is not none %} when {{ loop.index }} then {{ expr }}{% endif %}{% endfor %} end
+        {%- endif %} as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    from {{ relation }}
+    {%- if several %}
+    cross join (
+        {%- for event in events %}
+        select {{ loop.index }} as event_no{{ ' union all' if not loop.last }}
+        {%- endfor %}
+    ) as e
+    where
+        {%- for event in events %}
+        {{ 'or ' if not loop.first }}(e.event_no = {{ loop.index }}{% if event.where %} and ({{ event.where }}){% endif %})
+        {%- endfor %}
+    {%- elif events[0].where %}
+    where {{ events[0].where }}
+    {%- endif %}
+{%- endmacro %}

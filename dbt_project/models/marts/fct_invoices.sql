@@ -7,10 +7,10 @@ with paid as (
 ),
 
 refunded as (
-    select p.invoice_id, cast(sum(r.amount_minor) as bigint) as refunded_minor
-    from {{ ref('stg_billing__refunds') }} as r
-    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
-    group by p.invoice_id
+    select invoice_id, cast(sum(amount_minor) as bigint) as refunded_minor
+    from {{ ref('int_refunds_with_invoices') }}
+    where invoice_id is not null
+    group by invoice_id
 )
 
 select

@@ -2,7 +2,8 @@
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a
 -- campaign touch and a return, keyed here with the kinds 'touch' and 'return'): no source identifier.
-{%- set s = dbt.type_string() %}
+-- Each event family is a CTE of journey_events (macros/journey.sql): its records, and per event the
+-- SQL of its columns; a family of several events reads its records once.
 {%- set f = dbt.type_float() %}
 with touches as (
     select t.*, k.customer_key
@@ -18,80 +19,132 @@ lost as (
     group by order_id
 ),
 
-events as (
-    select 'crm' as source_system, 'campaign_touches' as source_entity,
-           {{ cx_pseudonym('touch', 'touch_id') }} as source_key,
-           customer_key, touched_at as event_ts, 'discovery' as stage, 'marketing' as touchpoint,
-           channel, {{ dbt.concat(["'touch_'", "touch_type"]) }} as event_type,
-           case when touch_type in ('clicked', 'visited') then 'positive' else 'neutral' end as moment,
-           case when touch_type in ('clicked', 'visited') then 'engaged with a campaign' end as moment_reason,
-           cast(null as {{ f }}) as amount, cast(null as {{ s }}) as currency
-    from touches
-    union all
-    select 'erp', 'orders', order_key, customer_key, ordered_at, 'purchase', 'purchase', sales_channel,
-           'order_placed', 'neutral', cast(null as {{ s }}), cast(total_amount as {{ f }}), currency
-    from {{ ref('fct_orders') }}
-    union all
-    select 'erp', 'orders', order_key, customer_key, status_updated_at, 'purchase', 'purchase',
-           sales_channel, 'order_cancelled', 'negative', 'cancelled order', cast(total_amount as {{ f }}), currency
-    from {{ ref('fct_orders') }} where status = 'cancelled'
-    union all
-    select 'erp', 'orders', order_key, customer_key, delivered_at, 'delivery', 'delivery', sales_channel,
-           'order_delivered', {{ delivery_moment('is_on_time', 'is_in_full') }},
-           {{ delivery_moment_reason('is_on_time', 'is_in_full') }}, cast(total_amount as {{ f }}), currency
-    from {{ ref('fct_orders') }} where is_delivered
-    union all
-    select 'erp', 'shipments', o.order_key, o.customer_key, l.lost_at, 'delivery', 'delivery', o.sales_channel,
-           'parcel_lost', 'negative', 'lost parcel', cast(o.total_amount as {{ f }}), o.currency
-    from {{ ref('fct_orders') }} as o inner join lost as l on l.order_key = o.order_key
-    union all
-    select 'erp', 'returns', {{ cx_pseudonym('return', 'r.return_id') }}, o.customer_key,
-           coalesce(r.received_at, r.requested_at), 'delivery', 'delivery', o.sales_channel, 'return', 'negative',
-           {{ dbt.concat(["'return: '", "r.reason"]) }}, cast(null as {{ f }}), cast(null as {{ s }})
+orders as (
+    select o.*, l.lost_at
+    from {{ ref('fct_orders') }} as o
+    left join lost as l on l.order_key = o.order_key
+),
+
+returns as (
+    select {{ cx_pseudonym('return', 'r.return_id') }} as return_key, o.customer_key, o.sales_channel,
+           coalesce(r.received_at, r.requested_at) as returned_at, r.reason
     from {{ ref('stg_erp__returns') }} as r
-    inner join {{ ref('fct_orders') }} as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
-    union all
-    select 'crm', 'support_cases', case_key, customer_key, opened_at, 'support', 'support', channel, 'case_opened',
-           'neutral', cast(null as {{ s }}), cast(null as {{ f }}), cast(null as {{ s }})
-    from {{ ref('fct_support_cases') }}
-    union all
-    select 'crm', 'support_cases', case_key, customer_key, resolved_at, 'support', 'support', channel,
-           'case_resolved', {{ case_moment('reopened_count', 'customer_contacts') }},
-           {{ case_moment_reason('reopened_count', 'customer_contacts') }}, cast(null as {{ f }}), cast(null as {{ s }})
-    from {{ ref('fct_support_cases') }} where is_resolved
-    union all
-    select 'billing', 'invoices', invoice_key, customer_key, issued_at,
-           case when subscription_key is not null then 'renewal' else 'billing' end, 'billing',
-           cast(null as {{ s }}), case when subscription_key is not null then 'renewal_invoiced' else 'invoiced' end,
-           'neutral', cast(null as {{ s }}), cast(amount_due_minor as {{ f }}) / 100, currency
-    from {{ ref('fct_invoices') }}
-    union all
-    select 'billing', 'payments', payment_key, customer_key, attempted_at, 'billing', 'billing', method,
-           'payment_failed', 'negative', 'failed payment', cast(amount_minor as {{ f }}) / 100, currency
-    from {{ ref('fct_payments') }} where is_failed
-    union all
-    select 'billing', 'refunds', refund_key, customer_key, refunded_at, 'billing', 'billing', cast(null as {{ s }}),
-           'refunded', case when is_service_failure then 'negative' else 'neutral' end,
-           case when is_service_failure then 'service-failure refund' end,
-           cast(amount_minor as {{ f }}) / 100, currency
-    from {{ ref('fct_refunds') }}
-    union all
-    select 'billing', 'subscriptions', subscription_key, customer_key, started_at, 'renewal', 'onboarding',
-           cast(null as {{ s }}), 'subscription_started', 'neutral', cast(null as {{ s }}),
-           cast(mrr_minor as {{ f }}) / 100, currency
-    from {{ ref('fct_subscriptions') }}
-    union all
-    select 'billing', 'subscriptions', subscription_key, customer_key, cancelled_at, 'renewal', 'relationship',
-           cast(null as {{ s }}), 'subscription_cancelled', 'negative',
-           {{ dbt.concat(["'churn: '", "coalesce(cancel_reason, 'unknown')"]) }},
-           cast(mrr_minor as {{ f }}) / 100, currency
-    from {{ ref('fct_subscriptions') }} where cancelled_at is not null
-    union all
-    select 'survey', 'responses', response_key, customer_key, responded_at, 'feedback', touchpoint,
-           cast(null as {{ s }}), {{ dbt.concat(["survey_type", "'_answer'"]) }},
-           {{ response_moment('survey_type', 'score') }}, {{ response_moment_reason('survey_type', 'score') }},
-           cast(score as {{ f }}), cast(null as {{ s }})
-    from {{ ref('fct_survey_responses') }}
+    inner join orders as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
+),
+
+touch_events as (
+    {{ journey_events('touches', [{
+        'source_system': "'crm'", 'source_entity': "'campaign_touches'",
+        'source_key': cx_pseudonym('touch', 'touch_id'), 'customer_key': 'customer_key', 'event_ts': 'touched_at',
+        'stage': "'discovery'", 'touchpoint': "'marketing'",
+        'channel': 'channel', 'event_type': dbt.concat(["'touch_'", "touch_type"]),
+        'moment': "case when touch_type in ('clicked', 'visited') then 'positive' else 'neutral' end",
+        'moment_reason': "case when touch_type in ('clicked', 'visited') then 'engaged with a campaign' end",
+    }]) }}
+),
+
+order_events as (
+    {{ journey_events('orders', shared={
+        'source_system': "'erp'", 'source_key': 'order_key', 'customer_key': 'customer_key', 'channel': 'sales_channel',
+        'amount': 'cast(total_amount as ' ~ f ~ ')', 'currency': 'currency',
+    }, events=[
+        {'event_type': "'order_placed'", 'source_entity': "'orders'", 'event_ts': 'ordered_at',
+         'stage': "'purchase'", 'touchpoint': "'purchase'", 'moment': "'neutral'"},
+        {'event_type': "'order_cancelled'", 'where': "status = 'cancelled'", 'source_entity': "'orders'",
+         'event_ts': 'status_updated_at', 'stage': "'purchase'", 'touchpoint': "'purchase'", 'moment': "'negative'",
+         'moment_reason': "'cancelled order'"},
+        {'event_type': "'order_delivered'", 'where': 'is_delivered', 'source_entity': "'orders'",
+         'event_ts': 'delivered_at', 'stage': "'delivery'", 'touchpoint': "'delivery'",
+         'moment': delivery_moment('is_on_time', 'is_in_full'),
+         'moment_reason': delivery_moment_reason('is_on_time', 'is_in_full')},
+        {'event_type': "'parcel_lost'", 'where': 'lost_at is not null', 'source_entity': "'shipments'",
+         'event_ts': 'lost_at', 'stage': "'delivery'", 'touchpoint': "'delivery'", 'moment': "'negative'",
+         'moment_reason': "'lost parcel'"},
+    ]) }}
+),
+
+return_events as (
+    {{ journey_events('returns', [{
+        'source_system': "'erp'", 'source_entity': "'returns'", 'source_key': 'return_key',
+        'customer_key': 'customer_key', 'event_ts': 'returned_at', 'stage': "'delivery'", 'touchpoint': "'delivery'",
+        'channel': 'sales_channel', 'event_type': "'return'", 'moment': "'negative'",
+        'moment_reason': dbt.concat(["'return: '", "reason"]),
+    }]) }}
+),
+
+case_events as (
+    {{ journey_events(ref('fct_support_cases'), shared={
+        'source_system': "'crm'", 'source_entity': "'support_cases'", 'source_key': 'case_key',
+        'customer_key': 'customer_key', 'stage': "'support'", 'touchpoint': "'support'", 'channel': 'channel',
+    }, events=[
+        {'event_type': "'case_opened'", 'event_ts': 'opened_at', 'moment': "'neutral'"},
+        {'event_type': "'case_resolved'", 'where': 'is_resolved', 'event_ts': 'resolved_at',
+         'moment': case_moment('reopened_count', 'customer_contacts'),
+         'moment_reason': case_moment_reason('reopened_count', 'customer_contacts')},
+    ]) }}
+),
+
+invoice_events as (
+    {{ journey_events(ref('fct_invoices'), [{
+        'source_system': "'billing'", 'source_entity': "'invoices'", 'source_key': 'invoice_key',
+        'customer_key': 'customer_key', 'event_ts': 'issued_at',
+        'stage': "case when subscription_key is not null then 'renewal' else 'billing' end", 'touchpoint': "'billing'",
+        'event_type': "case when subscription_key is not null then 'renewal_invoiced' else 'invoiced' end",
+        'moment': "'neutral'", 'amount': 'cast(amount_due_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+    }]) }}
+),
+
+payment_events as (
+    {{ journey_events(ref('fct_payments'), [{
+        'where': 'is_failed', 'source_system': "'billing'", 'source_entity': "'payments'", 'source_key': 'payment_key',
+        'customer_key': 'customer_key', 'event_ts': 'attempted_at', 'stage': "'billing'", 'touchpoint': "'billing'",
+        'channel': 'method', 'event_type': "'payment_failed'", 'moment': "'negative'",
+        'moment_reason': "'failed payment'",
+        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+    }]) }}
+),
+
+refund_events as (
+    {{ journey_events(ref('fct_refunds'), [{
+        'source_system': "'billing'", 'source_entity': "'refunds'", 'source_key': 'refund_key',
+        'customer_key': 'customer_key', 'event_ts': 'refunded_at', 'stage': "'billing'", 'touchpoint': "'billing'",
+        'event_type': "'refunded'", 'moment': "case when is_service_failure then 'negative' else 'neutral' end",
+        'moment_reason': "case when is_service_failure then 'service-failure refund' end",
+        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+    }]) }}
+),
+
+subscription_events as (
+    {{ journey_events(ref('fct_subscriptions'), shared={
+        'source_system': "'billing'", 'source_entity': "'subscriptions'", 'source_key': 'subscription_key',
+        'customer_key': 'customer_key', 'stage': "'renewal'", 'amount': 'cast(mrr_minor as ' ~ f ~ ') / 100',
+        'currency': 'currency',
+    }, events=[
+        {'event_type': "'subscription_started'", 'event_ts': 'started_at', 'touchpoint': "'onboarding'",
+         'moment': "'neutral'"},
+        {'event_type': "'subscription_cancelled'", 'where': 'cancelled_at is not null', 'event_ts': 'cancelled_at',
+         'touchpoint': "'relationship'", 'moment': "'negative'",
+         'moment_reason': dbt.concat(["'churn: '", "coalesce(cancel_reason, 'unknown')"])},
+    ]) }}
+),
+
+response_events as (
+    {{ journey_events(ref('fct_survey_responses'), [{
+        'source_system': "'survey'", 'source_entity': "'responses'", 'source_key': 'response_key',
+        'customer_key': 'customer_key', 'event_ts': 'responded_at', 'stage': "'feedback'", 'touchpoint': 'touchpoint',
+        'event_type': dbt.concat(["survey_type", "'_answer'"]),
+        'moment': response_moment('survey_type', 'score'),
+        'moment_reason': response_moment_reason('survey_type', 'score'),
+        'amount': 'cast(score as ' ~ f ~ ')',
+    }]) }}
+),
+
+events as (
+    {%- set families = ['touch_events', 'order_events', 'return_events', 'case_events', 'invoice_events',
+                        'payment_events', 'refund_events', 'subscription_events', 'response_events'] %}
+    {%- for family in families %}
+    select * from {{ family }}{{ ' union all' if not loop.last }}
+    {%- endfor %}
 )
 
 select

@@ -56,12 +56,10 @@ invoices as (
 ),
 
 refunds as (
-    select i.order_id, cast(sum(r.amount_minor) as bigint) as refunded_minor, min(r.refunded_at) as first_refunded_at
-    from {{ ref('stg_billing__refunds') }} as r
-    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
-    inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
-    where i.order_id is not null
-    group by i.order_id
+    select order_id, cast(sum(amount_minor) as bigint) as refunded_minor, min(refunded_at) as first_refunded_at
+    from {{ ref('int_refunds_with_invoices') }}
+    where order_id is not null
+    group by order_id
 ),
 
 returns as (

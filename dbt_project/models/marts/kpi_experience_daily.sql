@@ -24,101 +24,141 @@
 -- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
 -- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
 {%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
+{%- set float = dbt.type_float() %}
+
+{#- The KPIs (docs/kpi-decisions.md), by family: the KPIs measured on the same records, the family's
+    CTE below. Each KPI is one observation per record of its family where `where` holds, dated by
+    `date` and measured by the columns of its kind:
+      nps           `promoter`, `detractor`: conditions, counted (numerator P - D, denominator N)
+      rate          `success`: a condition, counted (successes / observations)
+      mean, median  `measure`: a number, averaged or its median taken
+      ratio         `numerator`, `denominator`: amounts, each summed (sum / sum); refund_rate_value's are
+                    converted per invoice to whole minor units of the reporting currency: sums of whole
+                    numbers are exact, so the value does not depend on the order rows are added in
+    channel and touchpoint come from the family's CTE, segment and persona from dim_customer. -#}
+{%- set kpi_families = {
+    'survey_answers': [
+        {'kpi': 'nps', 'kind': 'nps', 'date': 'response_date',
+         'where': "survey_type = 'nps' and nps_category is not null",
+         'promoter': "nps_category = 'promoter'", 'detractor': "nps_category = 'detractor'"},
+        {'kpi': 'csat', 'kind': 'rate', 'date': 'response_date',
+         'where': "survey_type = 'csat' and csat_satisfied is not null", 'success': 'csat_satisfied'},
+        {'kpi': 'ces', 'kind': 'mean', 'date': 'response_date',
+         'where': "survey_type = 'ces' and ces_score is not null", 'measure': 'cast(ces_score as ' ~ float ~ ')'},
+    ],
+    'support_cases': [
+        {'kpi': 'fcr_rate', 'kind': 'rate', 'date': 'resolved_date',
+         'where': 'is_resolved and resolved_date is not null', 'success': 'is_fcr'},
+        {'kpi': 'first_response_hours_p50', 'kind': 'median', 'date': 'first_response_date',
+         'where': 'first_response_date is not null', 'measure': 'first_response_hours'},
+        {'kpi': 'resolution_hours_p50', 'kind': 'median', 'date': 'resolved_date',
+         'where': 'is_resolved and resolved_date is not null', 'measure': 'resolution_hours'},
+    ],
+    'deliveries': [
+        {'kpi': 'on_time_delivery_rate', 'kind': 'rate', 'date': 'delivery_date', 'success': 'is_on_time'},
+        {'kpi': 'otif_rate', 'kind': 'rate', 'date': 'delivery_date', 'success': 'is_otif'},
+        {'kpi': 'promise_gap_days_avg', 'kind': 'mean', 'date': 'delivery_date',
+         'measure': 'cast(promise_gap_days as ' ~ float ~ ')'},
+    ],
+    'invoiced_orders': [
+        {'kpi': 'refund_rate_orders', 'kind': 'rate', 'date': 'issue_date', 'success': 'has_refund'},
+        {'kpi': 'refund_rate_value', 'kind': 'ratio', 'date': 'issue_date', 'where': 'fx_rate is not null',
+         'numerator': 'cast(round(refunded_minor * fx_rate) as ' ~ float ~ ')',
+         'denominator': 'cast(round(amount_due_minor * fx_rate) as ' ~ float ~ ')'},
+    ],
+    'payment_attempts': [
+        {'kpi': 'payment_failure_rate', 'kind': 'rate', 'date': 'attempt_date', 'success': 'is_failed'},
+    ],
+} %}
+
+{#- Observation columns per kind, with the type of their nulls where a kind does not use them. The
+    engine gives each column the widest type of its KPIs' expressions: measure is a double (the
+    hours are), whatever `float` is. -#}
+{%- set measure_types = {
+    'is_promoter': dbt.type_int(), 'is_detractor': dbt.type_int(), 'is_success': float, 'measure': float,
+    'ratio_numerator': float, 'ratio_denominator': float,
+} %}
+{%- set defined = [] %}
+{%- for family, kpis in kpi_families.items() %}{% for k in kpis %}{% do defined.append(k.kpi) %}{% endfor %}{% endfor %}
+{%- if defined | sort != kpi_finality_vars().keys() | sort %}
+    {{ exceptions.raise_compiler_error("kpi_experience_daily defines the KPIs " ~ (defined | sort)
+        ~ " and kpi_finality_vars (macros/kpi.sql) " ~ (kpi_finality_vars().keys() | sort)
+        ~ ": every KPI needs a finality window") }}
+{%- endif %}
+
 with customers as (
     select customer_key, segment, persona from {{ ref('dim_customer') }}
 ),
 
-responses as (
-    select r.*, c.segment, c.persona
-    from {{ ref('fct_survey_responses') }} as r
-    left join customers as c on c.customer_key = r.customer_key
+-- the KPI families' records, each with its customer, channel and touchpoint
+survey_answers as (
+    select customer_key, cast(null as {{ dbt.type_string() }}) as channel, touchpoint,
+           response_date, survey_type, nps_category, csat_satisfied, ces_score
+    from {{ ref('fct_survey_responses') }}
 ),
 
-orders as (
-    select o.*, c.segment, c.persona
-    from {{ ref('fct_orders') }} as o
-    left join customers as c on c.customer_key = o.customer_key
+support_cases as (
+    select customer_key, channel, 'support' as touchpoint,
+           first_response_date, resolved_date, is_resolved, is_fcr, first_response_hours, resolution_hours
+    from {{ ref('fct_support_cases') }}
 ),
 
-cases as (
-    select s.*, c.segment, c.persona
-    from {{ ref('fct_support_cases') }} as s
-    left join customers as c on c.customer_key = s.customer_key
-),
-
-payments as (
-    select p.*, c.segment, c.persona
-    from {{ ref('fct_payments') }} as p
-    left join customers as c on c.customer_key = p.customer_key
+deliveries as (
+    select customer_key, sales_channel as channel, 'delivery' as touchpoint,
+           {{ utc_date('delivered_at') }} as delivery_date, is_on_time, is_otif, promise_gap_days
+    from {{ ref('fct_orders') }}
+    where is_delivered
 ),
 
 invoiced_orders as (
     -- fx_rate: reporting-currency units per unit of the invoice's currency (seed fx_rates; null when
     -- the table has no rate: the invoice is left out of value KPIs, and the gate says so)
-    select o.*, i.amount_due_minor, i.currency as invoice_currency, i.issue_date,
+    select o.customer_key, o.sales_channel as channel, 'billing' as touchpoint,
+           i.issue_date, o.has_refund, o.refunded_minor, i.amount_due_minor,
            case when i.currency = '{{ var("reporting_currency") }}' then 1.0 else fx.rate end as fx_rate
-    from orders as o
+    from {{ ref('fct_orders') }} as o
     inner join {{ ref('fct_invoices') }} as i on i.invoice_key = o.invoice_key
     left join {{ ref('fx_rates') }} as fx
         on fx.currency = i.currency and fx.reporting_currency = '{{ var("reporting_currency") }}'
     where i.status <> 'void'
 ),
 
-events as (
-    {%- set none_str = 'cast(null as ' ~ dbt.type_string() ~ ')' %}
-    {%- set none_num = 'cast(null as ' ~ dbt.type_float() ~ ')' %}
-    select response_date as kpi_date, 'nps' as kpi, 'nps' as kind, segment, persona, {{ none_str }} as channel,
-           touchpoint, case when nps_category = 'promoter' then 1 else 0 end as promoter,
-           case when nps_category = 'detractor' then 1 else 0 end as detractor, {{ none_num }} as x,
-           {{ none_num }} as a, {{ none_num }} as b
-    from responses where survey_type = 'nps' and nps_category is not null
-    union all
-    select response_date, 'csat', 'rate', segment, persona, {{ none_str }}, touchpoint, 0, 0,
-           case when csat_satisfied then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from responses where survey_type = 'csat' and csat_satisfied is not null
-    union all
-    select response_date, 'ces', 'mean', segment, persona, {{ none_str }}, touchpoint, 0, 0,
-           cast(ces_score as {{ dbt.type_float() }}), {{ none_num }}, {{ none_num }}
-    from responses where survey_type = 'ces' and ces_score is not null
-    union all
-    select resolved_date, 'fcr_rate', 'rate', segment, persona, channel, 'support', 0, 0,
-           case when is_fcr then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from cases where is_resolved and resolved_date is not null
-    union all
-    select first_response_date, 'first_response_hours_p50', 'median', segment, persona, channel, 'support', 0, 0,
-           first_response_hours, {{ none_num }}, {{ none_num }}
-    from cases where first_response_date is not null
-    union all
-    select resolved_date, 'resolution_hours_p50', 'median', segment, persona, channel, 'support', 0, 0,
-           resolution_hours, {{ none_num }}, {{ none_num }}
-    from cases where is_resolved and resolved_date is not null
-    union all
-    select {{ utc_date('delivered_at') }}, 'on_time_delivery_rate', 'rate', segment, persona, sales_channel,
-           'delivery', 0, 0, case when is_on_time then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from orders where is_delivered
-    union all
-    select {{ utc_date('delivered_at') }}, 'otif_rate', 'rate', segment, persona, sales_channel, 'delivery', 0, 0,
-           case when is_otif then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from orders where is_delivered
-    union all
-    select {{ utc_date('delivered_at') }}, 'promise_gap_days_avg', 'mean', segment, persona, sales_channel,
-           'delivery', 0, 0, cast(promise_gap_days as {{ dbt.type_float() }}), {{ none_num }}, {{ none_num }}
-    from orders where is_delivered
-    union all
-    select issue_date, 'refund_rate_orders', 'rate', segment, persona, sales_channel, 'billing', 0, 0,
-           case when has_refund then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from invoiced_orders
-    union all
-    select issue_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
-           -- converted per invoice to whole minor units of the reporting currency: sums of whole
-           -- numbers are exact, so the value does not depend on the order rows are added in
-           {{ none_num }}, cast(round(refunded_minor * fx_rate) as {{ dbt.type_float() }}),
-           cast(round(amount_due_minor * fx_rate) as {{ dbt.type_float() }})
-    from invoiced_orders where fx_rate is not null
-    union all
-    select attempt_date, 'payment_failure_rate', 'rate', segment, persona, method, 'billing', 0, 0,
-           case when is_failed then 1.0 else 0.0 end, {{ none_num }}, {{ none_num }}
-    from payments
+payment_attempts as (
+    select customer_key, method as channel, 'billing' as touchpoint, attempt_date, is_failed
+    from {{ ref('fct_payments') }}
+),
+
+-- one row per KPI observation
+observations as (
+    {%- for family, kpis in kpi_families.items() %}
+    {%- for k in kpis %}
+    {%- set m = {} %}
+    {%- if k.kind == 'nps' %}
+        {%- do m.update({'is_promoter': 'case when ' ~ k.promoter ~ ' then 1 else 0 end',
+                         'is_detractor': 'case when ' ~ k.detractor ~ ' then 1 else 0 end'}) %}
+    {%- elif k.kind == 'rate' %}
+        {%- do m.update({'is_success': 'case when ' ~ k.success ~ ' then 1.0 else 0.0 end'}) %}
+    {%- elif k.kind in ('mean', 'median') %}
+        {%- do m.update({'measure': k.measure}) %}
+    {%- elif k.kind == 'ratio' %}
+        {%- do m.update({'ratio_numerator': k.numerator, 'ratio_denominator': k.denominator}) %}
+    {%- else %}
+        {{ exceptions.raise_compiler_error("KPI " ~ k.kpi ~ ": unknown kind " ~ k.kind) }}
+    {%- endif %}
+    select
+        {{ k.date }} as kpi_date, '{{ k.kpi }}' as kpi, '{{ k.kind }}' as kind,
+        customer_key, channel, touchpoint,
+        {%- for column, type in measure_types.items() %}
+        {{ m.get(column, 'cast(null as ' ~ type ~ ')') }} as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ family }}
+    {%- if k.where %}
+    where {{ k.where }}
+    {%- endif %}
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
 ),
 
 {%- if is_incremental() %}
@@ -219,12 +259,19 @@ recompute_from as (
 {%- endif %}
 
 windowed as (
-    select * from events
+    select * from observations
     where kpi_date < cast('{{ var("max_date") }}' as date)
       and kpi_date <= {{ cx_as_of() }}
       {%- if is_incremental() %}
       and kpi_date >= (select kpi_date from recompute_from)
       {%- endif %}
+),
+
+-- the customer's attributes, joined once
+with_customer as (
+    select w.*, c.segment, c.persona
+    from windowed as w
+    left join customers as c on c.customer_key = w.customer_key
 ),
 
 aggregated as (
@@ -234,15 +281,16 @@ aggregated as (
         '{{ dim }}' as dimension,
         {% if dim == 'all' %}'all'{% else %}{{ dim }}{% endif %} as dimension_value,
         count(*) as n,
-        sum(promoter) as promoters,
-        sum(detractor) as detractors,
-        sum(x) as x_sum,
-        avg(x) as x_mean,
-        stddev_samp(x) as x_sd,
-        {{ median('x') }} as x_median,
-        sum(a) as a_sum,
-        sum(b) as b_sum
-    from windowed
+        sum(is_promoter) as promoters,
+        sum(is_detractor) as detractors,
+        sum(is_success) as successes,
+        sum(measure) as measure_sum,
+        avg(measure) as measure_mean,
+        stddev_samp(measure) as measure_sd,
+        {{ median('measure') }} as measure_median,
+        sum(ratio_numerator) as ratio_numerator,
+        sum(ratio_denominator) as ratio_denominator
+    from with_customer
     {% if dim != 'all' %}where {{ dim }} is not null{% endif %}
     group by kpi_date, kpi, kind{% if dim != 'all' %}, {{ dim }}{% endif %}
     {% if not loop.last %}union all{% endif %}
@@ -260,29 +308,29 @@ select
     dimension,
     dimension_value,
     case kind
-        when 'nps' then cast(promoters - detractors as {{ dbt.type_float() }})
-        when 'ratio' then a_sum
-        when 'median' then cast(null as {{ dbt.type_float() }})
-        else x_sum
+        when 'nps' then cast(promoters - detractors as {{ float }})
+        when 'rate' then successes
+        when 'mean' then measure_sum
+        when 'ratio' then ratio_numerator
     end as numerator,
-    case kind when 'ratio' then b_sum else cast(n as {{ dbt.type_float() }}) end as denominator,
+    case kind when 'ratio' then ratio_denominator else cast(n as {{ float }}) end as denominator,
     case kind
         when 'nps' then {{ nps_value('promoters', 'detractors', 'n') }}
-        when 'rate' then x_sum / n
-        when 'mean' then x_mean
-        when 'median' then x_median
-        when 'ratio' then case when b_sum > 0 then a_sum / b_sum end
+        when 'rate' then successes / n
+        when 'mean' then measure_mean
+        when 'median' then measure_median
+        when 'ratio' then case when ratio_denominator > 0 then ratio_numerator / ratio_denominator end
     end as value,
     n,
     case kind
         when 'nps' then {{ nps_adjusted_wald('promoters', 'detractors', 'n', 'low') }}
-        when 'rate' then {{ wilson_low('x_sum', 'n') }}
-        when 'mean' then {{ mean_ci('x_mean', 'x_sd', 'n', 'low') }}
+        when 'rate' then {{ wilson_low('successes', 'n') }}
+        when 'mean' then {{ mean_ci('measure_mean', 'measure_sd', 'n', 'low') }}
     end as ci_low,
     case kind
         when 'nps' then {{ nps_adjusted_wald('promoters', 'detractors', 'n', 'high') }}
-        when 'rate' then {{ wilson_high('x_sum', 'n') }}
-        when 'mean' then {{ mean_ci('x_mean', 'x_sd', 'n', 'high') }}
+        when 'rate' then {{ wilson_high('successes', 'n') }}
+        when 'mean' then {{ mean_ci('measure_mean', 'measure_sd', 'n', 'high') }}
     end as ci_high,
     final_date,
     final_date <= {{ cx_as_of() }} as is_final,
