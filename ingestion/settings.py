@@ -48,26 +48,25 @@ def _path(raw: str) -> Path:
     return Path(raw)
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"CX_SLOT_WAIT_SECONDS={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise SettingsError(f"CX_SLOT_WAIT_SECONDS={raw!r} is negative")
-    return value
+def _bounded(name: str, convert: Callable[[str], float], noun: str, minimum: float,
+             too_small: str) -> Callable[[str], float]:
+    """A number parser: ``convert`` it (else "is not <noun>"), at least ``minimum`` (else ``too_small``)."""
+    def parse(raw: str) -> float:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not {noun}") from None
+        if value < minimum:
+            raise SettingsError(f"{name}={raw!r} {too_small}")
+        return value
+    return parse
+
+
+_seconds = _bounded("CX_SLOT_WAIT_SECONDS", float, "a number of seconds", 0, "is negative")
 
 
 def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-        if value < 1:
-            raise SettingsError(f"{name}={raw!r} must be at least 1")
-        return value
-    return parse
+    return _bounded(name, int, "a whole number", 1, "must be at least 1")
 
 
 def _bool(name: str) -> Callable[[str], bool]:

@@ -1,26 +1,27 @@
 -- Every customer reference seen in any system, as an identifier: a CRM id or an e-mail hash.
+{#- system, entity, the record's key, its CRM customer id, its e-mail hash (none: the entity has none) -#}
+{%- set references = [
+    ('crm', 'customers', 'customer_id', 'customer_id', 'email_hash'),
+    ('crm', 'support_cases', 'case_id', 'customer_id', none),
+    ('crm', 'campaign_touches', 'touch_id', 'customer_id', 'email_hash'),
+    ('erp', 'orders', 'order_id', 'crm_customer_id', 'email_hash'),
+    ('billing', 'invoices', 'invoice_id', 'ref_customer_id', 'ref_email_hash'),
+    ('billing', 'subscriptions', 'subscription_id', 'ref_customer_id', 'ref_email_hash'),
+    ('survey', 'responses', 'response_id', 'ref_customer_id', 'ref_email_hash'),
+] %}
 with refs as (
-    select 'crm' as source_system, 'customers' as source_entity, customer_id as natural_key,
-           customer_id as ref_customer_id, email_hash as ref_email_hash
-    from {{ ref('stg_crm__customers') }}
+{%- for system, entity, key, customer_id, email_hash in references %}
+    select
+        '{{ system }}' as source_system,
+        '{{ entity }}' as source_entity,
+        {{ key }} as natural_key,
+        {{ customer_id }} as ref_customer_id,
+        {{ email_hash if email_hash else 'cast(null as ' ~ dbt.type_string() ~ ')' }} as ref_email_hash
+    from {{ ref('stg_' ~ system ~ '__' ~ entity) }}
+    {%- if not loop.last %}
     union all
-    select 'crm', 'support_cases', case_id, customer_id, cast(null as {{ dbt.type_string() }})
-    from {{ ref('stg_crm__support_cases') }}
-    union all
-    select 'crm', 'campaign_touches', touch_id, customer_id, email_hash
-    from {{ ref('stg_crm__campaign_touches') }}
-    union all
-    select 'erp', 'orders', order_id, crm_customer_id, email_hash
-    from {{ ref('stg_erp__orders') }}
-    union all
-    select 'billing', 'invoices', invoice_id, ref_customer_id, ref_email_hash
-    from {{ ref('stg_billing__invoices') }}
-    union all
-    select 'billing', 'subscriptions', subscription_id, ref_customer_id, ref_email_hash
-    from {{ ref('stg_billing__subscriptions') }}
-    union all
-    select 'survey', 'responses', response_id, ref_customer_id, ref_email_hash
-    from {{ ref('stg_survey__responses') }}
+    {%- endif %}
+{%- endfor %}
 )
 
 select
