@@ -24,7 +24,9 @@ from tests.reliability.harness import NIGHT_ONE, NIGHT_TWO, Site, cxw
 
 CATEGORY = "privacy"  # the section of RELIABILITY.md
 record = functools.partial(conftest.record, category=CATEGORY)
-pytestmark = pytest.mark.reliability
+# all in make reliability: a night of its own (make test scans the marts the same way, by value, and
+# looks for the key secret in every file dbt wrote: tests/test_warehouse.py)
+pytestmark = [pytest.mark.reliability, pytest.mark.reliability_full]
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 PHONE = re.compile(r"^\+?[0-9][0-9 .]{8,}$")
@@ -116,7 +118,6 @@ def test_the_key_secret_is_in_no_file_a_night_wrote(night_one: Site) -> None:
     assert leaks == []
 
 
-@pytest.mark.reliability_full  # one more night (make test checks erased keys on the marts: test_warehouse.py)
 def test_an_erasure_request_leaves_nothing_served_that_re_links(night_one: Site, tmp_path: Path) -> None:
     site = night_one.copy(tmp_path)
     secret = load_secret()
@@ -175,7 +176,6 @@ def test_an_erasure_request_leaves_nothing_served_that_re_links(night_one: Site,
     assert orders > 0 and resolves == 0
 
 
-@pytest.mark.reliability_full  # two more builds
 def test_a_lost_secret_stops_the_night_and_a_rotation_re_keys_everything(night_one: Site, tmp_path: Path) -> None:
     """A night run with another secret (the file lost, a wrong mount) stops before any key changes and BI
     keeps what it had; `cxw keys rotate` then re-keys every customer on purpose and purges old versions."""
