@@ -222,26 +222,28 @@ def _write_small(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str, schema: str | None = None) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_catalog = ? "
+                            "and table_name = ? and (? is null or table_schema = ?)",
+                            [catalog, table, schema, schema]).fetchone()[0])
+
+
 def _keys_changed(con: duckdb.DuckDBPyConnection, serving: Path, target: Path) -> str | None:
     """Mark earlier Parquet versions for purging (``PURGE_MARKER``) when this publication erases a
     customer the served copy did not show as erased, or comes from another key secret. Returns the
     key secret's fingerprint (None where the warehouse has no key map)."""
     fingerprints = [r[0] for r in con.execute(
-        "select distinct key_fingerprint from wh.restricted.int_customer_key_map").fetchall()] if con.execute(
-        "select count(*) from information_schema.tables where table_catalog = 'wh' and table_schema = 'restricted' "
-        "and table_name = 'int_customer_key_map'").fetchone()[0] else []
+        "select distinct key_fingerprint from wh.restricted.int_customer_key_map").fetchall()] \
+        if _has_table(con, "wh", "int_customer_key_map", "restricted") else []
     fingerprint = fingerprints[0] if len(fingerprints) == 1 else None
     reasons = []
     stored = serving / KEYS_FILE
     if fingerprint and stored.exists() and stored.read_text(encoding="utf-8").strip() != fingerprint:
         reasons.append("the key secret changed")
-    has_dim = con.execute("select count(*) from information_schema.tables where table_catalog = current_database() "
-                          "and table_name = 'dim_customer'").fetchone()[0]
-    if has_dim and target.exists():
+    if _has_table(con, con.execute("select current_database()").fetchone()[0], "dim_customer") and target.exists():
         con.execute(f"attach '{target}' as served (read_only)")
         try:
-            if con.execute("select count(*) from information_schema.tables where table_catalog = 'served' "
-                           "and table_name = 'dim_customer'").fetchone()[0]:
+            if _has_table(con, "served", "dim_customer"):
                 erased = con.execute(
                     "select count(*) from dim_customer where is_erased and customer_key not in "
                     "(select customer_key from served.dim_customer where is_erased)").fetchone()[0]
