@@ -11,7 +11,7 @@ DEMO_DAYS      ?= 30
 DEMO_START     ?= 2026-10-10
 DEMO_SEED      ?= 42
 
-.PHONY: reliability install demo dev test lint bench clean
+.PHONY: reliability install demo dev test lint bench clean java spark-demo
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,simulator]'
 	touch $@
 
-# dbt on Spark lives in its own venv: pyspark 4.3 exits the interpreter when Great Expectations
-# probes for it, so the two never share a process. Used by the `dbt parse --target spark` test.
+# pyspark lives in its own venv: pyspark 4.3 exits the interpreter when Great Expectations probes for
+# it, so the two never share a process. Its wheel ships the Spark that `cxw spark start` runs (the
+# local Thrift server dbt's `spark` target reaches from .venv, over PyHive), and dbt-spark[session]
+# for the `spark_session` target.
 SPARK_VENV := .venv-spark
 $(SPARK_VENV)/bin/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SPARK_VENV)
@@ -49,7 +51,12 @@ demo: install
 dev: install
 	$(BIN)/dagster dev -m orchestration.definitions
 
-test: install $(SPARK_VENV)/bin/.installed
+# the local Spark Thrift server (tests/test_spark.py, `cxw spark start`) needs Java 17
+java:
+	@command -v java >/dev/null 2>&1 || { echo "Java not found: the local Spark Thrift server needs a Java 17 runtime." \
+		"Install it: sudo apt-get install -y openjdk-17-jre-headless (Debian/Ubuntu), or set JAVA_HOME." >&2; exit 1; }
+
+test: install $(SPARK_VENV)/bin/.installed java
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile
 

@@ -89,6 +89,15 @@ def _date(name: str) -> Callable[[str], dt.date]:
     return parse
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
 def _names(raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
@@ -139,8 +148,9 @@ VARIABLES: tuple[Variable, ...] = (
              "first use; a file named here that does not exist is an error (docs/privacy.md).",
              parse=_path, read_by="cxw, Dagster, dbt's plugin"),
     Variable("DBT_ENV_SECRET_CX_KEY", None, "secret", "empty",
-             "The key secret for dbt's Spark target (`spark.cx.key_secret`); dbt scrubs `DBT_ENV_SECRET_` "
-             "variables from its logs. Only dbt reads it (docs/privacy.md).",
+             "The key secret for dbt's Spark target (`spark.cx.key_secret`). The project sets it from the "
+             "secret for each dbt call on Spark; dbt scrubs `DBT_ENV_SECRET_` variables from its logs "
+             "(docs/privacy.md).",
              read_by="dbt (Spark target)", dbt_default="", secret=True),
     Variable("CX_PARTITIONS_START", "partitions_start", "date", "`2024-01-01`",
              "The first business date a daily partition exists for; drops before it cannot be ingested. Read "
@@ -174,6 +184,35 @@ VARIABLES: tuple[Variable, ...] = (
              "it to false unless it is set.",
              parse=lambda raw: raw.strip().lower() not in ("0", "false", "no", "off"), value_default=False,
              read_by="Great Expectations"),
+    Variable("CX_ENGINE", "engine", "duckdb | spark", "`duckdb`",
+             "Where dbt builds the warehouse: DuckDB (`warehouse.duckdb`, the embedded default) or Spark over "
+             "a Spark Thrift server (`CX_SPARK_HOST`, `CX_SPARK_PORT`; docs/spark.md).",
+             parse=_choice("CX_ENGINE", ("duckdb", "spark")), value_default="duckdb"),
+    Variable("CX_SPARK_HOST", "spark_host", "host", "`127.0.0.1`",
+             "The Spark Thrift server dbt's `spark` target connects to (`cxw spark start` starts a local one; "
+             "a cluster's is reached the same way, docs/spark.md).",
+             value_default="127.0.0.1", read_by="cxw, Dagster, dbt", dbt_default="127.0.0.1"),
+    Variable("CX_SPARK_PORT", "spark_port", "int", "`10000`",
+             "The Spark Thrift server's port.",
+             parse=_positive_int("CX_SPARK_PORT"), value_default=10000, read_by="cxw, Dagster, dbt",
+             dbt_default="10000"),
+    Variable("CX_SPARK_HOME", "spark_home", "path", "pyspark of `.venv-spark`",
+             "The Spark distribution `cxw spark start` runs (`bin/spark-submit`); by default the one pyspark's "
+             "wheel ships in `.venv-spark` (`make install`).",
+             parse=_path),
+    Variable("CX_SPARK_DRIVER_MEMORY", "spark_driver_memory", "JVM size", "`4g`",
+             "The local Spark Thrift server's driver memory (`cxw spark start`, local mode: the driver does "
+             "all the work).",
+             value_default="4g"),
+    Variable("CX_SPARK_WAREHOUSE_DIR", "spark_warehouse_dir", "path", "`$CX_DATA_DIR/spark/warehouse`",
+             "Where the Spark tables dbt builds are stored (`spark.sql.warehouse.dir`): the local server writes "
+             "them there, and the gates and the publish read them from there through `warehouse.duckdb`. For a "
+             "cluster, a path this machine reads the cluster's warehouse at (docs/spark.md).",
+             parse=_path),
+    Variable("JAVA_HOME", "java_home", "path", None,
+             "The Java runtime the local Spark Thrift server runs on (Java reads it itself); unset, the `java` on "
+             "`PATH`.",
+             parse=_path, read_by="cxw, Spark"),
     Variable("CX_CRASH_AT", "crash_at", "names", None,
              "Test-only: crash points (comma-separated) at which the process kills itself with SIGKILL "
              "(`ingestion/faults.py`, docs/reliability.md). Never set outside the reliability tests.",
@@ -203,6 +242,13 @@ class Settings:
     quality_config: Path | None
     dagster_home: Path | None
     gx_analytics_enabled: bool
+    engine: str
+    spark_host: str
+    spark_port: int
+    spark_home: Path | None
+    spark_driver_memory: str
+    spark_warehouse_dir: Path | None
+    java_home: Path | None
     crash_at: tuple[str, ...]
 
     @classmethod
@@ -309,7 +355,8 @@ def dbt_env(data_dir: Path | None = None) -> dict[str, str]:
     s = current()
     root = Path(data_dir).resolve() if data_dir else s.data_dir
     duck = s.duckdb_settings(root)
-    return {DATA_DIR_ENV: str(root), **{env: duck[key] for key, (env, _default) in DUCKDB_SETTINGS_ENV.items()}}
+    return {DATA_DIR_ENV: str(root), **{env: duck[key] for key, (env, _default) in DUCKDB_SETTINGS_ENV.items()},
+            "CX_SPARK_HOST": s.spark_host, "CX_SPARK_PORT": str(s.spark_port)}
 
 
 def subprocess_env(data_dir: Path | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
@@ -320,13 +367,15 @@ def subprocess_env(data_dir: Path | None = None, drop: tuple[str, ...] = ()) -> 
 
 
 @contextmanager
-def exported(data_dir: Path | None = None) -> Iterator[None]:
-    """:func:`dbt_env` in this process's environment for the block, then the environment as it was.
+def exported(data_dir: Path | None = None, extra: Mapping[str, str] | None = None) -> Iterator[None]:
+    """:func:`dbt_env` (and ``extra``) in this process's environment for the block, then the environment
+    as it was.
 
     For dbt run in this process (``dbtRunner``) and for dagster-dbt's ``DbtCliResource.cli``, which
     starts dbt with a copy of ``os.environ`` and takes no environment of its own (dagster-dbt 0.29).
+    ``extra``: what only this dbt call reads (the Spark target's key secret, ``DBT_ENV_SECRET_CX_KEY``).
     """
-    wanted = dbt_env(data_dir)
+    wanted = {**dbt_env(data_dir), **(extra or {})}
     before = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:

@@ -200,15 +200,21 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
               help="Only drops with business_date <= this date count (default: everything loaded).")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models (customer keys are kept).")
 def build(as_of: dt.date | None, full_refresh: bool) -> None:
-    """Build and test the dbt warehouse ($CX_DATA_DIR/warehouse.duckdb) from the raw zone."""
-    from orchestration.warehouse import DbtError, run_dbt
+    """Build and test the dbt warehouse ($CX_DATA_DIR/warehouse.duckdb, or on Spark with CX_ENGINE=spark)
+    from the raw zone."""
+    from ingestion.keys import KeySecretError
+    from orchestration.spark_mirror import MirrorError
+    from orchestration.spark_server import SparkError
+    from orchestration.warehouse import DbtError, engine_target, run_dbt, spark_read_back
 
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
     _take_writer_lock()
     t0 = time.perf_counter()
     try:
         results = run_dbt(args, dbt_vars={"as_of": as_of.isoformat()} if as_of else None)
-    except DbtError as exc:
+        if engine_target() == "spark":
+            spark_read_back()
+    except (DbtError, SparkError, MirrorError, KeySecretError) as exc:
         raise click.ClickException(str(exc)) from None
     counts: dict[str, int] = {}
     for r in results:
@@ -504,3 +510,54 @@ def rotate(date: dt.date) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@click.group("spark")
+def spark_group() -> None:
+    """The local Spark Thrift server, a stand-in for a cluster (docs/spark.md)."""
+
+
+def _local_server():
+    from orchestration.spark_server import LocalServer
+
+    return LocalServer.from_settings()
+
+
+@spark_group.command("start")
+@click.option("--timeout", type=click.FloatRange(min=1), default=240, show_default=True,
+              help="Seconds to wait for the server to listen.")
+def spark_start(timeout: float) -> None:
+    """Start a local Spark Thrift server (warehouse and metastore under $CX_DATA_DIR/spark)."""
+    from orchestration.spark_server import SparkError
+
+    try:
+        _local_server().start(timeout=timeout, echo=click.echo)
+    except SparkError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@spark_group.command("stop")
+def spark_stop() -> None:
+    """Stop the local Spark Thrift server this data directory started."""
+    _local_server().stop(echo=click.echo)
+
+
+@spark_group.command("status")
+def spark_status() -> None:
+    """Whether the Spark Thrift server dbt's `spark` target points at answers."""
+    from orchestration.spark_server import is_listening
+
+    server = _local_server()
+    running = server.recorded()
+    listening = is_listening(server.host, server.port)
+    where = f"{server.host}:{server.port}"
+    if running:
+        click.echo(f"local server running: pid {running['pid']} since {running['started']}, {where} "
+                   f"{'listening' if listening else 'not listening yet'}, warehouse {server.warehouse_dir}")
+    elif listening:
+        click.echo(f"a Spark Thrift server (not started by this data directory) answers at {where}")
+    else:
+        raise click.ClickException(f"nothing answers at {where}: `cxw spark start`")
+
+
+main.add_command(spark_group, name="spark")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,19 +109,53 @@ def ensure_manifest(manifest_path: Path) -> None:
         raise DbtError(f"dbt parse failed: {result.exception}")
 
 
+# the profile's target for each engine (dbt_project/profiles.yml); None: the profile's default (DuckDB)
+ENGINE_TARGETS = {"duckdb": None, "spark": "spark"}
+# the Spark target reads the key secret from this variable (dbt scrubs DBT_ENV_SECRET_* from its logs)
+SPARK_SECRET_ENV = "DBT_ENV_SECRET_CX_KEY"
+
+
+def engine_target(engine: str | None = None) -> str | None:
+    """The dbt target of ``engine`` (default: CX_ENGINE)."""
+    return ENGINE_TARGETS[engine or settings.current().engine]
+
+
+@contextmanager
+def dbt_environment(data_dir: Path | None, target: str | None) -> Iterator[None]:
+    """The environment a dbt call on ``target`` reads, for the block: CX_DATA_DIR and the DuckDB
+    settings; on Spark also the key secret, after checking that the Thrift server answers (a clear
+    message naming what to start, rather than dbt's connection error)."""
+    extra = {}
+    if target == "spark":
+        from ingestion import keys
+        from orchestration.spark_server import require_server
+
+        require_server()
+        extra[SPARK_SECRET_ENV] = keys.load_secret()
+    with settings.exported(data_dir, extra):
+        yield
+
+
+def target_path(data_dir: Path, target: str | None) -> Path:
+    """dbt's target folder per engine: each keeps its partial parse (the targets' YAML renders differently)."""
+    return data_dir / ("dbt_target" if target is None else f"dbt_target_{target}")
+
+
 def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None = None,
             target: str | None = None) -> list:
-    """Run ``dbt <args>`` on the project for ``data_dir``; raise ``DbtError`` naming what failed."""
+    """Run ``dbt <args>`` on the project for ``data_dir`` (on ``target``, default CX_ENGINE's); raise
+    ``DbtError`` naming what failed."""
     from dbt.cli.main import dbtRunner
 
     data_dir = Path(data_dir) if data_dir else settings.data_dir()
+    target = target or engine_target()
     cli = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-           "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")]
+           "--target-path", str(target_path(data_dir, target)), "--log-path", str(data_dir / "dbt_logs")]
     if target:
         cli += ["--target", target]
     if dbt_vars:
         cli += ["--vars", json.dumps(dbt_vars)]
-    with settings.exported(data_dir):  # dbt's YAML reads CX_DATA_DIR and the DuckDB settings
+    with dbt_environment(data_dir, target):  # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret
         result = dbtRunner().invoke(cli)
     if not result.success:
         failed = []
@@ -128,3 +164,16 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
                 failed.append(f"{r.node.name}: {r.status} {r.message or ''}".strip())
         raise DbtError(f"dbt {' '.join(args)} failed: " + ("; ".join(failed[:10]) or str(result.exception)))
     return list(getattr(result.result, "results", None) or [])
+
+
+def spark_read_back(data_dir: Path | None = None) -> dict[str, int]:
+    """After a build on Spark: ``warehouse.duckdb`` of ``data_dir`` becomes views over the tables Spark
+    built (orchestration/spark_mirror.py), typed by the project's DuckDB-parsed manifest; row counts."""
+    from orchestration import spark_mirror
+    from orchestration.spark_server import warehouse_dir
+
+    data_dir = Path(data_dir) if data_dir else settings.data_dir()
+    manifest_path = DBT_PROJECT / "target" / "manifest.json"
+    ensure_manifest(manifest_path)  # parsed for the default target: contract types in DuckDB's spelling
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return spark_mirror.refresh(data_dir / "warehouse.duckdb", warehouse_dir(data_dir), manifest)

@@ -75,7 +75,7 @@
     {%- set columns = {
         'source_system': none, 'source_entity': none, 'source_key': none, 'customer_key': none, 'event_ts': none,
         'stage': none, 'touchpoint': none, 'channel': s, 'event_type': none, 'moment': none, 'moment_reason': s,
-        'amount': dbt.type_float(), 'currency': s,
+        'amount': type_double(), 'currency': s,
     } -%}
     {%- for event in events -%}
         {%- for key in event if key not in columns and key != 'where' -%}

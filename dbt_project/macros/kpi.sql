@@ -45,7 +45,7 @@
 
 {#- Promise gap in days: delivered local date - promised date (positive = late). -#}
 {% macro promise_gap_days(delivered_local_date, promised_date) -%}
-    {{ dbt.datediff(promised_date, delivered_local_date, 'day') }}
+    cast({{ dbt.datediff(promised_date, delivered_local_date, 'day') }} as bigint)
 {%- endmacro %}
 
 {#- Statistics shipped with every rate. A value is reportable when it rests on at least

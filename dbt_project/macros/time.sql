@@ -26,7 +26,7 @@
 
 {#- Hours between two timestamps, fractional. -#}
 {% macro hours_between(start_ts, end_ts) -%}
-    ({{ dbt.datediff(start_ts, end_ts, 'second') }} / 3600.0)
+    (cast({{ dbt.datediff(start_ts, end_ts, 'second') }} as double) / 3600)
 {%- endmacro %}
 
 {#- One row per month (column month_start, a date) from the month of `start_date` to the month of `end_date`. -#}

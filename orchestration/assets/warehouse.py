@@ -32,14 +32,19 @@ from dagster_dbt import (
 
 from expectations import health, registry
 from ingestion import contract as C
-from ingestion import settings
 from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
+from ingestion.keys import KeySecretError
+from orchestration import spark_mirror
 from orchestration.publish import publish_health
+from orchestration.spark_server import SparkError
 from orchestration.warehouse import (
     DBT_PROJECT,
     NIGHTLY_EXCLUDE,
+    dbt_environment,
+    engine_target,
     ensure_manifest,
+    spark_read_back,
     window_vars,
     with_venv_dbt,
 )
@@ -120,9 +125,15 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     window = context.partition_time_window
     days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
     args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
+    target = engine_target()  # CX_ENGINE, read at run time: DuckDB (the profile's default) or Spark
+    if target:
+        args += ["--target", target]
     crashpoint("dbt.before_build")
-    with settings.exported(cx.root()):  # the dbt subprocess starts here, with this environment
-        invocation = dbt.cli(args, context=context, raise_on_error=False)
+    try:
+        with dbt_environment(cx.root(), target):  # the dbt subprocess starts here, with this environment
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
+    except (SparkError, KeySecretError) as exc:
+        raise dg.Failure(description=str(exc)) from None
     for i, event in enumerate(invocation.stream()):
         if i == 5:
             crashpoint("dbt.mid_build")
@@ -148,6 +159,13 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
                                      + ("; ".join(failed[:10]) or str(invocation.get_error())),
                          metadata={"failed": "\n".join(failed) or "see the dbt logs"})
+    if target == "spark":
+        # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
+        try:
+            counts = spark_read_back(cx.root())
+        except spark_mirror.MirrorError as exc:
+            raise dg.Failure(description=f"dbt built on Spark, but its tables cannot be read back: {exc}") from None
+        context.log.info(f"warehouse.duckdb now reads the {len(counts)} tables Spark built")
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator,

@@ -15,6 +15,7 @@ select
     cast(sum(case when match_rule = 'email_only' then 1 else 0 end) as bigint) as email_only,
     cast(sum(case when match_rule = 'crm_id_unknown' then 1 else 0 end) as bigint) as unknown_crm_id,
     cast(sum(case when identifier is null then 1 else 0 end) as bigint) as anonymous,
-    sum(case when match_rule in ('crm_id', 'crm_id_phone', 'email') then 1 else 0 end) * 1.0 / count(*) as match_rate
+    cast(sum(case when match_rule in ('crm_id', 'crm_id_phone', 'email') then 1 else 0 end) as double) / count(*)
+        as match_rate
 from obs
 group by source_system, source_entity

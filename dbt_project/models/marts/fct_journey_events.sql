@@ -4,7 +4,7 @@
 -- campaign touch and a return, keyed here with the kinds 'touch' and 'return'): no source identifier.
 -- Each event family is a CTE of journey_events (macros/journey.sql): its records, and per event the
 -- SQL of its columns; a family of several events reads its records once.
-{%- set f = dbt.type_float() %}
+{%- set f = type_double() %}
 with touches as (
     select t.*, k.customer_key
     from {{ ref('stg_crm__campaign_touches') }} as t

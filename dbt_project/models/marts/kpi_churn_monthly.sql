@@ -49,7 +49,7 @@ select
     month_start,
     count(*) as customers_at_start,
     cast(sum(lost) as bigint) as customers_lost,
-    sum(lost) * 1.0 / count(*) as churn_rate,
+    cast(sum(lost) as double) / count(*) as churn_rate,
     count(*) as n,
     {{ wilson_low('sum(lost)', 'count(*)') }} as ci_low,
     {{ wilson_high('sum(lost)', 'count(*)') }} as ci_high,

@@ -1,9 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['kpi_date'],
         on_schema_change='fail',
+        **cx_date_incremental('kpi_date'),
     )
 }}
 -- CX KPIs per day, in long form, with sample size, 95 % interval and finality (docs/kpi-decisions.md).
@@ -24,7 +23,7 @@
 -- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
 -- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
 {%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
-{%- set float = dbt.type_float() %}
+{%- set float = type_double() %}
 
 {#- The KPIs (docs/kpi-decisions.md), by family: the KPIs measured on the same records, the family's
     CTE below. Each KPI is one observation per record of its family where `where` holds, dated by

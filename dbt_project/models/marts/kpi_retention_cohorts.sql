@@ -38,7 +38,7 @@ select
     {{ dbt.datediff('c.cohort_month', 'a.month_start', 'month') }} as month_number,
     s.cohort_size,
     count(distinct a.customer_key) as active_customers,
-    count(distinct a.customer_key) * 1.0 / s.cohort_size as retention_rate,
+    cast(count(distinct a.customer_key) as double) / s.cohort_size as retention_rate,
     {{ wilson_low('count(distinct a.customer_key)', 's.cohort_size') }} as ci_low,
     {{ wilson_high('count(distinct a.customer_key)', 's.cohort_size') }} as ci_high,
     {{ is_reportable('s.cohort_size') }} as is_reportable

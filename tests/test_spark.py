@@ -1,0 +1,248 @@
+"""The whole project on Spark, through a real Spark Thrift server, against the same project on DuckDB.
+
+One generated window (across the fall-back night and a month end) is ingested once; the raw zone is
+built by dbt on DuckDB and on a local Spark Thrift server (``cxw spark start``'s server, on a free port,
+its warehouse and metastore in the test's data directory). ``dbt build`` on Spark runs every model,
+seed, data test and unit test. Then every mart must be non-empty and equal on both engines: the same
+columns and types, the same rows (order ignored), keys, counts and dates exactly, floats to 1e-9
+relative; customer keys are the keyed hash of ingestion/keys.py on both. The incremental path is
+compared too: Spark builds the window minus its last day, then that day incrementally (the KPI mart's
+date-partition overwrite, the key map's delete+insert swap), and must equal DuckDB's full build.
+
+Bad configuration (no server, Java missing, Spark missing) gives messages naming what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ingestion import contract as C
+from ingestion.keys import load_secret, pseudonym
+from ingestion.load import Zones, load_drop
+from orchestration import spark_mirror
+from orchestration.spark_server import LocalServer, SparkError, default_spark_home, find_java, require_server
+from orchestration.warehouse import run_dbt, target_path, window_vars
+from simulator import GeneratorConfig, generate
+
+START = dt.date(2026, 10, 22)  # the fall-back night (25th) and the end of October inside the window
+DAYS = 14
+CFG = GeneratorConfig(customers=600, days=DAYS, start=START, seed=23)
+SCHEMAS = ("marts", "restricted")
+FLOAT_REL = 1e-9
+TIMINGS: dict[str, float] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ingest(data: Path, landing: Path) -> None:
+    shutil.copytree(landing, data / "landing")
+    zones = Zones(data / "landing", data / "raw", data / "quarantine")
+    for i in range(DAYS):
+        for system in C.SYSTEMS:
+            load_drop(zones, system, START + dt.timedelta(days=i))
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spark_landing")
+    generate(CFG, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def spark_data(landing: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
+    """A data directory with its raw zone and a running local Thrift server (stopped after the module)."""
+    data = tmp_path_factory.mktemp("spark_data")
+    _ingest(data, landing)
+    monkeypatch_module.setenv("CX_DATA_DIR", str(data))
+    monkeypatch_module.setenv("CX_SPARK_PORT", str(_free_port()))
+    monkeypatch_module.setenv("CX_SPARK_DRIVER_MEMORY", "2g")
+    server = LocalServer.from_settings(data)
+    started = time.perf_counter()
+    server.start(echo=lambda _m: None)
+    TIMINGS["server start"] = time.perf_counter() - started
+    try:
+        yield data
+    finally:
+        server.stop(echo=lambda _m: None)
+        _record_timings(data)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _record_timings(data: Path) -> None:
+    lines = [f"{name}: {seconds:.0f} s" for name, seconds in TIMINGS.items()]
+    (data / "spark_timings.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\nSpark step:", "; ".join(lines))
+
+
+def _timed(name: str, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    started = time.perf_counter()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        TIMINGS[name] = time.perf_counter() - started
+
+
+def _manifest(data: Path) -> dict:
+    import json
+
+    # the DuckDB build's manifest: its contract types are the DuckDB spellings the mirror casts to
+    return json.loads((target_path(data, None) / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def built(spark_data: Path, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(DuckDB warehouse, DuckDB file reading what Spark built), both full builds of the whole window."""
+    duck = tmp_path_factory.mktemp("duck_data")
+    _ingest(duck, landing)
+    as_of = {"as_of": (START + dt.timedelta(days=DAYS - 1)).isoformat()}
+    _timed("duckdb build", run_dbt, ["build"], data_dir=duck, dbt_vars=as_of, target=None)
+    # every model, seed, data test and unit test, on Spark
+    _timed("spark build (all tests)", run_dbt, ["build"], data_dir=spark_data, dbt_vars=as_of, target="spark")
+    mirror = spark_data / "spark_mirror.duckdb"
+    spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck))
+    return duck / "warehouse.duckdb", mirror
+
+
+def _tables(path: Path) -> dict[str, pl.DataFrame]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = con.execute("select table_schema, table_name from information_schema.tables where table_schema in "
+                            f"({', '.join(repr(s) for s in SCHEMAS)}) order by 1, 2").fetchall()
+        return {f"{s}.{t}": con.sql(f'select * from "{s}"."{t}"').pl() for s, t in names}
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows in a canonical order: by every non-float column, then the floats to 6 significant digits."""
+    floats = [c for c, t in df.schema.items() if t in (pl.Float32, pl.Float64)]
+    exact = [c for c in df.columns if c not in floats]
+    keys = [pl.col(c).cast(pl.String) for c in exact] + [
+        pl.col(c).map_elements(lambda v: f"{v:.6g}", return_dtype=pl.String) for c in floats]
+    return df.sort(keys, nulls_last=True) if keys else df
+
+
+def assert_same_table(name: str, a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert sorted(a.columns) == sorted(b.columns), f"{name}: columns differ: {a.columns} vs {b.columns}"
+    b = b.select(a.columns)
+    assert dict(a.schema) == dict(b.schema), f"{name}: types differ: {a.schema} vs {b.schema}"
+    assert a.height == b.height, f"{name}: {a.height} rows on DuckDB, {b.height} on Spark"
+    a, b = _sorted(a), _sorted(b)
+    for col in a.columns:
+        left, right = a[col].to_list(), b[col].to_list()
+        if a.schema[col] in (pl.Float32, pl.Float64):
+            bad = [(i, x, y) for i, (x, y) in enumerate(zip(left, right, strict=True))
+                   if not ((x is None and y is None) or (x is not None and y is not None
+                           and math.isclose(x, y, rel_tol=FLOAT_REL, abs_tol=1e-12)))]
+        else:
+            bad = [(i, x, y) for i, (x, y) in enumerate(zip(left, right, strict=True)) if x != y]
+        assert not bad, f"{name}.{col}: {len(bad)} values differ, first (row, duckdb, spark): {bad[:3]}"
+
+
+def test_every_mart_is_the_same_on_spark_and_duckdb(built: tuple[Path, Path]) -> None:
+    duck, spark = built
+    a, b = _tables(duck), _tables(spark)
+    assert set(a) == set(b), f"tables only on DuckDB: {set(a) - set(b)}, only on Spark: {set(b) - set(a)}"
+    assert len([t for t in a if t.startswith("marts.")]) >= 15
+    empty = sorted(t for t, df in a.items() if df.height == 0)
+    assert not empty, f"empty on DuckDB (the window proves nothing for them): {empty}"
+    for name in sorted(a):
+        assert_same_table(name, a[name], b[name])
+
+
+def test_customer_keys_are_the_keyed_hash_on_both_engines(built: tuple[Path, Path], landing: Path) -> None:
+    duck, spark = built
+    sql = ("select l.customer_key, i.identifier from restricted.customer_key_link as l "
+           "join restricted.int_customer_keys as i on i.customer_key = l.customer_key "
+           "where i.identifier like 'crm:%' order by 2")
+    with duckdb.connect(str(duck), read_only=True) as con:
+        on_duck = con.sql(sql).pl()
+    with duckdb.connect(str(spark), read_only=True) as con:
+        on_spark = con.sql(sql).pl()
+    assert on_duck.height > 100 and on_duck.equals(on_spark)
+    with duckdb.connect(str(duck), read_only=True) as con:
+        person = dict(con.execute("select identifier, person_id from restricted.int_identity_resolution").fetchall())
+        erased = {p for (p,) in con.execute(
+            "select person_id from restricted.int_customer_key_map where is_erased").fetchall()}
+    secret = load_secret()
+    for key, identifier in on_spark.head(50).iter_rows():
+        p = person[identifier]
+        assert key == pseudonym("erased-customer" if p in erased else "customer", p, secret)
+
+
+def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path]) -> None:
+    """Spark: full build as of the day before the last, then the last day as a partition window; the KPI
+    mart (date-partition overwrite) and the key map (delete+insert swap) equal DuckDB's full build."""
+    duck, _ = built
+    last = START + dt.timedelta(days=DAYS - 1)
+    models = "kpi_experience_daily int_customer_key_map+"
+    run_dbt(["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--select", models],
+            data_dir=spark_data, dbt_vars={"as_of": (last - dt.timedelta(days=1)).isoformat()}, target="spark")
+    _timed("spark incremental night", run_dbt, ["build", "--exclude-resource-type", "unit_test", "--select", models],
+           data_dir=spark_data, dbt_vars=window_vars(last, last + dt.timedelta(days=1)), target="spark")
+    mirror = spark_data / "spark_incremental.duckdb"
+    spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck.parent))
+    a, b = _tables(duck), _tables(mirror)
+    for name in ("marts.kpi_experience_daily", "restricted.int_customer_key_map", "restricted.customer_key_link"):
+        df_a, df_b = a[name], b[name]
+        if name == "restricted.int_customer_key_map":  # first_seen_as_of: the date of the run that first saw the person
+            df_a, df_b = df_a.drop("first_seen_as_of"), df_b.drop("first_seen_as_of")
+        assert_same_table(name, df_a, df_b)
+
+
+# --- bad configuration: messages that say what to start, install or set -----------------------------
+
+def test_no_server_names_what_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _free_port()
+    with pytest.raises(SparkError, match=rf"No Spark Thrift server answers at 127.0.0.1:{port}.*`cxw spark start`"):
+        require_server("127.0.0.1", port)
+
+
+def test_dbt_on_spark_without_a_server_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CX_SPARK_PORT", str(_free_port()))
+    with pytest.raises(SparkError, match="cxw spark start"):
+        run_dbt(["build"], data_dir=tmp_path, target="spark")
+
+
+def test_java_missing_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SparkError, match="openjdk-17-jre-headless"):
+        find_java()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nojava"))
+    with pytest.raises(SparkError, match=r"JAVA_HOME=.*nojava has no bin/java"):
+        find_java()
+
+
+def test_spark_missing_names_make_install(tmp_path: Path) -> None:
+    server = LocalServer(tmp_path, "127.0.0.1", _free_port(), tmp_path / "no-spark")
+    with pytest.raises(SparkError, match="make install.*CX_SPARK_HOME"):
+        server.start(echo=lambda _m: None)
+
+
+def test_port_taken_by_another_process(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        server = LocalServer(tmp_path, "127.0.0.1", port, default_spark_home())
+        with pytest.raises(SparkError, match=f"127.0.0.1:{port} is taken by another process.*CX_SPARK_PORT"):
+            server.start(echo=lambda _m: None)
+
