@@ -32,6 +32,24 @@ JAVA_HINT = ("install a Java 17 runtime (Debian: `apt-get install -y openjdk-17-
              "to one")
 
 
+# The local server's logging (SPARK_CONF_DIR/log4j2.properties). The Thrift server logs every statement
+# at INFO after variable substitution, so with the key secret in it (macros/keys.sql): that logger is
+# kept at WARN. The rest at WARN too: at INFO a build writes some 100,000 lines.
+LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = stderr
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.statements.name = org.apache.spark.sql.hive.thriftserver.SparkExecuteStatementOperation
+logger.statements.level = warn
+logger.server.name = org.apache.spark.sql.hive.thriftserver.HiveThriftServer2
+logger.server.level = info
+"""
+
+
 class SparkError(RuntimeError):
     """Spark cannot be started or reached; the message names what to start, install or set."""
 
@@ -178,12 +196,15 @@ class LocalServer:
         command = self.command()
         self.root.mkdir(parents=True, exist_ok=True)
         self.warehouse_dir.mkdir(parents=True, exist_ok=True)
+        conf_dir = self.root / "conf"
+        conf_dir.mkdir(exist_ok=True)
+        (conf_dir / "log4j2.properties").write_text(LOG4J2, encoding="utf-8")
         env = {**settings.subprocess_env(self.data_dir), "SPARK_HOME": str(self.spark_home),
                "JAVA_HOME": str(java.resolve().parents[1]),
                # keep the JVM off the network interfaces: a local stand-in, not a cluster node
                "SPARK_LOCAL_IP": "127.0.0.1" if self.host in ("127.0.0.1", "localhost") else self.host,
                # pyspark's wheel has no conf dir; its scripts then use these defaults
-               "SPARK_LOG_DIR": str(self.root), "SPARK_PID_DIR": str(self.root)}
+               "SPARK_LOG_DIR": str(self.root), "SPARK_PID_DIR": str(self.root), "SPARK_CONF_DIR": str(conf_dir)}
         started = time.time()
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """The dbt warehouse built on generated, ingested drops: all dbt tests pass, the KPI mart agrees
 exactly with numbers recomputed by plain polars from the landing files, customer keys survive a
-full rebuild, references resolve across systems, and the project parses for Spark."""
+full rebuild, references resolve across systems, and the project parses for Spark's session target."""
 
 from __future__ import annotations
 
@@ -67,8 +67,10 @@ def _responses(root: Path) -> pl.DataFrame:
 
 def test_dbt_build_passes_every_test(warehouse: Path) -> None:
     results = run_dbt(["test"], data_dir=warehouse)
-    assert len(results) > 150
-    assert {str(r.status) for r in results} == {"pass"}
+    # the on-run-start hook (macros/sources.sql: nothing to do on DuckDB) reports "success", tests "pass"
+    tests = [r for r in results if str(r.node.resource_type) in ("test", "unit_test")]
+    assert len(tests) > 150 and len(results) == len(tests) + 1
+    assert {str(r.status) for r in tests} == {"pass"}
 
 
 def test_nps_matches_polars_exactly(warehouse: Path, october_drops: Drops) -> None:
@@ -325,13 +327,15 @@ def test_a_changed_key_secret_stops_the_build_unless_rotated(warehouse: Path, tm
                for p, k in after.rows())
 
 
-def test_project_parses_for_spark(tmp_path: Path) -> None:
-    """`dbt parse --target spark`, with dbt-spark from its own venv (see the Makefile)."""
+def test_project_parses_for_the_spark_session_target(tmp_path: Path) -> None:
+    """`dbt parse --target spark_session`, with dbt-spark[session] from its own venv (see the Makefile);
+    the thrift target builds for real in tests/test_spark.py."""
     dbt = Path(__file__).resolve().parents[1] / ".venv-spark" / "bin" / "dbt"
     assert dbt.exists(), "run `make install` to create .venv-spark (dbt-spark[session])"
     project = Path(__file__).resolve().parents[1] / "dbt_project"
-    out = subprocess.run([str(dbt), "parse", "--target", "spark", "--project-dir", str(project), "--profiles-dir",
-                          str(project), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path)],
+    out = subprocess.run([str(dbt), "parse", "--target", "spark_session", "--project-dir", str(project),
+                          "--profiles-dir", str(project), "--target-path", str(tmp_path / "target"),
+                          "--log-path", str(tmp_path)],
                          env={**os.environ, "CX_DATA_DIR": str(tmp_path)}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Registered adapter: spark" in out.stdout

@@ -3,7 +3,7 @@
     the same on DuckDB, on Spark and in Python. `kind` names what is keyed ('customer', 'order', ...),
     so equal identifiers of different kinds get different keys. Null in, null out.
     The secret is read from the session (never written into SQL): DuckDB's variable set by the
-    orchestration.dbt_plugin connection plugin, Spark's `spark.cx.key_secret` parameter. -#}
+    orchestration.dbt_plugin connection plugin, Spark's `spark.cx.pseudonym_key` session variable. -#}
 {% macro cx_pseudonym(kind, expr) -%}
     substr({{ cx_sha256(cx_key_secret() ~ " || " ~ cx_sha256(cx_key_secret() ~ " || '" ~ kind ~ ":' || cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")")) }}, 1, 32)
 {%- endmacro %}
@@ -34,6 +34,11 @@
     coalesce(getvariable('cx_key_secret'), error('no key secret in this session: run dbt with the cx_warehouse profile (its orchestration.dbt_plugin sets it; docs/privacy.md)'))
 {%- endmacro %}
 
+{#- Spark substitutes the session variable into the statement. Unset, it is empty; under a name Spark
+    redacts, "*********(redacted)": either would key every customer with a known constant, so the
+    statement fails instead (a secret has at least 32 characters, ingestion/keys.py). -#}
 {% macro spark__cx_key_secret() -%}
-    '${spark.cx.key_secret}'
+    case when length('${spark.cx.pseudonym_key}') >= 32 and '${spark.cx.pseudonym_key}' not like '%(redacted)'
+         then '${spark.cx.pseudonym_key}'
+         else raise_error('no key secret in this Spark session: run dbt through cxw or set DBT_ENV_SECRET_CX_KEY (docs/spark.md)') end
 {%- endmacro %}
