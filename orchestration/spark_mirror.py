@@ -8,8 +8,8 @@ Spark built, unchanged: the data-quality gates, the publish of the BI marts (Par
 ``serving/cx.duckdb``) and ``cxw keys``; none of them reads a DuckDB-built table.
 
 Views, not copies: the window costs nothing to refresh and always shows the files of the last build.
-Columns come in the order the model's YAML declares them (Spark puts partition columns last), cast to
-the declared types where the model has a contract, so BI sees the same tables as from DuckDB.
+A model with a contract gets its columns in the contract's order (Spark puts partition columns last),
+cast to the declared types, so BI sees the same tables as from DuckDB; other tables as Spark wrote them.
 Framework-free: no Dagster import.
 """
 
@@ -49,20 +49,18 @@ def _select(node: Mapping[str, Any], files: str, partitioned: bool) -> str:
     source = f"read_parquet({_literal(files)}, hive_partitioning = {'true' if partitioned else 'false'})"
     columns = node.get("columns") or {}
     enforced = node.get("config", {}).get("contract", {}).get("enforced", False)
-    if not columns:
+    if not (enforced and columns):  # the YAML may document only some columns: all of them, as Spark wrote them
         return f"select * from {source}"
-    parts = []
-    for name, column in columns.items():
-        col = _quote(name.lower())
-        data_type = column.get("data_type")
-        parts.append(f"cast({col} as {data_type}) as {col}" if enforced and data_type else col)
+    parts = [f"cast({_quote(name.lower())} as {column['data_type']}) as {_quote(name.lower())}"
+             for name, column in columns.items()]
     return f"select {', '.join(parts)} from {source}"
 
 
 def _empty(node: Mapping[str, Any]) -> str | None:
     """An empty relation with the model's contract columns (Spark writes no file for an empty partitioned table)."""
     columns = node.get("columns") or {}
-    if not columns or not all(c.get("data_type") for c in columns.values()):
+    enforced = node.get("config", {}).get("contract", {}).get("enforced", False)
+    if not (enforced and columns):
         return None
     casts = ", ".join(f"cast(null as {c['data_type']}) as {_quote(n.lower())}" for n, c in columns.items())
     return f"select {casts} where false"

@@ -100,14 +100,19 @@ def require_server(host: str | None = None, port: int | None = None) -> None:
             f"(docs/spark.md).")
 
 
-def _alive(pid: int) -> bool:
+def _signal_reaches(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether signal 0 reaches ``target`` with ``send`` (os.kill: a process, os.killpg: a group)."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _alive(pid: int) -> bool:
+    return _signal_reaches(os.kill, pid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,17 +267,9 @@ class LocalServer:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not _signal_reaches(os.killpg, pgid):
         return False
-    except PermissionError:
-        return True
-    # a zombie leader still counts for killpg: reap it if it is our child
+    # a zombie leader still counts for killpg: reap it if it is our child, then ask again
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return _signal_reaches(os.killpg, pgid)

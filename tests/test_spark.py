@@ -32,7 +32,14 @@ from ingestion import contract as C
 from ingestion.keys import load_secret, pseudonym
 from ingestion.load import Zones, load_drop
 from orchestration import spark_mirror
-from orchestration.spark_server import LocalServer, SparkError, default_spark_home, find_java, require_server
+from orchestration.spark_server import (
+    LocalServer,
+    SparkError,
+    default_spark_home,
+    find_java,
+    is_listening,
+    require_server,
+)
 from orchestration.warehouse import run_dbt, target_path, window_vars
 from simulator import GeneratorConfig, generate
 
@@ -276,3 +283,39 @@ def test_port_taken_by_another_process(tmp_path: Path) -> None:
         with pytest.raises(SparkError, match=f"127.0.0.1:{port} is taken by another process.*CX_SPARK_PORT"):
             server.start(echo=lambda _m: None)
 
+
+
+def test_start_waits_for_the_listener_and_stop_ends_the_whole_process_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's life cycle on a stand-in `spark-submit` (a shell wrapper that starts a listening child,
+    like Spark's wrapper around the JVM): start returns once the port answers, the pid file records
+    the group, stop ends wrapper and child, and a second start of a running server says so."""
+    import json
+    import sys
+
+    home = tmp_path / "spark-home"
+    (home / "bin").mkdir(parents=True)
+    (tmp_path / "java" / "bin").mkdir(parents=True)
+    (tmp_path / "java" / "bin" / "java").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "java"))
+    port = _free_port()
+    # listens after a second, like a JVM that takes its time to start
+    listener = (f"import socket, time; time.sleep(1); s = socket.socket(); s.bind(('127.0.0.1', {port})); "
+                "s.listen(); time.sleep(600)")
+    script = home / "bin" / "spark-submit"
+    script.write_text(f"#!/bin/sh\n{sys.executable} -c \"{listener}\" &\nwait\n")
+    script.chmod(0o755)
+    server = LocalServer(tmp_path / "data", "127.0.0.1", port, home)
+    said: list[str] = []
+    record = server.start(timeout=30, echo=said.append)
+    assert said[-1].startswith(f"Spark Thrift server listening on 127.0.0.1:{port}")
+    assert json.loads(server.pid_path.read_text())["pgid"] == record["pid"]
+    assert (server.root / "conf" / "log4j2.properties").exists()
+    assert server.start(echo=said.append)["pid"] == record["pid"] and "already running" in said[-1]
+    assert server.stop(echo=said.append)
+    deadline = time.time() + 10
+    while time.time() < deadline and is_listening("127.0.0.1", port):
+        time.sleep(0.2)
+    with pytest.raises(SparkError, match="No Spark Thrift server answers"):
+        require_server("127.0.0.1", port)
+    assert not server.pid_path.exists() and not server.stop(echo=said.append)
