@@ -190,7 +190,7 @@ def test_customer_keys_are_the_keyed_hash_on_both_engines(built: tuple[Path, Pat
         on_spark = con.sql(sql).pl()
     assert on_duck.height > 100 and on_duck.equals(on_spark)
     with duckdb.connect(str(duck), read_only=True) as con:
-        person = dict(con.execute("select identifier, person_id from restricted.int_identity_resolution").fetchall())
+        person = dict(con.execute("select identifier, person_id from intermediate.int_identity_resolution").fetchall())
         erased = {p for (p,) in con.execute(
             "select person_id from restricted.int_customer_key_map where is_erased").fetchall()}
     secret = load_secret()
