@@ -508,10 +508,6 @@ def rotate(date: dt.date) -> None:
     click.echo("every customer key changed; earlier served Parquet versions were purged")
 
 
-if __name__ == "__main__":
-    main()
-
-
 @click.group("spark")
 def spark_group() -> None:
     """The local Spark Thrift server, a stand-in for a cluster (docs/spark.md)."""
@@ -561,3 +557,7 @@ def spark_status() -> None:
 
 
 main.add_command(spark_group, name="spark")
+
+
+if __name__ == "__main__":
+    main()
