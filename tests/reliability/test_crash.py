@@ -7,8 +7,10 @@ night must then finish on its own (no hang on the dead run's slot), say what it 
 leave exactly what an uninterrupted night two leaves: the same rows in every served table, Parquet
 file, warehouse mart, raw and quarantine file, with nothing half-written anywhere.
 
-``make test`` runs the sample below (the hang of issue 12) and the SIGTERM scenario;
-``make reliability`` runs every point and the random timings.
+``make test`` runs the hang of issue 12 on the first night (killed mid-build, then the next run of
+that night, compared with the uninterrupted night every scenario starts from: one night fewer than
+a night-two scenario); ``make reliability`` runs every point on night two, the random timings and
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -38,21 +40,17 @@ from tests.reliability.harness import (
     cxw,
     digest,
     leftovers,
+    new_site,
     rows_lost,
     start_cxw,
 )
 
 CATEGORY = "crash"  # the section of RELIABILITY.md
 record = functools.partial(conftest.record, category=CATEGORY)
-SAMPLE = {"dbt.mid_build"}  # run by `make test`: the hang of issue 12
 NOT_IN_A_GREEN_NIGHT = {"publish_health.before_swap", "alert.before_record", "alert.before_webhook"}
 NIGHTLY_POINTS = sorted(set(POINTS) - NOT_IN_A_GREEN_NIGHT)
 _RNG = random.Random(12)
 RANDOM_DELAYS = sorted(round(_RNG.uniform(4, 60), 1) for _ in range(3))  # seconds after the start
-
-
-def _param(point: str):  # noqa: ANN202
-    return pytest.param(point, marks=() if point in SAMPLE else pytest.mark.reliability_full, id=point)
 
 
 def _next_night_recovers(site: Site, reference: dict, scenario: str, killed_at: str) -> str:
@@ -74,8 +72,27 @@ def _next_night_recovers(site: Site, reference: dict, scenario: str, killed_at: 
     return again.stderr
 
 
+def test_the_hang_of_issue_12_killed_mid_build_then_the_same_night_again(night_one: Site, tmp_path: Path) -> None:
+    """`make test`'s sample: a company's first night killed with SIGKILL while dbt builds (the run holds
+    the only `duckdb_writer` slot), then the same night again: it names and frees the dead run, does
+    not hang, and leaves exactly what the uninterrupted first night (``night_one``) left. Not a row of
+    RELIABILITY.md: `make reliability` runs the same point on night two, with the other points."""
+    site = new_site(tmp_path)  # the same company as night_one's (same generator settings and seed)
+    killed = cxw(site, "nightly", "--date", NIGHT_ONE.isoformat(), crash_at="dbt.mid_build")
+    assert killed.returncode == -signal.SIGKILL, f"dbt.mid_build was not reached: {killed.stdout}{killed.stderr}"
+    again = cxw(site, "nightly", "--date", NIGHT_ONE.isoformat())
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "recovered run" in again.stderr and "marked failed and its pool slots freed" in again.stderr, again.stderr
+    assert not leftovers(site), leftovers(site)
+    reference, got = contents(night_one), contents(site)
+    assert rows_lost(reference, got) == 0
+    diff = sorted(k for k in set(got) | set(reference) if digest(got).get(k) != digest(reference).get(k))
+    assert not diff, diff
+
+
 @pytest.mark.reliability
-@pytest.mark.parametrize("point", [_param(p) for p in NIGHTLY_POINTS])
+@pytest.mark.reliability_full
+@pytest.mark.parametrize("point", NIGHTLY_POINTS)
 def test_killed_at_a_named_point_then_the_next_night_serves_the_same(
         point: str, night_one: Site, reference: dict, tmp_path: Path) -> None:
     site = night_one.copy(tmp_path)
@@ -118,10 +135,10 @@ def _dbt_child_running(pid: int) -> bool:
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("then", [
-    "stop", pytest.param("next_night", marks=pytest.mark.reliability_full)])
-def test_sigterm_stops_the_run_promptly(then: str, night_one: Site, reference: dict, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.reliability_full
+@pytest.mark.parametrize("then", ["stop", "next_night"])
+def test_sigterm_stops_the_run_promptly(then: str, night_one: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        request: pytest.FixtureRequest) -> None:
     """SIGTERM while dbt builds: `cxw` exits within seconds, its run is failed (not left STARTED), its
     pool slot free, nothing half-written; with ``next_night`` (make reliability), the next night
     serves what an uninterrupted one serves."""
@@ -154,6 +171,7 @@ def test_sigterm_stops_the_run_promptly(then: str, night_one: Site, reference: d
     assert not held, held
     assert not left, left
     if then == "next_night":
+        reference = request.getfixturevalue("reference")  # an uninterrupted night two: make reliability only
         _next_night_recovers(site, reference, "SIGTERM while dbt builds, then the next night", "SIGTERM")
 
 
