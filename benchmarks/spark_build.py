@@ -72,7 +72,7 @@ def run(customers: int, days: int, work: Path) -> dict:
         try:
             _log(f"dbt build on {engine} ...")
             t0 = time.perf_counter()
-            results = run_dbt(BUILD, data_dir=data, dbt_vars=as_of, target="spark" if engine == "spark" else None)
+            results = run_dbt(BUILD, data_dir=data, dbt_vars=as_of, engine=engine)
             wall = time.perf_counter() - t0
         finally:
             if server:

@@ -116,8 +116,11 @@ SPARK_SECRET_ENV = "DBT_ENV_SECRET_CX_KEY"
 
 
 def engine_target(engine: str | None = None) -> str | None:
-    """The dbt target of ``engine`` (default: CX_ENGINE)."""
-    return ENGINE_TARGETS[engine or settings.current().engine]
+    """The dbt target of ``engine`` (default: CX_ENGINE); None is the profile's default, DuckDB."""
+    engine = engine or settings.current().engine
+    if engine not in ENGINE_TARGETS:
+        raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINE_TARGETS)}")
+    return ENGINE_TARGETS[engine]
 
 
 @contextmanager
@@ -142,13 +145,13 @@ def target_path(data_dir: Path, target: str | None) -> Path:
 
 
 def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None = None,
-            target: str | None = None) -> list:
-    """Run ``dbt <args>`` on the project for ``data_dir`` (on ``target``, default CX_ENGINE's); raise
-    ``DbtError`` naming what failed."""
+            engine: str | None = None) -> list:
+    """Run ``dbt <args>`` on the project for ``data_dir`` on ``engine`` ("duckdb" or "spark"; default
+    CX_ENGINE); raise ``DbtError`` naming what failed."""
     from dbt.cli.main import dbtRunner
 
     data_dir = Path(data_dir) if data_dir else settings.data_dir()
-    target = target or engine_target()
+    target = engine_target(engine)
     cli = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
            "--target-path", str(target_path(data_dir, target)), "--log-path", str(data_dir / "dbt_logs")]
     if target:

@@ -40,7 +40,7 @@ from orchestration.spark_server import (
     is_listening,
     require_server,
 )
-from orchestration.warehouse import run_dbt, target_path, window_vars
+from orchestration.warehouse import engine_target, run_dbt, target_path, window_vars
 from simulator import GeneratorConfig, generate
 
 START = dt.date(2026, 10, 22)  # the fall-back night (25th) and the end of October inside the window
@@ -116,7 +116,7 @@ def _manifest(data: Path) -> dict:
     import json
 
     # the DuckDB build's manifest: its contract types are the DuckDB spellings the mirror casts to
-    return json.loads((target_path(data, None) / "manifest.json").read_text(encoding="utf-8"))
+    return json.loads((target_path(data, engine_target("duckdb")) / "manifest.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,9 @@ def built(spark_data: Path, landing: Path, tmp_path_factory: pytest.TempPathFact
     duck = tmp_path_factory.mktemp("duck_data")
     _ingest(duck, landing)
     as_of = {"as_of": (START + dt.timedelta(days=DAYS - 1)).isoformat()}
-    _timed("duckdb build", run_dbt, ["build"], data_dir=duck, dbt_vars=as_of, target=None)
+    _timed("duckdb build", run_dbt, ["build"], data_dir=duck, dbt_vars=as_of, engine="duckdb")
     # every model, seed, data test and unit test, on Spark
-    _timed("spark build (all tests)", run_dbt, ["build"], data_dir=spark_data, dbt_vars=as_of, target="spark")
+    _timed("spark build (all tests)", run_dbt, ["build"], data_dir=spark_data, dbt_vars=as_of, engine="spark")
     mirror = spark_data / "spark_mirror.duckdb"
     spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck))
     return duck / "warehouse.duckdb", mirror
@@ -229,9 +229,9 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
         cursor.execute("drop table if exists restricted.int_customer_key_map")
         cursor.close()
     run_dbt(["run", "--full-refresh", "--select", models], data_dir=spark_data,
-            dbt_vars={"as_of": (last - dt.timedelta(days=1)).isoformat()}, target="spark")
+            dbt_vars={"as_of": (last - dt.timedelta(days=1)).isoformat()}, engine="spark")
     _timed("spark incremental night", run_dbt, ["run", "--select", models], data_dir=spark_data,
-           dbt_vars=window_vars(last, last + dt.timedelta(days=1)), target="spark")
+           dbt_vars=window_vars(last, last + dt.timedelta(days=1)), engine="spark")
     mirror = spark_data / "spark_incremental.duckdb"
     spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck.parent))
     a, b = _tables(duck), _tables(mirror)
@@ -260,7 +260,7 @@ def test_no_server_names_what_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dbt_on_spark_without_a_server_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CX_SPARK_PORT", str(_free_port()))
     with pytest.raises(SparkError, match="cxw spark start"):
-        run_dbt(["build"], data_dir=tmp_path, target="spark")
+        run_dbt(["build"], data_dir=tmp_path, engine="spark")
 
 
 def test_java_missing_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
