@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import subprocess
 from pathlib import Path
 
 from ingestion.faults import POINTS
@@ -54,6 +55,19 @@ def _plain_table(outcomes: list[dict]) -> list[str]:
     return lines
 
 
+def _commit() -> str:
+    """The commit the run tested, with a mark when the work tree had changes ("unknown" outside git)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
 def write_report(path: Path, outcomes: list[dict], now: dt.datetime) -> None:
     failed = [o for o in outcomes if "FAILED" in o["scenario"]]
     lost = sum(o.get("rows_lost") or 0 for o in outcomes)
@@ -69,7 +83,7 @@ def write_report(path: Path, outcomes: list[dict], now: dt.datetime) -> None:
         "what \"equal\" means: docs/reliability.md.",
         "",
         f"Run {now:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "
-        f"({platform.system()} {platform.machine()}, Python {platform.python_version()}).",
+        f"({platform.system()} {platform.machine()}, Python {platform.python_version()}), commit {_commit()}.",
         "",
         "| figure | value |",
         "|---|---|",
