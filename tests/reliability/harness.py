@@ -110,6 +110,12 @@ def digest(tables: dict[str, list[str]]) -> dict[str, str]:
     return {k: hashlib.sha256("\n".join(v).encode()).hexdigest() for k, v in tables.items()}
 
 
+def differing(reference: dict[str, list[str]], got: dict[str, list[str]]) -> list[str]:
+    """The tables whose rows differ between ``reference`` and ``got`` (one missing on either side included)."""
+    a, b = digest(reference), digest(got)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def rows_lost(reference: dict[str, list[str]], got: dict[str, list[str]]) -> int:
     """Rows of the reference missing from ``got`` (a missing table loses all its rows)."""
     lost = 0

@@ -41,6 +41,7 @@ from tests.reliability.harness import (
     Site,
     contents,
     cxw,
+    differing,
     digest,
     leftovers,
     rows_lost,
@@ -284,7 +285,7 @@ def test_two_nightlies_of_one_date_started_at_once(night_one: Site, reference: d
     assert not overlap, runs
     assert all(status == DagsterRunStatus.SUCCESS for *_, status in runs), runs
     assert lost == 0 and not left, left
-    assert equal, sorted(k for k in set(got) | set(reference) if digest(got).get(k) != digest(reference).get(k))
+    assert equal, differing(reference, got)
 
 
 SENSOR = textwrap.dedent('''
@@ -398,4 +399,4 @@ def test_the_drop_sensor_firing_while_a_backfill_runs(night_one: Site, tmp_path:
     assert names_backfill, waiting
     assert after, (steps, backfill_end)
     assert lost == 0 and not left, left
-    assert equal, sorted(k for k in set(got) | set(expected) if digest(got).get(k) != digest(expected).get(k))
+    assert equal, differing(expected, got)

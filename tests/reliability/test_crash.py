@@ -38,6 +38,7 @@ from tests.reliability.harness import (
     Site,
     contents,
     cxw,
+    differing,
     digest,
     leftovers,
     new_site,
@@ -67,7 +68,7 @@ def _next_night_recovers(site: Site, reference: dict, scenario: str, killed_at: 
     assert again.returncode == 0, again.stdout + again.stderr
     assert not left, left
     assert lost == 0
-    diff = sorted(k for k in set(got) | set(reference) if digest(got).get(k) != digest(reference).get(k))
+    diff = differing(reference, got)
     assert not diff, diff
     return again.stderr
 
@@ -86,7 +87,7 @@ def test_the_hang_of_issue_12_killed_mid_build_then_the_same_night_again(night_o
     assert not leftovers(site), leftovers(site)
     reference, got = contents(night_one), contents(site)
     assert rows_lost(reference, got) == 0
-    diff = sorted(k for k in set(got) | set(reference) if digest(got).get(k) != digest(reference).get(k))
+    diff = differing(reference, got)
     assert not diff, diff
 
 
