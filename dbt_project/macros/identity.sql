@@ -5,6 +5,11 @@
     nullif(lower(trim({{ col }})), '')
 {%- endmacro %}
 
+{#- The hash of a phone number in E.164, what CRM profiles of one person share. -#}
+{% macro phone_hash(phone, country) -%}
+    case when {{ phone }} is not null then {{ dbt.hash(phone_e164(phone, country)) }} end
+{%- endmacro %}
+
 {#- A customer reference (billing, survey) is a CRM customer_id or an e-mail. -#}
 {% macro ref_customer_id(col) -%}
     case when {{ col }} like '%@%' then null else nullif(trim({{ col }}), '') end
