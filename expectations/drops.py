@@ -39,6 +39,81 @@ def _history(zones: Zones, system: str, day: dt.date, days: int) -> pl.DataFrame
                                                                "quarantined")
 
 
+# the checks judged against the trailing drops: a drop landed late changes them for the dates after it
+BASELINE_CHECKS = ("drop_volume", "quarantine_rate")
+
+
+def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_rows: int, quarantined: int,
+                   history: pl.DataFrame, cfg: dict) -> list[HealthRow]:
+    """drop_volume and quarantine_rate of one entity's drop, against the system's trailing drops."""
+    subject = f"{system}.{entity}"
+    asset = raw_asset(system, entity)
+    rows: list[HealthRow] = []
+    past = history.filter(pl.col("entity") == entity)
+    series = {d: float(n) for d, n in zip(past["business_date"], past["manifest_rows"], strict=True)}
+    verdict = anomaly.robust_band(day, float(manifest_rows), series, cfg["anomaly"], counts=True)
+    if not verdict.has_baseline:
+        rows.append(HealthRow(day, "drop_volume", asset, "no_baseline", subject=subject,
+                              observed_value=manifest_rows, expected_range=verdict.expected()))
+    else:
+        rows.append(judged(
+            day, "drop_volume", asset, not verdict.surprising, subject=subject, observed_value=manifest_rows,
+            expected_range=verdict.expected(),
+            message=None if not verdict.surprising else
+            f"{file}: {manifest_rows} records, usual {verdict.median:.0f} (robust z {verdict.robust_z:.1f})"))
+    rate = quarantined / manifest_rows if manifest_rows else 0.0
+    hist_rows = int(past["manifest_rows"].sum()) if past.height else 0
+    hist_rate = int(past["quarantined"].sum()) / hist_rows if hist_rows >= 200 else None
+    surprising, threshold = anomaly.quarantine_surprising(quarantined, manifest_rows, hist_rate, cfg["quarantine"])
+    basis = f"historical share {hist_rate:.4f}" if hist_rate is not None else "prior share"
+    rows.append(judged(
+        day, "quarantine_rate", asset, not surprising, subject=subject, observed_value=rate,
+        expected_range=f"Wilson lower bound <= {threshold:.4f} ({basis} + margin)",
+        message=None if not surprising else
+        f"{file}: {quarantined} of {manifest_rows} records quarantined ({rate:.2%}); "
+        f"see quarantine/{system}/{entity}/business_date={day}"))
+    return rows
+
+
+def _latest_loaded(zones: Zones, system: str, day: dt.date) -> pl.DataFrame | None:
+    """The latest attempt of one drop, if it loaded: entity, file, manifest_rows, quarantined."""
+    files = sorted(zones.audit_dir(system, day).glob("*.parquet"))
+    if not files:
+        return None
+    audit = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max())
+    if latest.filter(pl.col("status") != "loaded").height:
+        return None
+    return latest.select("entity", "file", "manifest_rows", "quarantined").sort("entity")
+
+
+def drop_counts(zones: Zones, system: str, day: dt.date) -> list[tuple]:
+    """What a drop contributes to the baselines of the drops after it (nothing: not loaded)."""
+    latest = _latest_loaded(zones, system, day)
+    return [] if latest is None else latest.select("entity", "manifest_rows", "quarantined").rows()
+
+
+def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = None) -> dict[dt.date, list[HealthRow]]:
+    """The baseline rows (``BASELINE_CHECKS``) of the system's loaded drops after ``day``, within the
+    history window, judged again: call it when ``day``'s drop changed what their history holds (a drop
+    delivered late, a corrected re-extract), so a date reads the same however its drops arrived."""
+    cfg = cfg or anomaly.load_config()
+    history_days = int(cfg["anomaly"]["history_days"])
+    out: dict[dt.date, list[HealthRow]] = {}
+    for i in range(1, history_days + 1):
+        later = day + dt.timedelta(days=i)
+        if not zones.audit_dir(system, later).is_dir():
+            continue
+        latest = _latest_loaded(zones, system, later)
+        if latest is None:
+            continue
+        history = _history(zones, system, later, history_days)
+        out[later] = [row for e in latest.iter_rows(named=True)
+                      for row in _baseline_rows(later, system, e["entity"], e["file"], e["manifest_rows"],
+                                                e["quarantined"], history, cfg)]
+    return out
+
+
 def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, error: str | None = None,
                 missing: bool = False, cfg: dict | None = None) -> list[HealthRow]:
     """Rows for a landed drop (``load``), a refused one (``error``) or one not delivered yet (``missing``)."""
@@ -69,30 +144,7 @@ def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, 
                            observed_value=on_disk + quarantined, expected_range=f"= {e.manifest_rows} (manifest)",
                            message=None if ok else f"{e.file}: {on_disk} loaded + {quarantined} quarantined "
                                                    f"<> {e.manifest_rows} in the manifest"))
-        past = history.filter(pl.col("entity") == e.entity)
-        series = {d: float(n) for d, n in zip(past["business_date"], past["manifest_rows"], strict=True)}
-        verdict = anomaly.robust_band(day, float(e.manifest_rows), series, cfg["anomaly"], counts=True)
-        if not verdict.has_baseline:
-            rows.append(HealthRow(day, "drop_volume", asset, "no_baseline", subject=subject,
-                                  observed_value=e.manifest_rows, expected_range=verdict.expected()))
-        else:
-            rows.append(judged(
-                day, "drop_volume", asset, not verdict.surprising, subject=subject, observed_value=e.manifest_rows,
-                expected_range=verdict.expected(),
-                message=None if not verdict.surprising else
-                f"{e.file}: {e.manifest_rows} records, usual {verdict.median:.0f} (robust z {verdict.robust_z:.1f})"))
-        hist_rows = int(past["manifest_rows"].sum()) if past.height else 0
-        hist_rate = int(past["quarantined"].sum()) / hist_rows if hist_rows >= 200 else None
-        surprising, threshold = anomaly.quarantine_surprising(e.quarantined, e.manifest_rows, hist_rate,
-                                                              cfg["quarantine"])
-        basis = f"historical share {hist_rate:.4f}" if hist_rate is not None else "prior share"
-        rows.append(judged(
-            day, "quarantine_rate", asset, not surprising, subject=subject,
-            observed_value=e.quarantine_rate,
-            expected_range=f"Wilson lower bound <= {threshold:.4f} ({basis} + margin)",
-            message=None if not surprising else
-            f"{e.file}: {e.quarantined} of {e.manifest_rows} records quarantined ({e.quarantine_rate:.2%}); "
-            f"see quarantine/{system}/{e.entity}/business_date={day}"))
+        rows += _baseline_rows(day, system, e.entity, e.file, e.manifest_rows, e.quarantined, history, cfg)
     return rows
 
 

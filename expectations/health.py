@@ -88,23 +88,53 @@ def write(root: Path, dates: Iterable[dt.date], source: str, rows: Iterable[Heal
           run_id: str | None = None) -> pl.DataFrame:
     """Replace ``source``'s rows for each of ``dates`` (a date without rows gets its old rows removed)."""
     frame = to_frame(rows, source, run_id)
-    base = Path(root) / HEALTH_DIR
     for day in sorted(set(dates) | set(frame["business_date"].to_list())):
-        folder = base / f"business_date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{source}.parquet"
-        part = frame.filter(pl.col("business_date") == day)
-        tmp = folder / f".{source}.{os.getpid()}.tmp"
-        try:
-            part.write_parquet(tmp)
-            crashpoint("health.inside_swap")
-            os.replace(tmp, target)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise DiskFull(target, "the health record keeps its previous version") from exc
-            raise
+        _write_frame(root, day, source, frame.filter(pl.col("business_date") == day))
     return frame
+
+
+def _write_frame(root: Path, day: dt.date, source: str, part: pl.DataFrame) -> None:
+    """Swap in ``source``'s rows of ``day`` atomically."""
+    folder = Path(root) / HEALTH_DIR / f"business_date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{source}.parquet"
+    tmp = folder / f".{source}.{os.getpid()}.tmp"
+    try:
+        part.write_parquet(tmp)
+        crashpoint("health.inside_swap")
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFull(target, "the health record keeps its previous version") from exc
+        raise
+
+
+def replace_checks(root: Path, day: dt.date, source: str, checks: Iterable[str], rows: Iterable[HealthRow],
+                   run_id: str | None = None) -> pl.DataFrame:
+    """Replace only ``checks``' rows of ``source`` for ``day``, keeping its other rows (a judgment made
+    again when a later delivery changed its baseline)."""
+    checks = set(checks)
+    new = to_frame(rows, source, run_id)
+    if set(new["check_name"]) - checks or set(new["business_date"]) - {day}:
+        raise ValueError(f"replace_checks({day}, {sorted(checks)}) got rows of other checks or dates")
+    target = Path(root) / HEALTH_DIR / f"business_date={day.isoformat()}" / f"{source}.parquet"
+    kept = pl.read_parquet(target).cast(SCHEMA) if target.exists() else pl.DataFrame(schema=SCHEMA)
+    kept = kept.filter(~pl.col("check_name").is_in(sorted(checks)))
+    frame = pl.concat([kept, new], how="vertical")
+    _write_frame(root, day, source, frame)
+    return frame
+
+
+def judged_dates(root: Path, source: str, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The business dates in [start, end) that hold a record of ``source``."""
+    base = Path(root) / HEALTH_DIR
+    out = []
+    for folder in sorted(base.glob("business_date=*")) if base.exists() else []:
+        day = dt.date.fromisoformat(folder.name.split("=", 1)[1])
+        if start <= day < end and (folder / f"{source}.parquet").exists():
+            out.append(day)
+    return out
 
 
 def read(root: Path, dates: Iterable[dt.date] | None = None) -> pl.DataFrame:

@@ -63,14 +63,24 @@ def quality_gate(context: dg.AssetCheckExecutionContext, cx: CxData) -> Iterator
     start, end = run_window(context.run.tags)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     crashpoint("gate.start")
+    # the dates judged before that late records can still change (the KPI mart's own lookback)
+    rejudge = health.judged_dates(cx.root(), "gate", start - dt.timedelta(days=int(dbt_var("kpi_lookback_days"))),
+                                  start)
     result = gate.evaluate(cx.root() / "warehouse.duckdb", start, end, cx.root() / "docs" / "gx",
-                           reporting_currency=dbt_var("reporting_currency"))
-    health.write(cx.root(), days, "gate", result.rows, run_id=context.run.run_id)
+                           reporting_currency=dbt_var("reporting_currency"), rejudge=rejudge)
+    window = [r for r in result.rows if r.business_date >= start]
+    health.write(cx.root(), days, "gate", window, run_id=context.run.run_id)
+    for day in rejudge:
+        health.replace_checks(cx.root(), day, "gate", gate.BASELINE_CHECKS,
+                              [r for r in result.rows if r.business_date == day], run_id=context.run.run_id)
+    if rejudge:
+        context.log.info("baseline warnings of %d earlier dates (%s .. %s) judged again with what the warehouse "
+                         "holds now", len(rejudge), rejudge[0], rejudge[-1])
     crashpoint("gate.after_health")
     by_check: dict[str, list[health.HealthRow]] = defaultdict(list)
-    for row in result.rows:
+    for row in window:
         by_check[row.check_name].append(row)
-    if any(r.blocks for r in result.rows):
+    if any(r.blocks for r in window):
         publish_health(cx.root() / "serving", health.read(cx.root()))
         context.log.error("blocking checks failed: the marts are not published; data_health is served")
     for check in GATE_CHECKS:

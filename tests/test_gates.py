@@ -216,6 +216,24 @@ def test_a_backfill_records_every_date_of_its_range(sequence: dict, env: Path) -
         assert gate_names - {"score_drift", "identity_match_rate"} <= set(names) <= gate_names, day
 
 
+def test_the_next_night_judges_the_earlier_baseline_warnings_again(sequence: dict, env: Path) -> None:
+    """The incident night judges the backfilled dates' baseline warnings again with what the warehouse
+    holds then (late records can change them, docs/reliability.md) and keeps their other gate rows;
+    the heavy-tails night's promise-gap warning is still there: judging again hides no bad news."""
+    assert sequence["incident_exit"] == 0, sequence["incident_out"]
+    record = health.read(env).filter(pl.col("source") == "gate")
+    tonight = set(record.filter(pl.col("business_date") == INCIDENT)["run_id"])
+    backfilled = record.filter(pl.col("business_date") < INCIDENT)
+    assert backfilled["business_date"].n_unique() == HISTORY_NIGHTS + 1 and len(tonight) == 1
+    baselines = backfilled.filter(pl.col("check_name").is_in(gate.BASELINE_CHECKS))
+    others = backfilled.filter(~pl.col("check_name").is_in(gate.BASELINE_CHECKS))
+    assert baselines.height and set(baselines["run_id"]) == tonight
+    assert others.height and not set(others["run_id"]) & tonight
+    assert backfilled.group_by("business_date", "check_name", "subject").len()["len"].max() == 1
+    gap = baselines.filter((pl.col("business_date") == TAILS) & (pl.col("check_name") == "promise_gap_outliers"))
+    assert gap["status"].to_list() == ["warn"] and gap["observed_value"][0] >= 2
+
+
 def test_incident_on_a_sale_night_is_published_with_warnings(sequence: dict, env: Path) -> None:
     assert sequence["incident_exit"] == 0, sequence["incident_out"]
     assert served(env, "select distinct as_of from _publication") == [(INCIDENT.isoformat(),)]

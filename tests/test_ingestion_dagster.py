@@ -91,6 +91,35 @@ def test_a_refused_drop_fails_the_run_naming_the_file(data_dir: Path, october_dr
     assert (data_dir / "raw" / "crm" / "customers" / f"business_date={day}" / "data.parquet").exists()
 
 
+def _health_of(data_dir: Path, day: dt.date, source: str) -> list[tuple]:
+    frame = pl.read_parquet(data_dir / "health" / f"business_date={day}" / f"{source}.parquet")
+    return sorted(frame.drop("run_id", "recorded_at").rows())
+
+
+def test_a_drop_landed_late_judges_the_later_drops_again(data_dir: Path, october_drops: Drops,
+                                                          tmp_path: Path) -> None:
+    """The ERP drop of night 3 lands after night 4's: night 4's volume and quarantine baselines were
+    judged without it and are judged again, so its record equals that of the nights landed in order
+    (docs/reliability.md, idempotency); the other systems' records are not touched."""
+    land_erp = [a for a in ingest_assets if a.node_def.name == "land_erp"]
+    days = [october_drops.cfg.start + dt.timedelta(days=i) for i in range(4)]
+    in_order = tmp_path / "in_order"
+    shutil.copytree(data_dir / "landing", in_order / "landing")
+    with dg.instance_for_test() as instance:
+        for root, order in ((in_order, days), (data_dir, [days[0], days[1], days[3], days[2]])):
+            for day in order:
+                assert dg.materialize(land_erp, partition_key=day.isoformat(),
+                                      resources={"cx": CxData(data_dir=str(root))}, instance=instance).success
+                if root == data_dir and day == days[3]:  # judged while night 3 is missing: 2 days of history
+                    early = _health_of(data_dir, days[3], "ingest_erp")
+                    assert any("2 days of history" in (r[7] or "") for r in early if r[1] == "drop_volume")
+    late = _health_of(data_dir, days[3], "ingest_erp")
+    assert late == _health_of(in_order, days[3], "ingest_erp") != early
+    assert any("3 days of history" in (r[7] or "") for r in late if r[1] == "drop_volume")
+    assert {r[1] for r in late} >= {"drop_volume", "quarantine_rate", "reconciles_with_manifest"}
+    assert _health_of(data_dir, days[2], "ingest_erp") == _health_of(in_order, days[2], "ingest_erp")
+
+
 def test_drop_sensor_requests_new_and_replaced_drops_once(data_dir: Path, october_drops: Drops) -> None:
     cx = CxData(data_dir=str(data_dir))
     with dg.instance_for_test() as instance:

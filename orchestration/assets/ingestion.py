@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from expectations import health, registry
-from expectations.drops import drop_health, is_missing
+from expectations.drops import BASELINE_CHECKS, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion import contract as C
 from ingestion.load import load_drop
 from ingestion.manifest import DropRefused
@@ -76,19 +76,20 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
     def _land(context: dg.AssetExecutionContext, cx: CxData) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = dt.date.fromisoformat(context.partition_key)
         zones = cx.zones()
+        before = drop_counts(zones, system, day)
         try:
             result = load_drop(zones, system, day)
         except DropRefused as exc:
             if not is_missing(exc.problem):
                 rows = drop_health(zones, system, day, None, error=str(exc))
-                health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+                health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run.run_id)
                 publish_health(cx.root() / "serving", health.read(cx.root()))
                 raise dg.Failure(description=f"{system} drop for {day.isoformat()} refused: {exc}",
                                  metadata={"file": exc.path, "problem": exc.problem}) from exc
             # not delivered yet: a warning; the night goes on with what the other systems delivered
             context.log.warning("%s drop for %s not delivered yet: %s", system, day, exc)
             rows = drop_health(zones, system, day, None, error=str(exc), missing=True)
-            health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+            health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run.run_id)
             for e in C.entities_of(system):
                 key = raw_key(system, e.name)
                 yield dg.MaterializeResult(asset_key=key, metadata={
@@ -96,7 +97,16 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                 yield from _results(key, [r for r in rows if r.subject == f"{system}.{e.name}"])
             return
         rows = drop_health(zones, system, day, result)
-        health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run_id)
+        health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run.run_id)
+        if drop_counts(zones, system, day) != before:
+            # a drop delivered late (or corrected): the drops after it were judged without it
+            later = rejudge_later(zones, system, day)
+            for other, other_rows in later.items():
+                health.replace_checks(cx.root(), other, f"ingest_{system}", BASELINE_CHECKS, other_rows,
+                                      run_id=context.run.run_id)
+            if later:
+                context.log.info("%s drop of %s changed the baselines of %d later drops (%s .. %s): judged again",
+                                 system, day, len(later), min(later), max(later))
         if any(r.blocks for r in rows):  # the step fails on its blocking check: serve the record now
             publish_health(cx.root() / "serving", health.read(cx.root()))
         for e in result.entities:
