@@ -167,6 +167,13 @@ VARIABLES: tuple[Variable, ...] = (
              "How long a run waits for the data directory's writer lock or a Dagster pool slot held by another "
              "run before giving up, naming the holder (docs/reliability.md).",
              parse=_seconds, value_default=1800.0),
+    Variable("CX_DBT_ASSET_CHECKS", "dbt_asset_checks", "bool", "`false`",
+             "Every dbt data test as its own Dagster asset check. Off, the tests still run in the same `dbt build` "
+             "and fail its step, and the data-health record holds their results (per generic test and model, naming "
+             "each failing test); on, Dagster also stores three events per test (planned, output, evaluation), "
+             "about 1,000 a night for ours, which on the SQLite instance double the dbt step's time "
+             "(docs/orchestration.md). Read when Dagster's definitions are built.",
+             parse=_bool("CX_DBT_ASSET_CHECKS"), value_default=False, read_by="Dagster"),
     Variable("CX_ALERT_WEBHOOK", "alert_webhook", "URL", None,
              "Where a failed run's alert is also POSTed (it is always appended to `$CX_DATA_DIR/alerts.log`); "
              "off when unset. Its path usually carries a credential: it is never logged.",
@@ -238,6 +245,7 @@ class Settings:
     nightly_cron: str
     nightly_tz: str
     slot_wait_seconds: float
+    dbt_asset_checks: bool
     alert_webhook: str | None = field(repr=False)
     quality_config: Path | None
     dagster_home: Path | None

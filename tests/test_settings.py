@@ -97,3 +97,22 @@ def test_dbt_reads_only_declared_variables_with_the_declared_defaults() -> None:
     assert seen == {v.name for v in settings.VARIABLES if v.dbt_default is not None}
     # whoever launches dbt sets what it reads from the settings, so its YAML defaults never decide
     assert set(settings.dbt_env()) == {v.name for v in settings.VARIABLES if "dbt" in v.read_by.split(", ")}
+
+
+@pytest.mark.parametrize(("value", "expect_checks"), [("", False), ("true", True)])
+def test_dbt_tests_are_dagster_asset_checks_only_when_asked(value: str, expect_checks: bool) -> None:
+    """Off by default: three instance events per dbt test (docs/orchestration.md); on, each dbt data
+    test is an asset check of the model it tests."""
+    import subprocess
+    import sys
+
+    code = ("from orchestration.assets.warehouse import cx_dbt\n"
+            "print(len(list(cx_dbt.check_specs)), len(cx_dbt.keys))")
+    env = {**os.environ, "CX_DBT_ASSET_CHECKS": value}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    checks, models = map(int, out.stdout.split()[-2:])
+    assert models > 30
+    assert (checks > 100) if expect_checks else (checks == 0), checks
+    assert settings.Settings.from_env({"CX_DBT_ASSET_CHECKS": value}).dbt_asset_checks is expect_checks

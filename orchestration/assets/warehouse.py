@@ -7,9 +7,10 @@ rebuilt as of the same ``as_of`` (a backfill of an old window gives that window'
 call per run (a single-run backfill policy for ranges), in the ``duckdb_writer`` pool so only one
 process writes the DuckDB file at a time.
 
-dbt tests surface as Dagster asset checks, and every run records them in the data-health record
-(``expectations/health.py``, grouped per generic test and model, severity from
-``expectations/registry.py``). When dbt fails (a model errors or a blocking test fails), the
+Every run records the dbt tests in the data-health record (``expectations/health.py``, grouped per
+generic test and model, severity from ``expectations/registry.py``); they are Dagster asset checks
+too only with ``CX_DBT_ASSET_CHECKS`` (three instance events per test: docs/orchestration.md).
+When dbt fails (a model errors or a blocking test fails), the
 health record is served at once (``publish_health``: the marts BI reads do not move) and the step
 fails naming what failed. Sources map to the ingestion assets, so it is one lineage graph.
 """
@@ -32,6 +33,7 @@ from dagster_dbt import (
 
 from expectations import health, registry
 from ingestion import contract as C
+from ingestion import settings
 from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from ingestion.keys import KeySecretError
@@ -87,7 +89,11 @@ class CxDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name=group, owners=OWNERS.get(layer, ["team:cx-analytics"]))
 
 
-translator = CxDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+# dbt tests as one Dagster asset check each only when asked (CX_DBT_ASSET_CHECKS): three events per test
+# on the instance, ~1,000 a night, cost as much as the build itself on SQLite (docs/orchestration.md);
+# off, they still run in the same build, fail its step, and each is in the data-health record
+translator = CxDbtTranslator(settings=DagsterDbtTranslatorSettings(
+    enable_asset_checks=settings.current().dbt_asset_checks))
 
 
 def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
@@ -134,9 +140,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
             invocation = dbt.cli(args, context=context, raise_on_error=False)
     except (SparkError, KeySecretError) as exc:
         raise dg.Failure(description=str(exc)) from None
+    checks = translator.settings.enable_asset_checks
     for i, event in enumerate(invocation.stream()):
         if i == 5:
             crashpoint("dbt.mid_build")
+        if not checks and isinstance(event, dg.AssetObservation):
+            continue  # a dbt test's result: recorded below (dbt_test_health), not one Dagster event per test
         yield event
     crashpoint("dbt.after_build")
     try:
@@ -144,7 +153,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     except FileNotFoundError:
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run_id)
+    test_rows = dbt_test_health(run_results, manifest, days)
+    health.write(cx.root(), days, "dbt", test_rows, run_id=context.run.run_id)
+    tests = [r for r in run_results.get("results", []) if r.get("unique_id", "").startswith("test.")]
+    bad = [r for r in tests if r.get("status") not in ("pass", "success")]
+    context.log.info(f"dbt tests: {len(tests) - len(bad)} of {len(tests)} passed; each is in the data-health "
+                     f"record ({len(test_rows) // max(len(days), 1)} rows per date, per generic test and model)")
     crashpoint("dbt.health_written")
     if not invocation.is_successful():
         # a model's error says why (DuckDB names the file when the disk is full); a test's failure is its count
