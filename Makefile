@@ -79,7 +79,7 @@ test-spark: install $(SPARK_VENV)/bin/.installed java
 
 # every reliability scenario (docs/reliability.md); regenerates RELIABILITY.md from this run's outcomes
 reliability: install
-	CX_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(BIN)/pytest tests/reliability -m reliability -n 2 --dist load
+	CX_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(BIN)/pytest tests/reliability -m reliability -n 2 --dist loadgroup
 
 # benchmarks (docs/benchmarks.md): make bench BENCH_SCALE=M
 BENCH_SCALE ?= S
