@@ -171,8 +171,8 @@ VARIABLES: tuple[Variable, ...] = (
              "Every dbt data test as its own Dagster asset check. Off, the tests still run in the same `dbt build` "
              "and fail its step, and the data-health record holds their results (per generic test and model, naming "
              "each failing test); on, Dagster also stores three events per test (planned, output, evaluation), "
-             "about 1,000 a night for ours, which on the SQLite instance double the dbt step's time "
-             "(docs/orchestration.md). Read when Dagster's definitions are built.",
+             "744 of a night's 1,153 for ours, about 10 % of a night's time on the SQLite instance, more under "
+             "load (docs/orchestration.md). Read when Dagster's definitions are built.",
              parse=_bool("CX_DBT_ASSET_CHECKS"), value_default=False, read_by="Dagster"),
     Variable("CX_ALERT_WEBHOOK", "alert_webhook", "URL", None,
              "Where a failed run's alert is also POSTed (it is always appended to `$CX_DATA_DIR/alerts.log`); "
