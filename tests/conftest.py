@@ -25,6 +25,18 @@ if not os.environ.get(SECRET_FILE_ENV) or not Path(os.environ[SECRET_FILE_ENV]).
 os.environ.pop(SECRET_ENV, None)
 
 
+# the longest files first, longest first: `make test` runs files on two workers (--dist loadfile) in
+# collection order, and a long file collected last runs alone at the end while the other worker idles
+# (the slowest steps: make test's --durations list)
+FIRST = ("test_spark.py", "test_benchmarks.py", "test_nightly.py", "test_gates.py", "test_crash.py",
+         "test_warehouse.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: the rest keep their order
+
+
 @dataclass
 class Drops:
     root: Path
