@@ -9,11 +9,12 @@ drops make normal (warnings, baselines learned from the load audit of this compa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import polars as pl
 
 from ingestion import contract as C
-from ingestion.load import AUDIT_DIR, DropLoad, Zones, read_partition_counts
+from ingestion.load import DropLoad, Zones, read_partition_counts
 
 from . import anomaly
 from .health import HealthRow, judged
@@ -23,20 +24,41 @@ def raw_asset(system: str, entity: str) -> str:
     return f"raw/{system}/{entity}"
 
 
-def _history(zones: Zones, system: str, day: dt.date, days: int) -> pl.DataFrame:
-    """The latest loaded attempt of each of the system's trailing drops (dates before ``day``), per entity."""
-    files = []
-    for i in range(1, days + 1):
-        folder = zones.raw / AUDIT_DIR / system / f"business_date={(day - dt.timedelta(days=i)).isoformat()}"
-        if folder.is_dir():
-            files += sorted(folder.glob("*.parquet"))
+_ATTEMPT_SCHEMA = {"business_date": pl.Date, "entity": pl.Utf8, "file": pl.Utf8, "manifest_rows": pl.Int64,
+                   "quarantined": pl.Int64, "status": pl.Utf8}
+
+
+def _latest_attempts(zones: Zones, system: str, days: Iterable[dt.date]) -> pl.DataFrame:
+    """The latest attempt of each of the system's drops for ``days`` (one row per entity, with its status),
+    from the load audit: one read of the audit files, whatever the caller then selects."""
+    files = [f for day in days for f in sorted(zones.audit_dir(system, day).glob("*.parquet"))]
     if not files:
-        return pl.DataFrame(schema={"business_date": pl.Date, "entity": pl.Utf8, "manifest_rows": pl.Int64,
-                                    "quarantined": pl.Int64})
+        return pl.DataFrame(schema=_ATTEMPT_SCHEMA)
     audit = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
     latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max().over("business_date"))
-    return latest.filter(pl.col("status") == "loaded").select("business_date", "entity", "manifest_rows",
-                                                               "quarantined")
+    return latest.select(list(_ATTEMPT_SCHEMA))
+
+
+def _trailing(attempts: pl.DataFrame, day: dt.date, days: int) -> pl.DataFrame:
+    """The loaded drops among ``attempts`` of the ``days`` dates before ``day``, per entity."""
+    return attempts.filter(pl.col("business_date").is_between(day - dt.timedelta(days=days),
+                                                               day - dt.timedelta(days=1))
+                           & (pl.col("status") == "loaded")
+                           ).select("business_date", "entity", "manifest_rows", "quarantined")
+
+
+def _history(zones: Zones, system: str, day: dt.date, days: int) -> pl.DataFrame:
+    """The latest loaded attempt of each of the system's trailing drops (dates before ``day``), per entity."""
+    window = [day - dt.timedelta(days=i) for i in range(1, days + 1)]
+    return _trailing(_latest_attempts(zones, system, window), day, days)
+
+
+def _loaded(attempts: pl.DataFrame, day: dt.date) -> pl.DataFrame | None:
+    """``day``'s latest attempt among ``attempts``, if it loaded: entity, file, manifest_rows, quarantined."""
+    latest = attempts.filter(pl.col("business_date") == day)
+    if latest.is_empty() or latest.filter(pl.col("status") != "loaded").height:
+        return None
+    return latest.select("entity", "file", "manifest_rows", "quarantined").sort("entity")
 
 
 # the checks judged against the trailing drops: a drop landed late changes them for the dates after it
@@ -75,21 +97,9 @@ def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_r
     return rows
 
 
-def _latest_loaded(zones: Zones, system: str, day: dt.date) -> pl.DataFrame | None:
-    """The latest attempt of one drop, if it loaded: entity, file, manifest_rows, quarantined."""
-    files = sorted(zones.audit_dir(system, day).glob("*.parquet"))
-    if not files:
-        return None
-    audit = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-    latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max())
-    if latest.filter(pl.col("status") != "loaded").height:
-        return None
-    return latest.select("entity", "file", "manifest_rows", "quarantined").sort("entity")
-
-
 def drop_counts(zones: Zones, system: str, day: dt.date) -> list[tuple]:
     """What a drop contributes to the baselines of the drops after it (nothing: not loaded)."""
-    latest = _latest_loaded(zones, system, day)
+    latest = _loaded(_latest_attempts(zones, system, [day]), day)
     return [] if latest is None else latest.select("entity", "manifest_rows", "quarantined").rows()
 
 
@@ -99,15 +109,16 @@ def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = No
     delivered late, a corrected re-extract), so a date reads the same however its drops arrived."""
     cfg = cfg or anomaly.load_config()
     history_days = int(cfg["anomaly"]["history_days"])
+    # every date a later drop's history can hold, read once
+    attempts = _latest_attempts(zones, system, [day + dt.timedelta(days=i)
+                                                for i in range(1 - history_days, history_days + 1)])
     out: dict[dt.date, list[HealthRow]] = {}
     for i in range(1, history_days + 1):
         later = day + dt.timedelta(days=i)
-        if not zones.audit_dir(system, later).is_dir():
-            continue
-        latest = _latest_loaded(zones, system, later)
+        latest = _loaded(attempts, later)
         if latest is None:
             continue
-        history = _history(zones, system, later, history_days)
+        history = _trailing(attempts, later, history_days)
         out[later] = [row for e in latest.iter_rows(named=True)
                       for row in _baseline_rows(later, system, e["entity"], e["file"], e["manifest_rows"],
                                                 e["quarantined"], history, cfg)]
