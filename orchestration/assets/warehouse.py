@@ -102,8 +102,11 @@ def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     return window_vars(window.start.date(), window.end.date())
 
 
-def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> list[health.HealthRow]:
-    """One row per date x generic test x model: failed when any instance failed (names them)."""
+PASSED = ("pass", "success")
+
+
+def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """The data tests of a dbt invocation by (generic test, model): (name, status, message) of each."""
     groups: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
     for r in run_results.get("results", []):
         node = manifest["nodes"].get(r["unique_id"]) or {}
@@ -113,9 +116,14 @@ def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> l
         kind = registry.for_dbt_test(name, (node.get("test_metadata") or {}).get("name")).name
         model = (node.get("attached_node") or (node.get("depends_on", {}).get("nodes") or ["?"])[0]).split(".")[-1]
         groups[(kind, model)].append((name, str(r.get("status")), r.get("message") or ""))
+    return groups
+
+
+def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> list[health.HealthRow]:
+    """One row per date x generic test x model: failed when any instance failed (names them)."""
     rows = []
-    for (kind, model), tests in sorted(groups.items()):
-        bad = [(name, status, msg) for name, status, msg in tests if status not in ("pass", "success")]
+    for (kind, model), tests in sorted(dbt_tests(run_results, manifest).items()):
+        bad = [(name, status, msg) for name, status, msg in tests if status not in PASSED]
         message = "; ".join(f"{name}: {status} {msg}".strip() for name, status, msg in bad[:10]) or None
         for day in days:
             rows.append(health.judged(day, kind, model, not bad, subject=f"{len(tests)} dbt tests",
@@ -153,12 +161,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     except FileNotFoundError:
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    test_rows = dbt_test_health(run_results, manifest, days)
-    health.write(cx.root(), days, "dbt", test_rows, run_id=context.run.run_id)
-    tests = [r for r in run_results.get("results", []) if r.get("unique_id", "").startswith("test.")]
-    bad = [r for r in tests if r.get("status") not in ("pass", "success")]
-    context.log.info(f"dbt tests: {len(tests) - len(bad)} of {len(tests)} passed; each is in the data-health "
-                     f"record ({len(test_rows) // max(len(days), 1)} rows per date, per generic test and model)")
+    groups = dbt_tests(run_results, manifest)
+    health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run.run_id)
+    tests = [status for group in groups.values() for _, status, _ in group]
+    passed = sum(status in PASSED for status in tests)
+    context.log.info(f"dbt tests: {passed} of {len(tests)} passed; each is in the data-health record "
+                     f"({len(groups)} rows per date, per generic test and model)")
     crashpoint("dbt.health_written")
     if not invocation.is_successful():
         # a model's error says why (DuckDB names the file when the disk is full); a test's failure is its count
