@@ -70,9 +70,12 @@ def quality_gate(context: dg.AssetCheckExecutionContext, cx: CxData) -> Iterator
                            reporting_currency=dbt_var("reporting_currency"), rejudge=rejudge)
     window = [r for r in result.rows if r.business_date >= start]
     health.write(cx.root(), days, "gate", window, run_id=context.run.run_id)
+    earlier: dict[dt.date, list[health.HealthRow]] = defaultdict(list)
+    for row in result.rows:
+        if row.business_date < start:
+            earlier[row.business_date].append(row)
     for day in rejudge:
-        health.replace_checks(cx.root(), day, "gate", gate.BASELINE_CHECKS,
-                              [r for r in result.rows if r.business_date == day], run_id=context.run.run_id)
+        health.replace_checks(cx.root(), day, "gate", gate.BASELINE_CHECKS, earlier[day], run_id=context.run.run_id)
     if rejudge:
         context.log.info("baseline warnings of %d earlier dates (%s .. %s) judged again with what the warehouse "
                          "holds now", len(rejudge), rejudge[0], rejudge[-1])

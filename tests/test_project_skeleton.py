@@ -85,3 +85,27 @@ def test_marts_are_described_and_their_contracts_portable() -> None:
             if str(column.get("data_type", "")).lower() == "hugeint":
                 problems.append(f"{where}: {column['name']} is hugeint (Spark has none): cast it to bigint")
     assert not problems, "\n".join(problems)
+
+
+def test_make_reliability_keeps_an_xdist_group_on_one_worker(tmp_path: Path) -> None:
+    """``make reliability`` runs with ``--dist loadgroup`` so the idempotency module (``xdist_group``) computes
+    its five-night reference on one worker. pytest 9.2 keeps node ids where pytest-xdist 3.8 no longer
+    writes its group suffix (pytest-dev/pytest-xdist#1386): the mark is then ignored without a word, hence
+    the pin ``pytest<9.2`` and this check of the installed pair."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_grouped.py").write_text(
+        "import os, pytest\n"
+        "pytestmark = pytest.mark.xdist_group('one')\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_grouped(i):\n"
+        "    open(f'worker-{i}', 'w').write(os.environ['PYTEST_XDIST_WORKER'])\n", encoding="utf-8")
+    (tmp_path / "test_free.py").write_text(
+        "import pytest\n@pytest.mark.parametrize('i', range(6))\ndef test_free(i):\n    pass\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                           "--dist", "loadgroup", "--rootdir", str(tmp_path), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = {(tmp_path / f"worker-{i}").read_text() for i in range(6)}
+    assert len(workers) == 1, f"the group ran on {sorted(workers)}: --dist loadgroup ignores xdist_group"

@@ -35,8 +35,8 @@ START = dt.date(2026, 10, 12)
 DAYS = [START + dt.timedelta(days=i) for i in range(5)]
 SYSTEMS = ("crm", "erp", "billing", "survey")
 
-# one worker runs the whole module (make reliability: --dist loadgroup), so the five-night reference is
-# computed once, not once per worker
+# one worker runs the whole module (make reliability: --dist loadgroup; pytest<9.2, see pyproject.toml), so
+# the five-night reference is computed once, not once per worker
 pytestmark = [pytest.mark.reliability, pytest.mark.reliability_full, pytest.mark.xdist_group("idempotency")]
 
 
