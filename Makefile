@@ -71,7 +71,7 @@ java:
 
 test: install $(SPARK_VENV)/bin/.installed java
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # the project on a local Spark Thrift server against DuckDB (tests/test_spark.py, docs/spark.md)
 test-spark: install $(SPARK_VENV)/bin/.installed java

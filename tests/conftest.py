@@ -27,7 +27,8 @@ os.environ.pop(SECRET_ENV, None)
 
 # the longest files first, longest first: `make test` runs files on two workers (--dist loadfile) in
 # collection order, and a long file collected last runs alone at the end while the other worker idles
-# (the slowest steps: make test's --durations list)
+# (the slowest steps: make test's --durations list). --no-loadscope-reorder keeps this order: without
+# it pytest-xdist sends the files with the most tests first (a 95-case file before the Spark step)
 FIRST = ("test_spark.py", "test_benchmarks.py", "test_nightly.py", "test_gates.py", "test_crash.py",
          "test_warehouse.py")
 
