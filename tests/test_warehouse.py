@@ -131,6 +131,87 @@ def test_on_time_rate_matches_polars_exactly(warehouse: Path, october_drops: Dro
     assert got["numerator"].to_list() == expected["on_time"].cast(pl.Float64).to_list()
 
 
+PROMISES = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "brand_promises.csv"
+
+
+def _cases(root: Path) -> pl.DataFrame:
+    """Valid support cases (what ingestion keeps), the latest version of each."""
+    cases = read_entity(root, "crm", "support_cases")
+    return (cases.filter(pl.col("case_id").is_not_null() & pl.col("priority").is_in(C.PRIORITIES)
+                         & pl.col("channel").is_in(C.CASE_CHANNELS) & pl.col("status").is_in(C.CASE_STATUSES)
+                         & _utc("opened_at").is_not_null() & _utc("updated_at").is_not_null())
+            .with_columns(_v=_utc("updated_at")).sort("case_id", "_v", "_bd").unique("case_id", keep="last"))
+
+
+def test_promise_gap_of_first_responses_matches_polars(warehouse: Path, october_drops: Drops) -> None:
+    """mart_promise_gap's first-response cells ('all'), recomputed from the landing files and the seed
+    of the brand's promises: each answered case judged against its priority's promise (kept when the
+    elapsed hours are at most the target), by the UTC date of the answer; n, broken and the gap's
+    mean, p50 and p90 (linear interpolation, as quantile_cont)."""
+    promises = pl.read_csv(PROMISES).filter(pl.col("measure") == "first_response")
+    assert (promises["channel"] == "*").all(), "the test reads the priority-only promises of the simulated company"
+    answered = (_cases(october_drops.root).filter(_utc("first_response_at").is_not_null())
+                .join(promises.select("priority", "promise_id", "target"), on="priority")
+                .with_columns(hours=(_utc("first_response_at") - _utc("opened_at")).dt.total_microseconds() / 3.6e9)
+                .with_columns(gap=pl.col("hours") - pl.col("target"), date=_utc("first_response_at").dt.date()))
+    expected = answered.group_by("date", "promise_id").agg(
+        n=pl.len(), broken=(pl.col("gap") > 0).sum(), gap_mean=pl.col("gap").mean(),
+        gap_p50=pl.col("gap").quantile(0.5, "linear"), gap_p90=pl.col("gap").quantile(0.9, "linear"),
+    ).sort("date", "promise_id")
+    got = query(warehouse, "select promise_date as date, promise_id, n, broken, gap_mean, gap_p50, gap_p90 "
+                           "from marts.mart_promise_gap where measure = 'first_response' and dimension = 'all' "
+                           "order by promise_date, promise_id")
+    assert got.height == expected.height > 20 and expected["broken"].sum() > 0
+    assert got.select("date", "promise_id", "n", "broken").rows() == expected.select(
+        "date", "promise_id", "n", pl.col("broken").cast(pl.Int64)).rows()
+    for col in ("gap_mean", "gap_p50", "gap_p90"):
+        assert got[col].to_list() == pytest.approx(expected[col].to_list(), rel=1e-9, abs=1e-9), col
+    # the segment cells split the 'all' cells of each promise and day (customers without a segment: 'all' only)
+    split = query(warehouse, "select sum(n) filter (where dimension = 'segment') <= sum(n) filter (where "
+                             "dimension = 'all') as ok, count(distinct promise_id) as promises "
+                             "from marts.mart_promise_gap")
+    assert split["ok"][0] and split["promises"][0] >= 9
+
+
+def test_changing_one_promise_changes_only_that_promises_rows(warehouse: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed drives the promise-gap mart: the normal-priority first-response promise tightened from 8
+    to 6 hours changes that promise's rows (its target, and more broken) and nothing else, in the mart
+    and in the facts the other promises are judged from."""
+    import orchestration.warehouse as wh
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(wh.DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    seed = project / "seeds" / "brand_promises.csv"
+    text = seed.read_text(encoding="utf-8")
+    old = "first_response_normal,First response to a normal case within 8 hours,first_response,*,normal,8,hours"
+    assert old in text
+    seed.write_text(text.replace(old, old.replace(",8,hours", ",6,hours")), encoding="utf-8")
+    data = tmp_path / "data"
+    shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
+    monkeypatch.setattr(wh, "DBT_PROJECT", project)
+    run_dbt(["build", "--select", "brand_promises", "fct_orders", "fct_support_cases", "mart_promise_gap",
+             "--exclude-resource-type", "unit_test"], data_dir=data)
+
+    gap = "select * from marts.mart_promise_gap order by promise_date, promise_id, dimension, dimension_value"
+    before, after = query(warehouse, gap), query(data, gap)
+    changed = pl.col("promise_id") == "first_response_normal"
+    for col in before.columns:  # floats to 12 digits: a mean's sum may add in another order
+        left, right = before.filter(~changed)[col].to_list(), after.filter(~changed)[col].to_list()
+        assert left == (pytest.approx(right, rel=1e-12) if before.schema[col] == pl.Float64 else right), col
+    b, a = before.filter(changed), after.filter(changed)
+    assert b.height > 0 and set(b["target"]) == {8.0} and set(a["target"]) == {6.0}
+    assert a.select("promise_date", "dimension", "dimension_value", "n").equals(
+        b.select("promise_date", "dimension", "dimension_value", "n")), "the same records are judged"
+    assert (a["broken"] >= b["broken"]).all() and a["broken"].sum() > b["broken"].sum()
+    assert a["gap_mean"].to_list() == pytest.approx([v + 2 for v in b["gap_mean"]], rel=1e-9)
+    orders = "select * from marts.fct_orders order by order_key"
+    assert query(warehouse, orders).equals(query(data, orders)), "the delivery promise's facts changed"
+    cases = ("select * exclude (sla_first_response_target_hours, is_first_response_sla_breached) "
+             "from marts.fct_support_cases order by case_key")
+    assert query(warehouse, cases).equals(query(data, cases))
+
+
 def test_refund_totals_match_polars_exactly(warehouse: Path, october_drops: Drops) -> None:
     refunds = read_entity(october_drops.root, "billing", "refunds").filter(
         pl.col("refund_id").is_not_null() & pl.col("reason").is_in(C.REFUND_REASONS)

@@ -38,9 +38,11 @@
     ({{ status }} in ('solved', 'closed') and {{ customer_contacts }} = 1 and {{ reopened_count }} = 0)
 {%- endmacro %}
 
-{#- On time: delivered (last line) on or before the promised date, in the Europe/Paris calendar. -#}
-{% macro is_on_time(delivered_local_date, promised_date) -%}
-    ({{ delivered_local_date }} <= {{ promised_date }})
+{#- On time: delivered (last line) at most `allowed_days` (the brand's delivery promise, seed
+    brand_promises; 0 = on or before the promised date) after the promised date, in the Europe/Paris
+    calendar; null when no promise applies. -#}
+{% macro is_on_time(delivered_local_date, promised_date, allowed_days) -%}
+    ({{ promise_gap_days(delivered_local_date, promised_date) }} <= {{ allowed_days }})
 {%- endmacro %}
 
 {#- Promise gap in days: delivered local date - promised date (positive = late). -#}

@@ -1,9 +1,14 @@
 -- One row per order: an accumulating snapshot from order to payment, delivery, return and refund.
--- Delivered = every line's shipments delivered; on time = last delivery's Europe/Paris date on or
--- before the promised date; in full = delivered quantity = ordered quantity on every line;
+-- Delivered = every line's shipments delivered; on time = last delivery's Europe/Paris date within
+-- the brand's delivery promise (seed brand_promises: days after the promised date, 0 = on or before
+-- it; none applies to the sales channel: not judged); in full = delivered quantity = ordered quantity on every line;
 -- OTIF = both, per order (not on-time rate x in-full rate).
 with orders as (
     select * from {{ ref('stg_erp__orders') }}
+),
+
+delivery_promise as (
+    {{ promise_for('orders', 'order_id', 'delivery', channel='sales_channel') }}
 ),
 
 lines as (
@@ -86,11 +91,14 @@ select
     coalesce(d.is_delivered, false) as is_delivered,
     case when d.is_delivered then d.last_delivered_at end as delivered_at,
     case when d.is_delivered then d.last_delivered_local_date end as delivered_local_date,
-    case when d.is_delivered then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date') }} end
-        as is_on_time,
+    dp.promise_id as delivery_promise_id,
+    case when d.is_delivered
+        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
+    end as is_on_time,
     case when d.is_delivered then d.all_lines_in_full end as is_in_full,
     case when d.is_delivered
-        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date') }} and d.all_lines_in_full
+        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
+            and d.all_lines_in_full
     end as is_otif,
     case when d.is_delivered
         then {{ promise_gap_days('d.last_delivered_local_date', 'o.promised_delivery_date') }}
@@ -109,6 +117,7 @@ select
     case when d.is_delivered then {{ hours_between('o.ordered_at', 'd.last_delivered_at') }} end as hours_to_deliver,
     {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay
 from orders as o
+left join delivery_promise as dp on dp.order_id = o.order_id
 left join lines as l on l.order_id = o.order_id
 left join delivery as d on d.order_id = o.order_id
 left join invoices as i on i.order_id = o.order_id

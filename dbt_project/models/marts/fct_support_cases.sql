@@ -1,9 +1,16 @@
 -- One row per support case: response and resolution times, first-contact resolution and SLA.
--- SLA targets per priority (hours) come from the vars sla_first_response_hours / sla_resolution_hours.
-{%- set response_targets = var('sla_first_response_hours') %}
-{%- set resolution_targets = var('sla_resolution_hours') %}
+-- The SLA targets are the brand's promises (seed brand_promises, macros/promises.sql) of first response
+-- and resolution that apply to the case's channel and priority.
 with cases as (
     select * from {{ ref('stg_crm__support_cases') }}
+),
+
+response_promise as (
+    {{ promise_for('cases', 'case_id', 'first_response', channel='channel', priority='priority') }}
+),
+
+resolution_promise as (
+    {{ promise_for('cases', 'case_id', 'resolution', channel='channel', priority='priority') }}
 )
 
 select
@@ -25,20 +32,16 @@ select
     c.reopened_count > 0 as is_reopened,
     c.status in ('solved', 'closed') as is_resolved,
     {{ is_first_contact_resolution('c.status', 'c.customer_contacts', 'c.reopened_count') }} as is_fcr,
-    case c.priority
-        {%- for p, h in response_targets.items() %} when '{{ p }}' then {{ h }}{% endfor %}
-    end as sla_first_response_target_hours,
-    case c.priority
-        {%- for p, h in resolution_targets.items() %} when '{{ p }}' then {{ h }}{% endfor %}
-    end as sla_resolution_target_hours,
-    case c.priority
-        {%- for p, h in response_targets.items() %}
-        when '{{ p }}' then {{ hours_between('c.opened_at', 'c.first_response_at') }} > {{ h }}{% endfor %}
-    end as is_first_response_sla_breached,
-    case c.priority
-        {%- for p, h in resolution_targets.items() %}
-        when '{{ p }}' then {{ hours_between('c.opened_at', 'c.resolved_at') }} > {{ h }}{% endfor %}
-    end as is_resolution_sla_breached
+    rp.promise_id as first_response_promise_id,
+    rp.promise_target as sla_first_response_target_hours,
+    sp.promise_id as resolution_promise_id,
+    sp.promise_target as sla_resolution_target_hours,
+    {{ hours_between('c.opened_at', 'c.first_response_at') }} > rp.promise_target as is_first_response_sla_breached,
+    {{ hours_between('c.opened_at', 'c.resolved_at') }} > sp.promise_target as is_resolution_sla_breached
 from cases as c
+left join response_promise as rp
+    on rp.case_id = c.case_id
+left join resolution_promise as sp
+    on sp.case_id = c.case_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('c.customer_id', 'cast(null as ' ~ dbt.type_string() ~ ')') }}
