@@ -206,7 +206,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CX_SPARK_THREADS", "spark_threads", "int", "`4`",
              "dbt threads on Spark: statements in flight at once on the Thrift server. They wait on the server "
              "more than on this machine's CPU, so more than its cores pays (on 2 cores, 4 threads built the "
-             "project some 7 % faster than 2; docs/spark.md); a cluster takes more.",
+             "project in 282 s where 2 took 311 s; docs/spark.md); a cluster takes more.",
              parse=_positive_int("CX_SPARK_THREADS"), value_default=4, read_by="cxw, Dagster, dbt",
              dbt_default="4"),
     Variable("CX_SPARK_HOME", "spark_home", "path", "pyspark of `.venv-spark`",
