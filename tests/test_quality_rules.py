@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from expectations import anomaly, health, registry
-from orchestration.assets.warehouse import dbt_project, dbt_test_health
+from orchestration.assets.warehouse import dbt_project, dbt_test_health, dbt_tests
 
 CFG = anomaly.load_config()["anomaly"]
 MONDAY = dt.date(2026, 11, 2)
@@ -200,7 +200,7 @@ def test_dbt_results_become_one_row_per_test_kind_and_model() -> None:
         {"unique_id": "test.p.unique_dim_customer_key.3", "status": "pass"},
         {"unique_id": "test.p.refund.4", "status": "warn", "message": "Got 2 results"},
         {"unique_id": "model.p.fct_orders", "status": "success"}]}
-    rows = dbt_test_health(results, manifest, [MONDAY, MONDAY + dt.timedelta(days=1)])
+    rows = dbt_test_health(dbt_tests(results, manifest), [MONDAY, MONDAY + dt.timedelta(days=1)])
     assert len(rows) == 8
     warned = [r for r in rows if r.status == "warn"]
     assert {(r.check_name, r.asset) for r in warned} == {("refund_payment_known", "fct_refunds")}

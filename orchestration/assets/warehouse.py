@@ -119,10 +119,12 @@ def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[t
     return groups
 
 
-def dbt_test_health(run_results: dict, manifest: dict, days: list[dt.date]) -> list[health.HealthRow]:
-    """One row per date x generic test x model: failed when any instance failed (names them)."""
+def dbt_test_health(groups: dict[tuple[str, str], list[tuple[str, str, str]]],
+                    days: list[dt.date]) -> list[health.HealthRow]:
+    """One row per date x generic test x model of ``groups`` (:func:`dbt_tests`): failed when any instance
+    failed (names them)."""
     rows = []
-    for (kind, model), tests in sorted(dbt_tests(run_results, manifest).items()):
+    for (kind, model), tests in sorted(groups.items()):
         bad = [(name, status, msg) for name, status, msg in tests if status not in PASSED]
         message = "; ".join(f"{name}: {status} {msg}".strip() for name, status, msg in bad[:10]) or None
         for day in days:
@@ -162,7 +164,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
     groups = dbt_tests(run_results, manifest)
-    health.write(cx.root(), days, "dbt", dbt_test_health(run_results, manifest, days), run_id=context.run.run_id)
+    health.write(cx.root(), days, "dbt", dbt_test_health(groups, days), run_id=context.run.run_id)
     tests = [status for group in groups.values() for _, status, _ in group]
     passed = sum(status in PASSED for status in tests)
     context.log.info(f"dbt tests: {passed} of {len(tests)} passed; each is in the data-health record "
