@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-CONTRACT_VERSION = 1
+# the version new drops are written in; a drop may declare any of SUPPORTED_VERSIONS, and carries the
+# entities of its version (an entity added in version 2 is absent from a version-1 drop: that system
+# did not deliver it then, which is not an empty delta)
+CONTRACT_VERSION = 2
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
 SYSTEMS: tuple[str, ...] = ("crm", "erp", "billing", "survey")
 MANIFEST_NAME = "_manifest.json"
 LOCAL_TZ = "Europe/Paris"  # ERP timestamps are wall-clock time in this zone
@@ -42,6 +46,8 @@ class Entity:
     # the column whose newest value marks the current version of a key (None: immutable events)
     version_column: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # the contract version that added the entity: drops of an earlier version do not carry it
+    since_version: int = 1
 
     @property
     def filename(self) -> str:
@@ -90,6 +96,8 @@ INVOICE_STATUSES = ("open", "paid", "void", "uncollectible")
 PAYMENT_METHODS = ("card", "sepa_debit", "transfer", "paypal")
 PAYMENT_STATUSES = ("succeeded", "failed")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "service_failure", "dispute_lost")
+FOLLOWUP_CHANNELS = ("phone", "email", "sms")
+FOLLOWUP_OUTCOMES = ("reached", "left_message", "no_answer")
 SURVEY_TYPES = ("nps", "csat", "ces")
 TOUCHPOINTS = ("purchase", "delivery", "support", "billing", "onboarding", "relationship")
 # inclusive score scale per survey type
@@ -123,6 +131,14 @@ _register(Entity("crm", "campaign_touches", "csv", (
     _c("campaign_id", "str"), _c("channel", "str", enum=TOUCH_CHANNELS),
     _c("touch_type", "str", enum=TOUCH_TYPES), _c("touched_at", "ts"),
 ), key=("touch_id",)))
+
+# version 2: the company's follow-up activity after an unhappy survey answer (closing the loop): one
+# record per outbound attempt, naming the response it follows up
+_register(Entity("crm", "feedback_followups", "csv", (
+    _c("followup_id", "str"), _c("response_id", "str"), _c("customer_id", "str"), _c("agent_id", "str"),
+    _c("channel", "str", enum=FOLLOWUP_CHANNELS), _c("contacted_at", "ts"),
+    _c("outcome", "str", enum=FOLLOWUP_OUTCOMES),
+), key=("followup_id",), since_version=2))
 
 _register(Entity("erp", "orders", "csv_fr", (
     _c("order_id", "str"), _c("erp_account_id", "str"), _c("crm_customer_id", "str", True),
@@ -179,7 +195,8 @@ _register(Entity("survey", "responses", "jsonl", (
 ), key=("response_id",)))
 
 
-def entities_of(system: str) -> list[Entity]:
+def entities_of(system: str, version: int = CONTRACT_VERSION) -> list[Entity]:
+    """The entities a drop of ``system`` in contract ``version`` carries (default: the current version)."""
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEMS)}")
-    return [e for (s, _), e in ENTITIES.items() if s == system]
+    return [e for (s, _), e in ENTITIES.items() if s == system and e.since_version <= version]

@@ -49,6 +49,7 @@ class Manifest:
     folder: Path
     files: tuple[ManifestFile, ...]
     digest: str  # sha256 of the manifest itself: identifies one delivery of the drop
+    contract_version: int = C.CONTRACT_VERSION
 
     def file_of(self, entity: str) -> ManifestFile:
         return next(f for f in self.files if f.entity.name == entity)
@@ -166,8 +167,10 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
     except RecursionError:
         raise DropRefused(path, "manifest is not valid JSON for this contract: nested too deeply") from None
     _require(isinstance(m, dict), path, f"manifest must be a JSON object, got {type(m).__name__}")
-    _require(m.get("contract_version") == C.CONTRACT_VERSION and type(m.get("contract_version")) is int, path,
-             f"contract_version {m.get('contract_version')!r} is not supported (expected {C.CONTRACT_VERSION})")
+    version = m.get("contract_version")
+    _require(type(version) is int and version in C.SUPPORTED_VERSIONS, path,
+             f"contract_version {version!r} is not supported (expected one of "
+             f"{', '.join(map(str, C.SUPPORTED_VERSIONS))})")
     _require(m.get("system") == system, path, f"manifest system {m.get('system')!r} does not match folder {system!r}")
     _require(m.get("business_date") == business_date.isoformat(), path,
              f"manifest business_date {m.get('business_date')!r} does not match folder {business_date.isoformat()!r}")
@@ -177,7 +180,7 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
         raise DropRefused(path, f"extracted_at {m.get('extracted_at')!r} is not an ISO-8601 UTC timestamp") from None
     entries = m.get("files")
     _require(isinstance(entries, list), path, "manifest 'files' must be a list")
-    expected = {e.name: e for e in C.entities_of(system)}
+    expected = {e.name: e for e in C.entities_of(system, version)}
     files: list[ManifestFile] = []
     seen: set[str] = set()
     for i, f in enumerate(entries):
@@ -186,7 +189,8 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
                  "each entry needs entity, path, rows and sha256")
         name, rel, rows, sha = f["entity"], f["path"], f["rows"], f["sha256"]
         _require(isinstance(name, str) and name in expected, where,
-                 f"unknown entity {name!r} for {system} (expected {', '.join(expected)})")
+                 f"unknown entity {name!r} for {system} in contract version {version} (expected "
+                 f"{', '.join(expected)})")
         _require(name not in seen, where, f"entity {name!r} listed twice")
         seen.add(name)
         _require(isinstance(rel, str) and rel not in ("", ".", "..") and not any(c in rel for c in "/\\\0"), where,
@@ -209,6 +213,7 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
         _require(p.name == C.MANIFEST_NAME or p.name in listed, p,
                  f"{kind} is not listed in the manifest (a drop holds its manifest and the files it lists, nothing "
                  "else)")
-    order = {e.name: i for i, e in enumerate(C.entities_of(system))}
+    order = {e.name: i for i, e in enumerate(C.entities_of(system, version))}
     files.sort(key=lambda f: order[f.entity.name])
-    return Manifest(system, business_date, extracted, folder, tuple(files), hashlib.sha256(raw).hexdigest())
+    return Manifest(system, business_date, extracted, folder, tuple(files), hashlib.sha256(raw).hexdigest(),
+                    version)

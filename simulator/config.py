@@ -100,6 +100,34 @@ class Effects:
     # daily order-rate multipliers ("a happy customer spends more")
     order_rate_promoter: float = 1.3
     order_rate_detractor: float = 0.8
+    # closing the loop: a customer reached (or left a message) within the follow-up promise after an
+    # unhappy answer recovers for recovery_memory_days: their latent NPS shifts by nps_per_recovery and
+    # their churn hazard is multiplied by churn_hazard_recovered (realized sizes in truth.json, in the
+    # measure mart_feedback_followups reports)
+    nps_per_recovery: float = 1.5
+    churn_hazard_recovered: float = 0.6
+    recovery_memory_days: int = 90
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    """The company's call-backs after an unhappy survey answer (crm.feedback_followups, contract version 2).
+
+    Unhappy is what the warehouse counts as a negative answer: NPS 0-6, CSAT 1-2, CES 1-3.
+    """
+
+    # share of unhappy answers the company tries to call back at all (the rest: never)
+    attempted_share: float = 0.8
+    # delay of the first attempt after the answer: lognormal, median and log-sd (about 19 % after 48 h)
+    delay_median_hours: float = 20.0
+    delay_log_sd: float = 1.0
+    # outcome of each attempt: reached, left_message, no_answer; after no_answer the agent tries again
+    # 2-24 hours later, up to max_attempts attempts in all
+    outcome_p: tuple[float, float, float] = (0.65, 0.15, 0.20)
+    max_attempts: int = 3
+    # the promise the recovery effect depends on: contact (reached or message) within this many hours
+    promise_hours: float = 48.0
+    agents: int = 40
 
 
 @dataclass(frozen=True)
@@ -114,14 +142,19 @@ class GeneratorConfig:
     # memory bound: customers are simulated in shards of at most this many customer-days each
     # (customers x days); 40 M keeps a shard at 5-6 GiB peak (measured). Part of the config, since it changes the bytes.
     shard_customer_days: int = 40_000_000
+    # the landing contract version the drops are written in (1: no crm.feedback_followups feed)
+    contract_version: int = 2
     mess: Mess = field(default_factory=Mess)
     effects: Effects = field(default_factory=Effects)
+    followups: FollowUps = field(default_factory=FollowUps)
 
     def __post_init__(self) -> None:
         if self.customers < 1:
             raise ValueError(f"customers must be >= 1, got {self.customers}")
         if self.days < 1:
             raise ValueError(f"days must be >= 1, got {self.days}")
+        if self.contract_version not in (1, 2):
+            raise ValueError(f"contract_version must be 1 or 2, got {self.contract_version}")
         if self.shard_customer_days < 1:
             raise ValueError(f"shard_customer_days must be >= 1, got {self.shard_customer_days}")
 

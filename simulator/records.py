@@ -50,6 +50,7 @@ REFERENCES: dict[str, dict[str, str]] = {
     "invoices": {"cust": "customers", "order": "orders", "sub": "subscriptions"},
     "payments": {"invoice": "invoices"}, "refunds": {"payment": "payments"}, "subscriptions": {"cust": "customers"},
     "responses": {"cust": "customers"}, "touches": {"cust": "customers"},
+    "followups": {"response": "responses", "cust": "customers"},
 }
 # responses.related points into the table named by related_kind
 RELATED_KIND = {0: "orders", 1: "cases", 2: "invoices"}
@@ -189,6 +190,8 @@ class Builder:
         out |= self.crm_events()
         out |= self.billing()
         out[("survey", "responses")] = self.responses()
+        if self.cfg.contract_version >= C.ENTITIES[("crm", "feedback_followups")].since_version:
+            out[("crm", "feedback_followups")] = self.followups()
         return {k: self.finish(k, v) for k, v in out.items()}
 
     def finish(self, key: tuple[str, str], df: pl.DataFrame) -> pl.DataFrame:
@@ -348,6 +351,18 @@ class Builder:
             reason=_pick(C.REFUND_REASONS, pl.col("reason")), _at=self.ts("at"))
         return {("billing", "invoices"): invoices, ("billing", "payments"): pay, ("billing", "refunds"): rf,
                 ("billing", "subscriptions"): subscriptions}
+
+    def followups(self) -> pl.DataFrame:
+        """crm.feedback_followups: each call-back attempt after an unhappy answer (immutable events)."""
+        return self.frame("followups", "fu").sort("fu").with_columns(
+            followup_id=_ids("FU", pl.col("fu"), 8),
+            response_id=pl.lit("r-") + (pl.col("response") + 1).cast(pl.Utf8),
+            customer_id=cust_id(pl.col("cust")),
+            agent_id=_ids("AG-", pl.col("agent"), 3),
+            channel=_pick(C.FOLLOWUP_CHANNELS, pl.col("channel")),
+            contacted_at=self.ts("at"),
+            outcome=_pick(C.FOLLOWUP_OUTCOMES, pl.col("outcome")),
+            _at=self.ts("at"))
 
     def responses(self) -> pl.DataFrame:
         m = self.cfg.mess

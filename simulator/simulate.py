@@ -85,7 +85,11 @@ TABLES = {
     "responses": "cust:i stype:i touchpoint:i related_kind:i related:i sent:f responded:f score:i french:b "
                  "has_comment:b band:i phrase:i",
     "touches": "cust:i known:i campaign:i channel:i ttype:i at:f",
+    "followups": "response:i cust:i at:f channel:i outcome:i agent:i",
 }
+FOLLOWUP_CHANNEL_P = (0.70, 0.20, 0.10)  # phone, email, sms
+# the bottom band of each survey scale (nps, csat, ces): an unhappy answer (score_bands in macros/kpi.sql)
+UNHAPPY_MAX = np.array([6, 2, 3])
 
 
 @dataclass
@@ -158,7 +162,7 @@ class _Company:
         self.churned = np.zeros(n, bool)
         self.churn_at = np.full(n, NAN)
         self.nps_state = np.zeros(n, np.int8)  # 0 none, 1 promoter, 2 passive, 3 detractor
-        self.mem = {k: np.zeros(n, np.int32) for k in ("late", "fail", "sfr", "bad")}
+        self.mem = {k: np.zeros(n, np.int32) for k in ("late", "fail", "sfr", "bad", "rec")}
         self.ordered = np.zeros(n, bool)
         self.sub_of = np.full(n, -1)
         # subscriptions: started at sign-up (history customers: some time before the window)
@@ -195,7 +199,8 @@ class _Company:
                 + e.nps_per_late_delivery * (self.mem["late"][cust] + extra_late)
                 + e.nps_per_failed_payment * self.mem["fail"][cust]
                 + e.nps_per_service_failure_refund * self.mem["sfr"][cust]
-                + e.nps_per_bad_case * self.mem["bad"][cust])
+                + e.nps_per_bad_case * self.mem["bad"][cust]
+                + e.nps_per_recovery * np.minimum(self.mem["rec"][cust], 1))
 
     def nps_score(self, latent: np.ndarray) -> np.ndarray:
         noisy = latent + self.rng.normal(0, self.eff.nps_noise_sd, latent.size)
@@ -218,12 +223,39 @@ class _Company:
         score = scorer(resp)
         lo, hi = ((0, 10), (1, 5), (1, 7))[stype]
         band = np.digitize((score - lo) / (hi - lo), (0.45, 0.75))  # 0 negative, 1 neutral, 2 positive
-        self.t["responses"].add(
+        responded = sent + self.u(0.02, 3.0, cust.size)
+        idx = self.t["responses"].add(
             cust=cust, stype=stype, touchpoint=touchpoint, related_kind=related_kind, related=rel,
-            sent=sent, responded=sent + self.u(0.02, 3.0, cust.size), score=score,
+            sent=sent, responded=responded, score=score,
             french=self.bern(self.cfg.mess.french_comment_rate, cust.size),
             has_comment=self.bern(0.45, cust.size), band=band, phrase=self.rng.integers(0, 1000, cust.size))
+        self.follow_up(idx, cust, responded, score <= UNHAPPY_MAX[stype])
         return resp, score
+
+    def follow_up(self, response: np.ndarray, cust: np.ndarray, responded: np.ndarray, unhappy: np.ndarray) -> None:
+        """The company's call-back attempts after the unhappy answers; a contact (reached or message) within
+        the promise starts the customer's recovery (Effects.nps_per_recovery, churn_hazard_recovered)."""
+        f = self.cfg.followups
+        i = np.flatnonzero(unhappy & self.bern(f.attempted_share, unhappy.size))
+        if i.size == 0:
+            return
+        at = responded[i] + self.rng.lognormal(np.log(f.delay_median_hours), f.delay_log_sd, i.size) / 24
+        channel = self.pick(FOLLOWUP_CHANNEL_P, i.size)
+        contact = np.full(i.size, NAN)
+        pending = np.arange(i.size)
+        for _ in range(f.max_attempts):
+            outcome = self.pick(f.outcome_p, pending.size)
+            self.t["followups"].add(response=response[i[pending]], cust=cust[i[pending]], at=at[pending],
+                                    channel=channel[pending], outcome=outcome,
+                                    agent=self.rng.integers(0, f.agents, pending.size))
+            ok = outcome < 2
+            contact[pending[ok]] = at[pending[ok]]
+            pending = pending[~ok]
+            at[pending] += self.u(2 / 24, 1.0, pending.size)
+        in_time = contact - responded[i] <= f.promise_hours / 24  # NaN (never reached) compares False
+        self.stats["followups_unhappy"] += unhappy.sum()
+        self.stats["followups_in_time"] += in_time.sum()
+        self.remember("rec", cust[i[in_time]], contact[in_time], self.eff.recovery_memory_days)
 
     def csat_from(self, probs_by_flag: tuple[tuple[float, ...], tuple[float, ...]], flag: np.ndarray) -> np.ndarray:
         good = self.rng.choice(5, size=flag.size, p=np.asarray(probs_by_flag[0])) + 1
@@ -473,11 +505,15 @@ class _Company:
             self.bill(sub_cust[due], at, sub_mrr[due].astype(float), np.full(due.size, -1), due, np.full(due.size, NAN))
             # churn
             bad = self.mem["bad"][a] > 0
-            h = hazard[a] * np.where(bad, e.churn_hazard_bad_case, 1.0) * np.choose(
+            rec = self.mem["rec"][a] > 0
+            h = hazard[a] * np.where(bad, e.churn_hazard_bad_case, 1.0) * np.where(
+                rec, e.churn_hazard_recovered, 1.0) * np.choose(
                 self.nps_state[a], [1.0, e.churn_hazard_promoter, 1.0, e.churn_hazard_detractor])
             gone = self.bern(h, a.size)
             for label, m in (("bad", bad), ("nobad", ~bad), ("promoter", self.nps_state[a] == 1),
-                             ("detractor", self.nps_state[a] == 3), ("unsurveyed", self.nps_state[a] == 0)):
+                             ("detractor", self.nps_state[a] == 3), ("unsurveyed", self.nps_state[a] == 0),
+                             ("detractor_recovered", (self.nps_state[a] == 3) & rec),
+                             ("detractor_unrecovered", (self.nps_state[a] == 3) & ~rec)):
                 self.stats[f"churn_exposure_{label}"] += m.sum()
                 self.stats[f"churn_{label}"] += (m & gone).sum()
             erased = np.flatnonzero(erase_day == day)
@@ -548,6 +584,10 @@ def realized_effects(stats: dict[str, float]) -> dict[str, float]:
             / max(ratio("churn_unsurveyed", "churn_exposure_unsurveyed"), 1e-12), 4),
         "order_rate_ratio_promoter_vs_unsurveyed": round(
             ratio("orders_1", "order_exposure_1") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
+        "churn_hazard_ratio_recovered_detractor": round(
+            ratio("churn_detractor_recovered", "churn_exposure_detractor_recovered")
+            / max(ratio("churn_detractor_unrecovered", "churn_exposure_detractor_unrecovered"), 1e-12), 4),
+        "followup_in_time_share": ratio("followups_in_time", "followups_unhappy"),
         "order_rate_ratio_detractor_vs_unsurveyed": round(
             ratio("orders_3", "order_exposure_3") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
     }

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from ingestion import contract as C
 
 from .config import GeneratorConfig
 from .mess import DRIFT_COLUMNS, MessReport, drift_date, dst_dates
-from .simulate import Simulation, realized_effects
+from .simulate import UNHAPPY_MAX, Simulation, realized_effects
 
 
 def _mean(p: tuple[float, ...], lo: int) -> float:
@@ -40,6 +41,39 @@ def _score_counts(sim: Simulation) -> dict[str, int]:
         scores, hit = r["score"][mask], flag[r["related"][mask]]
         out |= {f"{name}_hit_n": int(hit.sum()), f"{name}_hit_sum": int(scores[hit].sum()),
                 f"{name}_miss_n": int((~hit).sum()), f"{name}_miss_sum": int(scores[~hit].sum())}
+    return out
+
+
+def _recovery_counts(sim: Simulation) -> dict[str, int]:
+    """Next NPS answers after the unhappy answers, by how the company followed them up (sums over shards).
+
+    The measure of mart_feedback_followups: of the unhappy answers due (answer + the promise) by the end
+    of the window, those contacted (reached or message left) within the promise and those never
+    contacted; for each, the customer's first NPS answer after the due time, within the recovery memory."""
+    cfg = sim.config
+    r, f = sim.tables["responses"], sim.tables["followups"]
+    due_days = cfg.followups.promise_hours / 24
+    unhappy = np.flatnonzero((r["score"] <= UNHAPPY_MAX[r["stype"]]) & (r["responded"] + due_days <= cfg.days))
+    contact = np.full(r["score"].size, np.inf)
+    ok = f["outcome"] < 2
+    np.minimum.at(contact, f["response"][ok], f["at"][ok])
+    nps = np.flatnonzero((r["stype"] == 0) & (r["responded"] < cfg.days))
+    nps = nps[np.lexsort((r["responded"][nps], r["cust"][nps]))]
+    out: dict[str, int] = {}
+    for group in ("in_time", "never"):
+        out |= {f"recovery_{group}_n": 0, f"recovery_{group}_sum": 0}
+    nps_cust, nps_at = r["cust"][nps], r["responded"][nps]
+    for i in unhappy:
+        c = contact[i]
+        group = "never" if np.isinf(c) else "in_time" if c - r["responded"][i] <= due_days else None
+        if group is None:
+            continue
+        due = r["responded"][i] + due_days
+        lo, hi = np.searchsorted(nps_cust, r["cust"][i], "left"), np.searchsorted(nps_cust, r["cust"][i], "right")
+        later = np.flatnonzero((nps_at[lo:hi] > due) & (nps_at[lo:hi] <= due + cfg.effects.recovery_memory_days))
+        if later.size:
+            out[f"recovery_{group}_n"] += 1
+            out[f"recovery_{group}_sum"] += int(r["score"][nps[lo + later[0]]])
     return out
 
 
@@ -97,7 +131,30 @@ def _effects(cfg: GeneratorConfig, t: dict[str, int], rz: dict[str, float]) -> l
          "outcome": "daily churn hazard", "measure": "hazard ratio",
          "size": {"promoter": e.churn_hazard_promoter, "detractor": e.churn_hazard_detractor},
          "realized": {"promoter": rz.get("churn_hazard_ratio_promoter_vs_unsurveyed")}},
+        {"id": "closing_the_loop_recovers_nps",
+         "cause": f"an unhappy answer (NPS 0-6, CSAT 1-2, CES 1-3) followed by a contact (reached or message "
+                  f"left) within {cfg.followups.promise_hours:g} hours, compared with one never contacted",
+         "outcome": "the customer's first NPS answer after the follow-up's due time (answer + "
+                    f"{cfg.followups.promise_hours:g} h), within {e.recovery_memory_days} days "
+                    "(mart_feedback_followups.next_nps_score)",
+         "measure": "mean next NPS score, contacted in time minus never contacted",
+         "size": e.nps_per_recovery, "size_measure": "shift of the latent NPS score before rounding and clipping",
+         "realized": _mean_difference({"in_time_hit_n": t["recovery_in_time_n"],
+                                       "in_time_hit_sum": t["recovery_in_time_sum"],
+                                       "in_time_miss_n": t["recovery_never_n"],
+                                       "in_time_miss_sum": t["recovery_never_sum"]}, "in_time"),
+         "n": {"contacted_in_time": t["recovery_in_time_n"], "never_contacted": t["recovery_never_n"]},
+         "means": {"contacted_in_time": _ratio(t["recovery_in_time_sum"], t["recovery_in_time_n"]),
+                   "never_contacted": _ratio(t["recovery_never_sum"], t["recovery_never_n"])}},
+        {"id": "closing_the_loop_lowers_churn",
+         "cause": "a contact within the promise after an unhappy answer, among customers whose last NPS answer "
+                  "was a detractor", "outcome": "daily churn hazard", "measure": "hazard ratio",
+         "size": e.churn_hazard_recovered, "realized": rz.get("churn_hazard_ratio_recovered_detractor")},
     ]
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
 
 
 def _share(num: int, den: int) -> float | None:
@@ -142,7 +199,7 @@ def _record_counts(shard_customers: int, customers_total: int,
 
 def shard_counts(sim: Simulation, records: dict[tuple[str, str], pl.DataFrame], customers_total: int) -> dict[str, int]:
     """Everything truth.json needs from one shard of customers, as counts that add up over shards."""
-    counts = _score_counts(sim) | _record_counts(sim.config.customers, customers_total, records)
+    counts = _score_counts(sim) | _recovery_counts(sim) | _record_counts(sim.config.customers, customers_total, records)
     counts |= {f"simulated_{k}": int(len(next(iter(v.values())))) if v else 0 for k, v in sim.tables.items()}
     return counts
 
@@ -207,7 +264,7 @@ def build_truth(cfg: GeneratorConfig, counts: dict[str, int], stats: dict[str, f
                          "missing_share_of_first_extract": m.reextract_missing_share}
     dst = dst_dates(cfg)
     return {
-        "contract_version": C.CONTRACT_VERSION,
+        "contract_version": cfg.contract_version,
         "config": cfg.to_dict(),
         "window": {"start": cfg.start.isoformat(), "end_exclusive": cfg.end.isoformat(), "days": cfg.days,
                    "first_drop_is_full_history": True},

@@ -33,10 +33,10 @@ class DropFile:
 
 
 def write_manifest(folder: Path, system: str, business_date: dt.date, extracted_at: dt.datetime,
-                   entries: list[DropFile]) -> None:
+                   entries: list[DropFile], contract_version: int = C.CONTRACT_VERSION) -> None:
     """Write a drop's manifest; it goes last, since its presence marks the drop complete."""
     manifest = {
-        "contract_version": C.CONTRACT_VERSION, "system": system, "business_date": business_date.isoformat(),
+        "contract_version": contract_version, "system": system, "business_date": business_date.isoformat(),
         "extracted_at": extracted_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": [{"entity": f.entity, "path": f.path, "rows": f.rows, "sha256": f.sha256} for f in entries],
     }
@@ -96,7 +96,8 @@ class DropWriter:
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-            self.files[key] = [_OpenFile(folder / e.filename, e.name) for e in C.entities_of(system)]
+            self.files[key] = [_OpenFile(folder / e.filename, e.name)
+                               for e in C.entities_of(system, self.cfg.contract_version)]
         return self.files[key]
 
     def append(self, texts: dict[tuple[str, str], pl.DataFrame], progress: Callable[[int], None] | None = None) -> None:
@@ -107,7 +108,7 @@ class DropWriter:
             redo = (system, d) in self.reextract
             files = self._files(system, d, False)
             partial = self._files(system, d, True) if redo else []
-            for i, e in enumerate(C.entities_of(system)):
+            for i, e in enumerate(C.entities_of(system, self.cfg.contract_version)):
                 df = texts[(system, e.name)]
                 part = parts[(system, e.name)].get((d,), df.clear())
                 extra = [c for c in df.columns if c not in e.column_names and not c.startswith("_")]
@@ -132,12 +133,13 @@ class DropWriter:
             if (system, d) in self.reextract:
                 # the first extract (missing records) was delivered at the usual time; the correction later that day
                 partial = [f.entry() for f in self._files(system, d, True)]
-                write_manifest(self._folder(system, d, True), system, d, extracted, partial)
+                write_manifest(self._folder(system, d, True), system, d, extracted, partial,
+                               self.cfg.contract_version)
                 extracted = extracted + dt.timedelta(hours=13)
                 reextracts.append({
                     "system": system, "business_date": d.isoformat(),
                     "superseded_drop": f"{SUPERSEDED_DIR}/{system}/{d.isoformat()}",
                     "records_missing_from_first_extract": sum(f.rows for f in files) - sum(f.rows for f in partial),
                 })
-            write_manifest(self._folder(system, d, False), system, d, extracted, files)
+            write_manifest(self._folder(system, d, False), system, d, extracted, files, self.cfg.contract_version)
         return reextracts

@@ -61,7 +61,7 @@ def make_drop(landing: Path, system: str, day: dt.date, files: dict[str, bytes],
     for name, data in (extra_files or {}).items():
         (folder / name).write_bytes(data)
     if manifest:
-        doc = {"contract_version": 1, "system": system, "business_date": day.isoformat(),
+        doc = {"contract_version": C.CONTRACT_VERSION, "system": system, "business_date": day.isoformat(),
                "extracted_at": "2026-10-11T01:12:00Z", "files": entries}
         (folder / C.MANIFEST_NAME).write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return folder

@@ -19,7 +19,7 @@
                 {%- do run_query('create database if not exists ' ~ node.schema) -%}
                 {%- do schemas.append(node.schema) -%}
             {%- endif -%}
-            {%- set glob = node.source_meta.raw_glob | replace('{name}', node.name) -%}
+            {%- set glob = (node.meta.raw_glob or node.source_meta.raw_glob) | replace('{name}', node.name) -%}
             {%- do run_query('create or replace view ' ~ node.schema ~ '.' ~ node.identifier
                              ~ ' as select * from parquet.`' ~ glob ~ '`') -%}
         {%- endfor -%}

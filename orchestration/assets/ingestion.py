@@ -119,6 +119,13 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                 "dagster/row_count": e.loaded,
             })
             yield from _results(key, [r for r in rows if r.subject == f"{system}.{e.entity}"])
+        delivered = {e.entity for e in result.entities}
+        for e in C.entities_of(system):
+            if e.name not in delivered:  # a drop of an earlier contract version, before the entity existed
+                yield dg.MaterializeResult(asset_key=raw_key(system, e.name), metadata={
+                    "drop": f"contract version {result.contract_version}: {e.filename} is not part of it",
+                    "rows_loaded": 0, "dagster/row_count": 0})
+                yield from _results(raw_key(system, e.name), [])
         if any(e.new_columns for e in result.entities):
             context.log.warning("schema drift in %s %s: %s", system, day, {
                 e.entity: e.new_columns for e in result.entities if e.new_columns})

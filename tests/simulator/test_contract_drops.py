@@ -57,7 +57,8 @@ def test_manifests_match_files_and_are_written_last(drops: Drops) -> None:
         for d in drop_dirs(drops.root, system):
             manifest_path = d / C.MANIFEST_NAME
             m = json.loads(manifest_path.read_text(encoding="utf-8"))
-            assert m["contract_version"] == 1 and m["system"] == system and m["business_date"] == d.name
+            assert m["contract_version"] == C.CONTRACT_VERSION
+            assert m["system"] == system and m["business_date"] == d.name
             extracted = dt.datetime.strptime(m["extracted_at"], "%Y-%m-%dT%H:%M:%SZ")
             assert extracted.date() > dt.date.fromisoformat(d.name)
             listed = {f["path"]: f for f in m["files"]}

@@ -17,6 +17,7 @@ EFFECT_IDS = {
     "late_delivery_lowers_delivery_csat", "late_delivery_lowers_nps", "failed_payment_lowers_nps",
     "service_failure_refund_lowers_nps", "bad_case_lowers_nps", "bad_case_raises_churn",
     "bad_case_lowers_support_scores", "promoters_buy_more", "promoters_churn_less",
+    "closing_the_loop_recovers_nps", "closing_the_loop_lowers_churn",
 }
 # every rate of Mess and the truth.json entry that reports it
 MESS_ENTRIES = {
