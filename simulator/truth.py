@@ -55,7 +55,7 @@ def _recovery_counts(sim: Simulation) -> dict[str, int]:
     due_days = cfg.followups.promise_hours / 24
     unhappy = np.flatnonzero((r["score"] <= UNHAPPY_MAX[r["stype"]]) & (r["responded"] + due_days <= cfg.days))
     contact = np.full(r["score"].size, np.inf)
-    ok = f["outcome"] < 2
+    ok = (f["outcome"] < 2) & (f["at"] < cfg.days)  # a contact after the window is not delivered yet
     np.minimum.at(contact, f["response"][ok], f["at"][ok])
     nps = np.flatnonzero((r["stype"] == 0) & (r["responded"] < cfg.days))
     nps = nps[np.lexsort((r["responded"][nps], r["cust"][nps]))]

@@ -62,6 +62,7 @@
     the dbt var named here (defaults in dbt_project.yml):
       refund_window_days    refunds come after the invoice that dates the refund rates;
       reopen_window_days    a solved case may be reopened, which moves it to a later resolution date;
+      followup_window_days  a call-back record delivered late can turn a 'never' item into one contacted;
       delivery_window_days  a later shipment or a corrected delivery would move a delivered order.
     Every window must be <= kpi_lookback_days, checked here at compile time: a nightly run recomputes
     the kpi_lookback_days before its partition window, and a cell must turn final inside that range,
@@ -75,6 +76,7 @@
         'on_time_delivery_rate': 'delivery_window_days', 'otif_rate': 'delivery_window_days',
         'promise_gap_days_avg': 'delivery_window_days',
         'refund_rate_orders': 'refund_window_days', 'refund_rate_value': 'refund_window_days',
+        'followup_breach_rate': 'followup_window_days', 'followup_backlog_overdue_rate': 'followup_window_days',
     }) }}
 {%- endmacro %}
 

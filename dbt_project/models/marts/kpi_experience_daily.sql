@@ -22,6 +22,7 @@
 -- depends_on: {{ ref('stg_erp__orders') }}, {{ ref('stg_erp__order_lines') }}, {{ ref('stg_erp__shipments') }}
 -- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
 -- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
+-- depends_on: {{ ref('stg_crm__feedback_followups') }}
 {%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
 {%- set float = type_double() %}
 
@@ -67,6 +68,13 @@
     ],
     'payment_attempts': [
         {'kpi': 'payment_failure_rate', 'kind': 'rate', 'date': 'attempt_date', 'success': 'is_failed'},
+    ],
+    'followup_items': [
+        {'kpi': 'followup_breach_rate', 'kind': 'rate', 'date': 'due_date', 'where': 'is_tracked',
+         'success': 'is_breached'},
+    ],
+    'followup_backlog': [
+        {'kpi': 'followup_backlog_overdue_rate', 'kind': 'rate', 'date': 'backlog_date', 'success': 'is_overdue'},
     ],
 } %}
 
@@ -125,6 +133,29 @@ invoiced_orders as (
 payment_attempts as (
     select customer_key, method as channel, 'billing' as touchpoint, attempt_date, is_failed
     from {{ ref('fct_payments') }}
+),
+
+-- closing the loop (mart_feedback_followups): each tracked item judged at its due date
+followup_items as (
+    select customer_key, cast(null as {{ dbt.type_string() }}) as channel, touchpoint,
+           due_date, is_tracked, is_breached
+    from {{ ref('mart_feedback_followups') }}
+),
+
+-- the backlog at the end of each day: the tracked items answered by then and not contacted yet, for at
+-- most followup_backlog_days after the answer; overdue once their due time has passed
+followup_backlog as (
+    select customer_key, channel, touchpoint, backlog_date,
+           {{ utc_date('due_at') }} <= backlog_date as is_overdue
+    from (
+        select f.customer_key, cast(null as {{ dbt.type_string() }}) as channel, f.touchpoint, f.due_at,
+               f.first_contact_at,
+               cast({{ dbt.dateadd('day', 's.generated_number - 1', 'f.response_date') }} as date) as backlog_date
+        from {{ ref('mart_feedback_followups') }} as f
+        cross join ({{ dbt.generate_series(var('followup_backlog_days') + 1) }}) as s
+        where f.is_tracked
+    ) as days
+    where first_contact_at is null or {{ utc_date('first_contact_at') }} > backlog_date
 ),
 
 -- one row per KPI observation
@@ -247,6 +278,11 @@ recompute_candidates as (
        or payment_key in (select {{ cx_pseudonym('payment', 'payment_id') }} from {{ ref('stg_billing__payments') }}
                           where {{ cx_delivered_in_window() }})
        or customer_key in (select customer_key from touched_customers)
+    union all
+    -- follow-up items: a call-back moves its item's breach (due date) and backlog days (from the answer)
+    select min(response_date) from {{ ref('mart_feedback_followups') }}
+    where response_key in (select {{ cx_pseudonym('response', 'response_id') }}
+                           from {{ ref('stg_crm__feedback_followups') }} where {{ cx_delivered_in_window() }})
     union all
     -- cells still provisional: recomputed until they are final, whatever the nights in between
     select min(kpi_date) from {{ this }} where not is_final

@@ -8,8 +8,8 @@ with responses as (
     where response_date <= {{ cx_as_of() }}
 ),
 
-followups as (
-    select * from {{ ref('stg_crm__feedback_followups') }}
+attempts as (
+    select * from {{ ref('int_feedback_followup_attempts') }}
 ),
 
 feed as (
@@ -33,17 +33,7 @@ promise as (
     {{ promise_for('unhappy', 'response_key', 'follow_up') }}
 ),
 
--- the attempts delivered by as_of, on the answer or after it, keyed like the responses
-attempts as (
-    select
-        {{ cx_pseudonym('response', 'response_id') }} as response_key,
-        channel,
-        contacted_at,
-        outcome in ('reached', 'left_message') as is_contact
-    from followups
-    where {{ utc_date('contacted_at') }} <= {{ cx_as_of() }}
-),
-
+-- the attempts on the answer or after it (delivered by as_of: int_feedback_followup_attempts)
 attempts_per_item as (
     select
         a.response_key,
