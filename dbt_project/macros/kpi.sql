@@ -77,6 +77,9 @@
         'promise_gap_days_avg': 'delivery_window_days',
         'refund_rate_orders': 'refund_window_days', 'refund_rate_value': 'refund_window_days',
         'followup_breach_rate': 'followup_window_days', 'followup_backlog_overdue_rate': 'followup_window_days',
+        'kept_rate_delivery': 'delivery_window_days', 'kept_rate_first_response': none,
+        'kept_rate_resolution': 'reopen_window_days', 'kept_rate_refund': 'refund_window_days',
+        'kept_rate_follow_up': 'followup_window_days',
     }) }}
 {%- endmacro %}
 

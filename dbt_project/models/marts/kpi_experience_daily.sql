@@ -23,7 +23,7 @@
 -- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
 -- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
 -- depends_on: {{ ref('stg_crm__feedback_followups') }}
-{%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint'] %}
+{%- set dims = ['all', 'segment', 'persona', 'channel', 'touchpoint', 'promise'] %}
 {%- set float = type_double() %}
 
 {#- The KPIs (docs/kpi-decisions.md), by family: the KPIs measured on the same records, the family's
@@ -76,7 +76,21 @@
     'followup_backlog': [
         {'kpi': 'followup_backlog_overdue_rate', 'kind': 'rate', 'date': 'backlog_date', 'success': 'is_overdue'},
     ],
+    'promise_outcomes': [
+        {'kpi': 'kept_rate_delivery', 'kind': 'rate', 'date': 'promise_date', 'where': "measure = 'delivery'",
+         'success': 'not is_broken'},
+        {'kpi': 'kept_rate_first_response', 'kind': 'rate', 'date': 'promise_date',
+         'where': "measure = 'first_response'", 'success': 'not is_broken'},
+        {'kpi': 'kept_rate_resolution', 'kind': 'rate', 'date': 'promise_date', 'where': "measure = 'resolution'",
+         'success': 'not is_broken'},
+        {'kpi': 'kept_rate_refund', 'kind': 'rate', 'date': 'promise_date', 'where': "measure = 'refund'",
+         'success': 'not is_broken'},
+        {'kpi': 'kept_rate_follow_up', 'kind': 'rate', 'date': 'promise_date', 'where': "measure = 'follow_up'",
+         'success': 'not is_broken'},
+    ],
 } %}
+{#- the families whose records carry the promise they are judged by: the `promise` dimension -#}
+{%- set promise_families = ['promise_outcomes'] %}
 
 {#- Observation columns per kind, with the type of their nulls where a kind does not use them. The
     engine gives each column the widest type of its KPIs' expressions: measure is a double (the
@@ -158,6 +172,16 @@ followup_backlog as (
     where first_contact_at is null or {{ utc_date('first_contact_at') }} > backlog_date
 ),
 
+-- each record judged against one of the brand's promises (fct_promise_outcomes): a kept rate per
+-- measure, and per promise in the `promise` dimension
+promise_outcomes as (
+    select customer_key, cast(null as {{ dbt.type_string() }}) as channel,
+           case measure when 'delivery' then 'delivery' when 'refund' then 'billing'
+                        when 'follow_up' then 'relationship' else 'support' end as touchpoint,
+           promise_id as promise, measure, promise_date, is_broken
+    from {{ ref('fct_promise_outcomes') }}
+),
+
 -- one row per KPI observation
 observations as (
     {%- for family, kpis in kpi_families.items() %}
@@ -178,6 +202,7 @@ observations as (
     select
         {{ k.date }} as kpi_date, '{{ k.kpi }}' as kpi, '{{ k.kind }}' as kind,
         customer_key, channel, touchpoint,
+        {{ 'promise' if family in promise_families else 'cast(null as ' ~ dbt.type_string() ~ ')' }} as promise,
         {%- for column, type in measure_types.items() %}
         {{ m.get(column, 'cast(null as ' ~ type ~ ')') }} as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}

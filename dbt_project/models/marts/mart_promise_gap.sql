@@ -1,78 +1,32 @@
 -- The gap between what the brand promised and what the customer got, per promise (seed
 -- brand_promises), per day and segment: how many records were judged against the promise, how many
--- kept and broken it (with the kept rate's 95 % Wilson interval), and the gap's mean, p50 and p90.
--- gap = what was measured - the promise's target, in its unit (hours, or days for delivery): > 0 is
--- broken by that much, <= 0 kept with that much to spare. A record is judged when its outcome is
--- known: an order when delivered (dated by the UTC date of its last delivery), a case's first
--- response when it comes, its resolution when it is resolved (dated by those dates, UTC). A cell is
--- final once its outcome can no longer change (the finality windows of the KPI it matches).
--- Refund and follow-up promises are not judged yet (docs/kpi-decisions.md, "The brand's promises").
-with promises as (
-    select * from {{ ref('brand_promises') }}
-),
-
-orders as (
-    select * from {{ ref('fct_orders') }}
-),
-
-cases as (
-    select * from {{ ref('fct_support_cases') }}
+-- kept and broken it (with the kept rate's 95 % Wilson interval), the gap's mean, p50 and p90, and the
+-- trend: the kept rate over the 28 days ending that day, with its interval. gap = what was measured -
+-- the promise's target, in its unit (> 0 broken by that much, <= 0 kept with that much to spare; a
+-- refund or call-back that never came has no gap, only a broken promise). The records and their
+-- dates: fct_promise_outcomes. A cell is final once its outcome can no longer change (the finality
+-- window of the KPI kept_rate_<measure>, macros/kpi.sql).
+with outcomes as (
+    select * from {{ ref('fct_promise_outcomes') }}
 ),
 
 customers as (
     select customer_key, segment from {{ ref('dim_customer') }}
 ),
 
-judged as (
-    select
-        delivery_promise_id as promise_id,
-        'on_time_delivery_rate' as finality_kpi,
-        {{ utc_date('delivered_at') }} as promise_date,
-        customer_key,
-        not is_on_time as is_broken,
-        {{ cx_as_double('promise_gap_days') }} as measured
-    from orders
-    where is_delivered and delivery_promise_id is not null
-
-    union all
-
-    select
-        first_response_promise_id as promise_id,
-        'first_response_hours_p50' as finality_kpi,
-        first_response_date as promise_date,
-        customer_key,
-        is_first_response_sla_breached as is_broken,
-        first_response_hours as measured
-    from cases
-    where first_response_at is not null and first_response_promise_id is not null
-
-    union all
-
-    select
-        resolution_promise_id as promise_id,
-        'resolution_hours_p50' as finality_kpi,
-        resolved_date as promise_date,
-        customer_key,
-        is_resolution_sla_breached as is_broken,
-        resolution_hours as measured
-    from cases
-    where is_resolved and resolved_at is not null and resolution_promise_id is not null
-),
-
 with_gap as (
     select
-        j.promise_date,
-        j.promise_id,
-        p.measure,
-        p.unit,
-        p.target,
-        j.finality_kpi,
+        o.promise_date,
+        o.promise_id,
+        o.measure,
+        o.unit,
+        o.target,
+        {{ dbt.concat(["'kept_rate_'", 'o.measure']) }} as finality_kpi,
         c.segment,
-        case when j.is_broken then 1 else 0 end as broken,
-        {{ cx_as_double('j.measured') }} - p.target as gap
-    from judged as j
-    inner join promises as p on p.promise_id = j.promise_id
-    left join customers as c on c.customer_key = j.customer_key
+        case when o.is_broken then 1 else 0 end as broken,
+        o.gap
+    from outcomes as o
+    left join customers as c on c.customer_key = o.customer_key
 ),
 
 grouped as (
@@ -99,26 +53,54 @@ cells as (
     select *, {{ kpi_final_date('finality_kpi', 'promise_date') }} as final_date
     from grouped
     where dimension = 'all' or dimension_value is not null
+),
+
+-- the trend: each cell's last 28 days (its own day included) of the same promise and cell
+trend as (
+    select
+        c.promise_date,
+        c.promise_id,
+        c.dimension,
+        c.dimension_value,
+        cast(sum(p.n) as bigint) as n_28d,
+        cast(sum(p.n - p.broken) as bigint) as kept_28d
+    from cells as c
+    inner join cells as p
+        on p.promise_id = c.promise_id
+        and p.dimension = c.dimension
+        and p.dimension_value = c.dimension_value
+        and p.promise_date <= c.promise_date
+        and p.promise_date > {{ dbt.dateadd('day', -28, 'c.promise_date') }}
+    group by c.promise_date, c.promise_id, c.dimension, c.dimension_value
 )
 
 select
-    promise_date,
-    promise_id,
-    measure,
-    unit,
-    target,
-    dimension,
-    dimension_value,
-    n,
-    n - broken as kept,
-    broken,
-    {{ cx_as_double('n - broken') }} / n as kept_rate,
-    {{ wilson_low('n - broken', 'n') }} as kept_rate_ci_low,
-    {{ wilson_high('n - broken', 'n') }} as kept_rate_ci_high,
-    gap_mean,
-    gap_p50,
-    gap_p90,
-    final_date,
-    final_date <= {{ cx_as_of() }} as is_final,
-    {{ is_reportable('n', 'final_date <= ' ~ cx_as_of()) }} as is_reportable
-from cells
+    c.promise_date,
+    c.promise_id,
+    c.measure,
+    c.unit,
+    c.target,
+    c.dimension,
+    c.dimension_value,
+    c.n,
+    c.n - c.broken as kept,
+    c.broken,
+    {{ cx_as_double('c.n - c.broken') }} / c.n as kept_rate,
+    {{ wilson_low('c.n - c.broken', 'c.n') }} as kept_rate_ci_low,
+    {{ wilson_high('c.n - c.broken', 'c.n') }} as kept_rate_ci_high,
+    c.gap_mean,
+    c.gap_p50,
+    c.gap_p90,
+    t.n_28d,
+    {{ cx_as_double('t.kept_28d') }} / t.n_28d as kept_rate_28d,
+    {{ wilson_low('t.kept_28d', 't.n_28d') }} as kept_rate_28d_ci_low,
+    {{ wilson_high('t.kept_28d', 't.n_28d') }} as kept_rate_28d_ci_high,
+    c.final_date,
+    c.final_date <= {{ cx_as_of() }} as is_final,
+    {{ is_reportable('c.n', 'c.final_date <= ' ~ cx_as_of()) }} as is_reportable
+from cells as c
+inner join trend as t
+    on t.promise_date = c.promise_date
+    and t.promise_id = c.promise_id
+    and t.dimension = c.dimension
+    and t.dimension_value = c.dimension_value
