@@ -103,6 +103,12 @@ TOUCHPOINTS = ("purchase", "delivery", "support", "billing", "onboarding", "rela
 # inclusive score scale per survey type
 SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 
+# the systems whose load audit (ingestion/load.py, one row per file of each load attempt) the warehouse
+# reads, as the dbt source ingestion.<system>_load_audit: which drops delivered an entity is a fact the
+# records cannot state (crm: whether the company delivers its follow-up feed at all, contract version 2)
+AUDITED_SYSTEMS: tuple[str, ...] = ("crm",)
+LOAD_AUDIT = "_load_audit"  # its name among the system's raw assets
+
 ENTITIES: dict[tuple[str, str], Entity] = {}
 
 

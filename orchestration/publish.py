@@ -1,9 +1,21 @@
 """Publish the BI-facing marts, atomically, to ``$CX_DATA_DIR/serving/``.
 
 * ``serving/cx.duckdb``: every table of the warehouse's ``marts`` schema (never ``restricted``),
-  plus ``_publication`` (when, as of which date, which tables). It is built in a temporary file,
-  checkpointed, fsynced and renamed over the previous file. A reader that opened the old file keeps
-  reading it; a new reader sees the new one; nobody sees a half-written file.
+  plus ``_publication`` (when, as of which date, which tables and views). It is built in a temporary
+  file, checkpointed, fsynced and renamed over the previous file. A reader that opened the old file
+  keeps reading it; a new reader sees the new one; nobody sees a half-written file.
+* Views of ``marts`` (dbt ``materialized='view'``, e.g. ``mart_customer_profile_daily``) are served as
+  views over the served tables, never copied: a view exists not to be stored (that one would hold a row
+  per customer and day). Their definition is the warehouse's own (``duckdb_views()``), parsed by DuckDB
+  (``json_serialize_sql``) and its references to the warehouse's ``marts`` relations pointed at the
+  served ones in the syntax tree, then rendered back (``json_deserialize_sql``): no text search and
+  replace in SQL, and the SQL that ran in the warehouse is the SQL served, whatever dbt and the macros
+  compiled it to. A view of ``marts`` that reads another schema is refused (the served file holds the
+  marts only: a view over ``restricted`` would serve what publishing leaves out). A view that reads no
+  warehouse relation at all is a window onto files (on Spark, ``warehouse.duckdb`` holds one per table
+  over Spark's Parquet files, orchestration/spark_mirror.py): it is a table to BI and copied as one.
+  Views have no Parquet file (BI reads them in ``cx.duckdb``) and a null ``row_count`` in
+  ``_publication``: counting would compute the whole view at each publish.
 * ``serving/parquet``: a symlink to ``serving/parquet_versions/<stamp>/`` holding one Parquet
   file per table. The symlink is replaced atomically; the previous version is kept for readers in
   flight and older ones are pruned (below).
@@ -41,7 +53,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -71,6 +85,7 @@ class Publication:
     parquet: Path
     tables: dict[str, int]  # table -> rows
     published_at: dt.datetime
+    views: tuple[str, ...] = ()  # served as views over the tables (no Parquet, row_count null)
 
 
 def _fsync(path: Path) -> None:
@@ -181,11 +196,14 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"attach '{warehouse}' as wh (read_only)")
-            tables = [r[0] for r in con.execute(
-                "select table_name from information_schema.tables "
-                f"where table_catalog = 'wh' and table_schema = '{BI_SCHEMA}' order by table_name").fetchall()]
-            if not tables:
+            relations = dict(con.execute(
+                "select table_name, table_type from information_schema.tables "
+                f"where table_catalog = 'wh' and table_schema = '{BI_SCHEMA}' order by table_name").fetchall())
+            if not relations:
                 raise RuntimeError(f"{warehouse}: no tables in schema {BI_SCHEMA!r} to publish")
+            views = {v: sql for v, kind in relations.items() if kind == "VIEW"
+                     if (sql := _served_view_sql(con, v, set(relations))) is not None}
+            tables = [t for t in relations if t not in views]
             rows = {}
             for i, t in enumerate(tables):
                 if i == len(tables) // 2:
@@ -193,10 +211,11 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
                 rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
                 con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, compression zstd)")
+            _create_views(con, views)
             con.execute("create table _publication (published_at timestamptz, as_of varchar, table_name varchar, "
                         "row_count bigint)")
             con.executemany("insert into _publication values (?, ?, ?, ?)",
-                            [(now, as_of, t, n) for t, n in rows.items()])
+                            [(now, as_of, t, n) for t, n in rows.items()] + [(now, as_of, v, None) for v in views])
             if health is not None:
                 _write_health(con, health, parquet_dir)
             fingerprint = _keys_changed(con, serving, target)
@@ -212,7 +231,79 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
         _purge_earlier(serving, parquet_dir)
     if fingerprint is not None:
         _write_small(serving / KEYS_FILE, fingerprint)
-    return Publication(target, serving / "parquet", rows, now)
+    return Publication(target, serving / "parquet", rows, now, tuple(views))
+
+
+# a stored view definition: CREATE VIEW <name> AS <query> (DuckDB renders every stored view this way)
+_CREATE_VIEW = re.compile(r"^\s*create\s+(?:or\s+replace\s+)?view\s+.*?\s+as\s+", re.IGNORECASE | re.DOTALL)
+
+
+def _served_view_sql(con: duckdb.DuckDBPyConnection, view: str, marts: set[str]) -> str | None:
+    """The query of the warehouse's view ``marts.<view>`` rewritten to read the served relations, or
+    None for a view that reads no warehouse relation (a window onto files: copied as a table). Raises
+    for a view reading another schema or catalog, and for one DuckDB cannot render back."""
+    (text,) = con.execute("select sql from duckdb_views() where database_name = 'wh' and schema_name = ? "
+                          "and view_name = ?", [BI_SCHEMA, view]).fetchone()
+    query = _CREATE_VIEW.sub("", text, count=1).rstrip().rstrip(";")
+    tree = json.loads(con.execute("select json_serialize_sql(?)", [query]).fetchone()[0])
+    if tree.get("error"):
+        raise RuntimeError(f"{BI_SCHEMA}.{view}: DuckDB cannot parse its definition to serve it as a view: "
+                           f"{tree.get('error_message')}")
+    ctes: set[str] = set()
+    refs: list[dict] = []
+    columns: list[dict] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                refs.append(node)
+            elif node.get("class") == "COLUMN_REF":
+                columns.append(node)
+            for entry in (node.get("cte_map") or {}).get("map") or []:
+                ctes.add(str(entry.get("key", "")).lower())
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    relations = {m.lower() for m in marts}
+    read = [r for r in refs if r.get("schema_name") or r.get("catalog_name") or r["table_name"].lower() not in ctes]
+    if not read:
+        return None
+    for ref in read:
+        catalog, schema, name = ref.get("catalog_name") or "", ref.get("schema_name") or "", ref["table_name"]
+        if catalog.lower() not in ("", "wh") or schema.lower() not in ("", BI_SCHEMA) \
+                or name.lower() not in relations:
+            where = ".".join(p for p in (catalog, schema, name) if p)
+            raise RuntimeError(f"{BI_SCHEMA}.{view} reads {where}, which is not published: a served view may "
+                               f"read the {BI_SCHEMA} schema only")
+        ref["catalog_name"], ref["schema_name"] = "", ""
+        if "qualified_name" in ref:
+            ref["qualified_name"] = {"path": [name]}
+    # a column named with its schema (marts.t.c, wh.marts.t.c) keeps the table and column only
+    for col in columns:
+        names = col.get("column_names") or []
+        while len(names) > 2 and names[0].lower() in ("wh", BI_SCHEMA):
+            names.pop(0)
+    return con.execute("select json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0]
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, views: dict[str, str]) -> None:
+    """Create the served views; a view over another view waits for it (a few passes, in name order)."""
+    pending = dict(views)
+    while pending:
+        failed: dict[str, Exception] = {}
+        for name, sql in sorted(pending.items()):
+            try:
+                con.execute(f'create view "{name}" as {sql}')
+            except duckdb.CatalogException as exc:  # reads a view not created yet
+                failed[name] = exc
+        if len(failed) == len(pending):
+            name, exc = next(iter(failed.items()))
+            raise RuntimeError(f"{BI_SCHEMA}.{name} cannot be served as a view: {exc}") from exc
+        pending = {n: pending[n] for n in failed}
 
 
 def _write_small(path: Path, text: str) -> None:

@@ -127,11 +127,20 @@ def test_score_bands_span_the_contract_scales() -> None:
         assert lo <= bottom < top <= hi, f"score_bands {survey_type}: bottom {bottom}, top {top}"
 
 
+def translator_key(props: dict):  # noqa: ANN201
+    from orchestration.assets.warehouse import translator
+    return translator.get_asset_key(props)
+
+
 def test_sources_are_the_contract_entities_and_their_raw_assets(manifest: dict) -> None:
     from orchestration.assets.ingestion import ingest_assets, raw_key
     from orchestration.assets.warehouse import translator
 
     sources = {(s["source_name"], s["name"]): s for s in manifest["sources"].values()}
+    audits = {("ingestion", f"{system}_load_audit"): system for system in C.AUDITED_SYSTEMS}
+    for (source, name), system in audits.items():  # the load audits: the raw assets land_<system> writes too
+        props = sources.pop((source, name))
+        assert translator_key(props) == raw_key(system, C.LOAD_AUDIT)
     assert set(sources) == set(C.ENTITIES), (
         f"models/staging/_sources.yml: missing {sorted(set(C.ENTITIES) - set(sources))}, "
         f"not in the contract {sorted(set(sources) - set(C.ENTITIES))}")

@@ -69,9 +69,6 @@ def test_journey_moments_every_branch(tmp_path: Path) -> None:
         "{{ response_moment(\"'ces'\", 3) }}": "negative",
         "{{ response_moment_reason(\"'nps'\", 0) }}": "detractor answer",
         "{{ response_moment_reason(\"'ces'\", 1) }}": "effortful answer",
-        # experience profile from the latest NPS answer
-        "{{ nps_profile(10) }}": "advocate", "{{ nps_profile(9) }}": "advocate", "{{ nps_profile(8) }}": "passive",
-        "{{ nps_profile(7) }}": "passive", "{{ nps_profile(6) }}": "negative", "{{ nps_profile(0) }}": "negative",
     }
     row = evaluate(tmp_path, "select " + ", ".join(cases))
     assert dict(zip(cases, row, strict=True)) == cases

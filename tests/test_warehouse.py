@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+import yaml
+from polars.testing import assert_frame_equal
 
 from ingestion import contract as C
 from ingestion.keys import SECRET_FILE_ENV, load_secret, new_secret, pseudonym
@@ -229,7 +231,7 @@ RECORD_KEY_KINDS = {
     "order_key": "order", "related_order_key": "order", "invoice_key": "invoice", "related_invoice_key": "invoice",
     "payment_key": "payment", "refund_key": "refund", "subscription_key": "subscription", "case_key": "case",
     "related_case_key": "case", "response_key": "response", "erp_account_key": "erp-account",
-    "billing_account_key": "billing-account",
+    "billing_account_key": "billing-account", "return_key": "return",
 }
 JOURNEY_KINDS = {"campaign_touches": "touch", "orders": "order", "shipments": "order", "returns": "return",
                  "support_cases": "case", "invoices": "invoice", "payments": "payment", "refunds": "refund",
@@ -477,7 +479,8 @@ def test_incremental_run_reaches_back_for_late_records(warehouse: Path, october_
         shutil.copytree(warehouse / zone, tmp_path / zone)
     day_n = october_drops.cfg.start + dt.timedelta(days=15)
     lookback = 5
-    extra = {"kpi_lookback_days": lookback, "refund_window_days": lookback, "reopen_window_days": lookback}
+    extra = {"kpi_lookback_days": lookback, "refund_window_days": lookback, "reopen_window_days": lookback,
+             "followup_window_days": lookback}
     before, incremental = _incremental_days(tmp_path, day_n, extra)
     full = _full(tmp_path, day_n + dt.timedelta(days=1), extra)
     _assert_same(incremental, full)
@@ -529,3 +532,388 @@ def test_handwritten_sql_matches_the_kpi_mart(warehouse: Path, october_drops: Dr
                                                                     rel=1e-9, abs=1e-12), col
         else:
             assert got[col].to_list() == expected[col].to_list(), col
+
+
+# ---- Customer profiles (issue 15): spells, daily view, monthly flows, recomputed in polars -------
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+AS_OF = dt.date(9999, 12, 31)  # the fixture's build uses the default as_of (everything loaded)
+# (top band from, bottom band to) of each scale, as docs/kpi-decisions.md states them
+BANDS = {"nps": (9, 6), "csat": (4, 2), "ces": (6, 3)}
+PROFILES = ("negative", "evasive", "advocate")
+
+
+def _settings() -> dict[str, int]:
+    v = yaml.safe_load(DBT_PROJECT.read_text(encoding="utf-8"))["vars"]
+    return {k: int(v[f"profile_{k}"]) for k in ("answer_days", "negative_moments", "moment_days", "nps_days")}
+
+
+def _spells(data: Path) -> pl.DataFrame:
+    return query(data, "select * from marts.mart_customer_profiles")
+
+
+def _horizon(data: Path) -> dt.date:
+    """as_of, or the data's last date (the latest event, answer or CRM profile creation) when earlier."""
+    events = query(data, "select event_date from marts.fct_journey_events")["event_date"].max()
+    answers = query(data, "select response_date from marts.fct_survey_responses")["response_date"].max()
+    created = query(data, "select crm_created_at from marts.dim_customer").select(
+        pl.col("crm_created_at").dt.convert_time_zone("UTC").dt.date().max()).item()
+    return min(AS_OF, max(d for d in (events, answers, created) if d is not None))
+
+
+class Facts:
+    """The rule's inputs, read raw from the facts once."""
+
+    def __init__(self, data: Path) -> None:
+        self.horizon = _horizon(data)
+        moment = pl.lit("neutral")
+        for scale, (top, bottom) in BANDS.items():
+            is_scale = pl.col("survey_type") == scale
+            moment = (pl.when(is_scale & (pl.col("score") >= top)).then(pl.lit("positive"))
+                      .when(is_scale & (pl.col("score") <= bottom)).then(pl.lit("negative")).otherwise(moment))
+        self.answers = (query(data, "select customer_key, response_key, survey_type, score, response_date, "
+                                    "responded_at from marts.fct_survey_responses where customer_key is not null")
+                        .with_columns(moment=moment))
+        events = query(data, "select customer_key, event_date, event_ts, stage, moment from marts.fct_journey_events")
+        self.negatives = events.filter((pl.col("moment") == "negative") & (pl.col("stage") != "feedback"))
+        dim = query(data, "select customer_key, crm_created_at from marts.dim_customer")
+        firsts = pl.concat([
+            dim.select("customer_key", d=pl.col("crm_created_at").dt.convert_time_zone("UTC").dt.date()),
+            events.select("customer_key", d=pl.col("event_date")),
+            self.answers.select("customer_key", d=pl.col("response_date")),
+        ]).group_by("customer_key").agg(pl.col("d").min())
+        self.customers = (dim.select("customer_key").join(firsts, on="customer_key", how="left")
+                          .select("customer_key", first_date=pl.min_horizontal(
+                              pl.col("d").fill_null(self.horizon), pl.lit(self.horizon))))
+
+    def profiles_on(self, day: dt.date) -> pl.DataFrame:
+        """Every customer known on ``day`` with their profile on that day (customer_key, profile)."""
+        s = _settings()
+        since = {k: day - dt.timedelta(days=s[k] - 1) for k in ("answer_days", "moment_days", "nps_days")}
+        answers = self.answers.filter(pl.col("response_date") <= day).sort("responded_at", "response_key")
+        latest = (answers.filter(pl.col("response_date") >= since["answer_days"])
+                  .group_by("customer_key").agg(latest_moment=pl.col("moment").last()))
+        nps = (answers.filter((pl.col("survey_type") == "nps") & (pl.col("response_date") >= since["nps_days"]))
+               .group_by("customer_key").agg(nps_score=pl.col("score").last()))
+        moments = (self.negatives.filter(pl.col("event_date").is_between(since["moment_days"], day))
+                   .group_by("customer_key").agg(negatives=pl.len(), last_negative=pl.col("event_ts").max()))
+        positive_after = (answers.filter(pl.col("moment") == "positive").join(moments, on="customer_key")
+                          .filter(pl.col("responded_at") > pl.col("last_negative"))
+                          .select("customer_key").unique().with_columns(positive_after=pl.lit(True)))
+        known = self.customers.filter(pl.col("first_date") <= day).select("customer_key")
+        inputs = (known.join(latest, on="customer_key", how="left").join(nps, on="customer_key", how="left")
+                  .join(moments, on="customer_key", how="left").join(positive_after, on="customer_key", how="left")
+                  .with_columns(pl.col("negatives").fill_null(0), pl.col("positive_after").fill_null(False)))
+        rows = [(r["customer_key"], _rule(r, s["negative_moments"])) for r in inputs.iter_rows(named=True)]
+        return pl.DataFrame(rows, schema={"customer_key": pl.String, "profile": pl.String}, orient="row")
+
+
+def _rule(r: dict, negative_moments: int) -> str:
+    negative_answer = r["latest_moment"] == "negative"
+    repeated_moments = r["negatives"] >= negative_moments and not r["positive_after"]
+    if negative_answer or repeated_moments:
+        return "negative"
+    if r["nps_score"] is not None and r["nps_score"] >= BANDS["nps"][0] and r["negatives"] == 0:
+        return "advocate"
+    return "evasive"
+
+
+def test_every_customer_has_one_current_spell_and_spells_do_not_overlap(warehouse: Path) -> None:
+    spells = _spells(warehouse)
+    customers = query(warehouse, "select customer_key from marts.dim_customer")["customer_key"]
+    current = spells.filter(pl.col("is_current"))
+    assert current["customer_key"].is_unique().all()
+    assert set(current["customer_key"]) == set(customers) and current.height == customers.len()
+    assert (current["valid_to"].is_null()).all() and spells.filter(~pl.col("is_current"))["valid_to"].null_count() == 0
+    # each spell ends where the customer's next one starts, and two in a row differ
+    ordered = spells.sort("customer_key", "valid_from").with_columns(
+        next_from=pl.col("valid_from").shift(-1).over("customer_key"),
+        next_profile=pl.col("profile").shift(-1).over("customer_key"))
+    closed = ordered.filter(pl.col("valid_to").is_not_null())
+    assert (closed["valid_from"] < closed["valid_to"]).all()
+    assert (closed["valid_to"] == closed["next_from"]).all()
+    assert (closed["profile"] != closed["next_profile"]).all()
+    assert ordered.filter(pl.col("valid_to").is_null())["next_from"].null_count() == current.height
+    # the data has every profile, and customers who changed profile
+    assert set(spells["profile"]) == set(PROFILES) and spells.height > current.height
+
+
+def test_the_daily_view_is_the_spells_day_by_day(warehouse: Path) -> None:
+    horizon = _horizon(warehouse)
+    spells = _spells(warehouse)
+    changed = spells.filter(~pl.col("is_current"))["customer_key"].unique().sort().head(150)
+    sample = pl.concat([changed, spells["customer_key"].unique().sort().head(50)]).unique()
+    expected = (spells.filter(pl.col("customer_key").is_in(sample.implode()))
+                .with_columns(last=pl.coalesce(pl.col("valid_to") - dt.timedelta(days=1), pl.lit(horizon)))
+                .with_columns(profile_date=pl.date_ranges("valid_from", "last", interval="1d"))
+                .explode("profile_date").select("customer_key", "profile_date", "profile")
+                .sort("customer_key", "profile_date"))
+    keys = ", ".join(f"'{k}'" for k in sample)
+    got = query(warehouse, "select customer_key, profile_date, profile from marts.mart_customer_profile_daily "
+                           f"where customer_key in ({keys})").sort("customer_key", "profile_date")
+    assert got.height > 1_000 and got.equals(expected)
+    # the whole view: one row per customer and day from their first spell to the horizon
+    totals = query(warehouse, "select count(*) as n, count(distinct customer_key) as c, max(profile_date) as last "
+                              "from marts.mart_customer_profile_daily").row(0, named=True)
+    days = spells.group_by("customer_key").agg(pl.col("valid_from").min()).select(
+        ((pl.lit(horizon) - pl.col("valid_from")).dt.total_days() + 1).sum()).item()
+    assert totals == {"n": days, "c": spells["customer_key"].n_unique(), "last": horizon}
+
+
+def test_profile_flows_add_up_and_match_the_daily_view(warehouse: Path) -> None:
+    horizon = _horizon(warehouse)
+    daily = query(warehouse, "select customer_key, profile_date, profile from marts.mart_customer_profile_daily")
+    firsts = daily.group_by("customer_key").agg(first=pl.col("profile_date").min())
+    flows = query(warehouse, "select * from marts.kpi_profile_flows_monthly")
+    months = sorted(set(flows["month_start"]))
+    assert months[0] == firsts["first"].min().replace(day=1) and months[-1] == horizon.replace(day=1)
+    checked = 0
+    for month in months:
+        following = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        end = min(following - dt.timedelta(days=1), horizon)
+        on_start = daily.filter(pl.col("profile_date") == month).select("customer_key", from_profile="profile")
+        on_end = daily.filter(pl.col("profile_date") == end).select("customer_key", to_profile="profile")
+        moved = (on_end.join(firsts, on="customer_key").join(on_start, on="customer_key", how="left")
+                 .with_columns(from_profile=pl.when(pl.col("first") >= month).then(pl.lit("new"))
+                               .otherwise(pl.col("from_profile"))))
+        expected = (moved.group_by("from_profile", "to_profile").agg(customers=pl.len().cast(pl.Int64))
+                    .sort("from_profile", "to_profile"))
+        got = (flows.filter(pl.col("month_start") == month).select("from_profile", "to_profile", "customers")
+               .sort("from_profile", "to_profile"))
+        assert got.equals(expected), month
+        # start + entries - exits = end, per profile; start: customers known before the month
+        for p in PROFILES:
+            start = moved.filter(pl.col("from_profile") == p).height
+            entries = moved.filter((pl.col("to_profile") == p) & (pl.col("from_profile") != p)).height
+            exits = moved.filter((pl.col("from_profile") == p) & (pl.col("to_profile") != p)).height
+            assert start + entries - exits == on_end.filter(pl.col("to_profile") == p).height, (month, p)
+            before = on_start.join(firsts.filter(pl.col("first") < month), on="customer_key")
+            assert start == before.filter(pl.col("from_profile") == p).height, (month, p)
+        # the month's recovery, on each of its rows
+        negatives = moved.filter(pl.col("from_profile") == "negative")
+        recovered = negatives.filter(pl.col("to_profile") != "negative").height
+        stats = flows.filter(pl.col("month_start") == month).select(
+            "negatives_at_start", "negatives_recovered", "is_partial_month").unique()
+        assert stats.rows() == [(negatives.height, recovered, end < following - dt.timedelta(days=1))], month
+        checked += got.height
+    assert checked > 20 and flows.filter(pl.col("from_profile") == "negative")["customers"].sum() > 0
+
+
+def test_profiles_recomputed_in_polars_match(warehouse: Path) -> None:
+    """Every customer's profile by the rule, recomputed from the facts in polars: on the horizon it is
+    the current spell; on earlier days (answers and moments entering and leaving their windows) it is
+    the daily view's."""
+    facts = Facts(warehouse)
+    current = _spells(warehouse).filter(pl.col("is_current")).select("customer_key", "profile").sort("customer_key")
+    on_horizon = facts.profiles_on(facts.horizon).sort("customer_key")
+    assert on_horizon.equals(current)
+    assert set(on_horizon["profile"]) == set(PROFILES)
+    # every earlier day since the first answer or negative moment (at most 60 days; the generated window
+    # is shorter than the windows of the rule: their expiries are the dbt unit tests' part)
+    first = min(facts.answers["response_date"].min(), facts.negatives["event_date"].min())
+    days = [facts.horizon - dt.timedelta(days=n) for n in range(1, 61) if facts.horizon - dt.timedelta(days=n) >= first]
+    assert len(days) >= 10
+    daily = query(warehouse, "select customer_key, profile_date, profile from marts.mart_customer_profile_daily "
+                             f"where profile_date >= date '{days[-1].isoformat()}'")
+    for day in days:
+        expected = facts.profiles_on(day).sort("customer_key")
+        got = daily.filter(pl.col("profile_date") == day).select("customer_key", "profile").sort("customer_key")
+        assert got.equals(expected), day
+    # kpi_customer_value's experience_profile is the current spell's
+    value = query(warehouse, "select distinct customer_key, experience_profile from marts.kpi_customer_value")
+    joined = value.join(current, on="customer_key", how="left")
+    assert joined.height > 100 and joined["profile"].null_count() == 0
+    assert (joined["experience_profile"] == joined["profile"]).all()
+
+
+# ---- The customer 360, its restricted twin and the timeline (issue 15) ---------------------------
+FX_RATES = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "fx_rates.csv"
+REPORTING_CURRENCY = "EUR"  # dbt_project.yml var reporting_currency
+PII_COLUMNS = ("email", "phone_e164", "first_name", "last_name")
+
+
+def _facts(data: Path, table: str) -> pl.DataFrame:
+    return query(data, f"select * from marts.{table}")
+
+
+def _expected_360(data: Path) -> pl.DataFrame:
+    """The 360 recomputed from dim_customer and the facts, one aggregation per fact, in polars."""
+    dim = _facts(data, "dim_customer").select("customer_key", "segment", "persona", "is_erased", "crm_created_at")
+
+    orders = _facts(data, "fct_orders").filter(pl.col("customer_key").is_not_null()).group_by("customer_key").agg(
+        orders=pl.len().cast(pl.Int64), orders_delivered=pl.col("is_delivered").sum().cast(pl.Int64),
+        last_order_at=pl.col("ordered_at").max())
+
+    # revenue net of refunds per customer and currency: non-void invoices minus refunds
+    invoiced = (_facts(data, "fct_invoices").filter((pl.col("status") != "void") & pl.col("customer_key").is_not_null())
+                .group_by("customer_key", "currency").agg(invoiced=pl.col("amount_due_minor").sum()))
+    refunded = (_facts(data, "fct_refunds").filter(pl.col("customer_key").is_not_null())
+                .group_by("customer_key", "currency").agg(refunded=pl.col("amount_minor").sum()))
+    per_currency = invoiced.join(refunded, on=["customer_key", "currency"], how="full", coalesce=True).with_columns(
+        net=pl.col("invoiced").fill_null(0) - pl.col("refunded").fill_null(0))
+    rates = pl.read_csv(FX_RATES).filter(pl.col("reporting_currency") == REPORTING_CURRENCY).select("currency", "rate")
+    rates = pl.concat([rates.filter(pl.col("currency") != REPORTING_CURRENCY),
+                       pl.DataFrame({"currency": [REPORTING_CURRENCY], "rate": [1.0]})])
+    one = pl.len() == 1
+    revenue = per_currency.join(rates, on="currency", how="left").group_by("customer_key").agg(
+        currencies=pl.len().cast(pl.Int64),
+        revenue_currency=pl.when(one).then(pl.col("currency").first()),
+        net_revenue_minor=pl.when(one).then(pl.col("net").sum()),
+        net_revenue_reporting=pl.when(pl.col("rate").null_count() == 0).then(
+            (pl.col("net") * pl.col("rate")).round(0, mode="half_away_from_zero").sum() / 100),
+    )
+
+    cases = _facts(data, "fct_support_cases").filter(pl.col("customer_key").is_not_null())
+    case_summary = cases.group_by("customer_key").agg(
+        open_cases=(~pl.col("is_resolved")).sum().cast(pl.Int64), cases_total=pl.len().cast(pl.Int64),
+        last_case_opened_at=pl.col("opened_at").max(),
+        **{f"last_contact_{ch}_at": pl.col("opened_at").filter(pl.col("channel") == ch).max()
+           for ch in C.CASE_CHANNELS})
+
+    latest = (_facts(data, "fct_survey_responses").filter(pl.col("customer_key").is_not_null())
+              .sort("responded_at", "response_key", descending=True)
+              .unique(["customer_key", "survey_type"], keep="first", maintain_order=True))
+    scores = dim.select("customer_key")
+    for t in ("nps", "csat", "ces"):
+        scores = scores.join(latest.filter(pl.col("survey_type") == t).select(
+            "customer_key", pl.col("score").alias(f"last_{t}_score"), pl.col("responded_at").alias(f"last_{t}_at")),
+            on="customer_key", how="left")
+
+    # the current stage is the stage of the customer's latest event (events at one instant: by event_id)
+    events = _facts(data, "fct_journey_events").sort("customer_key", "event_ts", "event_id")
+    event_summary = events.group_by("customer_key").agg(
+        first_event_at=pl.col("event_ts").min(), last_event_at=pl.col("event_ts").max(),
+        last_campaign_touch_at=pl.col("event_ts").filter(pl.col("source_entity") == "campaign_touches").max(),
+        journey_stage=pl.col("stage").last())
+
+    # managing the customer: the current profile spell, call-backs not made yet, promises broken in 90 days
+    profile = _facts(data, "mart_customer_profiles").filter(pl.col("is_current")).select(
+        "customer_key", current_profile=pl.col("profile"))
+    items = _facts(data, "mart_feedback_followups").filter(pl.col("customer_key").is_not_null())
+    followups = items.group_by("customer_key").agg(
+        open_followups=pl.col("status").is_in(["open", "never"]).sum(),
+        overdue_followups=(pl.col("status") == "never").sum())
+    broken = (_facts(data, "fct_promise_outcomes")
+              .filter(pl.col("customer_key").is_not_null() & pl.col("is_broken")
+                      & (pl.col("promise_date") <= AS_OF) & (pl.col("promise_date") > AS_OF - dt.timedelta(days=90)))
+              .group_by("customer_key").agg(promises_broken_90d=pl.len()))
+    out = (dim.join(orders, on="customer_key", how="left").join(revenue, on="customer_key", how="left")
+           .join(case_summary, on="customer_key", how="left").join(scores, on="customer_key", how="left")
+           .join(event_summary, on="customer_key", how="left").join(profile, on="customer_key", how="left")
+           .join(followups, on="customer_key", how="left").join(broken, on="customer_key", how="left"))
+    created = pl.col("crm_created_at").dt.convert_time_zone("UTC").dt.date()
+    first_event = pl.col("first_event_at").dt.convert_time_zone("UTC").dt.date()
+    nothing_invoiced = pl.col("currencies").is_null()
+    out = out.with_columns(
+        customer_since=pl.min_horizontal(created, first_event),
+        orders=pl.col("orders").fill_null(0), orders_delivered=pl.col("orders_delivered").fill_null(0),
+        net_revenue_minor=pl.when(nothing_invoiced).then(0).otherwise(pl.col("net_revenue_minor")),
+        net_revenue_reporting=pl.when(nothing_invoiced).then(0.0).otherwise(pl.col("net_revenue_reporting")),
+        currencies=pl.col("currencies").fill_null(0),
+        open_cases=pl.col("open_cases").fill_null(0), cases_total=pl.col("cases_total").fill_null(0),
+        current_profile=pl.col("current_profile").fill_null("evasive"),
+        open_followups=pl.col("open_followups").fill_null(0),
+        overdue_followups=pl.col("overdue_followups").fill_null(0),
+        promises_broken_90d=pl.col("promises_broken_90d").fill_null(0),
+    ).with_columns(tenure_days=(pl.lit(AS_OF) - pl.col("customer_since")).dt.total_days())
+    return out
+
+
+def _360(data: Path) -> pl.DataFrame:
+    return query(data, "select * from marts.mart_customer_360")
+
+
+def test_customer_360_has_one_row_per_dim_customer(warehouse: Path) -> None:
+    got = _360(warehouse)
+    dim = query(warehouse, "select customer_key, segment, persona, is_erased from marts.dim_customer")
+    assert got.height == dim.height > 1000
+    assert got["customer_key"].n_unique() == got.height
+    assert set(got["customer_key"]) == set(dim["customer_key"])
+    # erased customers included, as in dim_customer
+    assert got["is_erased"].sum() == dim["is_erased"].sum() > 0
+    assert_frame_equal(got.select(dim.columns).sort("customer_key"), dim.sort("customer_key"))
+
+
+def test_customer_360_figures_equal_the_facts_for_every_customer(warehouse: Path) -> None:
+    got = _360(warehouse).sort("customer_key")
+    expected = _expected_360(warehouse).select(got.columns).sort("customer_key")
+    assert_frame_equal(got, expected, check_dtypes=False)
+    # the data exercise every branch the comparison covers
+    assert got.filter(pl.col("orders") > 0).height > 500 and got["orders_delivered"].sum() > 0
+    assert got.filter(pl.col("open_cases") > 0).height > 0 and got.filter(pl.col("cases_total") > 0).height > 50
+    assert got.filter(pl.col("currencies") == 1).height > 500
+    assert got.filter(pl.col("revenue_currency") != REPORTING_CURRENCY).height > 0  # converted at a rate
+    for t in ("nps", "csat", "ces"):
+        assert got[f"last_{t}_score"].drop_nulls().len() > 10, t
+    for ch in C.CASE_CHANNELS:
+        assert got[f"last_contact_{ch}_at"].drop_nulls().len() > 0, ch
+    assert got["last_campaign_touch_at"].drop_nulls().len() > 100
+    assert got["journey_stage"].drop_nulls().len() > 1000
+    assert got.filter(pl.col("customer_since").is_null()).height < got.height / 10
+
+
+def test_customer_360_revenue_is_kpi_customer_value(warehouse: Path) -> None:
+    """The per-currency figures behind the 360 are kpi_customer_value's (one definition of net revenue)."""
+    value = query(warehouse, "select customer_key, currency, clv_minor from marts.kpi_customer_value")
+    single = value.group_by("customer_key").agg(pl.len().alias("n"), pl.col("currency").first(),
+                                                pl.col("clv_minor").first()).filter(pl.col("n") == 1)
+    got = _360(warehouse).filter(pl.col("currencies") == 1).select(
+        "customer_key", currency="revenue_currency", clv_minor="net_revenue_minor")
+    assert_frame_equal(got.sort("customer_key"), single.drop("n").sort("customer_key"), check_dtypes=False)
+
+
+def test_customer_timeline_is_the_journey_newest_first(warehouse: Path) -> None:
+    got = query(warehouse, "select * from marts.mart_customer_timeline")
+    events = query(warehouse, "select * from marts.fct_journey_events")
+    expected = (events.sort(["customer_key", "event_ts", "event_id"], descending=[False, True, True])
+                .with_columns(event_rank=pl.int_range(1, pl.len() + 1).over("customer_key")))
+    got = got.sort("customer_key", "event_rank")
+    assert_frame_equal(got, expected.select(got.columns), check_dtypes=False)
+    # ranks 1..n for each customer
+    ranks = got.group_by("customer_key").agg(n=pl.len(), lo=pl.col("event_rank").min(), hi=pl.col("event_rank").max())
+    assert ranks.filter((pl.col("lo") != 1) | (pl.col("hi") != pl.col("n"))).height == 0
+    # one customer's timeline, as a support tool asks for it
+    key = got["customer_key"].mode().first()
+    one = query(warehouse, f"select event_rank, event_ts, event_type from marts.mart_customer_timeline "
+                           f"where customer_key = '{key}' order by event_rank")
+    assert one.height > 5 and one["event_rank"].to_list() == list(range(1, one.height + 1))
+    assert one["event_ts"].is_sorted(descending=True)
+    kind = query(warehouse, "select table_type from information_schema.tables "
+                            "where table_schema = 'marts' and table_name = 'mart_customer_timeline'").item()
+    assert kind == "VIEW"
+
+
+def test_customer_360_and_timeline_hold_no_personal_data(warehouse: Path) -> None:
+    pii = query(warehouse, "select * from restricted.dim_customer_pii")
+    values = pl.concat([pii[c].drop_nulls().cast(pl.String) for c in PII_COLUMNS]).unique()
+    assert values.len() > 1000
+    for table in ("mart_customer_360", "mart_customer_timeline"):
+        got = query(warehouse, f"select * from marts.{table}")
+        assert set(got.columns) & {*PII_COLUMNS, "city", "crm_customer_id", "phone", "email_hash"} == set(), table
+        text = [c for c, t in got.schema.items() if t == pl.String]
+        assert "customer_key" in text
+        hits = {c: got.filter(pl.col(c).is_in(values.implode())).height for c in text}
+        assert hits == dict.fromkeys(text, 0), table
+
+
+def test_restricted_twin_has_the_360_customers_minus_the_erased(warehouse: Path) -> None:
+    twin = query(warehouse, "select * from restricted.mart_customer_360_pii")
+    c360 = _360(warehouse)
+    erased = set(c360.filter(pl.col("is_erased"))["customer_key"])
+    assert erased
+    assert twin["customer_key"].n_unique() == twin.height
+    assert set(twin["customer_key"]) == set(c360["customer_key"]) - erased
+    # the 360's figures, unchanged
+    shared = [c for c in twin.columns if c in c360.columns]
+    assert len(shared) > 25
+    assert_frame_equal(twin.select(shared).sort("customer_key"),
+                       c360.filter(~pl.col("is_erased")).select(shared).sort("customer_key"))
+    # the personal data of dim_customer_pii, for the customers it holds (email_only customers: none)
+    pii = query(warehouse, "select customer_key, email, phone_e164, first_name, last_name, city "
+                           "from restricted.dim_customer_pii")
+    joined = twin.select(pii.columns).join(pii, on="customer_key", how="left", suffix="_pii")
+    for c in pii.columns[1:]:
+        assert joined.filter(pl.col(c).ne_missing(pl.col(f"{c}_pii"))).height == 0, c
+    assert set(pii["customer_key"]) <= set(twin["customer_key"]) and pii.height > 1000
+    # not published: BI reads the marts schema only
+    assert query(warehouse, "select count(*) from information_schema.tables where table_schema = 'marts' "
+                            "and table_name = 'mart_customer_360_pii'").item() == 0

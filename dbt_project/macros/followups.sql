@@ -4,7 +4,8 @@
     is_tracked        the company delivers its call-backs (crm.feedback_followups) for this answer
     first_contact_at  the first attempt that reached the customer or left a message, by as_of (null: none)
     due_at            the answer + the promise's hours, in elapsed UTC time (a DST change moves no hour)
-    as_of             the run's date: the status is judged at its end (as_of + 1 day, 00:00 UTC)
+    as_of             the date the status is judged at the end of (+ 1 day, 00:00 UTC): the run's as_of, or
+                      the feed's last drop when as_of lies beyond it (mart_feedback_followups.judged_through)
 
     not_tracked        no follow-up feed covers the answer: nothing can be said (never a breach)
     contacted_in_time  first contact at or before the due time (the due instant itself is in time)

@@ -54,16 +54,6 @@
     end
 {%- endmacro %}
 
-{#- Customer profile from the latest NPS answer: advocate (promoter), passive, negative (detractor). -#}
-{% macro nps_profile(score) -%}
-    {%- set b = score_bands('nps') -%}
-    case
-        when {{ score }} >= {{ b.top }} then 'advocate'
-        when {{ score }} >= {{ b.bottom + 1 }} then 'passive'
-        when {{ score }} >= {{ b.min }} then 'negative'
-    end
-{%- endmacro %}
-
 {#- The journey events of one family (fct_journey_events): one row per record of `relation` and event
     of `events` whose `where` holds, in the columns of the event stream. Every value is a SQL
     expression on the record; `shared` holds those that all the family's events share, each event the

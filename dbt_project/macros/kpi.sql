@@ -4,7 +4,7 @@
 
 {#- The score bands of the three survey scales, written once (docs/kpi-decisions.md): every macro
     that classifies an answer (nps_category, csat_satisfied, and in journey.sql response_moment,
-    response_moment_reason, nps_profile) reads them here. Per type: the scale (min..max, as in
+    response_moment_reason, customer_profile) reads them here. Per type: the scale (min..max, as in
     ingestion/contract.py SCALES), `top`, the lowest score of the top band (NPS promoters, CSAT
     satisfied, CES easy), and `bottom`, the highest score of the bottom band (NPS detractors, CSAT
     dissatisfied, CES effortful); the scores between are passive / neutral. -#}

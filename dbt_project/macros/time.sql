@@ -58,3 +58,20 @@
     )
     {%- endif -%}
 {%- endmacro %}
+
+{#- Every date from `start_date` to `end_date` (dates, both included; needs end >= start: Spark's
+    sequence() fails on a reversed range) as a generator in a select list: one output row per date for
+    each input row, next to the row's other columns (`select k, {{ explode_days('a', 'b') }} as day
+    from t`). Keep it alone in its select item: Spark takes no generator nested in an expression. -#}
+{% macro explode_days(start_date, end_date) -%}
+    {{ return(adapter.dispatch('explode_days', 'cx_warehouse')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro default__explode_days(start_date, end_date) -%}
+    explode(sequence({{ start_date }}, {{ end_date }}, interval 1 day))
+{%- endmacro %}
+
+{% macro duckdb__explode_days(start_date, end_date) -%}
+    cast(unnest(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp),
+                                interval 1 day)) as date)
+{%- endmacro %}

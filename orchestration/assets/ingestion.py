@@ -50,7 +50,20 @@ def _specs(system: str) -> tuple[list[dg.AssetSpec], list[dg.AssetCheckSpec]]:
         for c in DROP_CHECKS:
             checks.append(dg.AssetCheckSpec(c.name, asset=key, blocking=c.severity == registry.BLOCKING,
                                             description=f"[{c.severity}] {c.rule}. Why {c.severity}: {c.why}."))
+    if system in C.AUDITED_SYSTEMS:
+        specs.append(dg.AssetSpec(
+            raw_key(system, C.LOAD_AUDIT), group_name="raw", kinds={"polars", "parquet"},
+            owners=["team:data-platform"], tags={"system": system},
+            description=f"The load audit of the {system} drops: one row per file of each load attempt (status, rows, "
+                        "sha256, when). The warehouse reads which drops delivered which entity from it (dbt source "
+                        f"ingestion.{system}_load_audit)."))
     return specs, checks
+
+
+def _audit_result(system: str, day: dt.date, status: str) -> Iterator[dg.MaterializeResult]:
+    if system in C.AUDITED_SYSTEMS:
+        yield dg.MaterializeResult(asset_key=raw_key(system, C.LOAD_AUDIT), metadata={
+            "business_date": day.isoformat(), "drop": status})
 
 
 def _results(key: dg.AssetKey, rows: list[health.HealthRow]) -> Iterator[dg.AssetCheckResult]:
@@ -95,6 +108,7 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                 yield dg.MaterializeResult(asset_key=key, metadata={
                     "drop": "not delivered", "problem": exc.problem, "rows_loaded": 0, "dagster/row_count": 0})
                 yield from _results(key, [r for r in rows if r.subject == f"{system}.{e.name}"])
+            yield from _audit_result(system, day, "not delivered")
             return
         rows = drop_health(zones, system, day, result)
         health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=context.run.run_id)
@@ -126,6 +140,7 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                     "drop": f"contract version {result.contract_version}: {e.filename} is not part of it",
                     "rows_loaded": 0, "dagster/row_count": 0})
                 yield from _results(raw_key(system, e.name), [])
+        yield from _audit_result(system, day, "loaded")
         if any(e.new_columns for e in result.entities):
             context.log.warning("schema drift in %s %s: %s", system, day, {
                 e.entity: e.new_columns for e in result.entities if e.new_columns})

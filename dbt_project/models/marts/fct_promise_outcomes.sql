@@ -56,6 +56,14 @@ returns_refunded as (
     group by r.return_key, r.order_key, r.received_at, p.promise_id, p.promise_target
 ),
 
+-- a missing refund is judged once its due date has passed, as far as the billing drops reach: to as_of,
+-- or to the last billing drop when as_of lies beyond the data (a plain `dbt build`), so a refund that
+-- is merely not delivered yet is not called missing
+refund_horizon as (
+    select least({{ cx_as_of() }}, coalesce(max(drop_date), {{ cx_as_of() }})) as judged_through
+    from {{ ref('stg_billing__refunds') }}
+),
+
 returns_judged as (
     select
         rr.*,
@@ -67,7 +75,10 @@ returns_judged as (
 judged as (
     select
         'order' as record_kind,
-        order_key as record_key,
+        order_key,
+        cast(null as {{ dbt.type_string() }}) as case_key,
+        cast(null as {{ dbt.type_string() }}) as return_key,
+        cast(null as {{ dbt.type_string() }}) as response_key,
         customer_key,
         delivery_promise_id as promise_id,
         {{ utc_date('delivered_at') }} as promise_date,
@@ -79,7 +90,7 @@ judged as (
     union all
 
     select
-        'case', case_key, customer_key, first_response_promise_id, first_response_date,
+        'case', null, case_key, null, null, customer_key, first_response_promise_id, first_response_date,
         is_first_response_sla_breached, first_response_hours
     from cases
     where first_response_at is not null and first_response_promise_id is not null
@@ -87,7 +98,7 @@ judged as (
     union all
 
     select
-        'case', case_key, customer_key, resolution_promise_id, resolved_date,
+        'case', null, case_key, null, null, customer_key, resolution_promise_id, resolved_date,
         is_resolution_sla_breached, resolution_hours
     from cases
     where is_resolved and resolved_at is not null and resolution_promise_id is not null
@@ -96,19 +107,20 @@ judged as (
 
     -- refunded (kept or late), or still not refunded once due (broken, nothing measured)
     select
-        'return', r.return_key, o.customer_key, r.promise_id,
+        'return', r.order_key, null, r.return_key, null, o.customer_key, r.promise_id,
         case when r.refunded_at is not null then {{ utc_date('r.refunded_at') }} else {{ utc_date('r.due_at') }} end,
         r.refunded_at is null or r.refund_days > r.promise_target,
         r.refund_days
     from returns_judged as r
     left join orders as o on o.order_key = r.order_key
-    where r.refunded_at is not null or {{ utc_date('r.due_at') }} <= {{ cx_as_of() }}
+    cross join refund_horizon as h
+    where r.refunded_at is not null or {{ utc_date('r.due_at') }} <= h.judged_through
 
     union all
 
     -- the call-back after an unhappy answer, judged at its due time (macros/followups.sql)
     select
-        'response', response_key, customer_key, promise_id, due_date,
+        'response', null, null, null, response_key, customer_key, promise_id, due_date,
         is_breached, hours_to_contact
     from followups
     where is_tracked and status <> 'open' and promise_id is not null
@@ -118,7 +130,10 @@ select
     j.promise_id,
     p.measure,
     j.record_kind,
-    j.record_key,
+    j.order_key,
+    j.case_key,
+    j.return_key,
+    j.response_key,
     j.customer_key,
     j.promise_date,
     j.is_broken,

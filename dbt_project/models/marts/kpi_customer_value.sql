@@ -1,5 +1,6 @@
 -- Historical CLV per customer and currency: revenue invoiced (non-void) net of refunds, to as_of;
--- with the customer's experience profile from their latest NPS answer (advocate / passive / negative).
+-- with the customer's current experience profile (negative / evasive / advocate: the current spell of
+-- mart_customer_profiles, docs/journey.md "Customer profiles") and their latest NPS score.
 with invoiced as (
     select customer_key, currency, cast(sum(amount_due_minor) as bigint) as invoiced_minor, count(*) as invoices
     from {{ ref('fct_invoices') }}
@@ -22,6 +23,12 @@ latest_nps as (
         where survey_type = 'nps' and customer_key is not null and response_date <= {{ cx_as_of() }}
     ) as ranked
     where rn = 1
+),
+
+profiles as (
+    select customer_key, profile
+    from {{ ref('mart_customer_profiles') }}
+    where is_current
 )
 
 select
@@ -32,7 +39,9 @@ select
     coalesce(r.refunded_minor, 0) as refunded_minor,
     i.invoiced_minor - coalesce(r.refunded_minor, 0) as clv_minor,
     n.score as latest_nps_score,
-    coalesce({{ nps_profile('n.score') }}, 'unknown') as experience_profile
+    -- every customer of dim_customer has a current spell; evasive is the profile of one without data
+    coalesce(p.profile, 'evasive') as experience_profile
 from invoiced as i
 left join refunded as r on r.customer_key = i.customer_key and r.currency = i.currency
 left join latest_nps as n on n.customer_key = i.customer_key
+left join profiles as p on p.customer_key = i.customer_key

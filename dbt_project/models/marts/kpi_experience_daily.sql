@@ -70,7 +70,7 @@
         {'kpi': 'payment_failure_rate', 'kind': 'rate', 'date': 'attempt_date', 'success': 'is_failed'},
     ],
     'followup_items': [
-        {'kpi': 'followup_breach_rate', 'kind': 'rate', 'date': 'due_date', 'where': 'is_tracked',
+        {'kpi': 'followup_breach_rate', 'kind': 'rate', 'date': 'due_date', 'where': "is_tracked and status <> 'open'",
          'success': 'is_breached'},
     ],
     'followup_backlog': [
@@ -152,7 +152,7 @@ payment_attempts as (
 -- closing the loop (mart_feedback_followups): each tracked item judged at its due date
 followup_items as (
     select customer_key, cast(null as {{ dbt.type_string() }}) as channel, touchpoint,
-           due_date, is_tracked, is_breached
+           due_date, is_tracked, status, is_breached
     from {{ ref('mart_feedback_followups') }}
 ),
 
@@ -163,13 +163,14 @@ followup_backlog as (
            {{ utc_date('due_at') }} <= backlog_date as is_overdue
     from (
         select f.customer_key, cast(null as {{ dbt.type_string() }}) as channel, f.touchpoint, f.due_at,
-               f.first_contact_at,
+               f.first_contact_at, f.judged_through,
                cast({{ dbt.dateadd('day', 's.generated_number - 1', 'f.response_date') }} as date) as backlog_date
         from {{ ref('mart_feedback_followups') }} as f
         cross join ({{ dbt.generate_series(var('followup_backlog_days') + 1) }}) as s
         where f.is_tracked
     ) as days
-    where first_contact_at is null or {{ utc_date('first_contact_at') }} > backlog_date
+    where (first_contact_at is null or {{ utc_date('first_contact_at') }} > backlog_date)
+      and backlog_date <= judged_through
 ),
 
 -- each record judged against one of the brand's promises (fct_promise_outcomes): a kept rate per

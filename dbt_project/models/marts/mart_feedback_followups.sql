@@ -1,7 +1,7 @@
 -- Closing the loop: one item per unhappy survey answer (what response_moment counts as negative: NPS
 -- 0-6, CSAT 1-2, CES 1-3), with the company's call-backs (crm.feedback_followups) judged against the
--- follow-up promise (seed brand_promises, measure follow_up: 48 elapsed hours by default), as of the
--- run's date. Status and breach: macros/followups.sql. next_nps_score: the customer's first NPS answer
+-- follow-up promise (seed brand_promises, measure follow_up: 48 elapsed hours by default), at the end
+-- of judged_through (as_of, or the last drop of the feed when as_of lies beyond it). Status and breach: macros/followups.sql. next_nps_score: the customer's first NPS answer
 -- after the due time, within followup_recovery_days, to see whether a call-back in time recovers them.
 with responses as (
     select * from {{ ref('fct_survey_responses') }}
@@ -12,8 +12,14 @@ attempts as (
     select * from {{ ref('int_feedback_followup_attempts') }}
 ),
 
+-- the drops that delivered the feed: the first one starts the tracking; the last one bounds what can be
+-- judged (to as_of, or to that drop when as_of lies beyond the data, as in a plain `dbt build`: a
+-- call-back not delivered yet is not a call-back never made)
 feed as (
-    select min(business_date) as first_drop_date from {{ ref('stg_ingestion__followup_feed') }}
+    select
+        min(business_date) as first_drop_date,
+        least({{ cx_as_of() }}, coalesce(max(business_date), {{ cx_as_of() }})) as judged_through
+    from {{ ref('stg_ingestion__followup_feed') }}
 ),
 
 unhappy as (
@@ -61,10 +67,12 @@ first_contact_channel as (
 -- the feed covers an answer given on or after the first drop that delivered it, or on or after its
 -- earliest attempt (a first drop may carry years of call-backs)
 coverage as (
-    select least(
-        coalesce(f.first_drop_date, e.first_attempt_date),
-        coalesce(e.first_attempt_date, f.first_drop_date)
-    ) as tracked_from
+    select
+        least(
+            coalesce(f.first_drop_date, e.first_attempt_date),
+            coalesce(e.first_attempt_date, f.first_drop_date)
+        ) as tracked_from,
+        f.judged_through
     from feed as f
     cross join (select min({{ utc_date('contacted_at') }}) as first_attempt_date from attempts) as e
 ),
@@ -78,7 +86,8 @@ items as (
         coalesce(a.attempts, 0) as attempts,
         a.first_contact_at,
         fc.channel as first_contact_channel,
-        coalesce(u.response_date >= c.tracked_from, false) as is_tracked
+        coalesce(u.response_date >= c.tracked_from, false) as is_tracked,
+        c.judged_through
     from unhappy as u
     left join promise as p on p.response_key = u.response_key
     left join attempts_per_item as a on a.response_key = u.response_key
@@ -107,7 +116,7 @@ next_nps as (
 judged as (
     select
         i.*,
-        {{ followup_status('i.is_tracked', 'i.first_contact_at', 'i.due_at', cx_as_of()) }} as status
+        {{ followup_status('i.is_tracked', 'i.first_contact_at', 'i.due_at', 'i.judged_through') }} as status
     from items as i
 )
 
@@ -130,6 +139,7 @@ select
     {{ hours_between('j.responded_at', 'j.first_contact_at') }} as hours_to_contact,
     j.status,
     {{ followup_is_breached('j.status') }} as is_breached,
+    j.judged_through,
     n.next_nps_score,
     n.next_nps_at
 from judged as j

@@ -1,0 +1,185 @@
+-- Customer profiles over time (docs/journey.md, "Customer profiles"): one row per customer and spell of
+-- one profile (negative, evasive, advocate). The rule (customer_profile, macros/profiles.sql) is
+-- evaluated on every date a profile can change: the customer's first day, each answer and negative
+-- moment, and the day each leaves its window (date + N days); equal profiles on consecutive change
+-- dates collapse into one spell. Dates to the profile horizon (as_of, or the data's last date).
+{%- set s = profile_settings() %}
+{#- the answers any window of the rule can still hold on a date: the widest window -#}
+{%- set span = [s.answer_days, s.nps_days, s.moment_days] | max %}
+
+with horizon as (
+    select {{ profile_horizon() }} as horizon_date
+),
+
+answers as (
+    select
+        r.customer_key,
+        r.response_date as d,
+        r.responded_at as ts,
+        r.response_key,
+        r.survey_type,
+        r.score,
+        {{ response_moment('r.survey_type', 'r.score') }} as moment
+    from {{ ref('fct_survey_responses') }} as r
+    where r.customer_key is not null and r.response_date <= {{ cx_as_of() }}
+),
+
+-- negative moments of truth; the survey answers' own events (stage feedback) are the answers above
+negatives as (
+    select customer_key, event_date as d, event_ts as ts
+    from {{ ref('fct_journey_events') }}
+    where moment = 'negative' and stage <> 'feedback' and event_date <= {{ cx_as_of() }}
+),
+
+first_events as (
+    select customer_key, min(event_date) as first_date
+    from {{ ref('fct_journey_events') }}
+    where event_date <= {{ cx_as_of() }}
+    group by customer_key
+),
+
+first_answers as (
+    select customer_key, min(d) as first_date
+    from answers
+    group by customer_key
+),
+
+-- every customer from their first known day: the CRM profile's creation, or their first event or answer
+-- when earlier or when there is no CRM profile (known by e-mail only, or erased); the horizon at the latest
+customers as (
+    select
+        c.customer_key,
+        coalesce(
+            least(
+                {{ least_not_null([utc_date('c.crm_created_at'), 'e.first_date', 'a.first_date']) }},
+                h.horizon_date),
+            h.horizon_date) as first_date,
+        h.horizon_date
+    from {{ ref('dim_customer') }} as c
+    cross join horizon as h
+    left join first_events as e on e.customer_key = c.customer_key
+    left join first_answers as a on a.customer_key = c.customer_key
+),
+
+-- the dates a profile can change on
+candidates as (
+    select distinct c.customer_key, c.d
+    from (
+        select customer_key, first_date as d from customers
+        union all
+        select customer_key, d from answers
+        union all
+        select customer_key, cast({{ dbt.dateadd('day', s.answer_days, 'd') }} as date) as d from answers
+        union all
+        select customer_key, cast({{ dbt.dateadd('day', s.nps_days, 'd') }} as date) as d
+        from answers where survey_type = 'nps'
+        union all
+        select customer_key, d from negatives
+        union all
+        select customer_key, cast({{ dbt.dateadd('day', s.moment_days, 'd') }} as date) as d from negatives
+    ) as c
+    inner join customers as cu
+        on cu.customer_key = c.customer_key and c.d >= cu.first_date and c.d <= cu.horizon_date
+),
+
+-- on each date: the negative moments of the window and the latest of them
+moments_on as (
+    select
+        c.customer_key,
+        c.d,
+        count(n.d) as negative_moments_recent,
+        max(n.ts) as last_negative_ts
+    from candidates as c
+    left join negatives as n
+        on n.customer_key = c.customer_key
+       and n.d <= c.d
+       and n.d > cast({{ dbt.dateadd('day', -s.moment_days, 'c.d') }} as date)
+    group by c.customer_key, c.d
+),
+
+-- on each date: the answers any window still holds, flagged by the windows they are in
+answers_on as (
+    select
+        m.customer_key,
+        m.d,
+        m.negative_moments_recent,
+        m.last_negative_ts,
+        a.ts,
+        a.response_key,
+        a.survey_type,
+        a.score,
+        a.moment,
+        a.d > cast({{ dbt.dateadd('day', -s.answer_days, 'm.d') }} as date) as in_answer_window,
+        a.survey_type = 'nps' and a.d > cast({{ dbt.dateadd('day', -s.nps_days, 'm.d') }} as date)
+            as in_nps_window
+    from moments_on as m
+    left join answers as a
+        on a.customer_key = m.customer_key
+       and a.d <= m.d
+       and a.d > cast({{ dbt.dateadd('day', -span, 'm.d') }} as date)
+),
+
+ranked as (
+    select
+        o.*,
+        row_number() over (
+            partition by o.customer_key, o.d, coalesce(o.in_answer_window, false)
+            order by o.ts desc, o.response_key desc) as answer_rank,
+        row_number() over (
+            partition by o.customer_key, o.d, coalesce(o.in_nps_window, false)
+            order by o.ts desc, o.response_key desc) as nps_rank
+    from answers_on as o
+),
+
+inputs as (
+    select
+        customer_key,
+        d,
+        max(case when in_answer_window and answer_rank = 1 then moment end) as latest_answer_moment,
+        max(negative_moments_recent) as negative_moments_recent,
+        max(case when moment = 'positive' and ts > last_negative_ts then 1 else 0 end) = 1
+            as positive_answer_after_last_negative,
+        max(case when in_nps_window and nps_rank = 1 then score end) as latest_nps_recent_score
+    from ranked
+    group by customer_key, d
+),
+
+evaluated as (
+    select
+        customer_key,
+        d,
+        {{ customer_profile('latest_answer_moment', 'negative_moments_recent',
+                            'positive_answer_after_last_negative', 'latest_nps_recent_score') }} as profile
+    from inputs
+),
+
+-- gaps and islands: a spell starts where the profile differs from the previous change date's
+starts as (
+    select customer_key, d, profile
+    from (
+        select
+            customer_key,
+            d,
+            profile,
+            lag(profile) over (partition by customer_key order by d) as previous_profile
+        from evaluated
+    ) as e
+    where previous_profile is null or previous_profile <> profile
+),
+
+spells as (
+    select
+        customer_key,
+        profile,
+        d as valid_from,
+        lead(d) over (partition by customer_key order by d) as valid_to
+    from starts
+)
+
+select
+    customer_key,
+    profile,
+    valid_from,
+    valid_to,
+    valid_to is null as is_current
+from spells
