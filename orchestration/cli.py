@@ -211,9 +211,10 @@ def build(as_of: dt.date | None, full_refresh: bool) -> None:
     _take_writer_lock()
     t0 = time.perf_counter()
     try:
-        results = run_dbt(args, dbt_vars={"as_of": as_of.isoformat()} if as_of else None)
+        dbt_vars = {"as_of": as_of.isoformat()} if as_of else None
+        results = run_dbt(args, dbt_vars=dbt_vars)
         if engine_target() == "spark":
-            spark_read_back()
+            spark_read_back(dbt_vars=dbt_vars)
     except (DbtError, SparkError, MirrorError, KeySecretError) as exc:
         raise click.ClickException(str(exc)) from None
     counts: dict[str, int] = {}

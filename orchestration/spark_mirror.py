@@ -8,10 +8,11 @@ Spark built, unchanged: the data-quality gates, the publish of the BI marts (Par
 ``serving/cx.duckdb``) and ``cxw keys``; none of them reads a DuckDB-built table.
 
 Views, not copies: the window costs nothing to refresh and always shows the files of the last build.
-dbt's own views (``materialized='view'``, e.g. ``marts.mart_customer_profile_daily``) are not in the
-window: Spark keeps no files for them, and their SQL is Spark's. So on Spark the publish serves no such
-view (orchestration/publish.py serves DuckDB views of ``marts`` as views); tests/test_spark.py compares
-the view through the Thrift server instead.
+dbt's own views (``materialized='view'``, e.g. ``marts.mart_customer_profile_daily``) are not made
+here: Spark keeps no files for them, and their SQL is Spark's. ``warehouse.spark_read_back`` creates
+them in the window afterwards with ``dbt run`` on DuckDB (the same views a DuckDB build makes, over the
+window's tables), so the publish serves them as views too (orchestration/publish.py).
+tests/test_spark.py compares them with DuckDB's, and Spark's own through the Thrift server.
 A model with a contract gets its columns in the contract's order (Spark puts partition columns last),
 cast to the declared types, so BI sees the same tables as from DuckDB; other tables as Spark wrote them.
 Framework-free: no Dagster import.

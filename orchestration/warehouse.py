@@ -169,9 +169,12 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
     return list(getattr(result.result, "results", None) or [])
 
 
-def spark_read_back(data_dir: Path | None = None) -> dict[str, int]:
+def spark_read_back(data_dir: Path | None = None, dbt_vars: dict | None = None) -> dict[str, int]:
     """After a build on Spark: ``warehouse.duckdb`` of ``data_dir`` becomes views over the tables Spark
-    built (orchestration/spark_mirror.py), typed by the project's DuckDB-parsed manifest; row counts."""
+    built (orchestration/spark_mirror.py), typed by the project's DuckDB-parsed manifest; row counts.
+    dbt's own views (``materialized='view'``) hold no files on Spark: they are created in that window by
+    ``dbt run`` on DuckDB, with the build's vars (``dbt_vars``: the as_of they were built for), so the
+    publish serves them as from a DuckDB build."""
     from orchestration import spark_mirror
     from orchestration.spark_server import warehouse_dir
 
@@ -179,4 +182,9 @@ def spark_read_back(data_dir: Path | None = None) -> dict[str, int]:
     manifest_path = DBT_PROJECT / "target" / "manifest.json"
     ensure_manifest(manifest_path)  # parsed for the default target: contract types in DuckDB's spelling
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return spark_mirror.refresh(data_dir / "warehouse.duckdb", warehouse_dir(data_dir), manifest)
+    counts = spark_mirror.refresh(data_dir / "warehouse.duckdb", warehouse_dir(data_dir), manifest)
+    views = sorted(n["name"] for n in manifest["nodes"].values()
+                   if n.get("resource_type") == "model" and n.get("config", {}).get("materialized") == "view")
+    if views:
+        run_dbt(["run", "--select", *views], data_dir=data_dir, dbt_vars=dbt_vars, engine="duckdb")
+    return counts

@@ -208,6 +208,32 @@ def test_the_daily_profile_view_is_the_same_on_spark_and_duckdb(built: tuple[Pat
 
 
 @pytest.mark.spark
+def test_the_views_served_from_a_spark_build_are_duckdbs(spark_data: Path, built: tuple[Path, Path]) -> None:
+    """After a Spark build, spark_read_back makes warehouse.duckdb the window onto Spark's tables and
+    creates dbt's views in it (dbt run on DuckDB, with the build's as_of): what the publish serves as
+    views from a Spark build is what it serves from a DuckDB build."""
+    from orchestration.warehouse import spark_read_back
+
+    duck, _ = built
+    spark_read_back(spark_data, {"as_of": (START + dt.timedelta(days=DAYS - 1)).isoformat()})
+    window = spark_data / "warehouse.duckdb"
+    with duckdb.connect(str(window), read_only=True) as con:
+        views = {t for (t,) in con.execute("select table_name from information_schema.tables "
+                                           "where table_schema = 'marts' and table_type = 'VIEW'").fetchall()}
+    with duckdb.connect(str(duck), read_only=True) as con:
+        expected = {t for (t,) in con.execute("select table_name from information_schema.tables "
+                                              "where table_schema = 'marts' and table_type = 'VIEW'").fetchall()}
+    assert {"mart_customer_profile_daily", "mart_customer_timeline"} <= expected <= views  # (the window's tables
+    for view in sorted(expected):  # are DuckDB views over Spark's files too)
+        assert_same_table(f"marts.{view}", _relation(duck, f"marts.{view}"), _relation(window, f"marts.{view}"))
+
+
+def _relation(path: Path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(f"select * from {name}").pl()
+
+
+@pytest.mark.spark
 def test_customer_keys_are_the_keyed_hash_on_both_engines(built: tuple[Path, Path], landing: Path) -> None:
     duck, spark = built
     sql = ("select l.customer_key, i.identifier from restricted.customer_key_link as l "

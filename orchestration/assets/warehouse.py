@@ -189,7 +189,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
         try:
-            counts = spark_read_back(cx.root())
+            counts = spark_read_back(cx.root(), partition_vars(context))
         except spark_mirror.MirrorError as exc:
             raise dg.Failure(description=f"dbt built on Spark, but its tables cannot be read back: {exc}") from None
         context.log.info(f"warehouse.duckdb now reads the {len(counts)} tables Spark built")
