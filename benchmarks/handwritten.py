@@ -2,8 +2,8 @@
 script (kpi_experience_daily.sql) straight from the raw Parquet zone, without dbt.
 
 The dbt build is compared against it ("dbt modelling overhead vs the engine"): same engine, same input,
-same rows (tests/test_warehouse.py checks the script against the mart), but direct CTEs that read only the
-columns the KPIs need instead of staging, identity and fact tables.
+same rows (tests/test_warehouse.py checks the script against the mart, but for NOT_COMPUTED), but direct
+CTEs that read only the columns the KPIs need instead of staging, identity and fact tables.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ import duckdb
 
 SCRIPT = Path(__file__).with_name("kpi_experience_daily.sql")
 TABLE = "kpi_experience_daily"
+# the KPIs of the mart the script does not compute (issue 15: closing the loop and the promises' kept
+# rates, from mart_feedback_followups and fct_promise_outcomes): compared on the others, counted without
+# these (COMPARED_ROWS). The dbt side still builds them: its ratios to the script include that work.
+NOT_COMPUTED = ("followup_breach_rate", "followup_backlog_overdue_rate", "kept_rate_delivery",
+                "kept_rate_first_response", "kept_rate_resolution", "kept_rate_refund", "kept_rate_follow_up")
+COMPARED_ROWS = ("marts.kpi_experience_daily where kpi not in ("
+                 + ", ".join(f"'{k}'" for k in NOT_COMPUTED) + ")")
 
 
 def render(raw_dir: Path, as_of: dt.date) -> str:

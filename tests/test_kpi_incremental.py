@@ -69,15 +69,23 @@ def _add_old_refund(landing: Path, night: dt.date) -> dict:
 
 
 def _move_old_customer(landing: Path, night: dt.date) -> dict:
-    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise."""
+    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise.
+    Of those, the one with the most orders never cancelled in the first three drops (ties by id), so that
+    some of their KPI cells lie before the lookback whatever the generator's random draws."""
     crm = landing / "crm"
-    first_orders = read_csv_file(landing / "erp" / START.isoformat() / "orders.csv", "erp")
-    with_id = set(first_orders["crm_customer_id"].drop_nulls())
+    first_orders = pl.concat([read_csv_file(landing / "erp" / (START + dt.timedelta(days=d)).isoformat()
+                                            / "orders.csv", "erp") for d in range(3)], how="diagonal_relaxed")
+    erp = landing / "erp"
+    cancelled = set(pl.concat([read_csv_file(d / "orders.csv", "erp") for d in sorted(erp.iterdir()) if d.is_dir()],
+                              how="diagonal_relaxed").filter(pl.col("status") == "cancelled")["order_id"])
+    counts = (first_orders.filter(pl.col("crm_customer_id").is_not_null() & ~pl.col("order_id").is_in(cancelled))
+              .unique("order_id").group_by("crm_customer_id").len())
     versions = pl.concat([read_csv_file(d / "customers.csv", "crm") for d in sorted(crm.iterdir()) if d.is_dir()],
                          how="diagonal_relaxed")
     latest = versions.sort("updated_at").unique("customer_id", keep="last")
-    row = latest.filter(pl.col("customer_id").is_in(with_id) & (pl.col("segment") == "consumer")
-                        & (pl.col("is_deleted") == "false")).sort("customer_id").row(0, named=True)
+    row = (latest.filter((pl.col("segment") == "consumer") & (pl.col("is_deleted") == "false"))
+           .join(counts, left_on="customer_id", right_on="crm_customer_id")
+           .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(0, named=True))
     row |= {"segment": "enterprise", "updated_at": f"{night.isoformat()}T09:00:00Z"}
     path = crm / night.isoformat() / "customers.csv"
     header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))

@@ -276,7 +276,8 @@ def test_manifest_that_lies_about_rows_is_refused(zones: Zones, kind: str, claim
 def test_duplicate_entity_in_the_manifest_is_refused(zones: Zones) -> None:
     make_drop(zones.landing, "crm", DAY, {})
     set_manifest(zones, "crm", lambda m: m | {"files": m["files"] + [m["files"][0]]})
-    expect_refused(zones, "crm", "entity listed twice in the manifest", "files[3]", "'customers' listed twice")
+    expect_refused(zones, "crm", "entity listed twice in the manifest", f"files[{len(C.entities_of('crm'))}]",
+                   "'customers' listed twice")
 
 
 def test_uppercase_sha256_is_accepted(zones: Zones) -> None:

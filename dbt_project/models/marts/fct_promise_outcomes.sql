@@ -3,8 +3,9 @@
 -- gap = measured - target (> 0: broken by that much; null when nothing was delivered at all: a refund or
 -- call-back still missing at its due time, which breaks the promise). promise_date is the UTC date the
 -- outcome became known: the delivery, the first response, the resolution, the refund (or the refund's
--- due date, when none came by then) and the follow-up's due date. The marts mart_promise_gap, the
--- kept_rate_<measure> KPIs of kpi_experience_daily and mart_customer_360 read it.
+-- due date, when none came by then) and the call-back's (or its due date, when it came late or not).
+-- The marts mart_promise_gap, the kept_rate_<measure> KPIs of kpi_experience_daily and mart_customer_360
+-- read it.
 with promises as (
     select * from {{ ref('brand_promises') }}
 ),
@@ -118,12 +119,12 @@ judged as (
 
     union all
 
-    -- the call-back after an unhappy answer, judged at its due time (macros/followups.sql)
+    -- the call-back after an unhappy answer: kept at the contact, broken at the due time (macros/followups.sql)
     select
-        'response', null, null, null, response_key, customer_key, promise_id, due_date,
+        'response', null, null, null, response_key, customer_key, promise_id, outcome_date,
         is_breached, hours_to_contact
     from followups
-    where is_tracked and status <> 'open' and promise_id is not null
+    where outcome_date is not null and promise_id is not null
 )
 
 select

@@ -70,7 +70,7 @@
         {'kpi': 'payment_failure_rate', 'kind': 'rate', 'date': 'attempt_date', 'success': 'is_failed'},
     ],
     'followup_items': [
-        {'kpi': 'followup_breach_rate', 'kind': 'rate', 'date': 'due_date', 'where': "is_tracked and status <> 'open'",
+        {'kpi': 'followup_breach_rate', 'kind': 'rate', 'date': 'outcome_date', 'where': 'outcome_date is not null',
          'success': 'is_breached'},
     ],
     'followup_backlog': [
@@ -149,10 +149,11 @@ payment_attempts as (
     from {{ ref('fct_payments') }}
 ),
 
--- closing the loop (mart_feedback_followups): each tracked item judged at its due date
+-- closing the loop (mart_feedback_followups): each tracked item, once kept (contact in time) or broken
+-- (the due time passed without one)
 followup_items as (
     select customer_key, cast(null as {{ dbt.type_string() }}) as channel, touchpoint,
-           due_date, is_tracked, status, is_breached
+           outcome_date, is_breached
     from {{ ref('mart_feedback_followups') }}
 ),
 

@@ -139,6 +139,11 @@ select
     {{ hours_between('j.responded_at', 'j.first_contact_at') }} as hours_to_contact,
     j.status,
     {{ followup_is_breached('j.status') }} as is_breached,
+    -- when the outcome became known: the contact that kept the promise, or the due time that broke it
+    case
+        when j.status = 'contacted_in_time' then {{ utc_date('j.first_contact_at') }}
+        when j.status in ('contacted_late', 'never') then {{ utc_date('j.due_at') }}
+    end as outcome_date,
     j.judged_through,
     n.next_nps_score,
     n.next_nps_at
