@@ -241,7 +241,7 @@ def _print_kpis(path: Path, prefix: str = "") -> None:
     for kpi, value, n, lo, hi, ok in rows:
         interval = f"[{lo:.3g}, {hi:.3g}]" if lo is not None else ""
         shown = f"{value:>9.3f}" if value is not None else f"{'-':>9}"
-        click.echo(f"  {kpi:<26} {shown}  n={n:<5} {interval}{'' if ok else ' *'}")
+        click.echo(f"  {kpi:<30} {shown}  n={n:<5} {interval}{'' if ok else ' *'}")
 
 
 def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcessResult
