@@ -1,7 +1,8 @@
 """The synthetic source systems: a simulated company whose CRM, ERP, billing and survey tool
 deliver nightly drops that follow the landing contract, with documented mess and planted effects.
 
-``generate(config, out)`` writes ``<out>/<system>/<business_date>/...`` and ``<out>/truth.json``.
+``generate(config, out)`` writes ``<out>/<system>/<business_date>/...``, ``<out>/truth.json`` and
+``<out>/truth_comments.csv`` (the topics planted in each survey comment).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from .mess import MessReport, plant
 from .records import Shard, build_records
 from .render import corrupt, to_text
 from .simulate import simulate
-from .truth import build_truth, shard_counts
+from .truth import COMMENTS_FILE, build_truth, comment_truth, shard_counts
 from .writer import SUPERSEDED_DIR, DropWriter
 
 TRUTH_FILE = "truth.json"
 
 __all__ = ["Effects", "GeneratorConfig", "Mess", "generate", "GenerationResult", "TRUTH_FILE", "SUPERSEDED_DIR",
-           "shard_sizes"]
+           "COMMENTS_FILE", "shard_sizes"]
 
 
 @dataclass
@@ -83,6 +84,8 @@ def generate(cfg: GeneratorConfig, out: Path, progress: Progress | None = None) 
         sim = simulate(shard_cfg, tick("simulate", cfg.days))
         records = plant(build_records(sim, Shard(cfg.customers, dict(offsets))), shard_cfg, report)
         counts.update(shard_counts(sim, records, cfg.customers))
+        with (out / COMMENTS_FILE).open("w" if i == 0 else "a", encoding="utf-8", newline="") as fh:
+            fh.write(comment_truth(records).write_csv(include_header=i == 0, line_terminator="\n"))
         stats.update(sim.stats)
         offsets["customers"] += n
         offsets.update({k: len(next(iter(v.values()))) for k, v in sim.tables.items()})

@@ -21,12 +21,14 @@ import polars as pl
 from ingestion import contract as C
 
 from . import vocabulary as V
+from .comments import compose
 from .simulate import Simulation
 from .timeutil import epoch_seconds
 
 EPOCH = dt.date(1970, 1, 1)
-# columns travelling beside the contract columns: version time, drop date, survey score and comment
-HELPER_COLUMNS = ("_at", "_bd", "_score", "_comment")
+# columns travelling beside the contract columns: version time, drop date, survey score and comment, and the
+# comment's planted topics ('delivery;support'), overall polarity and polarity per topic (truth_comments.csv)
+HELPER_COLUMNS = ("_at", "_bd", "_score", "_comment", "_topics", "_polarity", "_topic_polarity")
 
 
 def _ids(prefix: str, idx: pl.Expr, width: int) -> pl.Expr:
@@ -379,10 +381,31 @@ class Builder:
             customer_ref=self.customer_ref(pl.col("cust"), self.by_email(r.height, m.survey_ref_by_email_rate)),
             related_id=related, sent_at=self.ts("sent"), responded_at=self.ts("responded"),
             language=pl.when(pl.col("french")).then(pl.lit("fr")).otherwise(pl.lit("en")),
-            answers=pl.lit(None, pl.Utf8), _score=pl.col("score"),
-            _comment=pl.when(pl.col("has_comment")).then(_comment(pl.col("french"), pl.col("band"), pl.col("phrase"))),
-            _at=self.ts("responded"))
-        return r
+            answers=pl.lit(None, pl.Utf8), _score=pl.col("score"), _at=self.ts("responded"))
+        return pl.concat([r, self.comments()], how="horizontal")
+
+    def comments(self) -> pl.DataFrame:
+        """Each response's comment and its planted topics, in the order of the responses (simulator/comments.py).
+
+        Their random numbers come from a stream of their own: every other record is the same whatever
+        the comments say."""
+        r, o, k = (self.sim.tables[t] for t in ("responses", "orders", "cases"))
+        n, rel = r["cust"].size, r["related"]
+        on_order = np.flatnonzero((r["related_kind"] == 0) & np.isin(r["touchpoint"], (1, 4)))  # delivery, onboarding
+        on_case = np.flatnonzero(r["related_kind"] == 1)
+        late, bad = np.zeros(n, bool), np.zeros(n, bool)
+        late[on_order] = o["late"][rel[on_order]]
+        bad[on_case] = ((k["contacts"] >= 2) | (k["reopened"] >= 1))[rel[on_case]]
+        about = {"delivery": late, "billing": r["touchpoint"] == 3, "refund": np.zeros(n, bool), "support": bad}
+        memory = {"delivery": r["late_mem"], "billing": r["fail_mem"], "refund": r["sfr_mem"], "support": r["bad_mem"]}
+        out = compose(np.random.default_rng([self.cfg.seed, 7]), r["has_comment"], r["french"], r["band"],
+                      about, memory)
+        return pl.DataFrame({
+            "_comment": [c.text if c else None for c in out],
+            "_topics": [";".join(c.topics) if c else None for c in out],
+            "_polarity": [c.polarity if c else None for c in out],
+            "_topic_polarity": [";".join(f"{t}:{p}" for t, p in c.topic_polarity) if c else None for c in out],
+        }, schema=dict.fromkeys(("_comment", "_topics", "_polarity", "_topic_polarity"), pl.Utf8))
 
 
 def _names(accented: np.ndarray, idx: np.ndarray, with_accents: tuple[str, ...], plain: tuple[str, ...]) -> pl.Series:
@@ -400,17 +423,6 @@ def _phone(cc: pl.Expr, digits: pl.Expr, fmt: pl.Expr, present: pl.Expr) -> pl.E
            .when(fmt == 2).then("0" + spaced)
            .otherwise("00" + cc + d))
     return pl.when(present).then(out)
-
-
-def _comment(french: pl.Expr, band: pl.Expr, phrase: pl.Expr) -> pl.Expr:
-    expr = None
-    for lang_fr, table in ((True, V.COMMENTS_FR), (False, V.COMMENTS_EN)):
-        for b, phrases in enumerate(table):
-            mapping = {i: p for i, p in enumerate(phrases)}
-            cond = (french == lang_fr) & (band == b)
-            val = (phrase % len(phrases)).replace_strict(mapping, return_dtype=pl.Utf8)
-            expr = pl.when(cond).then(val) if expr is None else expr.when(cond).then(val)
-    return expr
 
 
 def build_records(sim: Simulation, shard: Shard | None = None) -> dict[tuple[str, str], pl.DataFrame]:

@@ -83,7 +83,7 @@ TABLES = {
     "refunds": "payment:i at:f amount:f reason:i",
     "subscriptions": "cust:i plan:i mrr:i started:f cancelled:f reason:i",
     "responses": "cust:i stype:i touchpoint:i related_kind:i related:i sent:f responded:f score:i french:b "
-                 "has_comment:b band:i phrase:i",
+                 "has_comment:b band:i phrase:i late_mem:b fail_mem:b sfr_mem:b bad_mem:b",
     "touches": "cust:i known:i campaign:i channel:i ttype:i at:f",
     "followups": "response:i cust:i at:f channel:i outcome:i agent:i",
 }
@@ -228,9 +228,15 @@ class _Company:
             cust=cust, stype=stype, touchpoint=touchpoint, related_kind=related_kind, related=rel,
             sent=sent, responded=responded, score=score,
             french=self.bern(self.cfg.mess.french_comment_rate, cust.size),
-            has_comment=self.bern(0.45, cust.size), band=band, phrase=self.rng.integers(0, 1000, cust.size))
+            has_comment=self.bern(0.45, cust.size), band=band, phrase=self.rng.integers(0, 1000, cust.size),
+            **self.memory_flags(cust))
         self.follow_up(idx, cust, responded, score <= UNHAPPY_MAX[stype])
         return resp, score
+
+    def memory_flags(self, cust: np.ndarray) -> dict[str, np.ndarray]:
+        """Which experiences weigh on each customer when the survey is sent: the topics of their comment follow
+        them (records.py, comments.py). Reads the memory only: no random number is drawn here."""
+        return {f"{kind}_mem": self.mem[kind][cust] > 0 for kind in ("late", "fail", "sfr", "bad")}
 
     def follow_up(self, response: np.ndarray, cust: np.ndarray, responded: np.ndarray, unhappy: np.ndarray) -> None:
         """The company's call-back attempts after the unhappy answers; a contact (reached or message) within
@@ -481,7 +487,7 @@ class _Company:
             self.place_orders(first, c["created"][first] + self.u(0.002, 0.02, first.size))
             mult = np.choose(self.nps_state[a], [1.0, e.order_rate_promoter, 1.0, e.order_rate_detractor])
             buy = a[self.bern(rate[a] * mult, a.size)]
-            for state in (1, 3, 0):
+            for state in (1, 2, 3, 0):  # exposure and orders by latest NPS answer (2: passive, the reference)
                 st = a[self.nps_state[a] == state]
                 self.stats[f"order_exposure_{state}"] += st.size
                 self.stats[f"orders_{state}"] += np.count_nonzero(self.nps_state[buy] == state)
@@ -590,6 +596,11 @@ def realized_effects(stats: dict[str, float]) -> dict[str, float]:
         "followup_in_time_share": ratio("followups_in_time", "followups_unhappy"),
         "order_rate_ratio_detractor_vs_unsurveyed": round(
             ratio("orders_3", "order_exposure_3") / max(ratio("orders_0", "order_exposure_0"), 1e-12), 4),
+        # against passives (answered 7-8): the reference of mart_experience_value's order_rate ratios
+        "order_rate_ratio_promoter_vs_passive": round(
+            ratio("orders_1", "order_exposure_1") / max(ratio("orders_2", "order_exposure_2"), 1e-12), 4),
+        "order_rate_ratio_detractor_vs_passive": round(
+            ratio("orders_3", "order_exposure_3") / max(ratio("orders_2", "order_exposure_2"), 1e-12), 4),
     }
 
 

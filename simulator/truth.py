@@ -5,19 +5,26 @@
 * ``mess``: every kind of mess with its configured rate, the population it applies to, and the
   number planted;
 * ``reextracts``, ``schema_drift``, ``dst``: where to find those cases;
-* ``volumes``: records delivered per entity.
+* ``volumes``: records delivered per entity;
+* ``comments``: the topics and polarity planted in the survey comments, counted per language (each
+  commented response's in ``truth_comments.csv``, next to truth.json).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import math
 
 import numpy as np
 import polars as pl
 
 from ingestion import contract as C
 
+from .comments import BAND_SCALE, EXPERIENCE, STAFF_WITH_SUPPORT_P
 from .config import GeneratorConfig
 from .mess import DRIFT_COLUMNS, MessReport, drift_date, dst_dates
 from .simulate import UNHAPPY_MAX, Simulation, realized_effects
+from .vocabulary import COMMENT_POLARITIES, COMMENT_TOPICS
 
 
 def _mean(p: tuple[float, ...], lo: int) -> float:
@@ -77,6 +84,132 @@ def _recovery_counts(sim: Simulation) -> dict[str, int]:
     return out
 
 
+# The window of the key-drivers mart (dbt var driver_window_days, analytics/drivers.py): a moment counts
+# for an answer at t when it happened in (t - W, t]. Kept here as a number (the simulator reads no dbt
+# project); each realized_in_mart entry states it and the acceptance test checks it against the mart's.
+MART_WINDOW_DAYS = 90
+NPS_CATEGORIES = ("promoter", "passive", "detractor")
+
+
+def _latest_at_or_before(ev_cust: np.ndarray, ev_t: np.ndarray, q_cust: np.ndarray,
+                         q_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query (customer, instant): the index of the customer's latest event at or before the instant
+    (-1: none) and that event's time (NaN: none).
+
+    Times are ranked together first, so the (customer, rank) key is an exact integer: no float key loses the
+    order of two close instants."""
+    if ev_t.size == 0 or q_t.size == 0:
+        return np.full(q_t.size, -1), np.full(q_t.size, np.nan)
+    uniq, inv = np.unique(np.concatenate([ev_t, q_t]), return_inverse=True)
+    span = np.int64(uniq.size + 1)
+    ev_key = ev_cust.astype(np.int64) * span + inv[:ev_t.size]
+    q_key = q_cust.astype(np.int64) * span + inv[ev_t.size:]
+    order = np.argsort(ev_key, kind="stable")
+    pos = np.searchsorted(ev_key[order], q_key, side="right") - 1
+    found = pos >= 0
+    idx = np.where(found, order[np.maximum(pos, 0)], -1)
+    found &= ev_cust[np.maximum(idx, 0)] == q_cust
+    idx = np.where(found, idx, -1)
+    return idx, np.where(found, ev_t[np.maximum(idx, 0)], np.nan)
+
+
+def _mart_moments(sim: Simulation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The drivers mart's moments that carry a planted effect, as (customer, time) events from the clean tables,
+    as the mart defines them: a late delivery (delivered after the local promise), a failed payment attempt, a
+    service-failure refund, a bad case (two or more customer contacts, or reopened) at its final resolution.
+
+    Not the missed follow-up: the mart's follow-up queue also takes answers whose comment the landing's tagger
+    reads as negative, a reading the simulation does not hold, so its measure cannot be repeated exactly."""
+    o, inv, pay, ref = (sim.tables[k] for k in ("orders", "invoices", "payments", "refunds"))
+    k = sim.tables["cases"]
+    late = o["late"] & ~np.isnan(o["delivered_at"])
+    failed = ~pay["ok"]
+    sfr = ref["reason"] == 3  # ingestion.contract.REFUND_REASONS[3] == "service_failure"
+    bad = (k["contacts"] >= 2) | (k["reopened"] >= 1)
+    final = np.where(k["reopened"] >= 1, k["resolved2"], k["resolved1"])
+    return {
+        "late_delivery": (o["cust"][late], o["delivered_at"][late]),
+        "failed_payment": (inv["cust"][pay["invoice"][failed]], pay["at"][failed]),
+        "service_failure_refund": (inv["cust"][pay["invoice"][ref["payment"][sfr]]], ref["at"][sfr]),
+        "bad_case": (k["cust"][bad], final[bad]),
+    }
+
+
+def _subscriber_months(sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The churn unit of the drivers mart: (customer, first day of the month, churned) for every customer with a
+    live subscription on the first day of a calendar month that starts in the window and ends by its last day.
+
+    By UTC dates, as kpi_churn_monthly: live when started before the month and not cancelled before it; churned
+    when cancelled during it (the simulated company gives a customer one subscription at most)."""
+    cfg = sim.config
+    s = sim.tables["subscriptions"]
+    start_day, cancel_day = np.floor(s["started"]), np.floor(s["cancelled"])  # NaN stays NaN: never cancelled
+    cust, month, churned = [], [], []
+    m = cfg.start.replace(day=1)
+    if m < cfg.start:
+        m = (m + dt.timedelta(days=32)).replace(day=1)
+    while True:
+        nxt = (m + dt.timedelta(days=32)).replace(day=1)
+        if nxt > cfg.end:  # the month's last day (nxt - 1) must be <= the window's last day (end - 1)
+            break
+        d0, d1 = (m - cfg.start).days, (nxt - cfg.start).days
+        live = (start_day < d0) & ~(cancel_day < d0)
+        cust.append(s["cust"][live])
+        month.append(np.full(int(live.sum()), float(d0)))
+        churned.append((cancel_day[live] >= d0) & (cancel_day[live] < d1))
+        m = nxt
+    if not cust:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
+    return np.concatenate(cust), np.concatenate(month), np.concatenate(churned)
+
+
+def _mart_counts(sim: Simulation) -> dict[str, int]:
+    """Sums behind the realized_in_mart sizes, in the measures of mart_experience_drivers and
+    mart_experience_value, from one shard's clean tables (they add up over shards: counts, sums, sums of
+    squares, exposure seconds).
+
+    * ``mart_<outcome>_<moment>_<with|without>_<n|sum|sumsq>``: per unit (every NPS answer, every CSAT answer,
+      every subscriber-month) whether the customer had the moment in the MART_WINDOW_DAYS days before the
+      unit's instant ((t - W, t]: the answer's time; the month's first instant), and the outcome (score; churned).
+    * ``mart_order_<category>_orders`` / ``_exposure_s``: the time-varying exposure of order_rate: each
+      customer is in the category of their latest NPS answer from that answer to the next one or to the end of
+      the window, and the orders (not cancelled by then) they place meanwhile count for that category."""
+    cfg = sim.config
+    r, o = sim.tables["responses"], sim.tables["orders"]
+    w = float(MART_WINDOW_DAYS)
+    delivered = r["responded"] < cfg.days
+    units = {}
+    for outcome, stype in (("nps", 0), ("csat", 1)):
+        m = delivered & (r["stype"] == stype)
+        units[outcome] = (r["cust"][m], r["responded"][m], r["score"][m].astype(np.int64))
+    sub_cust, sub_t, churned = _subscriber_months(sim)
+    units["churn"] = (sub_cust, sub_t, churned.astype(np.int64))
+    out: dict[str, int] = {}
+    for moment, (ev_cust, ev_t) in _mart_moments(sim).items():
+        for outcome, (q_cust, q_t, y) in units.items():
+            _, latest = _latest_at_or_before(ev_cust, ev_t, q_cust, q_t)
+            hit = q_t - latest < w  # NaN (no event) compares False
+            for label, g in (("with", hit), ("without", ~hit)):
+                out |= {f"mart_{outcome}_{moment}_{label}_n": int(g.sum()),
+                        f"mart_{outcome}_{moment}_{label}_sum": int(y[g].sum()),
+                        f"mart_{outcome}_{moment}_{label}_sumsq": int((y[g] ** 2).sum())}
+    # order_rate by NPS category, time-varying exposure
+    nps = np.flatnonzero(delivered & (r["stype"] == 0))
+    nps = nps[np.lexsort((r["responded"][nps], r["cust"][nps]))]
+    a_cust, a_t, score = r["cust"][nps], r["responded"][nps], r["score"][nps]
+    category = np.where(score >= 9, 0, np.where(score >= 7, 1, 2))  # index into NPS_CATEGORIES
+    same_next = np.append(a_cust[1:] == a_cust[:-1], False)
+    until = np.where(same_next, np.append(a_t[1:], np.inf), float(cfg.days))
+    exposure_s = np.round((until - a_t) * 86400).astype(np.int64)
+    placed = (o["at"] < cfg.days) & ~(o["cancel_at"] < cfg.days)
+    idx, _ = _latest_at_or_before(a_cust, a_t, o["cust"][placed], o["at"][placed])
+    order_cat = category[idx[idx >= 0]]
+    for i, name in enumerate(NPS_CATEGORIES):
+        out[f"mart_order_{name}_orders"] = int((order_cat == i).sum())
+        out[f"mart_order_{name}_exposure_s"] = int(exposure_s[category == i].sum())
+    return out
+
+
 def _mean_difference(t: dict[str, int], name: str) -> float | None:
     """Mean score where the cause happened minus where it did not (None without both groups)."""
     if not (t[f"{name}_hit_n"] and t[f"{name}_miss_n"]):
@@ -88,7 +221,7 @@ def _effects(cfg: GeneratorConfig, t: dict[str, int], rz: dict[str, float]) -> l
     e = cfg.effects
     realized_csat = _mean_difference(t, "delivery")
     realized_support = _mean_difference(t, "support")
-    return [
+    effects = [
         {"id": "late_delivery_lowers_delivery_csat",
          "cause": "order delivered after its promised_delivery_date (Europe/Paris local date of the last "
                   "shipment line's delivery > promised_delivery_date)",
@@ -151,6 +284,80 @@ def _effects(cfg: GeneratorConfig, t: dict[str, int], rz: dict[str, float]) -> l
                   "was a detractor", "outcome": "daily churn hazard", "measure": "hazard ratio",
          "size": e.churn_hazard_recovered, "realized": rz.get("churn_hazard_ratio_recovered_detractor")},
     ]
+    # each effect as realized in the measure the analytics marts report (None: no mart measures it)
+    in_mart = {
+        "late_delivery_lowers_delivery_csat": _in_mart_difference(t, "csat", "late_delivery"),
+        "late_delivery_lowers_nps": _in_mart_difference(t, "nps", "late_delivery"),
+        "failed_payment_lowers_nps": _in_mart_difference(t, "nps", "failed_payment"),
+        "service_failure_refund_lowers_nps": _in_mart_difference(t, "nps", "service_failure_refund"),
+        "bad_case_lowers_nps": _in_mart_difference(t, "nps", "bad_case"),
+        "bad_case_raises_churn": _in_mart_churn_ratio(t, "bad_case"),
+        "bad_case_lowers_support_scores": _in_mart_difference(t, "csat", "bad_case"),
+        "promoters_buy_more": _in_mart_order_rates(t),
+        "promoters_churn_less": None,
+        # the follow-up queue (mart_feedback_followups, moment followup_missed) also takes the answers whose
+        # comment the landing's tagger reads as negative: not something the simulation can repeat exactly
+        "closing_the_loop_recovers_nps": None,
+        "closing_the_loop_lowers_churn": None,
+    }
+    for effect in effects:
+        effect["realized_in_mart"] = in_mart.get(effect["id"])
+    return effects
+
+
+def _in_mart_difference(t: dict[str, int], outcome: str, moment: str) -> dict | None:
+    """Mean outcome of the units with the moment in the window minus without, as mart_experience_drivers
+    reports it (row outcome x moment, segment 'all': effect, n_with, n_without, mean and sd of each group)."""
+    pre = f"mart_{outcome}_{moment}"
+    groups = {}
+    for label in ("with", "without"):
+        n, total, sq = (t.get(f"{pre}_{label}_{k}", 0) for k in ("n", "sum", "sumsq"))
+        if n < 2:
+            return None
+        mean = total / n
+        groups[label] = (n, mean, math.sqrt(max(sq - n * mean * mean, 0.0) / (n - 1)))
+    (n1, m1, s1), (n0, m0, s0) = groups["with"], groups["without"]
+    return {"mart": "mart_experience_drivers", "measure": f"mean {outcome} with the moment in the "
+            f"{MART_WINDOW_DAYS} days before the unit minus without", "outcome": outcome, "moment": moment,
+            "segment": "all", "window_days": MART_WINDOW_DAYS, "value": round(m1 - m0, 4),
+            "n_with": n1, "n_without": n0, "mean_with": round(m1, 4), "mean_without": round(m0, 4),
+            "sd_with": round(s1, 4), "sd_without": round(s0, 4)}
+
+
+def _in_mart_churn_ratio(t: dict[str, int], moment: str) -> dict | None:
+    """Churn rate of the subscriber-months with the moment in the window over those without (rate ratio), as
+    mart_experience_drivers reports it (outcome churn, segment 'all': rate_ratio, n_with, n_without)."""
+    pre = f"mart_churn_{moment}"
+    n1, x1 = t.get(f"{pre}_with_n", 0), t.get(f"{pre}_with_sum", 0)
+    n0, x0 = t.get(f"{pre}_without_n", 0), t.get(f"{pre}_without_sum", 0)
+    if not (n1 and n0 and x0):
+        return None
+    return {"mart": "mart_experience_drivers", "measure": f"churn rate of subscriber-months with the moment in "
+            f"the {MART_WINDOW_DAYS} days before the month over those without (rate ratio)", "outcome": "churn",
+            "moment": moment, "segment": "all", "window_days": MART_WINDOW_DAYS,
+            "value": round((x1 / n1) / (x0 / n0), 4), "n_with": n1, "n_without": n0,
+            "churned_with": x1, "churned_without": x0, "rate_with": round(x1 / n1, 6),
+            "rate_without": round(x0 / n0, 6), "difference": round(x1 / n1 - x0 / n0, 6)}
+
+
+def _in_mart_order_rates(t: dict[str, int]) -> dict | None:
+    """Orders per customer-year by the category of the latest NPS answer, and each category's ratio to the
+    passives', as mart_experience_value reports order_rate (dimension nps_category, pooled, segment 'all')."""
+    groups = {}
+    for name in NPS_CATEGORIES:
+        x, secs = t.get(f"mart_order_{name}_orders", 0), t.get(f"mart_order_{name}_exposure_s", 0)
+        years = secs / 86400 / 365.25
+        groups[name] = {"orders": x, "exposure_years": round(years, 4),
+                        "rate": round(x / years, 4) if years else None}
+    ref = groups["passive"]
+    if not (ref["orders"] and ref["rate"]):
+        return None
+    for g in groups.values():
+        g["ratio_to_reference"] = round(g["rate"] / ref["rate"], 4) if g["rate"] else None
+    return {"mart": "mart_experience_value", "measure": "order_rate (orders per customer-year, time-varying "
+            "exposure by the latest NPS answer) over the passives'", "dimension": "nps_category",
+            "reference_group": "passive", "segment": "all", "groups": groups,
+            "value": {k: groups[k]["ratio_to_reference"] for k in ("promoter", "detractor")}}
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -199,8 +406,10 @@ def _record_counts(shard_customers: int, customers_total: int,
 
 def shard_counts(sim: Simulation, records: dict[tuple[str, str], pl.DataFrame], customers_total: int) -> dict[str, int]:
     """Everything truth.json needs from one shard of customers, as counts that add up over shards."""
-    counts = _score_counts(sim) | _recovery_counts(sim) | _record_counts(sim.config.customers, customers_total, records)
+    counts = (_score_counts(sim) | _recovery_counts(sim) | _mart_counts(sim)
+              | _record_counts(sim.config.customers, customers_total, records))
     counts |= {f"simulated_{k}": int(len(next(iter(v.values())))) if v else 0 for k, v in sim.tables.items()}
+    counts |= _comment_counts(records)
     return counts
 
 
@@ -283,4 +492,68 @@ def build_truth(cfg: GeneratorConfig, counts: dict[str, int], stats: dict[str, f
                                   if k.startswith("simulated_")},
                     "shards": shards},
         "realized": realized,
+        "comments": _comments(counts),
+    }
+
+
+# ---- survey comments: the topics and polarity planted in each (simulator/comments.py) -------------------
+COMMENTS_FILE = "truth_comments.csv"  # next to truth.json: one row per commented response
+
+
+def comment_truth(records: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
+    """One row per delivered response with a comment: response_id, language, topics (';'-separated, sorted;
+    empty: none), polarity (overall) and topic_polarity ('delivery:negative;support:negative')."""
+    resp = records[("survey", "responses")].filter(pl.col("_comment").is_not_null())
+    return (resp.unique("response_id").sort(pl.col("response_id").str.slice(2).cast(pl.Int64))
+            .select("response_id", "language", topics="_topics", polarity="_polarity",
+                    topic_polarity="_topic_polarity"))
+
+
+def _comment_counts(records: dict[tuple[str, str], pl.DataFrame]) -> dict[str, int]:
+    """Comments by language, topic and the topic's polarity, and by overall polarity (they add up over shards)."""
+    rows = comment_truth(records)
+    out = {"comments_total": rows.height}
+    for (lang,), part in rows.partition_by("language", as_dict=True).items():
+        out[f"comments|{lang}"] = part.height
+        out[f"comments|{lang}|no_topic"] = part.filter(pl.col("topics") == "").height
+        for pol, n in part.group_by("polarity").len().iter_rows():
+            out[f"comments|{lang}|polarity|{pol}"] = int(n)
+        pairs = part.select(pl.col("topic_polarity").str.split(";")).explode("topic_polarity").filter(
+            pl.col("topic_polarity") != "")
+        for pair, n in pairs.group_by("topic_polarity").len().iter_rows():
+            topic, pol = pair.split(":")
+            out[f"comments|{lang}|{topic}|{pol}"] = int(n)
+    return out
+
+
+def _comments(counts: dict[str, int]) -> dict:
+    """truth.json's ``comments``: the planted topics per language, topic and polarity, and how they were planted."""
+
+    def n(key: str) -> int:
+        return int(counts.get(key, 0))
+
+    langs = sorted({k.split("|")[1] for k in counts if k.startswith("comments|")})
+    return {
+        "file": COMMENTS_FILE,
+        "columns": "response_id, language, topics (';'-separated, sorted; empty: none), polarity (overall: "
+                   "negative, neutral, positive), topic_polarity ('delivery:negative;support:negative')",
+        "commented_responses": n("comments_total"),
+        "topics": list(COMMENT_TOPICS), "polarities": list(COMMENT_POLARITIES),
+        "planting": {
+            "experience_negative_clause_p": {t: {"survey_about_it": a, "in_memory": m}
+                                             for t, (a, m) in EXPERIENCE.items()},
+            "experiences": {"delivery": "late delivery (the survey's order, or in memory)",
+                            "billing": "failed payment (billing CSAT, or in memory)",
+                            "refund": "service-failure refund in memory",
+                            "support": "multi-contact or reopened case (the survey's case, or in memory)"},
+            "staff_with_support_p": STAFF_WITH_SUPPORT_P,
+            "band_scale": {"negative": BAND_SCALE[0], "neutral": BAND_SCALE[1], "positive": BAND_SCALE[2]},
+            "otherwise": "topic and polarity follow the answer's score band",
+            "memory_read_when": "the survey is sent",
+        },
+        "by_language": {lang: {
+            "comments": n(f"comments|{lang}"), "no_topic": n(f"comments|{lang}|no_topic"),
+            "polarity": {p: n(f"comments|{lang}|polarity|{p}") for p in COMMENT_POLARITIES},
+            "topics": {t: {p: n(f"comments|{lang}|{t}|{p}") for p in COMMENT_POLARITIES} for t in COMMENT_TOPICS},
+        } for lang in langs},
     }

@@ -37,7 +37,8 @@ def _planted(truth: dict, kind: str, system: str, entity: str) -> int:
 
 def test_layout(drops: Drops) -> None:
     root, cfg = drops.root, drops.cfg
-    assert sorted(p.name for p in root.iterdir()) == sorted([*C.SYSTEMS, "truth.json", "_superseded"])
+    assert sorted(p.name for p in root.iterdir()) == sorted([*C.SYSTEMS, "truth.json", "truth_comments.csv",
+                                                             "_superseded"])
     dates = [(cfg.start + dt.timedelta(days=i)).isoformat() for i in range(cfg.days)]
     for system in C.SYSTEMS:
         assert [d.name for d in drop_dirs(root, system)] == dates
