@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from . import contract as C
+from .comments import with_comment_tags
 from .disk import DiskFull, is_disk_full
 from .faults import crashpoint
 from .manifest import DropRefused, Manifest, drop_folder, read_manifest, read_verified
@@ -168,6 +169,8 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
             n = valid.height + quarantined.height
             if n != f.rows:
                 raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
+            if (system, f.entity.name) == ("survey", "responses"):
+                valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
             data = _lineage(valid, source, manifest, loaded_at)
             q = quarantined.select(
                 system=pl.lit(system), entity=pl.lit(f.entity.name), business_date=pl.lit(business_date, pl.Date),
@@ -196,6 +199,8 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
         source = f"{system}/{business_date.isoformat()}/{e.filename}"
         header = (e.separator.join(e.column_names) + "\n").encode(e.encoding) if e.format != "jsonl" else b""
         valid, _ = validate(read_file(e, folder / e.filename, header))
+        if (system, e.name) == ("survey", "responses"):
+            valid = with_comment_tags(valid)
         write_parquet_atomic(_lineage(valid, source, manifest, loaded_at), zones.data_file(system, e.name,
                                                                                              business_date))
     crashpoint("ingest.before_audit")

@@ -23,7 +23,10 @@ select
     case when r.survey_type = 'nps' then {{ nps_category('r.score') }} end as nps_category,
     case when r.survey_type = 'csat' then {{ csat_satisfied('r.score') }} end as csat_satisfied,
     case when r.survey_type = 'ces' then r.score end as ces_score,
-    r.comment
+    r.comment,
+    r.comment_topics,
+    r.comment_polarity,
+    r.comment_topic_polarity
 from responses as r
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('r.ref_customer_id', 'r.ref_email_hash') }}

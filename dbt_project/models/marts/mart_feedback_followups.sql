@@ -1,5 +1,5 @@
 -- Closing the loop: one item per unhappy survey answer (what response_moment counts as negative: NPS
--- 0-6, CSAT 1-2, CES 1-3), with the company's call-backs (crm.feedback_followups) judged against the
+-- 0-6, CSAT 1-2, CES 1-3; or any answer whose comment the tagger finds negative: trigger), with the company's call-backs (crm.feedback_followups) judged against the
 -- follow-up promise (seed brand_promises, measure follow_up: 48 elapsed hours by default), at the end
 -- of judged_through (as_of, or the last drop of the feed when as_of lies beyond it). Status and breach: macros/followups.sql. next_nps_score: the customer's first NPS answer
 -- after the due time, within followup_recovery_days, to see whether a call-back in time recovers them.
@@ -30,9 +30,13 @@ unhappy as (
         touchpoint,
         score,
         responded_at,
-        response_date
+        response_date,
+        -- why the answer needs a call-back: its score, else its comment's tone (ingestion/comments.py)
+        case when {{ response_moment('survey_type', 'score') }} = 'negative' then 'score' else 'comment' end
+            as trigger
     from responses
     where {{ response_moment('survey_type', 'score') }} = 'negative'
+       or comment_polarity = 'negative'
 ),
 
 promise as (
@@ -126,6 +130,7 @@ select
     j.survey_type,
     j.touchpoint,
     j.score,
+    j.trigger,
     j.responded_at,
     j.response_date,
     j.promise_id,

@@ -1,5 +1,6 @@
 -- One row per survey response. The free-text comment is personal data: it is dropped for
--- customers who asked for erasure (matched by CRM id or e-mail).
+-- customers who asked for erasure (matched by CRM id or e-mail), and with it what ingestion derived
+-- from it (its topics and tone: ingestion/comments.py).
 with current_version as (
     {{ current_version(source('survey', 'responses'), ['response_id']) }}
 ),
@@ -38,6 +39,10 @@ select
         when ei.erased_id is not null or ee.erased_email is not null then null
         else r.comment
     end as comment,
+    case when ei.erased_id is null and ee.erased_email is null then r._comment_topics end as comment_topics,
+    case when ei.erased_id is null and ee.erased_email is null then r._comment_polarity end as comment_polarity,
+    case when ei.erased_id is null and ee.erased_email is null then r._comment_topic_polarity end
+        as comment_topic_polarity,
     r._business_date as drop_date
 from current_version as r
 left join erased_ids as ei on ei.erased_id = {{ ref_customer_id('r.customer_ref') }}
