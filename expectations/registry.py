@@ -27,6 +27,7 @@ DBT = "dbt"  # a dbt data test (every instance of that generic test in dbt_proje
 GX = "gx"  # a Great Expectations expectation of the nightly gate, over the run window's rows
 SQL = "sql"  # a query of the nightly gate (reconciliations, baselines learned from history)
 INGESTION = "ingestion"  # evaluated while landing a drop (orchestration/assets/ingestion.py)
+ANALYTICS = "analytics"  # evaluated on the Python analyses' outputs before they are written (analytics/run.py)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,13 @@ CHECKS: tuple[Check, ...] = (
           "invoices of the night's billing drop in a currency with no rate to the reporting currency (dbt seed "
           "fx_rates), left out of refund_rate_value, are counted and named",
           "a value ratio cannot add two currencies; what it leaves out must be said, never silently dropped"),
+    # --- the Python analyses (analytics/, orchestration/assets/analytics.py) -----------------------------
+    Check("declared_schema", "analytics marts (mart_experience_drivers, mart_experience_value, mart_churn_*)",
+          BLOCKING, ANALYTICS,
+          "the table has exactly its declared columns, in order, with their types; its grain is unique and its "
+          "required columns are never null (analytics/schema.py); a table that fails is not written",
+          "BI reads these tables like the dbt marts: a renamed or retyped column breaks every report on it, a "
+          "repeated grain double-counts"),
 )
 
 BY_NAME = {c.name: c for c in CHECKS}

@@ -224,8 +224,27 @@ def build(as_of: dt.date | None, full_refresh: bool) -> None:
     click.echo(f"dbt build passed in {time.perf_counter() - t0:.0f} s: "
                + ", ".join(f"{n} {k}s" for k, n in sorted(counts.items())))
     path = settings.warehouse_path()
+    _run_analytics(path, as_of)
     _print_kpis(path, "marts.")
     click.echo(f"warehouse: {path}")
+
+
+def _run_analytics(path: Path, as_of: dt.date | None) -> None:
+    """The Python analyses (analytics/run.py) over the warehouse just built, as of ``as_of`` or the data's
+    last date; a table that breaks its declared schema is not written and the command fails."""
+    from analytics import run as A
+
+    day = as_of or A.data_as_of(path)
+    if day is None:
+        click.echo("analyses skipped: the warehouse has no data yet")
+        return
+    t0 = time.perf_counter()
+    outputs = A.run_all(path, day)
+    bad = [p for o in outputs for p in o.problems]
+    if bad:
+        raise click.ClickException("analyses not written (declared schema): " + "; ".join(bad))
+    click.echo(f"analyses as of {day} in {time.perf_counter() - t0:.0f} s: "
+               + ", ".join(f"{o.table} ({o.frame.height:,} rows)" for o in outputs))
 
 
 def _print_kpis(path: Path, prefix: str = "") -> None:
@@ -242,6 +261,37 @@ def _print_kpis(path: Path, prefix: str = "") -> None:
         interval = f"[{lo:.3g}, {hi:.3g}]" if lo is not None else ""
         shown = f"{value:>9.3f}" if value is not None else f"{'-':>9}"
         click.echo(f"  {kpi:<30} {shown}  n={n:<5} {interval}{'' if ok else ' *'}")
+
+
+def _print_analytics(path: Path) -> None:
+    """What to fix first and what it is worth: the top three NPS drivers and the revenue at stake (served)."""
+    import duckdb
+
+    from analytics import drivers, value
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = {t for (t,) in con.execute("select table_name from information_schema.tables "
+                                            "where table_schema = 'main'").fetchall()}
+        if not {"mart_experience_drivers", "mart_experience_value"} <= tables:
+            return
+        found = drivers.top_drivers(con.sql("select * from mart_experience_drivers").pl(), outcome="nps", k=3)
+        top = found if found.height == 3 else drivers.top_drivers(
+            con.sql("select * from mart_experience_drivers").pl(), outcome="nps", k=3, reportable_only=False)
+        stake = value.revenue_at_stake(con.sql("select * from mart_experience_value").pl())
+    click.echo("top drivers of NPS: what to fix first (mean score with the moment in the 90 days before the "
+               "answer minus without, 95 % interval; share of the joint model's R²; * = not reportable, n < 30):")
+    for i, row in enumerate(top.iter_rows(named=True), 1):
+        interval = (f"[{row['effect_ci_low']:+.2f}, {row['effect_ci_high']:+.2f}]"
+                    if row["effect_ci_low"] is not None else "")
+        effect = f"{row['effect']:+6.2f}" if row["effect"] is not None else f"{'-':>6}"
+        click.echo(f"  {i}. {row['moment']:<24} {effect} points {interval:<16} n={row['n_with']:<6} "
+                   f"importance {row['importance']:.0%}{'' if row['is_reportable'] else ' *'}")
+    if not top.height:
+        click.echo("  (none yet: no NPS answer has a moment of truth before it)")
+    amount, lo, hi, currency = stake
+    if amount is not None:
+        interval = f" [{lo:,.0f}, {hi:,.0f}]" if lo is not None and hi is not None else ""
+        click.echo(f"revenue at stake from today's negative customers: {amount:,.0f} {currency} a year{interval}")
 
 
 def _report(result, label: str) -> list[str]:  # noqa: ANN001 - ExecuteInProcessResult
@@ -371,6 +421,7 @@ def _finish(problems: list[str]) -> None:
                    "says why (cxw status)", err=True)
         sys.exit(1)
     _print_kpis(path / "cx.duckdb")
+    _print_analytics(path / "cx.duckdb")
     click.echo(f"published for BI: {path / 'cx.duckdb'} (DuckDB) and {path / 'parquet'}/ (Parquet)")
     click.echo(f"data health: {_health_line(path / 'cx.duckdb')} (details: cxw status)")
     click.echo(f"Great Expectations Data Docs: {settings.data_dir() / 'docs' / 'gx' / 'index.html'}")

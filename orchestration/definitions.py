@@ -17,6 +17,7 @@ from dagster_dbt import DbtCliResource
 from ingestion import settings
 
 from .alerts import alert_on_run_failure
+from .assets.analytics import cx_analytics
 from .assets.ingestion import ingest_assets
 from .assets.serving import published_marts
 from .assets.warehouse import cx_dbt, dbt_project
@@ -27,7 +28,8 @@ from .sensors import landing_drop_sensor
 from .warehouse import DBT_EXECUTABLE
 from .writer import writer_executor
 
-warehouse_selection = dg.AssetSelection.assets(cx_dbt, published_marts) | dg.AssetSelection.checks(quality_gate)
+warehouse_selection = (dg.AssetSelection.assets(cx_dbt, cx_analytics, published_marts)
+                       | dg.AssetSelection.checks(quality_gate))
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("raw"),
@@ -35,8 +37,8 @@ ingest_job = dg.define_asset_job(
 )
 warehouse_job = dg.define_asset_job(
     "warehouse", selection=warehouse_selection,
-    description="Build the dbt warehouse for a partition or a range (one dbt call), gate it with dbt tests and "
-                "Great Expectations, and publish it to BI.",
+    description="Build the dbt warehouse for a partition or a range (one dbt call), run the Python analyses "
+                "over it, gate it with dbt tests and Great Expectations, and publish it to BI.",
 )
 publish_job = dg.define_asset_job(
     "publish", selection=dg.AssetSelection.assets(published_marts) | dg.AssetSelection.checks(quality_gate),
@@ -59,7 +61,7 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, cx_dbt, published_marts],
+    assets=[*ingest_assets, cx_dbt, cx_analytics, published_marts],
     asset_checks=[quality_gate],
     jobs=[ingest_job, warehouse_job, publish_job, nightly_job],
     schedules=[nightly_schedule],

@@ -119,7 +119,7 @@ def test_every_check_has_one_severity_and_a_reason() -> None:
     assert len({c.name for c in registry.CHECKS}) == len(registry.CHECKS)
     for c in registry.CHECKS:
         assert c.severity in (registry.BLOCKING, registry.WARNING), c
-        assert c.engine in (registry.DBT, registry.GX, registry.SQL, registry.INGESTION), c
+        assert c.engine in (registry.DBT, registry.GX, registry.SQL, registry.INGESTION, registry.ANALYTICS), c
         assert c.rule and c.why, c
     # the classes the issue names
     for name in ("score_drift", "drop_volume", "promise_gap_outliers", "quarantine_rate", "drop_delivered",

@@ -507,7 +507,7 @@ def test_handwritten_sql_matches_the_kpi_mart(warehouse: Path, october_drops: Dr
     """The benchmark's reference, benchmarks/kpi_experience_daily.sql straight from the raw zone without
     dbt, reproduces marts.kpi_experience_daily row for row, for the KPIs it computes: all but the
     closing-the-loop KPIs (followup_*) and the promises' kept rates (kept_rate_*), which come from
-    mart_feedback_followups and fct_promise_outcomes (tested in test_closing_the_loop.py and here against
+    mart_feedback_followups and fct_promise_outcomes (tested in test_experience_analytics.py and here against
     polars: test_promise_gap_of_first_responses_matches_polars)."""
     from benchmarks.handwritten import run_handwritten
 

@@ -13,6 +13,7 @@ from orchestration.publish import publish
 
 from ..partitions import daily_partitions
 from ..resources import CxData
+from .analytics import ANALYTICS_KEYS
 from .warehouse import DUCKDB_POOL, dbt_project, model_key
 
 # every model in the `marts` schema is published (restricted models are not)
@@ -25,7 +26,7 @@ BI_MODELS = sorted(
 BI_ASSET_KEYS = [model_key(m) for m in BI_MODELS]
 
 
-@dg.asset(key=["serving", "cx_duckdb"], group_name="serving", deps=BI_ASSET_KEYS,
+@dg.asset(key=["serving", "cx_duckdb"], group_name="serving", deps=BI_ASSET_KEYS + ANALYTICS_KEYS,
           partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool=DUCKDB_POOL,
           kinds={"duckdb", "parquet"}, owners=["team:data-platform"],
           description="BI-facing marts and the data_health record, copied atomically to serving/cx.duckdb and "
