@@ -207,7 +207,8 @@ def test_a_backfill_records_every_date_of_its_range(sequence: dict, env: Path) -
         gate_checks = con.execute("""select business_date, list(distinct check_name) from data_health
                                      where source = 'gate' and business_date <= ? group by 1""",
                                   [backfilled[-1]]).fetchall()
-    assert [s for s, *_ in per_source] == ["dbt", "gate", "ingest_billing", "ingest_crm", "ingest_erp", "ingest_survey"]
+    assert [s for s, *_ in per_source] == ["analytics", "dbt", "gate", "ingest_billing", "ingest_crm", "ingest_erp",
+                                           "ingest_survey"]
     assert all((n, lo, hi) == (len(backfilled), backfilled[0], backfilled[-1]) for _, n, lo, hi in per_source)
     gate_names = {c.name for c in registry.CHECKS if c.engine in (registry.GX, registry.SQL)}
     # every gate check on every date (a drift or match rate needs that day's answers or orders)
