@@ -35,7 +35,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+# Great Expectations' Data Docs load jQuery, Bootstrap, Vega, Font Awesome... from CDNs: the gate serves them from
+# the docs folder (expectations/data_docs_offline.py), copied from these npm packages, at the exact versions the
+# pages name (docs/data-quality.md, "Data Docs offline")
+DOCS_ASSETS := expectations/data_docs_assets
+$(DOCS_ASSETS)/node_modules/.installed: $(DOCS_ASSETS)/package.json $(DOCS_ASSETS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the Data Docs' scripts, styles and fonts (jQuery," \
+		"Bootstrap, Vega, Font Awesome) are installed with npm so that the Data Docs open offline. Install Node.js" \
+		"and npm: sudo apt-get install -y nodejs npm (Debian/Ubuntu)." >&2; exit 1; }
+	cd $(DOCS_ASSETS) && npm ci --no-audit --no-fund
+	touch $@
+
+install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml $(DOCS_ASSETS)/node_modules/.installed
 	cd dbt_project && CX_DATA_DIR=$(CX_DATA_DIR) ../$(BIN)/dbt parse --profiles-dir . --no-partial-parse --quiet
 
 DEMO_END = $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")

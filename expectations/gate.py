@@ -6,7 +6,8 @@ check x subject. It reads only what it needs over one short read-only DuckDB con
 
 * GX suites (blocking, row-level) validate only the window's rows of each mart, with Great
   Expectations' pandas datasource (its SQL datasource fails on DuckDB); a failing expectation is
-  attributed to the dates of its unexpected rows. Data Docs go to ``docs_dir``.
+  attributed to the dates of its unexpected rows. Data Docs go to ``docs_dir``, with their scripts
+  and styles (they open offline: ``expectations/data_docs_offline.py``).
 * SQL reconciliations (blocking): each KPI's n against its facts, revenue against the invoices.
 * SQL baselines learned from history (warnings): score drift, promise-gap outliers, identity match
   rate, currency left out of value KPIs (``expectations/anomaly.py``, ``quality.toml``).
@@ -28,7 +29,7 @@ import duckdb
 from ingestion import settings
 from ingestion.faults import crashpoint
 
-from . import anomaly
+from . import anomaly, data_docs_offline
 from .health import HealthRow, judged
 
 settings.quiet_libraries()  # GX_ANALYTICS_ENABLED=False unless set
@@ -156,6 +157,14 @@ def _gx(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, docs_dir: 
                     message=None if n_bad == 0 else f"{n_bad} unexpected rows on {d}: " + "; ".join(detail[name]),
                     docs_url=docs_url))
     context.build_data_docs(site_names=["cx"])
+    # GX's pages load their scripts and styles from CDNs: serve them from the docs folder, so the Data Docs
+    # open offline (expectations/data_docs_offline.py). An asset without a local copy (a GX upgrade that
+    # links a new one) is a docs problem, not a wrong number: said loudly in the log, never a blocked night
+    # (tests/test_data_docs_offline.py fails on it in CI first)
+    try:
+        data_docs_offline.make_offline(docs_dir)
+    except data_docs_offline.OfflineDocsError as exc:
+        logging.getLogger(__name__).warning("the Data Docs in %s still need the network: %s", docs_dir, exc)
     result.docs = docs_dir / "index.html"
 
 
