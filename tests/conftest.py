@@ -30,7 +30,7 @@ os.environ.pop(SECRET_ENV, None)
 # (the slowest steps: make test's --durations list). --no-loadscope-reorder keeps this order: without
 # it pytest-xdist sends the files with the most tests first (a 95-case file before the Spark step)
 FIRST = ("test_spark.py", "test_benchmarks.py", "test_nightly.py", "test_gates.py", "test_crash.py",
-         "test_warehouse.py", "test_churn_backtest.py", "test_experience_analytics.py")
+         "test_warehouse.py", "test_churn_backtest.py", "test_experience_analytics.py", "test_served_bi.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001

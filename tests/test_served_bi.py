@@ -1,0 +1,338 @@
+"""What BI tools read, read the way they read it: through SQLAlchemy's DuckDB dialect (``duckdb_engine``,
+as Superset and notebooks do) on the published ``serving/cx.duckdb``, opened read-only (docs/bi.md).
+
+A small company (generated drops, ingested, ``dbt build`` without tests, the Python analyses, the drops'
+data-health rows) is published as a night publishes it. Then, through ``sqlalchemy.inspect`` and the
+engine only: every served table and view is listed and read completely, and
+
+* no served column is named like personal data: the restricted models' columns that no served model
+  declares (dbt_project/models/marts/restricted/*.yml against the marts' YAML and the analyses'
+  schemas) and the landing contract's personal columns (ingestion/contract.py: the columns the
+  restricted models hold personal data from, and every identifier of a person or record);
+* no served cell holds a personal value the landing files delivered (e-mails, case-insensitively;
+  phones; first and last names; cities; every source identifier), nor one the warehouse derived from
+  them and keeps in ``restricted`` (E.164 phones, person ids, the source ids behind record keys), nor
+  anything shaped like an e-mail or a phone number (tests/reliability/test_privacy.py's patterns);
+* the served views are views, readable through SQLAlchemy, and have no Parquet file;
+* both read-only spellings docs/bi.md gives (``connect_args``, and Superset's ``?access_mode=read_only``
+  URI) open the file and refuse writes.
+
+Column reflection (``Inspector.get_columns``) fails with SQLAlchemy >= 2.0.45 on duckdb_engine 0.17: marked
+xfail below; the column names come from the query results, as a SQL editor gets them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+import sqlalchemy as sa
+import yaml
+from packaging.version import Version
+
+from analytics import run as A
+from expectations import health
+from expectations.drops import drop_health
+from ingestion import contract as C
+from ingestion.load import Zones, load_drop
+from orchestration.publish import HEALTH_TABLE, publish
+from orchestration.warehouse import DBT_PROJECT, run_dbt
+from simulator import GeneratorConfig, generate
+
+from .landing import read_entity
+from .reliability.test_privacy import CATALOG_IDS, EMAIL, PHONE
+
+# a small company: a few seconds beyond dbt's own start and parse. The churn tables need months of history
+# and fct_refunds a refund: they are served empty here, their columns checked all the same
+COMPANY = GeneratorConfig(customers=800, days=4, start=dt.date(2026, 10, 12), seed=41)
+AS_OF = COMPANY.start + dt.timedelta(days=COMPANY.days - 1)
+PUBLICATION = "_publication"
+EMAIL_ANYWHERE = re.compile(EMAIL.pattern, re.IGNORECASE)
+TOKEN = re.compile(r"[\w@.+-]+")
+# the views the marts serve (docs/journey.md, docs/warehouse.md)
+VIEWS = {"mart_customer_profile_daily", "mart_customer_timeline"}
+
+
+@dataclass
+class Served:
+    data: Path
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    data = tmp_path_factory.mktemp("served_bi")
+    generate(COMPANY, data / "landing")
+    zones = Zones(data / "landing", data / "raw", data / "quarantine")
+    rows = []
+    for i in range(COMPANY.days):
+        day = COMPANY.start + dt.timedelta(days=i)
+        for system in C.SYSTEMS:
+            rows += drop_health(zones, system, day, load_drop(zones, system, day))
+    run_dbt(["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"], data_dir=data,
+            dbt_vars={"as_of": AS_OF.isoformat()})
+    outputs = A.run_all(data / "warehouse.duckdb", AS_OF)
+    assert not [p for o in outputs for p in o.problems]
+    publication = publish(data / "warehouse.duckdb", data / "serving", AS_OF.isoformat(),
+                          health=health.to_frame(rows, source="ingestion"))
+    return Served(data, publication.database)
+
+
+@contextmanager
+def _engine(url: str, **kw: object) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(url, **kw)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def engine(served: Served) -> Iterator[sa.Engine]:
+    """What a notebook writes: the served file, read-only through ``connect_args``."""
+    with _engine(f"duckdb:///{served.db}", connect_args={"read_only": True}) as e:
+        yield e
+
+
+@dataclass
+class Relation:
+    kind: str  # "table" or "view"
+    columns: list[str]
+    rows: list[tuple]
+
+
+@pytest.fixture(scope="module")
+def relations(engine: sa.Engine) -> dict[str, Relation]:
+    return read_relations(engine)
+
+
+def read_relations(engine: sa.Engine) -> dict[str, Relation]:
+    """Every table and view of schema main, listed by the inspector and read completely."""
+    inspector = sa.inspect(engine)
+    listed = [(n, "table") for n in inspector.get_table_names(schema="main")]
+    listed += [(n, "view") for n in inspector.get_view_names(schema="main")]
+    out = {}
+    with engine.connect() as con:
+        for name, kind in listed:
+            result = con.execute(sa.select(sa.text("*")).select_from(sa.table(name, schema="main")))
+            out[name] = Relation(kind, list(result.keys()), [tuple(r) for r in result.fetchall()])
+    return out
+
+
+# ---- what personal data is, from the project itself ---------------------------------------------------
+def _yaml_columns(files: list[Path]) -> dict[str, set[str]]:
+    out = {}
+    for f in files:
+        for model in yaml.safe_load(f.read_text(encoding="utf-8")).get("models") or []:
+            out[model["name"]] = {c["name"] for c in model.get("columns") or []}
+    return out
+
+
+def _served_by_design() -> set[str]:
+    """Every column a served relation declares: the marts' YAML, the analyses' schemas, data_health."""
+    marts = DBT_PROJECT / "models" / "marts"
+    names = set().union(*_yaml_columns(sorted(marts.glob("*.yml"))).values())
+    for analysis in A.ANALYSES:
+        for schema in A.schemas(analysis).values():
+            names |= set(schema)
+    return names | set(health.SCHEMA)
+
+
+def _restricted_columns() -> dict[str, set[str]]:
+    return _yaml_columns(sorted((DBT_PROJECT / "models" / "marts" / "restricted").glob("*.yml")))
+
+
+def _is_identifier(column: str) -> bool:
+    """A contract column naming a person or one of their records (tests/reliability/test_privacy.py)."""
+    return (column.endswith("_id") or column == "customer_ref") and column not in CATALOG_IDS
+
+
+def _restricted_only() -> set[str]:
+    """The restricted models' columns no served relation declares."""
+    return set().union(*_restricted_columns().values()) - _served_by_design()
+
+
+def _held_from(contract_column: str, restricted_column: str) -> bool:
+    """Whether a restricted column holds the contract's column, as delivered or normalized (``phone`` ->
+    ``phone_e164``)."""
+    return restricted_column == contract_column or restricted_column.startswith(contract_column + "_")
+
+
+def personal_columns() -> dict[tuple[str, str], set[str]]:
+    """The contract's personal columns per (system, entity): those a restricted-only column holds (the
+    personal data behind a key), and every identifier of a person or record."""
+    restricted_only = _restricted_only()
+    out = {}
+    for (system, entity), e in C.ENTITIES.items():
+        cols = {c.name for c in e.columns if c.type == "str" and (
+            _is_identifier(c.name) or any(_held_from(c.name, r) for r in restricted_only))}
+        if cols:
+            out[(system, entity)] = cols
+    return out
+
+
+def personal_column_names() -> set[str]:
+    """Names no served column may have: restricted-only columns, and the contract's personal columns."""
+    return _restricted_only() | set().union(*personal_columns().values())
+
+
+def _restricted_personal(columns: set[str]) -> list[str]:
+    """The restricted-only columns of a restricted model that hold personal data or an identifier (not,
+    say, ``source_key_link.kind``)."""
+    contract = set().union(*personal_columns().values())
+    return sorted(c for c in columns & _restricted_only()
+                  if _is_identifier(c) or any(_held_from(k, c) for k in contract))
+
+
+@dataclass
+class Personal:
+    emails: set[str]  # lower-cased
+    exact: set[str]  # a served cell equal to one of these is a leak
+    tokens: set[str]  # ... and so is a cell holding one of these as a word (identifiers, phones, hashes)
+
+
+@pytest.fixture(scope="module")
+def personal(served: Served) -> Personal:
+    return personal_values(served.data)
+
+
+def personal_values(data: Path) -> Personal:
+    """Every personal value of the landing files (plain polars: tests/landing.py), and the personal values
+    the warehouse derived and keeps in ``restricted`` (normalized phones, person ids, source ids)."""
+    values: set[str] = set()
+    for (system, entity), cols in personal_columns().items():
+        df = read_entity(data / "landing", system, entity)
+        for c in cols & set(df.columns):
+            values |= {str(v) for v in df[c].drop_nulls().unique().to_list() if str(v).strip()}
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        for table, cols in _restricted_columns().items():
+            if secret := _restricted_personal(cols):
+                frame = con.sql(f"select {', '.join(secret)} from restricted.{table}").pl()
+                for c in frame.columns:
+                    if frame[c].dtype == pl.String:
+                        values |= set(frame[c].drop_nulls().unique().to_list())
+    # a person id names its identifier: crm:<CRM id>, email:<the unkeyed e-mail hash>
+    values |= {v.split(":", 1)[1] for v in values if ":" in v and "@" not in v}
+    emails = {v.lower() for v in values if "@" in v}
+    # a word of a served text that is an identifier, a phone or a hash (a word with a digit: names and
+    # cities are words of prose too, Wilson as in "Wilson lower bound", so only a whole cell counts for them)
+    tokens = {v for v in values if "@" not in v and " " not in v and re.search(r"\d", v)}
+    return Personal(emails, values, tokens)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a cell, nested ones (lists, structs, maps) included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            yield from _strings(v)
+
+
+def _leak(text: str, personal: Personal) -> str | None:
+    if text in personal.exact or text.lower() in personal.emails:
+        return "a personal value"
+    if EMAIL_ANYWHERE.search(text):
+        return "an e-mail address"
+    if PHONE.match(text):
+        return "a phone number"
+    if any(t in personal.tokens or t.lower() in personal.emails for t in TOKEN.findall(text)):
+        return "an identifier in a text"
+    return None
+
+
+# ---- the tests ------------------------------------------------------------------------------------------
+def test_every_served_relation_is_listed_and_none_is_restricted(served: Served,
+                                                                relations: dict[str, Relation]) -> None:
+    columns = relations[PUBLICATION].columns
+    published = {r[columns.index("table_name")]: r[columns.index("row_count")] for r in relations[PUBLICATION].rows}
+    tables = {n for n, r in relations.items() if r.kind == "table"}
+    views = {n for n, r in relations.items() if r.kind == "view"}
+    # what the publish says it served (views with no row count), plus the health record and itself
+    assert tables == {n for n, c in published.items() if c is not None} | {HEALTH_TABLE, PUBLICATION}
+    assert views == {n for n, c in published.items() if c is None} == VIEWS
+    assert {t.name for a in A.ANALYSES for t in a.tables} <= tables  # the Python-written marts too
+    assert not set(relations) & set(_restricted_columns())  # no restricted model, by name
+    for name, rel in relations.items():
+        if name in published and published[name] is not None:
+            assert len(rel.rows) == published[name], name  # read completely
+    assert relations[HEALTH_TABLE].rows, "the data-health record is served"
+    # Parquet (Evidence, any Parquet reader): one file per served table, none for a view
+    parquet = {f.stem for f in (served.data / "serving" / "parquet").glob("*.parquet")}
+    assert parquet == tables - {PUBLICATION}
+
+
+def test_no_served_column_is_personal_data(relations: dict[str, Relation]) -> None:
+    forbidden = personal_column_names()
+    # derived, not listed here: the personal columns of dim_customer_pii, and the source ids, are in it
+    assert _restricted_columns()["dim_customer_pii"] - {"customer_key"} <= forbidden
+    assert {"customer_id", "order_id", "response_id", "customer_ref"} <= forbidden
+    found = {f"{name}.{c}" for name, rel in relations.items() for c in rel.columns if c.lower() in forbidden}
+    assert found == set(), sorted(found)
+
+
+def test_no_served_cell_holds_personal_data(relations: dict[str, Relation], personal: Personal) -> None:
+    t0 = time.perf_counter()
+    assert len(personal.emails) > 500 and len(personal.tokens) > 2000  # not vacuous
+    hits, cells, texts = [], 0, 0
+    for name, rel in relations.items():
+        cells += len(rel.rows) * len(rel.columns)
+        for row in rel.rows:
+            for column, value in zip(rel.columns, row, strict=True):
+                for text in _strings(value):
+                    texts += 1
+                    if (why := _leak(text, personal)) is not None:
+                        hits.append(f"{name}.{column}: {why}: {text!r}")
+    tables = sum(r.kind == "table" for r in relations.values())
+    rows = sum(len(r.rows) for r in relations.values())
+    print(f"\nserved to BI through duckdb_engine: {tables} tables, {len(relations) - tables} views, {rows} rows, "
+          f"{cells} cells ({texts} strings) scanned for {len(personal.exact)} personal values: {len(hits)} hits "
+          f"({time.perf_counter() - t0:.1f} s)")
+    assert hits == [], hits[:20]
+
+
+def test_the_served_views_are_queryable_through_sqlalchemy(engine: sa.Engine,
+                                                            relations: dict[str, Relation]) -> None:
+    inspector = sa.inspect(engine)
+    with engine.connect() as con:
+        for view in sorted(VIEWS):
+            assert "create view" in inspector.get_view_definition(view, schema="main").lower()
+            assert relations[view].rows and relations[view].columns, view
+            # what a chart asks: an aggregate over the view, built with SQLAlchemy Core
+            v = sa.table(view, sa.column("customer_key"), schema="main")
+            n, keys = con.execute(sa.select(sa.func.count(), sa.func.count(v.c.customer_key.distinct()))).one()
+            assert n == len(relations[view].rows) and 0 < keys <= n
+
+
+@pytest.mark.parametrize("how", ["connect_args", "url"])
+def test_the_served_file_is_read_only_through_the_driver(served: Served, engine: sa.Engine, how: str) -> None:
+    """The two spellings docs/bi.md gives: ``connect_args`` (notebooks) and ``?access_mode=read_only``
+    (Superset's SQLAlchemy URI)."""
+    # one process opens a DuckDB file with one configuration at a time (docs/bi.md): close the other's
+    engine.dispose()
+    url, kw = (f"duckdb:///{served.db}", {"connect_args": {"read_only": True}}) if how == "connect_args" \
+        else (f"duckdb:///{served.db}?access_mode=read_only", {})
+    assert url.startswith("duckdb:////")  # an absolute path: four slashes, as docs/bi.md writes it
+    with _engine(url, **kw) as read_only, read_only.connect() as con:
+        assert con.execute(sa.text("select count(*) from dim_customer")).scalar() > 0
+        with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only"):
+            con.execute(sa.text("create table bi_scratch (x integer)"))
+
+
+@pytest.mark.xfail(Version(sa.__version__) >= Version("2.0.45"), strict=True,
+                   reason="duckdb_engine <= 0.17 column reflection queries pg_catalog.pg_collation and REGCLASS "
+                          "(SQLAlchemy >= 2.0.45); Superset runs SQLAlchemy 1.4, where it works (docs/bi.md)")
+def test_column_reflection(engine: sa.Engine) -> None:
+    assert "customer_key" in {c["name"] for c in sa.inspect(engine).get_columns("dim_customer", schema="main")}
