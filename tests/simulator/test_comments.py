@@ -19,7 +19,8 @@ from simulator import vocabulary as V
 from simulator.comments import EXPERIENCE, compose
 
 from ..conftest import Drops
-from ..landing import parse_local, parse_utc, read_entity
+from ..landing import parse_utc, read_entity
+from .test_truth import delivered_orders
 
 FRENCH_LETTERS = "àâçèéêëîïôùûœ"
 
@@ -177,27 +178,14 @@ def test_sharded_generation_writes_every_shards_comments(tmp_path: Path) -> None
     assert nums.max() > truth["volumes"]["simulated"]["responses"] / 2
 
 
-def _latest(df: pl.DataFrame, key: str, ts: pl.Expr) -> pl.DataFrame:
-    return (df.filter(pl.col(key).is_not_null()).with_columns(_ts=ts).filter(pl.col("_ts").is_not_null())
-            .sort(key, "_ts", "_bd").unique(key, keep="last"))
-
-
 def test_late_delivery_customers_comment_more_often_on_late_delivery(march_drops: Drops) -> None:
     """The planted link, found from the files: a comment written within the memory of a late delivery
     (customer matched by CRM id or e-mail) is far more often delivery-negative than the others, as
     planted and as the tagger reads it."""
     root = march_drops.root
-    orders = _latest(read_entity(root, "erp", "orders"), "order_id", parse_local("updated_ts")).with_columns(
-        promised=pl.col("promised_delivery_date").str.strptime(pl.Date, "%d/%m/%Y", strict=False))
-    ships = _latest(read_entity(root, "erp", "shipments"), "shipment_id", parse_local("updated_ts"))
-    delivered = ships.group_by("order_id").agg(
-        all_delivered=(pl.col("status") == "delivered").all(),
-        delivered_on=parse_local("delivered_ts").dt.date().max(),
-    ).filter(pl.col("all_delivered"))
     crm = read_entity(root, "crm", "customers").filter(pl.col("customer_id").is_not_null()).select(
         "customer_id", _email=pl.col("email").str.strip_chars().str.to_lowercase()).unique("_email")
-    late = (orders.join(delivered, on="order_id")
-            .filter(pl.col("promised").is_not_null() & (pl.col("delivered_on") > pl.col("promised")))
+    late = (delivered_orders(root).filter(pl.col("delivered_on") > pl.col("promised"))
             .with_columns(_email=pl.col("email").str.strip_chars().str.to_lowercase())
             .join(crm, on="_email", how="left")
             .select(cust=pl.coalesce("crm_customer_id", "customer_id"), delivered_on="delivered_on")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import polars as pl
 
@@ -62,8 +63,9 @@ def _latest(df: pl.DataFrame, key: str, ts: pl.Expr) -> pl.DataFrame:
             .sort(key, "_ts", "_bd").unique(key, keep="last"))
 
 
-def test_late_delivery_effect_on_csat_reestimated_from_files(march_drops: Drops) -> None:
-    root = march_drops.root
+def delivered_orders(root: Path) -> pl.DataFrame:
+    """The current version of every order delivered in full, from the landing files alone: its columns,
+    ``promised`` (the promised local date) and ``delivered_on`` (the local date of its last shipment)."""
     orders = _latest(read_entity(root, "erp", "orders"), "order_id", parse_local("updated_ts")).with_columns(
         promised=pl.col("promised_delivery_date").str.strptime(pl.Date, "%d/%m/%Y", strict=False))
     ships = _latest(read_entity(root, "erp", "shipments"), "shipment_id", parse_local("updated_ts"))
@@ -72,8 +74,12 @@ def test_late_delivery_effect_on_csat_reestimated_from_files(march_drops: Drops)
         all_delivered=(pl.col("status") == "delivered").all(),
         delivered_on=parse_local("delivered_ts").dt.date().max(),
     ).filter(pl.col("all_delivered"))
-    late = orders.join(delivered, on="order_id").filter(pl.col("promised").is_not_null()).select(
-        "order_id", late=pl.col("delivered_on") > pl.col("promised"))
+    return orders.join(delivered, on="order_id").filter(pl.col("promised").is_not_null())
+
+
+def test_late_delivery_effect_on_csat_reestimated_from_files(march_drops: Drops) -> None:
+    root = march_drops.root
+    late = delivered_orders(root).select("order_id", late=pl.col("delivered_on") > pl.col("promised"))
     resp = read_entity(root, "survey", "responses").filter(
         (pl.col("survey_type") == "csat") & (pl.col("touchpoint") == "delivery")
         & pl.col("value").is_between(1, 5) & parse_utc("responded_at").is_not_null()
