@@ -181,6 +181,18 @@ def _n(k: float, one: str, many: str | None = None) -> str:
     return f"{k} {one if k == 1 else (many or one + 's')}"
 
 
+# the reasons that count events: group -> (feature column, singular, plural or None, what follows the count)
+_COUNTED: dict[str, tuple[str, str, str | None, str]] = {
+    "bad_cases": ("bad_cases_90d", "bad support case", None, "in 90 days"),
+    "failed_payments": ("failed_payments_90d", "failed payment", None, "in 90 days"),
+    "late_deliveries": ("late_deliveries_90d", "late delivery", "late deliveries", "in 90 days"),
+    "sf_refunds": ("sf_refunds_90d", "service-failure refund", None, "in 90 days"),
+    "broken_promises": ("broken_promises_90d", "broken promise", None, "in 90 days"),
+    "followups_recovered": ("followups_recovered_90d", "unhappy answer", None, "called back in time in 90 days"),
+    "followups_waiting": ("followups_waiting", "unhappy answer", None, "not called back"),
+}
+
+
 def _reason(group: str, row: dict, currency: str) -> str:
     """The readable label of a reason: what the customer's own values of the group are."""
     r = row
@@ -208,20 +220,9 @@ def _reason(group: str, row: dict, currency: str) -> str:
         return "unhappy CSAT answer in 90 days" if r["csat_low_90d"] else "no unhappy CSAT answer in 90 days"
     if group == "ces":
         return "unhappy CES answer in 90 days" if r["ces_low_90d"] else "no unhappy CES answer in 90 days"
-    if group == "bad_cases":
-        return f"{_n(r['bad_cases_90d'], 'bad support case')} in 90 days"
-    if group == "failed_payments":
-        return f"{_n(r['failed_payments_90d'], 'failed payment')} in 90 days"
-    if group == "late_deliveries":
-        return f"{_n(r['late_deliveries_90d'], 'late delivery', 'late deliveries')} in 90 days"
-    if group == "sf_refunds":
-        return f"{_n(r['sf_refunds_90d'], 'service-failure refund')} in 90 days"
-    if group == "broken_promises":
-        return f"{_n(r['broken_promises_90d'], 'broken promise')} in 90 days"
-    if group == "followups_recovered":
-        return f"{_n(r['followups_recovered_90d'], 'unhappy answer')} called back in time in 90 days"
-    if group == "followups_waiting":
-        return f"{_n(r['followups_waiting'], 'unhappy answer')} not called back"
+    if group in _COUNTED:
+        column, one, many, suffix = _COUNTED[group]
+        return f"{_n(r[column], one, many)} {suffix}"
     if group == "profile":
         return f"profile {r['profile']}"
     raise KeyError(group)
