@@ -54,6 +54,7 @@ DEMO_END = $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoforma
 demo: install
 	$(BIN)/cxw generate --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --start $(DEMO_START) --seed $(DEMO_SEED)
 	$(BIN)/cxw backfill --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/cxw report
 	@echo "drops: $(CX_DATA_DIR)/landing (planted effects and mess: landing/truth.json)"
 	@echo "raw zone: $(CX_DATA_DIR)/raw, quarantine: $(CX_DATA_DIR)/quarantine, load audit: raw/_load_audit"
 	@echo "live warehouse (not for BI): $(CX_DATA_DIR)/warehouse.duckdb; KPI definitions: docs/kpi-decisions.md"

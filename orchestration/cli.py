@@ -554,6 +554,31 @@ def status(date: dt.date | None, show_all: bool) -> None:
         click.echo(f"the marts BI reads did not move (still as of {as_of}); fix what failed, then re-run the night")
 
 
+@main.command()
+@click.option("--date", "date", callback=_parse_date, default=None,
+              help="As-of date of the report (default: the served publication's).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write. Default: $CX_DATA_DIR/report/cx-report-<as_of>.html.")
+def report(date: dt.date | None, out: Path | None) -> None:
+    """One self-contained offline HTML page of the experience, from the served marts only."""
+    import duckdb
+
+    from reporting.build import build_report
+
+    served = settings.serving_dir() / "cx.duckdb"
+    if not served.exists():
+        raise click.ClickException(f"nothing served yet: {served} does not exist (run cxw nightly or cxw backfill)")
+    if date is None:
+        with duckdb.connect(str(served), read_only=True) as con:
+            found = con.execute("select max(as_of) from _publication").fetchone()[0] if "_publication" in {
+                r[0] for r in con.execute("show tables").fetchall()} else None
+        date = dt.date.fromisoformat(str(found)) if found else dt.date.today()
+    out = out or settings.data_dir() / "report" / f"cx-report-{date}.html"
+    info = build_report(served, out, date, gx_index=settings.data_dir() / "docs" / "gx" / "index.html")
+    click.echo(f"report as of {info.as_of}: {info.path} ({info.bytes / 1e6:.1f} MB, {info.charts} charts, "
+               f"built in {info.seconds:.1f} s)" + (f"; skipped: {', '.join(info.skipped)}" if info.skipped else ""))
+
+
 main.add_command(keys_group, name="keys")
 
 

@@ -19,12 +19,19 @@ engine only: every served table and view is listed and read completely, and
 
 Column reflection (``Inspector.get_columns``) fails with SQLAlchemy >= 2.0.45 on duckdb_engine 0.17: marked
 xfail below; the column names come from the query results, as a SQL editor gets them.
+
+And what people look at, on the same published file (one build for the module): ``cxw report``
+(reporting/build.py) makes one offline HTML page of the served marts, opened in Debian's headless
+Chromium with every non-file request aborted and recorded (tests/test_data_docs_offline.py's launch):
+every chart is drawn, nothing is logged as an error, nothing leaves the file; the numbers in the page's
+``data-cell`` cells equal the served marts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,10 +52,13 @@ from ingestion import contract as C
 from ingestion.load import Zones, load_drop
 from orchestration.publish import HEALTH_TABLE, publish
 from orchestration.warehouse import DBT_PROJECT, run_dbt
+from reporting import stats
+from reporting.build import build_report
 from simulator import GeneratorConfig, generate
 
 from .landing import read_entity
 from .reliability.test_privacy import CATALOG_IDS, EMAIL, PHONE
+from .test_data_docs_offline import CHROMIUM_FLAGS, _chromium
 
 # a small company: a few seconds beyond dbt's own start and parse. The churn tables need months of history
 # and fct_refunds a refund: they are served empty here, their columns checked all the same
@@ -336,3 +346,141 @@ def test_the_served_file_is_read_only_through_the_driver(served: Served, engine:
                           "(SQLAlchemy >= 2.0.45); Superset runs SQLAlchemy 1.4, where it works (docs/bi.md)")
 def test_column_reflection(engine: sa.Engine) -> None:
     assert "customer_key" in {c["name"] for c in sa.inspect(engine).get_columns("dim_customer", schema="main")}
+
+
+# --- the report people look at (cxw report) -----------------------------------------------------------
+
+PLOTLY_SCRIPT = re.compile(r"<script[^>]*>\s*/\*\*\s*\n?\s*\* plotly\.js.*?</script>", re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def served_copy(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The published file, copied: the SQLAlchemy engine above keeps the original open read-only with its
+    own configuration, and DuckDB refuses a second configuration on a file open in the same process."""
+    db = tmp_path_factory.mktemp("report_served") / "cx.duckdb"
+    shutil.copyfile(served.db, db)
+    return Served(served.data, db)
+
+
+@pytest.fixture(scope="module")
+def report(served_copy: Served, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    out = tmp_path_factory.mktemp("report") / "cx-report.html"
+    info = build_report(served_copy.db, out, AS_OF)
+    print(f"report: {info.path} ({info.bytes:,} bytes, {info.seconds:.1f} s)")
+    return info
+
+
+def _cells(page: str) -> dict[str, str]:
+    return dict(re.findall(r'data-cell="([^"]+)" data-value="([^"]*)"', page))
+
+
+def test_page_is_self_contained(report) -> None:  # noqa: ANN001
+    text = report.path.read_text(encoding="utf-8")
+    assert text.count("plotly.js v") >= 1
+    assert len(re.findall(r"<script[^>]*>\s*/\*\*\s*\n?\s*\* plotly\.js", text)) == 1  # the library inlined once
+    rest = PLOTLY_SCRIPT.sub("", text)
+    assert len(rest) < len(text) - 3_000_000
+    # outside the library: no URL but SVG's XML namespaces (no CDN, no web font, no src/href to the network)
+    urls = {u for u in re.findall(r"\b\w+://[^\s\"'<>)]+", rest) if "www.w3.org" not in u}
+    assert urls == set(), urls
+    assert "@font-face" not in rest and "@import" not in rest and "@media print" in rest
+    assert report.sections == ["tiles", "trends", "promises", "flows", "drivers", "followups", "health"]
+
+
+def test_numbers_equal_the_served_marts(report, served_copy: Served) -> None:  # noqa: ANN001
+    cells = _cells(report.path.read_text(encoding="utf-8"))
+    start = AS_OF - dt.timedelta(days=6)
+    with duckdb.connect(str(served_copy.db), read_only=True) as con:
+        for kpi in ("csat", "fcr_rate", "on_time_delivery_rate"):
+            x, n = con.execute("select sum(numerator), sum(denominator) from kpi_experience_daily where kpi = ? and "
+                               "dimension = 'all' and kpi_date between ? and ?", [kpi, start, AS_OF]).fetchone()
+            assert float(cells[f"tile:{kpi}:n"]) == n
+            if n:
+                assert float(cells[f"tile:{kpi}:value"]) == pytest.approx(x / n)
+                lo, hi = stats.wilson(x, n)
+                assert float(cells[f"tile:{kpi}:ci_low"]) == pytest.approx(lo)
+            # the company has 4 nights: the previous 7 days are empty, so no test and no marker
+            assert cells[f"tile:{kpi}:marker"] == ""
+        x, n = con.execute("select sum(numerator), sum(denominator) from kpi_experience_daily where kpi = 'nps' and "
+                           "dimension = 'all' and kpi_date between ? and ?", [start, AS_OF]).fetchone()
+        p, d, m = con.execute("select count(*) filter (where nps_category = 'promoter'), count(*) filter (where "
+                              "nps_category = 'detractor'), count(nps_category) from fct_survey_responses where "
+                              "survey_type = 'nps' and response_date between ? and ?", [start, AS_OF]).fetchone()
+        assert (p - d, m) == (x, n)  # the served responses count the mart's components
+        assert float(cells["tile:nps:value"]) == pytest.approx(100 * x / n)
+        assert float(cells["tile:nps:n"]) == n
+        ces = con.execute("select avg(ces_score), count(ces_score) from fct_survey_responses where survey_type = "
+                          "'ces' and response_date between ? and ?", [start, AS_OF]).fetchone()
+        assert float(cells["tile:ces:value"]) == pytest.approx(ces[0]) and float(cells["tile:ces:n"]) == ces[1]
+        # promise gap: the latest day of each promise
+        for pid, k28, n28, p50 in con.execute(
+                "select promise_id, kept_rate_28d, n_28d, gap_p50 from mart_promise_gap where dimension = 'all' "
+                "qualify row_number() over (partition by promise_id order by promise_date desc) = 1").fetchall():
+            assert float(cells[f"promise:{pid}:n_28d"]) == n28
+            assert (cells[f"promise:{pid}:kept_rate_28d"] == "") == (k28 is None)
+            if k28 is not None:
+                assert float(cells[f"promise:{pid}:kept_rate_28d"]) == pytest.approx(k28)
+            if p50 is not None:
+                assert float(cells[f"promise:{pid}:gap_p50"]) == pytest.approx(p50)
+        drivers = con.execute("select moment, effect, n_with from mart_experience_drivers where outcome = 'nps' "
+                              "and segment = 'all'").fetchall()
+        for moment, effect, n_with in drivers:
+            assert float(cells[f"driver:nps:{moment}:n_with"]) == n_with
+            if effect is not None:
+                assert float(cells[f"driver:nps:{moment}:effect"]) == pytest.approx(effect)
+        for status, n in con.execute("select status, count(*) from mart_feedback_followups where response_date <= ? "
+                                     "group by 1", [AS_OF]).fetchall():
+            assert float(cells[f"followups:{status}"]) == n
+        for status, n in con.execute("select status, count(*) from data_health where business_date = ? group by 1",
+                                     [AS_OF]).fetchall():
+            if status in ("fail", "warn", "pass", "no_baseline"):
+                assert float(cells[f"health:{status}"]) == n
+        for source, latest in con.execute("select source, max(business_date) from data_health where source like "
+                                          "'ingest_%' group by 1").fetchall():
+            assert cells[f"fresh:{source.removeprefix('ingest_')}"] == str(latest)
+
+
+def test_a_missing_table_is_skipped_with_a_note(served_copy: Served, tmp_path: Path) -> None:
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:
+        con.execute(f"attach '{served_copy.db}' as s (read_only)")
+        for t in ("kpi_experience_daily", "data_health", "_publication"):
+            con.execute(f'create table "{t}" as select * from s."{t}"')
+    info = build_report(old, tmp_path / "old.html", AS_OF)
+    text = info.path.read_text(encoding="utf-8")
+    for t in ("mart_promise_gap", "kpi_profile_flows_monthly", "mart_experience_drivers", "mart_feedback_followups"):
+        assert f'data-skipped="{t}"' in text
+    assert "tiles" in info.sections and "promises" in info.skipped
+
+
+def test_page_renders_offline_in_headless_chromium(report, tmp_path: Path) -> None:  # noqa: ANN001
+    from playwright.sync_api import sync_playwright
+
+    requests: list[str] = []
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file://", "data:"))
+                          else route.abort("blockedbyclient"))
+            context.on("request", lambda request: requests.append(request.url))
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+            page.goto(report.path.as_uri(), wait_until="load")
+            page.wait_for_function("() => [...document.querySelectorAll('div.plotly-graph-div')].every("
+                                   "d => d.querySelector('svg.main-svg, canvas'))", timeout=20_000)
+            drawn = page.evaluate("() => [...document.querySelectorAll('div.plotly-graph-div')].map("
+                                  "d => [d.id, !!d.querySelector('svg.main-svg, canvas')])")
+            assert len(drawn) == report.charts and all(ok for _, ok in drawn), drawn
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the report: {shot}")
+        finally:
+            browser.close()
+    assert problems == [], problems
+    assert shot.stat().st_size > 10_000
+    assert requests and all(u.startswith(("file://", "data:")) for u in requests), \
+        [u for u in requests if not u.startswith(("file://", "data:"))]
