@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -19,9 +18,9 @@ import pytest
 
 from expectations import data_docs_offline, gate
 
+from .browser import offline_page
+
 DAY = dt.date(2026, 10, 12)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _tiny_warehouse(path: Path) -> None:
@@ -99,68 +98,42 @@ def test_missing_npm_packages_say_make_install(tmp_path: Path) -> None:
         data_docs_offline.make_offline(tmp_path, assets_dir=tmp_path / "no_assets")
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("Chromium not found: the Data Docs test opens them in a real headless browser. Install it: "
-                    "sudo apt-get install -y chromium (Debian; .ci/run does). Never `playwright install`: it "
-                    "downloads a browser build")
-    return path
-
-
 def test_data_docs_render_offline_in_headless_chromium(docs: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     validation = next((docs / "validations" / "fct_orders").rglob("*.html"))
-    requests: list[str] = []
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            # the network is blocked: anything not file:// is aborted (and recorded by the listener below)
-            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
-                          else route.abort("blockedbyclient"))
-            context.on("request", lambda request: requests.append(request.url))
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+    with offline_page() as browser:
+        page = browser.page
+        page.goto(docs.joinpath("index.html").as_uri(), wait_until="load")
+        # the index's results table is empty HTML that bootstrap-table fills from inline data
+        rows = page.locator("table.ge-index-page-validation-results-table tbody tr[data-index]")
+        rows.first.wait_for(timeout=15_000)
+        assert rows.count() == 3
+        assert "fct_orders" in " ".join(rows.all_inner_texts())
+        libraries = page.evaluate("""() => ({jquery: window.jQuery && jQuery.fn.jquery,
+            bootstrapTable: jQuery.fn.bootstrapTable && jQuery.fn.bootstrapTable.Constructor.VERSION,
+            bootstrap: typeof jQuery.fn.tooltip, popper: typeof window.Popper,
+            datepicker: typeof jQuery.fn.datepicker, vega: window.vega && vega.version,
+            vegaLite: window.vegaLite && vegaLite.version, vegaEmbed: typeof window.vegaEmbed})""")
+        assert (libraries["jquery"], libraries["bootstrapTable"]) == ("3.7.1", "1.19.1"), libraries
+        assert libraries["vega"].startswith("5.") and libraries["vegaLite"].startswith("5."), libraries
+        assert {libraries[k] for k in ("bootstrap", "popper", "datepicker", "vegaEmbed")} == {"function"}, libraries
 
-            page.goto(docs.joinpath("index.html").as_uri(), wait_until="load")
-            # the index's results table is empty HTML that bootstrap-table fills from inline data
-            rows = page.locator("table.ge-index-page-validation-results-table tbody tr[data-index]")
-            rows.first.wait_for(timeout=15_000)
-            assert rows.count() == 3
-            assert "fct_orders" in " ".join(rows.all_inner_texts())
-            libraries = page.evaluate("""() => ({jquery: window.jQuery && jQuery.fn.jquery,
-                bootstrapTable: jQuery.fn.bootstrapTable && jQuery.fn.bootstrapTable.Constructor.VERSION,
-                bootstrap: typeof jQuery.fn.tooltip, popper: typeof window.Popper,
-                datepicker: typeof jQuery.fn.datepicker, vega: window.vega && vega.version,
-                vegaLite: window.vegaLite && vegaLite.version, vegaEmbed: typeof window.vegaEmbed})""")
-            assert (libraries["jquery"], libraries["bootstrapTable"]) == ("3.7.1", "1.19.1"), libraries
-            assert libraries["vega"].startswith("5.") and libraries["vegaLite"].startswith("5."), libraries
-            assert {libraries[k] for k in ("bootstrap", "popper", "datepicker", "vegaEmbed")} == {"function"}, libraries
-
-            page.goto(validation.as_uri(), wait_until="load")
-            # the validation results: bootstrap-table rebuilds each table (rows get a data-index)
-            results = page.locator("div.bootstrap-table table tbody tr[data-index]")
-            results.first.wait_for(timeout=15_000)
-            assert results.count() >= 4  # one per expectation of the fct_orders suite (and the statistics)
-            # the planted failure (order o2's amount of -5.0) with its unexpected value
-            failed = page.locator("div.bootstrap-table tr[data-index]", has_text="must be greater than or equal to 0")
-            assert failed.count() == 1 and "-5.0" in failed.inner_text()
-            # Font Awesome's icons: its CSS loaded its webfont from the docs folder
-            fonts = page.evaluate("""async () => { await document.fonts.ready;
-                return [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family); }""")
-            assert any("Font Awesome" in f for f in fonts), fonts
-            shot = tmp_path / "data_docs_validation_page.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot of the validation page: {shot}")
-        finally:
-            browser.close()
+        page.goto(validation.as_uri(), wait_until="load")
+        # the validation results: bootstrap-table rebuilds each table (rows get a data-index)
+        results = page.locator("div.bootstrap-table table tbody tr[data-index]")
+        results.first.wait_for(timeout=15_000)
+        assert results.count() >= 4  # one per expectation of the fct_orders suite (and the statistics)
+        # the planted failure (order o2's amount of -5.0) with its unexpected value
+        failed = page.locator("div.bootstrap-table tr[data-index]", has_text="must be greater than or equal to 0")
+        assert failed.count() == 1 and "-5.0" in failed.inner_text()
+        # Font Awesome's icons: its CSS loaded its webfont from the docs folder
+        fonts = page.evaluate("""async () => { await document.fonts.ready;
+            return [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family); }""")
+        assert any("Font Awesome" in f for f in fonts), fonts
+        shot = tmp_path / "data_docs_validation_page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the validation page: {shot}")
     assert shot.stat().st_size > 10_000
-    assert requests and all(url.startswith("file://") for url in requests), \
-        [u for u in requests if not u.startswith("file://")]
-    assert any("/static/vendor/" in url for url in requests)
-    assert problems == []
+    assert browser.requests and all(url.startswith("file://") for url in browser.requests), \
+        [u for u in browser.requests if not u.startswith("file://")]
+    assert any("/static/vendor/" in url for url in browser.requests)
+    assert browser.problems == []

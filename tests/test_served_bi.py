@@ -56,9 +56,9 @@ from reporting import stats
 from reporting.build import build_report
 from simulator import GeneratorConfig, generate
 
+from .browser import offline_page
 from .landing import read_entity
 from .reliability.test_privacy import CATALOG_IDS, EMAIL, PHONE
-from .test_data_docs_offline import CHROMIUM_FLAGS, _chromium
 
 # a small company: a few seconds beyond dbt's own start and parse. The churn tables need months of history
 # and fct_refunds a refund: they are served empty here, their columns checked all the same
@@ -454,33 +454,18 @@ def test_a_missing_table_is_skipped_with_a_note(served_copy: Served, tmp_path: P
 
 
 def test_page_renders_offline_in_headless_chromium(report, tmp_path: Path) -> None:  # noqa: ANN001
-    from playwright.sync_api import sync_playwright
-
-    requests: list[str] = []
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file://", "data:"))
-                          else route.abort("blockedbyclient"))
-            context.on("request", lambda request: requests.append(request.url))
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
-            page.goto(report.path.as_uri(), wait_until="load")
-            page.wait_for_function("() => [...document.querySelectorAll('div.plotly-graph-div')].every("
-                                   "d => d.querySelector('svg.main-svg, canvas'))", timeout=20_000)
-            drawn = page.evaluate("() => [...document.querySelectorAll('div.plotly-graph-div')].map("
-                                  "d => [d.id, !!d.querySelector('svg.main-svg, canvas')])")
-            assert len(drawn) == report.charts and all(ok for _, ok in drawn), drawn
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot of the report: {shot}")
-        finally:
-            browser.close()
-    assert problems == [], problems
+    with offline_page(allowed=("file://", "data:")) as browser:
+        page = browser.page
+        page.goto(report.path.as_uri(), wait_until="load")
+        page.wait_for_function("() => [...document.querySelectorAll('div.plotly-graph-div')].every("
+                               "d => d.querySelector('svg.main-svg, canvas'))", timeout=20_000)
+        drawn = page.evaluate("() => [...document.querySelectorAll('div.plotly-graph-div')].map("
+                              "d => [d.id, !!d.querySelector('svg.main-svg, canvas')])")
+        assert len(drawn) == report.charts and all(ok for _, ok in drawn), drawn
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the report: {shot}")
+    assert browser.problems == [], browser.problems
     assert shot.stat().st_size > 10_000
-    assert requests and all(u.startswith(("file://", "data:")) for u in requests), \
-        [u for u in requests if not u.startswith(("file://", "data:"))]
+    assert browser.requests and all(u.startswith(("file://", "data:")) for u in browser.requests), \
+        [u for u in browser.requests if not u.startswith(("file://", "data:"))]
