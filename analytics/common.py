@@ -37,14 +37,15 @@ def min_reportable_n() -> int:
 
 
 def wilson(x: float, n: float, z: float = Z95) -> tuple[float | None, float | None]:
-    """Wilson score interval of the proportion x/n (None, None when n = 0); the KPI mart's formula."""
+    """Wilson score interval of the proportion x/n (None, None when n = 0); the KPI mart's formula (dbt
+    macros wilson_low / wilson_high), exact at x = 0 and x = n."""
     if n <= 0:
         return None, None
     p = x / n
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if x == 0 else max(0.0, centre - half)), (1.0 if x == n else min(1.0, centre + half))
 
 
 def welch_diff(mean1: float, var1: float, n1: int, mean0: float, var0: float, n0: int,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from analytics import common
+
 Z95 = 1.96
 UP, DOWN, SAME = "▲", "▼", "="
 
@@ -100,12 +102,6 @@ def welch(mean_prev: float, sd_prev: float, n_prev: float, mean_cur: float, sd_c
 
 
 def wilson(x: float, n: float, z: float = Z95) -> tuple[float | None, float | None]:
-    """Wilson score interval, as dbt's macros wilson_low / wilson_high (dbt_project/macros/kpi.sql)."""
-    if not n:
-        return None, None
-    p = x / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    lo = 0.0 if x == 0 else max(0.0, (centre - half) / (1 + z * z / n))
-    hi = 1.0 if x == n else min(1.0, (centre + half) / (1 + z * z / n))
-    return lo, hi
+    """Wilson score interval, as dbt's macros wilson_low / wilson_high (dbt_project/macros/kpi.sql), with
+    their z = 1.96 so a weekly interval is computed like the daily mart's: ``analytics.common.wilson``."""
+    return common.wilson(x, n, z)
