@@ -44,6 +44,8 @@ class Analysis:
     tables: tuple[Table, ...]
     # the marts it reads (Dagster lineage: the asset depends on them)
     reads: tuple[str, ...]
+    # its compute takes the run's ``seed`` (a model with a sampled training set)
+    seeded: bool = False
 
 
 ANALYSES: tuple[Analysis, ...] = (
@@ -74,7 +76,7 @@ ANALYSES: tuple[Analysis, ...] = (
               "predicted probability against the observed churn rate.")),
         ("fct_orders", "fct_subscriptions", "fct_survey_responses", "fct_support_cases", "fct_payments",
          "fct_refunds", "fct_promise_outcomes", "mart_feedback_followups", "mart_customer_profiles",
-         "dim_customer", "dim_customer_history")),
+         "dim_customer", "dim_customer_history"), seeded=True),
 )
 
 
@@ -100,7 +102,7 @@ def run_analysis(con: duckdb.DuckDBPyConnection, analysis: Analysis, as_of: dt.d
     """Compute ``analysis`` as of ``as_of`` from the marts of ``con``, check its tables, write the good ones."""
     mod = importlib.import_module(f"analytics.{analysis.module}")
     t0 = time.perf_counter()
-    kwargs = {"seed": seed} if analysis.module == "churn" else {}
+    kwargs = {"seed": seed} if analysis.seeded else {}
     result = mod.compute(con, as_of, **kwargs)
     frames = dict(result) if isinstance(result, dict) else {analysis.tables[0].name: result}
     said = frames.pop("notes", None)  # what the analysis left out and why, in words

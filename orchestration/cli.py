@@ -274,9 +274,9 @@ def _print_analytics(path: Path) -> None:
                                             "where table_schema = 'main'").fetchall()}
         if not {"mart_experience_drivers", "mart_experience_value"} <= tables:
             return
-        found = drivers.top_drivers(con.sql("select * from mart_experience_drivers").pl(), outcome="nps", k=3)
-        top = found if found.height == 3 else drivers.top_drivers(
-            con.sql("select * from mart_experience_drivers").pl(), outcome="nps", k=3, reportable_only=False)
+        drv = con.sql("select * from mart_experience_drivers").pl()
+        found = drivers.top_drivers(drv, outcome="nps", k=3)
+        top = found if found.height == 3 else drivers.top_drivers(drv, outcome="nps", k=3, reportable_only=False)
         stake = value.revenue_at_stake(con.sql("select * from mart_experience_value").pl())
     click.echo("top drivers of NPS: what to fix first (mean score with the moment in the 90 days before the "
                "answer minus without, 95 % interval; share of the joint model's R²; * = not reportable, n < 30):")
