@@ -17,29 +17,22 @@ import duckdb
 import pytest
 
 from analytics import run as A
-from ingestion import contract as C
-from ingestion.load import Zones, load_drop
-from orchestration.warehouse import run_dbt
-from simulator import GeneratorConfig, generate
+from simulator import GeneratorConfig
 
 from .analytics_acceptance import check_churn_backtest
+from .company import build_models, land, last_day
 
 COMPANY = GeneratorConfig(customers=3_000, days=306, start=dt.date(2026, 1, 1), seed=23)
-AS_OF = COMPANY.end - dt.timedelta(days=1)
+AS_OF = last_day(COMPANY)
 CHURN = next(a for a in A.ANALYSES if a.module == "churn")
 
 
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("churn")
-    generate(COMPANY, data / "landing")
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    for i in range(COMPANY.days):
-        for system in C.SYSTEMS:
-            load_drop(zones, system, COMPANY.start + dt.timedelta(days=i))
+    land(data, COMPANY)
     # only what the churn features read (analytics.run ANALYSES: the churn analysis' marts) and the fx seed
-    run_dbt(["build", "--select", "fx_rates", *(f"+{m}" for m in CHURN.reads), "--exclude-resource-type", "test",
-             "--exclude-resource-type", "unit_test"], data_dir=data, dbt_vars={"as_of": AS_OF.isoformat()})
+    build_models(data, AS_OF, ["fx_rates", *(f"+{m}" for m in CHURN.reads)])
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
         outputs = A.run_analysis(con, CHURN, AS_OF)
     assert not [p for o in outputs for p in o.problems]

@@ -26,11 +26,12 @@ from analytics import drivers, topics
 from analytics import run as A
 from ingestion import contract as C
 from ingestion.keys import load_secret, pseudonym
-from ingestion.load import Zones, load_drop
+from ingestion.load import Zones
 from orchestration.warehouse import run_dbt
-from simulator import GeneratorConfig, generate
+from simulator import GeneratorConfig
 
 from .analytics_acceptance import check_drivers_and_value
+from .company import build_models, land, last_day
 from .test_warehouse import _responses
 
 LOOP = GeneratorConfig(customers=10_000, days=90, start=dt.date(2026, 7, 1), seed=31)
@@ -40,18 +41,13 @@ UNHAPPY_MAX = {"nps": 6, "csat": 2, "ces": 3}
 
 
 def _build(data: Path, cfg: GeneratorConfig, select: str | None = None) -> dict:
-    generate(cfg, data / "landing")
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    for i in range(cfg.days):
-        for system in C.SYSTEMS:
-            load_drop(zones, system, cfg.start + dt.timedelta(days=i))
-    as_of = cfg.end - dt.timedelta(days=1)
+    land(data, cfg)
+    as_of = last_day(cfg)
     if select:
         run_dbt(["build", "--select", select, "--indirect-selection", "cautious"], data_dir=data,
                 dbt_vars={"as_of": as_of.isoformat()})
     else:
-        run_dbt(["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"], data_dir=data,
-                dbt_vars={"as_of": as_of.isoformat()})
+        build_models(data, as_of)
         outputs = A.run_all(data / "warehouse.duckdb", as_of)
         assert not [p for o in outputs for p in o.problems]
     return json.loads((data / "landing" / "truth.json").read_text(encoding="utf-8"))

@@ -49,21 +49,21 @@ from analytics import run as A
 from expectations import health
 from expectations.drops import drop_health
 from ingestion import contract as C
-from ingestion.load import Zones, load_drop
 from orchestration.publish import HEALTH_TABLE, publish
-from orchestration.warehouse import DBT_PROJECT, run_dbt
+from orchestration.warehouse import DBT_PROJECT
 from reporting import stats
 from reporting.build import build_report
-from simulator import GeneratorConfig, generate
+from simulator import GeneratorConfig
 
 from .browser import offline_page
+from .company import build_models, land, last_day
 from .landing import read_entity
 from .reliability.test_privacy import CATALOG_IDS, EMAIL, PHONE
 
 # a small company: a few seconds beyond dbt's own start and parse. The churn tables need months of history
 # and fct_refunds a refund: they are served empty here, their columns checked all the same
 COMPANY = GeneratorConfig(customers=800, days=4, start=dt.date(2026, 10, 12), seed=41)
-AS_OF = COMPANY.start + dt.timedelta(days=COMPANY.days - 1)
+AS_OF = last_day(COMPANY)
 PUBLICATION = "_publication"
 EMAIL_ANYWHERE = re.compile(EMAIL.pattern, re.IGNORECASE)
 TOKEN = re.compile(r"[\w@.+-]+")
@@ -80,15 +80,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     data = tmp_path_factory.mktemp("served_bi")
-    generate(COMPANY, data / "landing")
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
     rows = []
-    for i in range(COMPANY.days):
-        day = COMPANY.start + dt.timedelta(days=i)
-        for system in C.SYSTEMS:
-            rows += drop_health(zones, system, day, load_drop(zones, system, day))
-    run_dbt(["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"], data_dir=data,
-            dbt_vars={"as_of": AS_OF.isoformat()})
+    land(data, COMPANY, lambda zones, system, day, result: rows.extend(drop_health(zones, system, day, result)))
+    build_models(data, AS_OF)
     outputs = A.run_all(data / "warehouse.duckdb", AS_OF)
     assert not [p for o in outputs for p in o.problems]
     publication = publish(data / "warehouse.duckdb", data / "serving", AS_OF.isoformat(),
