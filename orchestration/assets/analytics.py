@@ -10,7 +10,6 @@ written and the publish does not run. In the ``duckdb_writer`` pool: it writes t
 """
 
 
-import datetime as dt
 from collections.abc import Iterator
 
 import dagster as dg
@@ -19,7 +18,7 @@ from analytics import run as A
 from expectations import health, registry
 from orchestration.publish import publish_health
 
-from ..partitions import daily_partitions
+from ..partitions import daily_partitions, window_days
 from ..resources import CxData
 from .warehouse import DUCKDB_POOL, model_key
 
@@ -62,7 +61,8 @@ def _metadata(out: A.Output) -> dict:
                 description="The Python analyses over the marts (analytics/): key drivers, the revenue link, churn "
                             "risk with its backtest; as of the window's last business date.")
 def cx_analytics(context: dg.AssetExecutionContext, cx: CxData) -> Iterator:
-    as_of = context.partition_time_window.end.date() - dt.timedelta(days=1)
+    days = window_days(context)
+    as_of = days[-1]  # the window's last business date
     failed = []
 
     def report(analysis: A.Analysis, out: A.Output) -> None:
@@ -72,8 +72,6 @@ def cx_analytics(context: dg.AssetExecutionContext, cx: CxData) -> Iterator:
             failed.append(out.table)
 
     outputs = A.run_all(cx.root() / "warehouse.duckdb", as_of, on_output=report)
-    window = context.partition_time_window
-    days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
     rows = [health.judged(day, SCHEMA_CHECK.name, out.table, not out.problems, subject=f"{out.frame.height} rows",
                           observed_value=len(out.problems), expected_range="0 problems",
                           message="; ".join(out.problems) or None) for out in outputs for day in days]

@@ -51,7 +51,7 @@ from orchestration.warehouse import (
     with_venv_dbt,
 )
 
-from ..partitions import daily_partitions
+from ..partitions import daily_partitions, window_days
 from ..resources import CxData
 from .ingestion import raw_key
 
@@ -141,8 +141,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     # process's environment (its cli() takes no env), so they are set from the settings for the call
     # and restored after it
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
-    window = context.partition_time_window
-    days = [window.start.date() + dt.timedelta(days=i) for i in range((window.end - window.start).days)]
+    days = window_days(context)
     args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
     target = engine_target()  # CX_ENGINE, read at run time: DuckDB (the profile's default) or Spark
     if target:
