@@ -359,6 +359,10 @@ select
         when 'ratio' then case when b_sum > 0 then a_sum / b_sum end
     end as value,
     n,
+    case kind when 'nps' then cast(promoters as bigint) end as promoters,
+    case kind when 'nps' then cast(detractors as bigint) end as detractors,
+    case kind when 'rate' then cast(x_sum as bigint) end as successes,
+    case kind when 'mean' then x_sd end as sd,
     case kind
         when 'nps' then greatest(-100.0, 100.0 * ((p - d) - 1.96 * sqrt((p + d - (p - d) * (p - d)) / (n + 3.0))))
         when 'rate' then case when x_sum = 0 then 0.0 else greatest(0.0,

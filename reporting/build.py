@@ -151,6 +151,31 @@ def _period_sums(con, kpi: str, start: dt.date, end: dt.date) -> tuple[float, fl
     return float(num), float(den), bool(provisional)
 
 
+def _nps_components(con, start: dt.date, end: dt.date) -> tuple[int, int, int, bool]:
+    """Promoters, detractors, answers and 'any cell provisional' of the NPS cells dated start..end."""
+    p, d, n, provisional = con.execute(
+        "select coalesce(sum(promoters), 0), coalesce(sum(detractors), 0), coalesce(sum(n), 0), "
+        "coalesce(bool_or(not is_final), false) from kpi_experience_daily "
+        "where kpi = 'nps' and dimension = 'all' and kpi_date between ? and ?", [start, end]).fetchone()
+    return int(p), int(d), int(n), bool(provisional)
+
+
+def _mean_components(con, kpi: str, start: dt.date, end: dt.date) -> tuple[float | None, float, int, bool]:
+    """Mean, sample sd, n and 'any cell provisional' of a mean KPI over start..end, pooled from the daily
+    cells' n, mean and sd: sum of squares = sum((n - 1) sd^2 + n mean^2); sd = 0 when n < 2."""
+    total, squares, n, provisional = con.execute(
+        "select coalesce(sum(n * value), 0), coalesce(sum((n - 1) * coalesce(sd, 0) * coalesce(sd, 0) "
+        "+ n * value * value), 0), coalesce(sum(n), 0), coalesce(bool_or(not is_final), false) "
+        "from kpi_experience_daily where kpi = ? and dimension = 'all' and kpi_date between ? and ?",
+        [kpi, start, end]).fetchone()
+    n = int(n)
+    if not n:
+        return None, 0.0, 0, bool(provisional)
+    mean = float(total) / n
+    sd = math.sqrt(max(0.0, (float(squares) - n * mean * mean) / (n - 1))) if n > 1 else 0.0
+    return mean, sd, n, bool(provisional)
+
+
 def headline_tiles(con: duckdb.DuckDBPyConnection, as_of: dt.date, tables: set[str]) -> list[Tile]:
     """Latest 7 days ending ``as_of`` against the 7 days before; churn: latest complete month vs previous."""
     cur = (as_of - dt.timedelta(days=6), as_of)
@@ -164,40 +189,24 @@ def headline_tiles(con: duckdb.DuckDBPyConnection, as_of: dt.date, tables: set[s
             lo, hi = stats.wilson(x2, n2)
             tiles.append(Tile(kpi, x2 / n2 if n2 else None, int(n2), lo, hi, period,
                               stats.two_proportions(x1, n1, x2, n2), x1 / n1 if n1 else None, prov, n2 >= MIN_N))
-        have_responses = "fct_survey_responses" in tables
-        # NPS: value from the daily mart (numerator = P - D); P and D apart from the served responses
-        x2, n2, prov = _period_sums(con, "nps", *cur)
-        x1, n1, _ = _period_sums(con, "nps", *prev)
-        if have_responses:
-            (p1, d1, m1), (p2, d2, m2) = (con.execute(
-                "select count(*) filter (where nps_category = 'promoter'), "
-                "count(*) filter (where nps_category = 'detractor'), count(nps_category) from fct_survey_responses "
-                "where survey_type = 'nps' and response_date between ? and ?", list(p)).fetchone()
-                for p in (prev, cur))
-            change = stats.nps_difference(p1, d1, m1, p2, d2, m2)
-            lo = hi = None
-            if m2:
-                v, var = stats.nps_adjusted_wald(p2, d2, m2)
-                lo, hi = 100 * (v - 1.96 * math.sqrt(var)), 100 * (v + 1.96 * math.sqrt(var))
-        else:
-            change, lo, hi = stats._none("adjusted-Wald NPS z"), None, None
-        tiles.insert(0, Tile("nps", 100 * x2 / n2 if n2 else None, int(n2), lo, hi, period, change,
-                             100 * x1 / n1 if n1 else None, prov, n2 >= MIN_N))
-        # CES: mean from the daily mart; sd for Welch from the served responses
-        x2, n2, prov = _period_sums(con, "ces", *cur)
-        x1, n1, _ = _period_sums(con, "ces", *prev)
+        # NPS and CES from the served components of the daily cells: promoters and detractors apart, and a
+        # mean's sd pooled from the daily n, mean and sd (never averages of daily values)
+        (p1, d1, m1, _), (p2, d2, m2, prov) = (_nps_components(con, *p) for p in (prev, cur))
+        change = stats.nps_difference(p1, d1, m1, p2, d2, m2)
+        lo = hi = None
+        if m2:
+            v, var = stats.nps_adjusted_wald(p2, d2, m2)
+            lo, hi = 100 * (v - 1.96 * math.sqrt(var)), 100 * (v + 1.96 * math.sqrt(var))
+        tiles.insert(0, Tile("nps", 100 * (p2 - d2) / m2 if m2 else None, int(m2), lo, hi, period, change,
+                             100 * (p1 - d1) / m1 if m1 else None, prov, m2 >= MIN_N))
+        (mean1, s1, k1, _), (mean2, s2, k2, prov) = (_mean_components(con, "ces", *p) for p in (prev, cur))
         change, lo, hi = stats._none("Welch t"), None, None
-        if have_responses:
-            (s1, k1), (s2, k2) = (con.execute(
-                "select coalesce(stddev_samp(ces_score), 0), count(ces_score) from fct_survey_responses "
-                "where survey_type = 'ces' and response_date between ? and ?", list(p)).fetchone() for p in (prev, cur))
-            if n1 and n2:
-                change = stats.welch(x1 / n1, s1, k1, x2 / n2, s2, k2)
-            if n2 >= 2:
-                half = stats.t_critical(k2 - 1) * s2 / math.sqrt(k2)
-                lo, hi = x2 / n2 - half, x2 / n2 + half
-        tiles.insert(2, Tile("ces", x2 / n2 if n2 else None, int(n2), lo, hi, period, change,
-                             x1 / n1 if n1 else None, prov, n2 >= MIN_N))
+        if k1 and k2:
+            change = stats.welch(mean1, s1, k1, mean2, s2, k2)
+        if k2 >= 2:
+            half = stats.t_critical(k2 - 1) * s2 / math.sqrt(k2)
+            lo, hi = mean2 - half, mean2 + half
+        tiles.insert(2, Tile("ces", mean2, int(k2), lo, hi, period, change, mean1, prov, k2 >= MIN_N))
     if "kpi_churn_monthly" in tables:
         months = _rows(con, "select * from kpi_churn_monthly where not is_partial_month and month_start <= ? "
                        "order by month_start desc limit 2", [as_of])
@@ -282,11 +291,16 @@ def _alpha(hex_color: str, a: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{a})"
 
 
-def _daily_trend(page: Page, con, kpi: str, as_of: dt.date) -> None:
+# the served KPI marts per grain: (table, its date column)
+GRAINS = {"day": ("kpi_experience_daily", "kpi_date"), "week": ("kpi_experience_weekly", "week_start")}
+
+
+def _trend(page: Page, con, kpi: str, as_of: dt.date, grain: str = "day") -> None:
     import plotly.graph_objects as go
 
-    rows = _rows(con, "select kpi_date, dimension, dimension_value, value, n, ci_low, ci_high, is_final, "
-                 "is_reportable from kpi_experience_daily where kpi = ? and kpi_date <= ? and dimension in "
+    table, date_col = GRAINS[grain]
+    rows = _rows(con, f"select {date_col} as kpi_date, dimension, dimension_value, value, n, ci_low, ci_high, "
+                 f"is_final, is_reportable from {table} where kpi = ? and {date_col} <= ? and dimension in "
                  "('all', 'segment', 'persona', 'channel', 'touchpoint') order by dimension, dimension_value, kpi_date",
                  [kpi, as_of])
     if not rows:
@@ -307,51 +321,34 @@ def _daily_trend(page: Page, con, kpi: str, as_of: dt.date) -> None:
             groups.setdefault(dim, []).extend(range(start, len(fig.data)))
     buttons = [{"label": d, "method": "update",
                 "args": [{"visible": [i in groups[d] for i in range(len(fig.data))]}]} for d in dims]
-    fig.update_layout(title=f"{LABELS[kpi]} by day" + (" (%)" if scale == 100 else ""),
+    fig.update_layout(title=f"{LABELS[kpi]} by {'ISO week (the Monday)' if grain == 'week' else 'day'}"
+                      + (" (%)" if scale == 100 else ""),
                       updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.18,
                                     "yanchor": "top", "showactive": True}],
                       legend={"orientation": "h", "y": -0.2}, hovermode="closest")
-    page.figure(fig, f"trend-{kpi}")
+    page.figure(fig, f"trend-{kpi}" if grain == "day" else f"trend-{grain}-{kpi}")
 
 
-def _weekly_trend(page: Page, con, as_of: dt.date) -> None:
-    import plotly.graph_objects as go
-
-    rows = _rows(con, "select kpi, cast(date_trunc('week', kpi_date) as date) as week, "
-                 "sum(numerator) as x, sum(denominator) as n, bool_and(is_final) as is_final "
-                 "from kpi_experience_daily where dimension = 'all' and kpi in ('csat', 'fcr_rate', "
-                 "'on_time_delivery_rate') and kpi_date <= ? group by all order by kpi, week", [as_of])
-    fig = go.Figure()
+def _weekly_table(page: Page, con, as_of: dt.date) -> None:
+    """The main KPIs by ISO week, all customers: the served weekly cells, with n and interval."""
+    rows = _rows(con, "select kpi, week_start, value, n, ci_low, ci_high, is_final, is_reportable "
+                 "from kpi_experience_weekly where dimension = 'all' and week_start <= ? order by kpi, week_start",
+                 [as_of])
     table = ['<table><tr><th class="l">KPI</th><th class="l">ISO week</th><th>value</th><th>n</th>'
              "<th>95 % low</th><th>95 % high</th><th class=l>final</th></tr>"]
-    for i, kpi in enumerate(PROPORTIONS):
-        part = [r for r in rows if r["kpi"] == kpi and r["n"]]
-        vals, lows, highs = [], [], []
-        for r in part:
-            lo, hi = stats.wilson(r["x"], r["n"])
-            v = r["x"] / r["n"]
-            vals.append(100 * v)
-            lows.append(100 * (v - lo))
-            highs.append(100 * (hi - v))
-            wk = r["week"].isocalendar()
-            key = f"weekly:{kpi}:{r['week']}"
-            table.append(f'<tr><td class="l">{LABELS[kpi]}</td><td class="l">{wk.year}-W{wk.week:02d}</td>'
-                         + cell(f"{key}:value", v, _fmt(v, "pct")) + cell(f"{key}:n", r["n"], _fmt(r["n"], "int"))
-                         + cell(f"{key}:ci_low", lo, _fmt(lo, "pct")) + cell(f"{key}:ci_high", hi, _fmt(hi, "pct"))
+    for kpi in MAIN_KPIS:
+        kind = "pct" if kpi in PERCENT else ""
+        for r in (r for r in rows if r["kpi"] == kpi):
+            wk = r["week_start"].isocalendar()
+            key = f"weekly:{kpi}:{r['week_start']}"
+            table.append(f'<tr><td class="l">{LABELS[kpi]}{"" if r["is_reportable"] else " *"}</td>'
+                         f'<td class="l">{wk.year}-W{wk.week:02d}</td>'
+                         + cell(f"{key}:value", r["value"], _fmt(r["value"], kind))
+                         + cell(f"{key}:n", r["n"], _fmt(r["n"], "int"))
+                         + cell(f"{key}:ci_low", r["ci_low"], _fmt(r["ci_low"], kind))
+                         + cell(f"{key}:ci_high", r["ci_high"], _fmt(r["ci_high"], kind))
                          + f'<td class="l">{"yes" if r["is_final"] else "provisional"}</td></tr>')
-        fig.add_trace(go.Scatter(
-            x=[r["week"] for r in part], y=vals, name=LABELS[kpi], mode="lines+markers",
-            line={"color": PALETTE[i]}, error_y={"type": "data", "symmetric": False, "array": highs,
-                                                 "arrayminus": lows},
-            marker={"symbol": ["circle" if r["n"] >= MIN_N and r["is_final"] else "circle-open" for r in part],
-                    "size": 8},
-            customdata=[[r["n"]] for r in part], hovertemplate="week of %{x}: %{y:.1f} % (n=%{customdata[0]})"))
-    fig.update_layout(title="Proportion KPIs by ISO week (%), Wilson 95 % intervals", legend={"orientation": "h"})
-    page.figure(fig, "trend-weekly", 340)
-    page.add("".join(table) + "</table>")
-    page.add('<p class="note">NPS and CES by week: their intervals need components the daily mart does not serve '
-             "yet (promoters and detractors apart; the sum of squares of CES scores). Averaging daily values would "
-             "be wrong, so they are not drawn by week.</p>")
+    page.add("<details><summary>The weekly cells, all customers</summary>" + "".join(table) + "</table></details>")
 
 
 def _promises(page: Page, con, as_of: dt.date) -> None:
@@ -625,8 +622,16 @@ def build_report(serving_db: Path, out: Path, as_of: dt.date | None = None,
                      "interval; hollow marker: not reportable (n &lt; 30 or not final); dashed lighter line: "
                      "provisional cells (is_final false).</p>")
             for kpi in MAIN_KPIS:
-                _daily_trend(page, con, kpi, as_of)
-            _weekly_trend(page, con, as_of)
+                _trend(page, con, kpi, as_of)
+            if "kpi_experience_weekly" not in tables:
+                page.add(_skip("kpi_experience_weekly"))
+                return
+            page.add('<h3>By ISO week</h3><p class="note">Each week\'s value and interval come from the week\'s '
+                     "components (kpi_experience_weekly: promoters, detractors, successes, n, pooled sd), never from "
+                     "averages of daily values. A week not over yet is provisional.</p>")
+            for kpi in MAIN_KPIS:
+                _trend(page, con, kpi, as_of, "week")
+            _weekly_table(page, con, as_of)
 
         page.add(f'<header><h1>Customer experience, as of {as_of}</h1><p class="meta">From the served marts '
                  f'(<code>{html.escape(serving_db.name)}</code>, published {published or "unknown"} UTC). Okabe-Ito '

@@ -406,6 +406,34 @@ def test_numbers_equal_the_served_marts(report, served_copy: Served) -> None:  #
         ces = con.execute("select avg(ces_score), count(ces_score) from fct_survey_responses where survey_type = "
                           "'ces' and response_date between ? and ?", [start, AS_OF]).fetchone()
         assert float(cells["tile:ces:value"]) == pytest.approx(ces[0]) and float(cells["tile:ces:n"]) == ces[1]
+        # the weekly cells: the page shows the weekly mart, and the mart's components and intervals equal the
+        # served answers counted per ISO week, with the intervals computed here by hand
+        weeks = con.execute("""
+            select cast(date_trunc('week', response_date) as date) as week,
+                   count(*) filter (where nps_category = 'promoter'), count(*) filter (where nps_category = 'detractor'),
+                   count(nps_category), avg(ces_score), stddev_samp(ces_score), count(ces_score)
+            from fct_survey_responses where response_date <= ? group by 1 order by 1""", [AS_OF]).fetchall()
+        assert weeks
+        weekly = {(k, w): (v, n, lo, hi, pr, de, sd) for k, w, v, n, lo, hi, pr, de, sd in con.execute(
+            "select kpi, week_start, value, n, ci_low, ci_high, promoters, detractors, sd from kpi_experience_weekly "
+            "where dimension = 'all' and kpi in ('nps', 'ces')").fetchall()}
+        for week, prom, det, m, ces_mean, ces_sd, ces_n in weeks:
+            if m:
+                value, n, lo, hi, pr, de, _ = weekly[("nps", week)]
+                assert (pr, de, n) == (prom, det, m)
+                pa, da = (prom + 0.75) / (m + 3), (det + 0.75) / (m + 3)
+                se = ((pa + da - (pa - da) ** 2) / (m + 3)) ** 0.5
+                assert lo == pytest.approx(max(-100, 100 * (pa - da - 1.96 * se)))
+                assert hi == pytest.approx(min(100, 100 * (pa - da + 1.96 * se)))
+                assert float(cells[f"weekly:nps:{week}:value"]) == pytest.approx(value) == 100 * (prom - det) / m
+                assert float(cells[f"weekly:nps:{week}:n"]) == m
+            if ces_n:
+                value, n, lo, hi, _, _, sd = weekly[("ces", week)]
+                assert (value, n) == (pytest.approx(ces_mean), ces_n)
+                if ces_n > 1:  # sd pooled from the daily cells equals the week's own
+                    assert sd == pytest.approx(ces_sd)
+                    assert lo == pytest.approx(ces_mean - 1.96 * ces_sd / ces_n ** 0.5)
+                assert float(cells[f"weekly:ces:{week}:value"]) == pytest.approx(ces_mean)
         # promise gap: the latest day of each promise
         for pid, k28, n28, p50 in con.execute(
                 "select promise_id, kept_rate_28d, n_28d, gap_p50 from mart_promise_gap where dimension = 'all' "
