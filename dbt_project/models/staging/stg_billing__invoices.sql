@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['invoice_id'])) }}
 -- Money stays in integer minor units with its currency.
 with current_version as (
     {{ current_version(source('billing', 'invoices'), ['invoice_id'], 'updated_at') }}

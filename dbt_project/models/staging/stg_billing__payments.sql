@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['payment_id'])) }}
 with current_version as (
     {{ current_version(source('billing', 'payments'), ['payment_id']) }}
 )

@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['refund_id'])) }}
 with current_version as (
     {{ current_version(source('billing', 'refunds'), ['refund_id']) }}
 )

@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['subscription_id'])) }}
 with current_version as (
     {{ current_version(source('billing', 'subscriptions'), ['subscription_id'], 'updated_at') }}
 )

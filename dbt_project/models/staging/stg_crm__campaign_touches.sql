@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['touch_id'])) }}
 with current_version as (
     {{ current_version(source('crm', 'campaign_touches'), ['touch_id']) }}
 )

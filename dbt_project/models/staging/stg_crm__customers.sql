@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['customer_id'])) }}
 -- One row per CRM customer: the current version. GDPR: once the current version is an erasure
 -- request (is_deleted), every identifier and name is dropped here, so no model downstream sees them.
 -- Only the e-mail and phone hashes stay, for matching (docs/privacy.md): where the request blanks
@@ -10,7 +11,7 @@ with current_version as (
 before_erasure as (
     {{ current_version(
         '(select * from ' ~ source('crm', 'customers') ~ ' where not is_deleted)',
-        ['customer_id'], 'updated_at') }}
+        ['customer_id'], 'updated_at', delivered=source('crm', 'customers')) }}
 ),
 
 hashed as (

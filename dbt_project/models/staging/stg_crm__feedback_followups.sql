@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['followup_id'])) }}
 -- One row per follow-up attempt after an unhappy survey answer (crm.feedback_followups, contract
 -- version 2): who called back whom, through which channel, when, and with what outcome. Attempts are
 -- immutable events; a resent one is the same record.

@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['case_id'])) }}
 with current_version as (
     {{ current_version(source('crm', 'support_cases'), ['case_id'], 'updated_at') }}
 )

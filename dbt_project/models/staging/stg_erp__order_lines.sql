@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['order_id', 'line_no'])) }}
 with current_version as (
     {{ current_version(source('erp', 'order_lines'), ['order_id', 'line_no']) }}
 )

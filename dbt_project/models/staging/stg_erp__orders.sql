@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['order_id'])) }}
 -- ERP timestamps arrive in UTC (ingestion converted them from Europe/Paris); local dates are kept
 -- for the promise, which is a local calendar date.
 with current_version as (

@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['return_id'])) }}
 -- A return is delivered when requested and again when received; the received version wins.
 with current_version as (
     {{ current_version(source('erp', 'returns'), ['return_id'], 'coalesce(received_ts, requested_ts)') }}

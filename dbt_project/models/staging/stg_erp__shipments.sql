@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['shipment_id'])) }}
 with current_version as (
     {{ current_version(source('erp', 'shipments'), ['shipment_id'], 'updated_ts') }}
 )

@@ -1,3 +1,4 @@
+{{ config(**cx_staging_config(['response_id'])) }}
 -- One row per survey response. The free-text comment is personal data: it is dropped for
 -- customers who asked for erasure (matched by CRM id or e-mail), and with it what ingestion derived
 -- from it (its topics and tone: ingestion/comments.py).
