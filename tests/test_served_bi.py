@@ -410,7 +410,8 @@ def test_numbers_equal_the_served_marts(report, served_copy: Served) -> None:  #
         # served answers counted per ISO week, with the intervals computed here by hand
         weeks = con.execute("""
             select cast(date_trunc('week', response_date) as date) as week,
-                   count(*) filter (where nps_category = 'promoter'), count(*) filter (where nps_category = 'detractor'),
+                   count(*) filter (where nps_category = 'promoter'),
+                   count(*) filter (where nps_category = 'detractor'),
                    count(nps_category), avg(ces_score), stddev_samp(ces_score), count(ces_score)
             from fct_survey_responses where response_date <= ? group by 1 order by 1""", [AS_OF]).fetchall()
         assert weeks

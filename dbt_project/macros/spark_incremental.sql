@@ -51,6 +51,9 @@
             select 1 from {{ source }} as s
             where {% for key in keys %}s.{{ key }} = t.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
         )
+        {%- if config.get('cx_keep_through_as_of') %}
+          and t.{{ config.get('cx_keep_through_as_of') }} <= {{ cx_as_of() }}
+        {%- endif %}
         union all
         select {{ column_list }} from {{ source }}
     {%- endcall -%}

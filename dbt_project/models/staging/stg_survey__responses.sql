@@ -2,12 +2,8 @@
 -- One row per survey response. The free-text comment is personal data: it is dropped for
 -- customers who asked for erasure (matched by CRM id or e-mail), and with it what ingestion derived
 -- from it (its topics and tone: ingestion/comments.py).
-with current_version as (
-    {{ current_version(source('survey', 'responses'), ['response_id']) }}
-),
-
-erased as (
-    select customer_id, {{ normalize_email('email') }} as email_norm
+with erased as (
+    select customer_id, {{ normalize_email('email') }} as email_norm, {{ email_hash('email') }} as email_hash
     from {{ source('crm', 'customers') }}
     where is_deleted
 ),
@@ -20,6 +16,25 @@ erased_ids as (
 
 erased_emails as (
     select distinct email_norm as erased_email from erased where email_norm is not null
+),
+
+{%- set also_touched = none %}
+{%- if is_incremental() %}
+{#- an incremental run also ranks again the answers it holds with a comment of a person who asked for
+    erasure since (macros/current_version.sql): their comment must go, wherever the request lands -#}
+{%- set also_touched %}
+    select h.response_id from {{ this }} as h inner join erased_ids as ei on ei.erased_id = h.ref_customer_id
+    where h.comment is not null or h.comment_topics is not null
+    union
+    select h.response_id from {{ this }} as h
+    inner join (select distinct email_hash from erased where email_hash is not null) as eh
+        on eh.email_hash = h.ref_email_hash
+    where h.comment is not null or h.comment_topics is not null
+{%- endset %}
+{%- endif %}
+
+current_version as (
+    {{ current_version(source('survey', 'responses'), ['response_id'], also_touched=also_touched) }}
 )
 
 select
