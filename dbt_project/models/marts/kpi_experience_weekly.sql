@@ -8,7 +8,8 @@
 -- * medians do not recombine: they are taken from the week's observations (kpi_observations).
 -- A week's cell is final once its last day is: final_date = the Sunday + the KPI's finality window, so a
 -- week not over by as_of is provisional. Built whole from the daily mart (one row per day and cell),
--- which costs little beside the observations the daily mart reads incrementally.
+-- which costs little beside the observations the daily mart reads incrementally; as of the run's as_of, so
+-- a partition's re-run reproduces it.
 {%- set kinds = kpi_kinds() %}
 {%- set medians = [] %}
 {%- for kpi, kind in kinds.items() if kind == 'median' %}{% do medians.append(kpi) %}{% endfor %}
@@ -24,7 +25,11 @@ with daily as (
             {%- endfor %}
         end as kind
     from {{ ref('kpi_experience_daily') }} as d
+    -- the cells up to the run's as_of: the daily mart keeps later cells when an older partition runs again
+    -- over a newer table, and the weekly mart is then the one of that partition
     where kpi not in ('{{ medians | join("', '") }}')
+      and kpi_date < cast('{{ var("max_date") }}' as date)
+      and kpi_date <= {{ cx_as_of() }}
 ),
 
 -- the daily cells' components, summed per week
