@@ -4,57 +4,124 @@
     newest drop, then the latest extract and the last line (a re-send is an exact copy).
     Portable (row_number instead of QUALIFY, which Spark SQL lacks).
 
-    Incremental staging (cx_staging_config below; docs/warehouse.md, "Incremental staging"): on an
-    incremental run only the keys the run touches are ranked again, over every version the raw zone
-    holds of them up to as_of, and their rows replaced (delete+insert on the key). A key is touched when
-      - a drop delivers a version of it (new records, late updates, resends, a CRM erasure request: each
-        is a new version of its key) from the window's first date, or from the day after the newest drop
-        the table holds when that is earlier (a run that follows the re-run of an older window catches
-        up on the drops in between), up to the window's end and as_of;
-      - its row in the table came from a drop on or after the window's first date: a corrected re-extract
-        replaces such a drop in the raw zone, and a re-run of an older window over a newer table must
-        give the key its version as of then.
-    No other key has a version in the raw zone that the table has not ranked, so the result equals a
-    full refresh as of as_of; the keys of drops after as_of that have no version by as_of (a re-run of
-    an older window) are deleted after the merge (cx_staging_config's post-hook).
+    Incremental staging (cx_staging_config below; docs/warehouse.md, "Incremental staging"). The table
+    keeps each row's order (_version_value, drop_date, _extracted_at, _source_line). An incremental run:
+      - fast path, every key a drop delivers a version of from the window's first date (or from the day
+        after the newest drop the table holds, when earlier: a night after the re-run of an older window
+        catches up on the drops in between) up to the window's end and as_of: the best of those versions
+        replaces the table's row when it ranks before it; the table's row is the best of every earlier
+        drop, so the result is the full refresh's without reading the history;
+      - slow path, keys ranked again over every raw version up to as_of: the keys whose row came from a
+        drop on or after the window's first date (a corrected re-extract replaces such a drop in the raw
+        zone; a re-run of an older window over a newer table must give the key its version as of then),
+        and `also_touched`. They are counted before the run: with none, the history is not read.
+    The keys of drops after as_of that have no version by as_of (a re-run of an older window) are
+    deleted after the merge (cx_staging_config's post-hook).
+    `fast=false`: every window key takes the slow path (stg_crm__customers' versions before an erasure
+    request, which the table's row does not hold).
     `delivered`: the relation whose drops touch keys, when `relation` is a filtered view of it
     (stg_crm__customers ranks the versions before an erasure request: the request touches the key).
     `also_touched`: a query of more keys to rank again, for a model whose rows depend on other records
     than their own versions (stg_survey__responses drops the comment of a person who asked for erasure:
     an erasure request touches every answer of theirs that still holds one).
 -#}
-{% macro current_version(relation, key, version_expr=none, delivered=none, also_touched=none) -%}
-{%- set incremental = is_incremental() %}
+{% macro current_version(relation, key, version_expr=none, delivered=none, also_touched=none, fast=true) -%}
+{%- set version = version_expr or 'cast(null as ' ~ dbt.type_timestamp() ~ ')' %}
+{%- set on_key = [] %}{% for k in key %}{% do on_key.append('{a}.' ~ k ~ ' = {b}.' ~ k) %}{% endfor %}
+{%- set in_window %}
+    (delivered._business_date >= cast('{{ var("min_date") }}' as date)
+     or delivered._business_date > (select max(drop_date) from {{ this }}))
+    and delivered._business_date < cast('{{ var("max_date") }}' as date)
+    and delivered._business_date <= {{ cx_as_of() }}
+{%- endset %}
+{%- if not is_incremental() %}
 select * from (
-    select
-        src.*,
-        row_number() over (
-            partition by {% for k in key %}src.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
-            order by
-                {%- if version_expr %} {{ version_expr }} desc,{% endif %}
-                src._business_date desc, src._extracted_at desc, src._source_line desc
-        ) as _version_rank
-    from {{ relation }} as src
-    {%- if incremental %}
-    inner join (
-        select {{ key | join(', ') }} from {{ delivered or relation }} as delivered
-        where (delivered._business_date >= cast('{{ var("min_date") }}' as date)
-               or delivered._business_date > (select max(drop_date) from {{ this }}))
-          and delivered._business_date < cast('{{ var("max_date") }}' as date)
-          and delivered._business_date <= {{ cx_as_of() }}
-        union
-        select {{ key | join(', ') }} from {{ this }} as held
-        where held.drop_date >= cast('{{ var("min_date") }}' as date)
-        {%- if also_touched %}
-        union
-        select {{ key | join(', ') }} from ({{ also_touched }}) as also_touched
-        {%- endif %}
-    ) as touched
-        on {% for k in key %}touched.{{ k }} = src.{{ k }}{{ ' and ' if not loop.last }}{% endfor %}
-    {%- endif %}
+    {{ cx_ranked(relation, key, version) }}
     where src._business_date <= {{ cx_as_of() }}
 ) as versions
 where _version_rank = 1
+{%- else %}
+{#- the keys ranked again over every raw version: rows the table holds from the window's drops or later
+    (a re-extract, a re-run of an older window), and also_touched; every window key when not `fast` -#}
+{%- set slow_keys %}
+    select {{ key | join(', ') }} from {{ this }} as held
+    where held.drop_date >= cast('{{ var("min_date") }}' as date)
+    {%- if also_touched %}
+    union
+    select {{ key | join(', ') }} from ({{ also_touched }}) as also_touched
+    {%- endif %}
+    {%- if not fast %}
+    union
+    select {{ key | join(', ') }} from {{ delivered or relation }} as delivered where {{ in_window }}
+    {%- endif %}
+{%- endset %}
+{#- the common night has none: the full history is then not read at all (checked before the run) -#}
+{%- set has_slow = true %}
+{%- if execute and fast %}
+    {%- set found = run_query('select count(*) from (' ~ slow_keys ~ ') as slow') %}
+    {%- set has_slow = found.columns[0].values()[0] > 0 %}
+{%- endif %}
+select * from (
+    {%- if has_slow %}
+    {{ cx_ranked(relation, key, version) }}
+    inner join ({{ slow_keys }}) as touched on {{ on_key | join(' and ') | replace('{a}', 'touched') | replace('{b}', 'src') }}
+    where src._business_date <= {{ cx_as_of() }}
+    {%- endif %}
+    {%- if fast %}
+    {{ 'union all' if has_slow }}
+    -- every other key: its best version among the window's drops, kept when it ranks before the version
+    -- the table holds (the best of every earlier drop), by the same order
+    select best.* from (
+        {{ cx_ranked(relation, key, version) }}
+        where {{ in_window | replace('delivered.', 'src.') }}
+        {%- if has_slow %}
+          and not exists (select 1 from ({{ slow_keys }}) as slow
+                          where {{ on_key | join(' and ') | replace('{a}', 'slow') | replace('{b}', 'src') }})
+        {%- endif %}
+    ) as best
+    left join {{ this }} as held on {{ on_key | join(' and ') | replace('{a}', 'held') | replace('{b}', 'best') }}
+    where best._version_rank = 1
+      and (held.drop_date is null or {{ cx_ranks_before(
+            ['best._version_value', 'best._business_date', 'best._extracted_at', 'best._source_line'],
+            ['held._version_value', 'held.drop_date', 'held._extracted_at', 'held._source_line']) }})
+    {%- endif %}
+) as versions
+where _version_rank = 1
+{%- endif %}
+{%- endmacro %}
+
+{#- Every version of `relation`'s keys with its `_version_value` and `_version_rank` (1 = current): the
+    newest version value, then drop, then extract, then line (a re-send is an exact copy). The caller
+    adds the where clause. -#}
+{% macro cx_ranked(relation, key, version) -%}
+    select
+        src.*,
+        {{ version }} as _version_value,
+        row_number() over (
+            partition by {% for k in key %}src.{{ k }}{{ ', ' if not loop.last }}{% endfor %}
+            order by {{ version }} desc, src._business_date desc, src._extracted_at desc, src._source_line desc
+        ) as _version_rank
+    from {{ relation }} as src
+{%- endmacro %}
+
+{#- Whether the tuple `a` comes before `b` in current_version's order: each column descending, a null
+    after every value (the engines' default for `desc`); equal tuples do not. -#}
+{% macro cx_ranks_before(a, b) -%}
+    {%- set terms = [] -%}
+    {%- for i in range(a | length) -%}
+        {%- set equal_before = [] -%}
+        {%- for j in range(i) -%}
+            {%- do equal_before.append('(' ~ a[j] ~ ' = ' ~ b[j] ~ ' or (' ~ a[j] ~ ' is null and ' ~ b[j] ~ ' is null))') -%}
+        {%- endfor -%}
+        {%- set greater = '(' ~ a[i] ~ ' > ' ~ b[i] ~ ' or (' ~ a[i] ~ ' is not null and ' ~ b[i] ~ ' is null))' -%}
+        {%- do terms.append('(' ~ (equal_before + [greater]) | join(' and ') ~ ')') -%}
+    {%- endfor -%}
+    ({{ terms | join(' or ') }})
+{%- endmacro %}
+
+{#- The version columns a staging model keeps for the next night's comparison (see current_version). -#}
+{% macro cx_version_columns(alias) -%}
+    {{ alias }}._version_value, {{ alias }}._extracted_at, {{ alias }}._source_line
 {%- endmacro %}
 
 {#- The config of a staging model: incremental on its key (see current_version). DuckDB deletes the

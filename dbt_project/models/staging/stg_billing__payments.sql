@@ -12,5 +12,9 @@ select
     method,
     status,
     failure_reason,
-    _business_date as drop_date
+    _business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    _version_value,
+    _extracted_at,
+    _source_line
 from current_version

@@ -14,5 +14,9 @@ select
     cancelled_at,
     cancel_reason,
     updated_at,
-    _business_date as drop_date
+    _business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    _version_value,
+    _extracted_at,
+    _source_line
 from current_version

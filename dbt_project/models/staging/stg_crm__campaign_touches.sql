@@ -11,5 +11,9 @@ select
     channel,
     touch_type,
     touched_at,
-    _business_date as drop_date
+    _business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    _version_value,
+    _extracted_at,
+    _source_line
 from current_version

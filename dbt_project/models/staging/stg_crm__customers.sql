@@ -11,7 +11,7 @@ with current_version as (
 before_erasure as (
     {{ current_version(
         '(select * from ' ~ source('crm', 'customers') ~ ' where not is_deleted)',
-        ['customer_id'], 'updated_at', delivered=source('crm', 'customers')) }}
+        ['customer_id'], 'updated_at', delivered=source('crm', 'customers'), fast=false) }}
 ),
 
 hashed as (
@@ -46,6 +46,10 @@ select
     c.created_at,
     c.updated_at,
     c.is_deleted,
-    c._business_date as drop_date
+    c._business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    c._version_value,
+    c._extracted_at,
+    c._source_line
 from current_version as c
 left join hashed as h on c.is_deleted and h.customer_id = c.customer_id

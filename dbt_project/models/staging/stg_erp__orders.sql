@@ -18,5 +18,9 @@ select
     promised_delivery_date,
     status,
     updated_ts as updated_at,
-    _business_date as drop_date
+    _business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    _version_value,
+    _extracted_at,
+    _source_line
 from current_version

@@ -12,5 +12,9 @@ select
     reason,
     requested_ts as requested_at,
     received_ts as received_at,
-    _business_date as drop_date
+    _business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    _version_value,
+    _extracted_at,
+    _source_line
 from current_version

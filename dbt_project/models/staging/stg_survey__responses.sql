@@ -3,7 +3,7 @@
 -- customers who asked for erasure (matched by CRM id or e-mail), and with it what ingestion derived
 -- from it (its topics and tone: ingestion/comments.py).
 with erased as (
-    select customer_id, {{ normalize_email('email') }} as email_norm, {{ email_hash('email') }} as email_hash
+    select customer_id, {{ normalize_email('email') }} as email_norm
     from {{ source('crm', 'customers') }}
     where is_deleted
 ),
@@ -23,11 +23,14 @@ erased_emails as (
 {#- an incremental run also ranks again the answers it holds with a comment of a person who asked for
     erasure since (macros/current_version.sql): their comment must go, wherever the request lands -#}
 {%- set also_touched %}
-    select h.response_id from {{ this }} as h inner join erased_ids as ei on ei.erased_id = h.ref_customer_id
+    select h.response_id from {{ this }} as h
+    inner join (select distinct customer_id from {{ source('crm', 'customers') }} where is_deleted) as ei
+        on ei.customer_id = h.ref_customer_id
     where h.comment is not null or h.comment_topics is not null
     union
     select h.response_id from {{ this }} as h
-    inner join (select distinct email_hash from erased where email_hash is not null) as eh
+    inner join (select distinct {{ email_hash('email') }} as email_hash from {{ source('crm', 'customers') }}
+                where is_deleted) as eh
         on eh.email_hash = h.ref_email_hash
     where h.comment is not null or h.comment_topics is not null
 {%- endset %}
@@ -59,7 +62,11 @@ select
     case when ei.erased_id is null and ee.erased_email is null then r._comment_polarity end as comment_polarity,
     case when ei.erased_id is null and ee.erased_email is null then r._comment_topic_polarity end
         as comment_topic_polarity,
-    r._business_date as drop_date
+    r._business_date as drop_date,
+    -- the current version's order, compared with the next nights' versions (macros/current_version.sql)
+    r._version_value,
+    r._extracted_at,
+    r._source_line
 from current_version as r
 left join erased_ids as ei on ei.erased_id = {{ ref_customer_id('r.customer_ref') }}
 left join erased_emails as ee on ee.erased_email = {{ ref_email('r.customer_ref') }}
