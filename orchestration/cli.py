@@ -136,6 +136,65 @@ def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw
     return DagsterInstance.get() if settings.current().dagster_home else DagsterInstance.ephemeral()
 
 
+def _ingest_chunks(days: list[dt.date]) -> list[list[dt.date]]:
+    """The business dates to ingest as ranges of consecutive dates, each of at most MAX_DAYS_PER_RUN:
+    one Dagster run each (a date alone is run as its own partition, like the nightly run)."""
+    from orchestration.assets.ingestion import MAX_DAYS_PER_RUN
+
+    chunks: list[list[dt.date]] = []
+    for day in sorted(set(days)):
+        if chunks and day - chunks[-1][-1] == dt.timedelta(days=1) and len(chunks[-1]) < MAX_DAYS_PER_RUN:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
+
+
+def _run_ingest(instance, chunk: list[dt.date], on_day) -> object:  # noqa: ANN001 - Dagster types
+    """Run the `ingest` job over ``chunk`` (consecutive dates) in one run, calling ``on_day(system, day)``
+    as each drop is landed."""
+    from orchestration.assets.ingestion import on_day_landed
+
+    with on_day_landed(on_day):
+        if len(chunk) == 1:
+            return _execute("ingest", instance, partition_key=chunk[0].isoformat())
+        return _execute("ingest", instance, tags={"dagster/asset_partition_range_start": chunk[0].isoformat(),
+                                                  "dagster/asset_partition_range_end": chunk[-1].isoformat()})
+
+
+def _ingest_outcomes(result, chunk: list[dt.date]) -> list[tuple[str, str, str, str, str]]:  # noqa: ANN001
+    """What an ingest run reports, per business date where it can tell: ``(kind, date, where, name, message)``
+    with kind ``failed`` (a step failed; a ranged run names each refused drop), ``error`` or ``warn`` (a
+    check that did not pass, error or warning severity; ``where`` is the asset, ``name`` the check)."""
+    from dagster import AssetCheckSeverity, DagsterEventType
+
+    label = chunk[0].isoformat() if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
+    out = []
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.event_specific_data
+            meta = data.user_failure_data.metadata if data.user_failure_data else {}
+            if "refused" in meta:
+                for r in meta["refused"].value:
+                    out.append(("failed", r["business_date"], event.step_key, "",
+                                f"{r['system']} drop for {r['business_date']} refused: {r['file']}: {r['problem']}"))
+            else:
+                message = data.error.message.strip().splitlines() if data.error else []
+                out.append(("failed", label, event.step_key, "", message[-1] if message else ""))
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if evaluation.passed:
+                continue
+            kind = "error" if evaluation.severity == AssetCheckSeverity.ERROR else "warn"
+            asset = evaluation.asset_key.to_user_string()
+            if "not_passed" in evaluation.metadata:  # a ranged run: one result naming each date
+                for day, f in evaluation.metadata["not_passed"].value.items():
+                    out.append((kind, day, asset, evaluation.check_name, f["message"] or f["status"]))
+            else:
+                out.append((kind, label, asset, evaluation.check_name, evaluation.description or ""))
+    return out
+
+
 @main.command()
 @click.option("--date", "date", callback=_parse_date, default=None, help="One business date (YYYY-MM-DD).")
 @click.option("--start", callback=_parse_date, default=None, help="First business date of a range (inclusive).")
@@ -143,9 +202,9 @@ def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily to keep `cxw
 @click.option("--all", "all_drops", is_flag=True, help="Every business date with a complete drop in the landing zone.")
 @click.option("--verbose", "-v", is_flag=True, help="One line per business date and system.")
 def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all_drops: bool, verbose: bool) -> None:
-    """Land the drops of one business date, or a range, into the raw zone (runs the Dagster `ingest` job)."""
-    from dagster import DagsterEventType
-
+    """Land the drops of one business date, or a range, into the raw zone (runs the Dagster `ingest` job,
+    once per range of consecutive dates)."""
+    from ingestion import contract as C
     from ingestion.load import latest_attempts, read_audit, summarize_attempts
     from ingestion.manifest import complete_drops
     from orchestration.resources import CxData
@@ -163,19 +222,20 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
     instance = _instance()
     _prepare(instance)
     failed = []
-    missing: dict[tuple[dt.date, str], str] = {}
-    with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda d: d.isoformat() if d else "") as bar:
-        for day in bar:
-            result = _execute("ingest", instance, partition_key=day.isoformat())
-            for event in result.all_events:
-                if event.event_type == DagsterEventType.STEP_FAILURE:
-                    failed.append((day, event.step_key, event.event_specific_data.error.message.strip()))
+    missing: dict[tuple[str, str], str] = {}
+    # one run per range of consecutive dates; the bar moves as each system's drop of each date lands
+    with click.progressbar(length=len(days) * len(C.SYSTEMS), label="ingesting", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda d: d or "") as bar:
+        def landed(system: str, day: dt.date) -> None:
+            bar.update(1, f"{day.isoformat()} {system}")
+
+        for chunk in _ingest_chunks(days):
+            for kind, day, where, name, message in _ingest_outcomes(_run_ingest(instance, chunk, landed), chunk):
+                if kind == "failed":
+                    failed.append((day, where, message))
                 # a drop not delivered is a warning in the nightly run; asked for by name here, it is an error
-                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-                    evaluation = event.event_specific_data
-                    if evaluation.check_name == "drop_delivered" and not evaluation.passed:
-                        missing[(day, evaluation.asset_key.path[1])] = evaluation.description or ""
+                elif name == "drop_delivered":
+                    missing[(day, where.split("/")[1])] = message
     latest = latest_attempts(read_audit(zones), days)
     if verbose:
         for row in summarize_attempts(latest, by=("business_date", "system")).iter_rows(named=True):
@@ -188,7 +248,7 @@ def ingest(date: dt.date | None, start: dt.date | None, end: dt.date | None, all
                    f"{s['loaded']:>10,} {s['quarantined']:>11,}  {'yes' if s['reconciled'] else 'NO'}")
     click.echo(f"raw zone: {zones.raw}   quarantine: {zones.quarantine}   audit: {zones.raw / '_load_audit'}")
     for day, step, message in failed:
-        click.echo(f"FAILED {day} {step}: {message.splitlines()[-1] if message else ''}", err=True)
+        click.echo(f"FAILED {day} {step}: {message}", err=True)
     for (day, system), message in sorted(missing.items()):
         click.echo(f"NOT DELIVERED {day} {system}: {message}", err=True)
     if failed or missing:
@@ -450,14 +510,31 @@ def nightly(date: dt.date) -> None:
 @click.option("--start", callback=_parse_date, required=True, help="First business date (inclusive).")
 @click.option("--end", callback=_parse_date, required=True, help="Last business date (inclusive).")
 def backfill(start: dt.date, end: dt.date) -> None:
-    """Ingest each business date of a range, then build, check and publish once for the whole range."""
+    """Ingest each business date of a range (one Dagster run per range of up to 92 dates), then build,
+    check and publish once for the whole range."""
+    from ingestion import contract as C
+
     days = _date_range(None, start, end)
     _require_partitions(days)
     problems = []
-    with click.progressbar(days, label="ingesting", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda d: d.isoformat() if d else "") as bar:
-        for day in bar:
-            problems += _run_job("ingest", str(day), partition_key=day.isoformat())
+    instance = _instance()
+    # one ingest run per range of at most MAX_DAYS_PER_RUN dates (each date landed in date order, with
+    # its health rows, as the nightly run lands it); the bar moves as each system's drop of each date lands
+    with click.progressbar(length=len(days) * len(C.SYSTEMS), label="ingesting", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda d: d or "") as bar:
+        def landed(system: str, day: dt.date) -> None:
+            bar.update(1, f"{day.isoformat()} {system}")
+
+        for chunk in _ingest_chunks(days):
+            _prepare(instance)
+            for kind, day, where, name, message in _ingest_outcomes(_run_ingest(instance, chunk, landed), chunk):
+                if kind == "failed":
+                    problems.append(f"{day}: step {where} failed: {message}")
+                elif kind == "error":
+                    problems.append(f"{day}: check {name} on {where} failed{': ' + message if message else ''}")
+                else:
+                    click.echo(f"warning {day}: check {name} on {where} failed{': ' + message if message else ''}",
+                               err=True)
     if problems:
         _finish(problems)
     click.echo(f"building the warehouse for {start} .. {end} (one dbt run), checking and publishing", err=True)
