@@ -96,7 +96,20 @@ def test_three_nights_then_rerun_of_night_two(three_nights: tuple, env: Path) ->
     again = marts(env, night_two)
     assert again.keys() == snapshots[night_two].keys() and len(again) >= 15
     for table, df in again.items():
-        assert df.equals(snapshots[night_two][table]), table
+        _assert_same(df, snapshots[night_two][table], table)
+
+
+def _assert_same(a: pl.DataFrame, b: pl.DataFrame, table: str) -> None:
+    """Equal row for row; doubles to 1e-12 relative: DuckDB's parallel sums and standard deviations are not
+    bit-reproducible between two runs over the same rows (the order partial states merge in varies)."""
+    assert a.columns == b.columns and a.height == b.height, table
+    for col in a.columns:
+        if a.schema[col] == pl.Float64:
+            assert a[col].is_null().to_list() == b[col].is_null().to_list(), (table, col)
+            assert a[col].drop_nulls().to_list() == pytest.approx(b[col].drop_nulls().to_list(), rel=1e-12,
+                                                                  abs=1e-12), (table, col)
+        else:
+            assert a[col].to_list() == b[col].to_list(), (table, col)
 
 
 def test_an_empty_survey_drop_is_published_with_a_warning(three_nights: tuple, env: Path) -> None:
