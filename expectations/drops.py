@@ -15,6 +15,7 @@ import polars as pl
 
 from ingestion import contract as C
 from ingestion.load import DropLoad, Zones, read_partition_counts
+from ingestion.validate import TS_TYPE
 
 from . import anomaly
 from .health import HealthRow, judged
@@ -26,6 +27,14 @@ def raw_asset(system: str, entity: str) -> str:
 
 _ATTEMPT_SCHEMA = {"business_date": pl.Date, "entity": pl.Utf8, "file": pl.Utf8, "manifest_rows": pl.Int64,
                    "quarantined": pl.Int64, "status": pl.Utf8}
+# what the latest-attempt rule needs besides: when each attempt was recorded, and in which audit file
+_AUDIT_COLUMNS = [*_ATTEMPT_SCHEMA, "loaded_at"]
+
+
+def _latest(audit: pl.DataFrame) -> pl.DataFrame:
+    """The rows of each business date's latest attempt (the rows with its newest ``loaded_at``)."""
+    latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max().over("business_date"))
+    return latest.select(list(_ATTEMPT_SCHEMA))
 
 
 def _latest_attempts(zones: Zones, system: str, days: Iterable[dt.date]) -> pl.DataFrame:
@@ -34,9 +43,55 @@ def _latest_attempts(zones: Zones, system: str, days: Iterable[dt.date]) -> pl.D
     files = [f for day in days for f in sorted(zones.audit_dir(system, day).glob("*.parquet"))]
     if not files:
         return pl.DataFrame(schema=_ATTEMPT_SCHEMA)
-    audit = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-    latest = audit.filter(pl.col("loaded_at") == pl.col("loaded_at").max().over("business_date"))
-    return latest.select(list(_ATTEMPT_SCHEMA))
+    return _latest(pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed"))
+
+
+class AuditHistory:
+    """The load audit of one system's drops for the business dates ``first`` .. ``last``, read once and
+    kept current in memory: give ``record`` to ``load_drop`` as its ``on_audit``, and each attempt it
+    audits replaces, here, the same audit file's rows, exactly as on disk. A run that lands many dates
+    of one system (a backfill range) then judges each date's volumes against its trailing drops, and
+    the later drops against it, without reading 56 dates of audit per date.
+
+    Only valid while nothing else writes this system's audit for these dates (the writer lock: one
+    writing run at a time; each system's drops are landed by one step)."""
+
+    def __init__(self, zones: Zones, system: str, first: dt.date, last: dt.date) -> None:
+        self.system, self.first, self.last = system, first, last
+        frames = []
+        for i in range((last - first).days + 1):
+            folder = zones.audit_dir(system, first + dt.timedelta(days=i))
+            for f in sorted(folder.glob("*.parquet")):
+                frames.append(pl.read_parquet(f).select(_AUDIT_COLUMNS).with_columns(_file=pl.lit(f.name)))
+        empty = pl.DataFrame(schema={**_ATTEMPT_SCHEMA, "loaded_at": TS_TYPE, "_file": pl.Utf8})
+        self._rows = pl.concat([empty, *frames], how="vertical_relaxed") if frames else empty
+        self._attempts: pl.DataFrame | None = None
+
+    def covers(self, first: dt.date, last: dt.date) -> bool:
+        return self.first <= first and last <= self.last
+
+    def record(self, system: str, day: dt.date, name: str, audit: pl.DataFrame) -> None:
+        """An attempt was audited in ``name`` (rows ``audit``): it replaces that file's rows."""
+        if system != self.system or not self.first <= day <= self.last:
+            raise ValueError(f"audit of {system} {day} recorded in the history of {self.system} "
+                             f"{self.first} .. {self.last}")
+        new = audit.select(_AUDIT_COLUMNS).with_columns(_file=pl.lit(name))
+        kept = self._rows.filter((pl.col("business_date") != day) | (pl.col("_file") != name))
+        self._rows = pl.concat([kept, new], how="vertical_relaxed")
+        self._attempts = None
+
+    def attempts(self) -> pl.DataFrame:
+        """The latest attempt of each date held, as ``_latest_attempts`` reads it from disk."""
+        if self._attempts is None:
+            self._attempts = _latest(self._rows)
+        return self._attempts
+
+
+def _attempts(zones: Zones, system: str, days: list[dt.date], audit: AuditHistory | None) -> pl.DataFrame:
+    """The latest attempts of ``days``: from ``audit`` when it holds them all, else read from disk."""
+    if audit is not None and audit.system == system and audit.covers(min(days), max(days)):
+        return audit.attempts()
+    return _latest_attempts(zones, system, days)
 
 
 def _trailing(attempts: pl.DataFrame, day: dt.date, days: int) -> pl.DataFrame:
@@ -47,10 +102,10 @@ def _trailing(attempts: pl.DataFrame, day: dt.date, days: int) -> pl.DataFrame:
                            ).select("business_date", "entity", "manifest_rows", "quarantined")
 
 
-def _history(zones: Zones, system: str, day: dt.date, days: int) -> pl.DataFrame:
+def _history(zones: Zones, system: str, day: dt.date, days: int, audit: AuditHistory | None = None) -> pl.DataFrame:
     """The latest loaded attempt of each of the system's trailing drops (dates before ``day``), per entity."""
     window = [day - dt.timedelta(days=i) for i in range(1, days + 1)]
-    return _trailing(_latest_attempts(zones, system, window), day, days)
+    return _trailing(_attempts(zones, system, window, audit), day, days)
 
 
 def _loaded(attempts: pl.DataFrame, day: dt.date) -> pl.DataFrame | None:
@@ -97,24 +152,29 @@ def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_r
     return rows
 
 
-def drop_counts(zones: Zones, system: str, day: dt.date) -> list[tuple]:
+def drop_counts(zones: Zones, system: str, day: dt.date, audit: AuditHistory | None = None) -> list[tuple]:
     """What a drop contributes to the baselines of the drops after it (nothing: not loaded)."""
-    latest = _loaded(_latest_attempts(zones, system, [day]), day)
+    latest = _loaded(_attempts(zones, system, [day], audit), day)
     return [] if latest is None else latest.select("entity", "manifest_rows", "quarantined").rows()
 
 
-def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = None) -> dict[dt.date, list[HealthRow]]:
+def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = None,
+                  audit: AuditHistory | None = None, after: dt.date | None = None) -> dict[dt.date, list[HealthRow]]:
     """The baseline rows (``BASELINE_CHECKS``) of the system's loaded drops after ``day``, within the
     history window, judged again: call it when ``day``'s drop changed what their history holds (a drop
-    delivered late, a corrected re-extract), so a date reads the same however its drops arrived."""
+    delivered late, a corrected re-extract), so a date reads the same however its drops arrived.
+    ``after``: only the dates after it (those up to it are judged by the caller anyway)."""
     cfg = cfg or anomaly.load_config()
     history_days = int(cfg["anomaly"]["history_days"])
     # every date a later drop's history can hold, read once
-    attempts = _latest_attempts(zones, system, [day + dt.timedelta(days=i)
-                                                for i in range(1 - history_days, history_days + 1)])
+    attempts = _attempts(zones, system, [day + dt.timedelta(days=i)
+                                         for i in range(1 - history_days, history_days + 1)], audit)
     out: dict[dt.date, list[HealthRow]] = {}
-    for i in range(1, history_days + 1):
-        later = day + dt.timedelta(days=i)
+    # the later dates with an attempt, in date order (the others have nothing to judge)
+    first = max(day, after) if after is not None else day
+    dates = attempts.filter(pl.col("business_date").is_between(first + dt.timedelta(days=1),
+                                                                day + dt.timedelta(days=history_days)))
+    for later in sorted(set(dates["business_date"].to_list())):
         latest = _loaded(attempts, later)
         if latest is None:
             continue
@@ -126,8 +186,9 @@ def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = No
 
 
 def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, error: str | None = None,
-                missing: bool = False, cfg: dict | None = None) -> list[HealthRow]:
-    """Rows for a landed drop (``load``), a refused one (``error``) or one not delivered yet (``missing``)."""
+                missing: bool = False, cfg: dict | None = None, audit: AuditHistory | None = None) -> list[HealthRow]:
+    """Rows for a landed drop (``load``), a refused one (``error``) or one not delivered yet (``missing``);
+    ``audit``: the system's load audit held in memory (read from disk without it)."""
     cfg = cfg or anomaly.load_config()
     entities = [e.name for e in C.entities_of(system)]
     if missing:
@@ -140,7 +201,7 @@ def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, 
                           message=f"{system} drop for {day} refused: {error}") for e in entities]
     rows: list[HealthRow] = []
     total = sum(e.manifest_rows for e in load.entities)
-    history = _history(zones, system, day, int(cfg["anomaly"]["history_days"]))
+    history = _history(zones, system, day, int(cfg["anomaly"]["history_days"]), audit)
     for e in load.entities:
         subject = f"{system}.{e.entity}"
         asset = raw_asset(system, e.entity)

@@ -39,7 +39,13 @@ def with_comment_tags(df: pl.DataFrame, text: str = "comment", language: str = "
     """``df`` (validated survey.responses) with the three derived comment columns."""
     texts = df[text].to_list() if text in df.columns else [None] * df.height
     langs = df[language].to_list() if language in df.columns else [None] * df.height
-    tagged = [_tags(t, lang) for t, lang in zip(texts, langs, strict=True)]
+    seen: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None]] = {}
+    tagged = []
+    for key in zip(texts, langs, strict=True):  # the tagger is pure: a comment repeated is tagged once
+        tags = seen.get(key)
+        if tags is None:
+            tags = seen[key] = _tags(*key)
+        tagged.append(tags)
     return df.with_columns(
         pl.Series(TOPICS_COLUMN, [t[0] for t in tagged], pl.Utf8),
         pl.Series(POLARITY_COLUMN, [t[1] for t in tagged], pl.Utf8),

@@ -3,9 +3,9 @@
 ``CX_CRASH_AT=<point>`` (one name, or several separated by commas; read through
 ``ingestion/settings.py``) makes :func:`crashpoint` kill the running process the first time it
 reaches that point: no ``finally``, no ``atexit``, no flush, as a power cut or the out-of-memory
-killer would. Unset (always, outside the reliability tests), a crash point costs one read of the
-settings. Every point is listed in :data:`POINTS` (a test checks that each one is reached by a
-nightly run); tests/reliability/ kills a nightly run at each.
+killer would. Unset (always, outside the reliability tests), a crash point costs one look-up in the
+environment (``settings.crash_at``). Every point is listed in :data:`POINTS` (a test checks that each
+one is reached by a nightly run); tests/reliability/ kills a nightly run at each.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ POINTS = {
 
 def crashpoint(name: str) -> None:
     """Kill this process with SIGKILL when ``CX_CRASH_AT`` names ``name`` (test-only hook)."""
-    wanted = settings.current().crash_at
+    wanted = settings.crash_at()
     if not wanted:
         return
     if name not in POINTS:

@@ -9,7 +9,8 @@ Zones (Parquet, one file per entity and business date, see docs/ingestion.md, "Z
 The whole drop is read and validated before anything is written: a refused drop changes nothing
 in the zones (only its audit entry is written). Each file is written to a temporary name, synced
 and renamed over the previous version, so a re-run or a corrected re-extract replaces the
-partition and a crash leaves the previous version readable.
+partition and a crash leaves the previous version readable. The files of a drop are written and
+synced as one batch before any is renamed, and are durable before its audit entry is written.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from . import contract as C
 from .comments import with_comment_tags
@@ -94,39 +98,109 @@ class Zones:
         return self.raw / AUDIT_DIR / system / f"business_date={day.isoformat()}"
 
 
-def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.write_parquet(tmp, compression="zstd", statistics=True)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        crashpoint("ingest.inside_swap")
-        os.replace(tmp, path)
-        crashpoint("ingest.after_swap")
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if is_disk_full(exc):
-            raise DiskFull(path) from exc
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _lineage(df: pl.DataFrame, source: str, manifest: Manifest, loaded_at: dt.datetime) -> pl.DataFrame:
-    return df.with_columns(
-        _source_file=pl.lit(source),
-        _business_date=pl.lit(manifest.business_date, pl.Date),
-        _extracted_at=pl.lit(manifest.extracted_at).cast(TS_TYPE),
-        _loaded_at=pl.lit(loaded_at).cast(TS_TYPE),
-    )
+def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, rename over ``path``, fsync the folder."""
+    write_parquet_files([[(df, path)]], entities=False)
 
 
-def _audit(zones: Zones, load: DropLoad, manifest_rows: dict[str, int], loaded_at: dt.datetime) -> None:
+_SYNC_THREADS = 8
+_sync_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _syncs() -> ThreadPoolExecutor:
+    """Threads that wait for fsyncs (the GIL is released while the disk works), one pool per process."""
+    global _sync_pool
+    if _sync_pool is None or _sync_pool[0] != os.getpid():
+        _sync_pool = (os.getpid(), ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="fsync"))
+    return _sync_pool[1]
+
+
+class _SyncFailed(Exception):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+def _wait(syncs: list[tuple[Future, Path]]) -> None:
+    """Wait for every fsync; then raise the first that failed (its error, from the target it was for)."""
+    wait([f for f, _path in syncs])
+    for f, path in syncs:
+        if f.exception() is not None:
+            raise f.exception() from _SyncFailed(path)
+
+
+def write_parquet_files(groups: list[list[tuple[pl.DataFrame, Path]]], entities: bool = True) -> None:
+    """Write each frame over its path atomically, the files of a drop as one batch: every frame to a
+    temporary name in its target's folder, each fsynced (in the background while the next is written),
+    then, once all are synced, each renamed over its target, group by group (``entities``: each group
+    is one entity of a drop), then every folder fsynced (together). A crash leaves every target at its
+    previous version or its new one, never a partial file; on return all of them are durable (what is
+    recorded after them, the load audit, never runs ahead of the data)."""
+    staged: list[tuple[Path, Path]] = []
+    syncs: list[tuple[Future, Path]] = []
+    renamed = 0
+    target = groups[0][0][1] if groups and groups[0] else Path()
+    try:
+        for group in groups:
+            for df, path in group:
+                target = path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = _tmp_name(path)
+                staged.append((tmp, path))
+                df.write_parquet(tmp, compression="zstd", statistics=True)
+                syncs.append((_syncs().submit(_fsync, tmp), path))
+        _wait(syncs)
+        crashpoint("ingest.inside_swap")
+        for group in groups:
+            for _df, path in group:
+                target = path
+                os.replace(_tmp_name(path), path)
+                renamed += 1
+                crashpoint("ingest.after_swap")
+            if entities:
+                crashpoint("ingest.between_entities")
+    except BaseException as exc:
+        wait([f for f, _path in syncs])  # no fsync left running on a file about to be removed
+        for tmp, _path in staged[renamed:]:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc.__cause__, _SyncFailed):
+            target = exc.__cause__.path
+        if is_disk_full(exc):
+            raise DiskFull(target) from exc
+        raise
+    _wait([(_syncs().submit(_fsync, folder), folder) for folder in dict.fromkeys(p.parent for _tmp, p in staged)])
+
+
+def _lineage_columns(manifest: Manifest, loaded_at: dt.datetime) -> list[pl.Expr]:
+    """The lineage columns every file of a drop shares (built once per drop: a literal costs more to
+    build than to add to a file's rows)."""
+    return [pl.lit(manifest.business_date, pl.Date).alias("_business_date"),
+            pl.lit(manifest.extracted_at).cast(TS_TYPE).alias("_extracted_at"),
+            pl.lit(loaded_at).cast(TS_TYPE).alias("_loaded_at")]
+
+
+def _lineage(df: pl.DataFrame, source: str, drop_columns: list[pl.Expr]) -> pl.DataFrame:
+    return df.with_columns(pl.lit(source).alias("_source_file"), *drop_columns)
+
+
+# told of each load-audit entry once it is written: (system, business_date, file name, its rows)
+AuditSink = Callable[[str, dt.date, str, pl.DataFrame], None]
+
+
+def audit_frame(load: DropLoad, loaded_at: dt.datetime, manifest_rows: dict[str, int] | None = None) -> pl.DataFrame:
+    """The load-audit rows of one attempt (one per file), as ``_audit`` writes them."""
+    manifest_rows = manifest_rows or {}
     rows = [{
         "system": load.system, "business_date": load.business_date, "extracted_at": load.extracted_at,
         "manifest_sha256": load.manifest_sha256, "entity": e.entity, "file": e.file,
@@ -134,14 +208,28 @@ def _audit(zones: Zones, load: DropLoad, manifest_rows: dict[str, int], loaded_a
         "quarantined": e.quarantined, "sha256": e.sha256, "status": load.status, "error": load.error,
         "new_columns": ",".join(e.new_columns) or None, "duration_s": round(e.duration_s, 4), "loaded_at": loaded_at,
     } for e in load.entities]
-    name = (load.manifest_sha256 or "no-manifest")[:16]
-    write_parquet_atomic(pl.DataFrame(rows, schema=AUDIT_SCHEMA), zones.audit_dir(load.system, load.business_date)
-                         / f"{name}.parquet")
+    return pl.DataFrame(rows, schema=AUDIT_SCHEMA)
+
+
+def audit_file_name(load: DropLoad) -> str:
+    """One audit file per delivery (manifest) of a date: loading the same delivery again replaces it."""
+    return f"{(load.manifest_sha256 or 'no-manifest')[:16]}.parquet"
+
+
+def _audit(zones: Zones, load: DropLoad, manifest_rows: dict[str, int], loaded_at: dt.datetime,
+           on_audit: AuditSink | None = None) -> None:
+    frame = audit_frame(load, loaded_at, manifest_rows)
+    name = audit_file_name(load)
+    write_parquet_atomic(frame, zones.audit_dir(load.system, load.business_date) / name)
+    if on_audit is not None:
+        on_audit(load.system, load.business_date, name, frame)
 
 
 def load_drop(zones: Zones, system: str, business_date: dt.date,
-              loaded_at: dt.datetime | None = None) -> DropLoad:
-    """Verify, parse, validate and land one drop. Raises ``DropRefused`` (after auditing it) if refused."""
+              loaded_at: dt.datetime | None = None, on_audit: AuditSink | None = None) -> DropLoad:
+    """Verify, parse, validate and land one drop. Raises ``DropRefused`` (after auditing it) if refused.
+    ``on_audit`` is told of the attempt's audit entry once it is written (refused or loaded), e.g. to
+    keep a cache of the load audit current without reading it back."""
     loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     crashpoint("ingest.before_load")
     folder = drop_folder(zones.landing, system, business_date)
@@ -151,6 +239,10 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
     staged: list[tuple[EntityLoad, pl.DataFrame, pl.DataFrame]] = []
     try:
         manifest = read_manifest(folder, system, business_date)
+        lineage = _lineage_columns(manifest, loaded_at)
+        # the quarantine's columns besides the file's: the same for every file of the drop
+        q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
+                  "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
         for f in manifest.files:
             t0 = time.perf_counter()
             source = f.path.relative_to(zones.landing).as_posix()
@@ -171,12 +263,10 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
                 raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
             if (system, f.entity.name) == ("survey", "responses"):
                 valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
-            data = _lineage(valid, source, manifest, loaded_at)
-            q = quarantined.select(
-                system=pl.lit(system), entity=pl.lit(f.entity.name), business_date=pl.lit(business_date, pl.Date),
-                file=pl.lit(source), line="line", column="column", reason="reason", record="record",
-                _loaded_at=pl.lit(loaded_at).cast(TS_TYPE),
-            ).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+            data = _lineage(valid, source, lineage)
+            q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
+            q = quarantined.select([q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
+                                    for name, dtype in QUARANTINE_SCHEMA.items()])
             stats = EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
                                raw.extra_columns, time.perf_counter() - t0)
             staged.append((stats, data, q))
@@ -185,13 +275,11 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
         refused = DropLoad(system, business_date, "refused", placeholder,
                            manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
                            str(exc))
-        _audit(zones, refused, {}, loaded_at)
+        _audit(zones, refused, {}, loaded_at, on_audit)
         raise
     assert manifest is not None
-    for stats, data, q in staged:
-        write_parquet_atomic(data, zones.data_file(system, stats.entity, business_date))
-        write_parquet_atomic(q, zones.quarantine_file(system, stats.entity, business_date))
-        crashpoint("ingest.between_entities")
+    groups = [[(data, zones.data_file(system, stats.entity, business_date)),
+               (q, zones.quarantine_file(system, stats.entity, business_date))] for stats, data, q in staged]
     for e in absent:
         # an entity of a later contract version than the drop's: it lands as an empty partition, so the
         # models read every entity of the contract whatever version each drop was written in; the audit
@@ -201,20 +289,22 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
         valid, _ = validate(read_file(e, folder / e.filename, header))
         if (system, e.name) == ("survey", "responses"):
             valid = with_comment_tags(valid)
-        write_parquet_atomic(_lineage(valid, source, manifest, loaded_at), zones.data_file(system, e.name,
-                                                                                             business_date))
+        groups.append([(_lineage(valid, source, lineage), zones.data_file(system, e.name, business_date))])
+    # every file of the drop written, synced and renamed as one batch, entity by entity
+    write_parquet_files(groups)
     crashpoint("ingest.before_audit")
     result = DropLoad(system, business_date, "loaded", [s for s, _, _ in staged], manifest.extracted_at,
                       manifest.digest, contract_version=manifest.contract_version)
-    _audit(zones, result, {}, loaded_at)
+    _audit(zones, result, {}, loaded_at, on_audit)
     crashpoint("ingest.after_audit")
     return result
 
 
 def read_partition_counts(zones: Zones, system: str, entity: str, day: dt.date) -> tuple[int, int]:
-    """Rows now in the raw and quarantine zones for one entity and business date (read back from disk)."""
+    """Rows now in the raw and quarantine zones for one entity and business date (read back from disk:
+    the row count in each file's Parquet footer)."""
     def count(p: Path) -> int:
-        return pl.scan_parquet(p).select(pl.len()).collect().item() if p.exists() else 0
+        return pq.read_metadata(p).num_rows if p.exists() else 0
 
     return count(zones.data_file(system, entity, day)), count(zones.quarantine_file(system, entity, day))
 

@@ -99,12 +99,23 @@ def _read_csv(e: C.Entity, path: Path, text: str) -> RawFile:
     frame = _csv_fast(text, header, e) if simple else None
     if frame is None:
         frame = _csv_exact(text, header, e, path)
-    # a row that repeats the header (two files concatenated) is a bad record with a reason of its own
-    repeated = pl.all_horizontal([pl.col(h).eq_missing(pl.lit(h)) for h in e.column_names])
-    frame = frame.with_columns(_problem=pl.when(pl.col("_problem").is_null() & repeated)
-                               .then(pl.lit("the header row repeated inside the file (files concatenated?)"))
-                               .otherwise(pl.col("_problem")))
+    frame = frame.with_columns(_problem=_repeated_header(e))
     return RawFile(e, path, _with_extra(frame, e, extra), extra)
+
+
+# the expression of each entity (kept alive here, so its id is never reused): built once, not per file
+_REPEATED: dict[int, tuple[C.Entity, pl.Expr]] = {}
+
+
+def _repeated_header(e: C.Entity) -> pl.Expr:
+    """A row that repeats the header (two files concatenated) is a bad record with a reason of its own."""
+    held = _REPEATED.get(id(e))
+    if held is None:
+        repeated = pl.all_horizontal([pl.col(h).eq_missing(pl.lit(h)) for h in e.column_names])
+        held = _REPEATED[id(e)] = (e, pl.when(pl.col("_problem").is_null() & repeated)
+                                   .then(pl.lit("the header row repeated inside the file (files concatenated?)"))
+                                   .otherwise(pl.col("_problem")))
+    return held[1]
 
 
 def _csv_fast(text: str, header: list[str], e: C.Entity) -> pl.DataFrame | None:
@@ -132,7 +143,12 @@ def _csv_fast(text: str, header: list[str], e: C.Entity) -> pl.DataFrame | None:
         return None
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    # physical line of each record: header is line 1; values with embedded newlines push later records down
+    # physical line of each record: header is line 1; values with embedded newlines push later records down.
+    # Every line ends with LF but perhaps the last: as many LFs as records + header (less one without a
+    # final LF) means no value holds one, and record i sits on line i + 2
+    if text.count("\n") == df.height + 1 - (not text.endswith("\n")):
+        return df.with_columns(_source_line=pl.int_range(2, df.height + 2, dtype=pl.Int64),
+                               _problem=pl.lit(None, pl.Utf8))
     embedded = pl.sum_horizontal([pl.col(h).str.count_matches("\n").fill_null(0) for h in header]) if header else 0
     return df.with_row_index("_i").with_columns(
         _source_line=(pl.col("_i") + 2 + embedded.cum_sum() - embedded).cast(pl.Int64),

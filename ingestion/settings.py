@@ -305,6 +305,14 @@ def current() -> Settings:
     return _built(snapshot, "" if data_dir and os.path.isabs(data_dir) else os.getcwd())
 
 
+def crash_at() -> tuple[str, ...]:
+    """``CX_CRASH_AT``'s crash points (ingestion/faults.py asks at every crash point): one look-up in the
+    environment while it is unset or empty, as it always is outside the reliability tests."""
+    if not os.environ.get("CX_CRASH_AT"):
+        return ()
+    return current().crash_at
+
+
 # --- the data directory layout ---------------------------------------------------------------------
 
 def data_dir() -> Path:

@@ -16,6 +16,8 @@ Typing rules (see docs/landing-contract.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from . import contract as C
@@ -83,9 +85,30 @@ def _reason(col: str, message: pl.Expr | str, raw: pl.Expr | None = None) -> pl.
     return text
 
 
-def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a file into (typed valid records, quarantined records with column and reason)."""
-    e, df = raw.entity, raw.frame
+@dataclass(frozen=True)
+class _Plan:
+    """The expressions that type and check one entity's records: built once per entity and reused
+    for every file of it (they depend on the contract alone, not on the file)."""
+
+    parsed: list[pl.Expr]  # the typed value of each column, parsed once into __v_<column>
+    typed: list[pl.Expr]  # the valid rows' columns
+    first: pl.Expr  # index of the record's first problem (-1: structural), null when it has none
+    column: pl.Expr  # the column that problem is about
+    reason: pl.Expr  # and its reason, quoting the raw value
+
+
+# the plans built so far, by entity object (kept alive here, so its id is never reused)
+_PLANS: dict[int, tuple[C.Entity, _Plan]] = {}
+
+
+def _plan(e: C.Entity) -> _Plan:
+    held = _PLANS.get(id(e))
+    if held is None:
+        held = _PLANS[id(e)] = (e, _build_plan(e))
+    return held[1]
+
+
+def _build_plan(e: C.Entity) -> _Plan:
     typed: list[pl.Expr] = []
     parsed: list[pl.Expr] = []
     checks: list[tuple[pl.Expr, pl.Expr, str]] = []  # (is bad, reason, column)
@@ -136,16 +159,23 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
     first = pl.when(pl.col("_problem").is_not_null()).then(pl.lit(-1, dtype=pl.Int32))
     for i, (bad, _reason_text, _colname) in enumerate(checks):
         first = first.when(bad.fill_null(False)).then(pl.lit(i, dtype=pl.Int32))
-    marked = df.with_columns(parsed).with_columns(_check=first.otherwise(None))
-    good = marked.filter(pl.col("_check").is_null())
     is_structural = pl.col("_check") == -1
     column_expr = pl.when(is_structural).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
     reason_expr = pl.when(is_structural).then(pl.col("_problem"))
     for i, (_bad, reason, colname) in enumerate(checks):
         column_expr = column_expr.when(pl.col("_check") == i).then(pl.lit(colname))
         reason_expr = reason_expr.when(pl.col("_check") == i).then(reason)
-    bad = marked.filter(pl.col("_check").is_not_null()).with_columns(
-        _reason=reason_expr.otherwise(None), _column=column_expr.otherwise(None))
+    return _Plan(parsed, typed, first.otherwise(None), column_expr.otherwise(None), reason_expr.otherwise(None))
+
+
+def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a file into (typed valid records, quarantined records with column and reason)."""
+    df = raw.frame
+    plan = _plan(raw.entity)
+    typed = plan.typed
+    marked = df.with_columns(plan.parsed).with_columns(_check=plan.first)
+    good = marked.filter(pl.col("_check").is_null())
+    bad = marked.filter(pl.col("_check").is_not_null()).with_columns(_reason=plan.reason, _column=plan.column)
     valid = good.select(*typed, "_source_line", "_extra")
     text_cols = [c for c in df.columns if not c.startswith("_")]
     quarantined = bad.select(

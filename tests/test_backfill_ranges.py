@@ -24,18 +24,26 @@ from orchestration.cli import main
 from orchestration.resources import CxData
 from simulator import GeneratorConfig, generate
 
+from . import drop_edit
+
 START = dt.date(2026, 9, 1)
 DAYS = 10
 RANGE = {"dagster/asset_partition_range_start": START.isoformat(),
          "dagster/asset_partition_range_end": (START + dt.timedelta(days=DAYS - 1)).isoformat()}
 # columns that say when a row was written, not what it holds
 WHEN = {"_loaded_at", "loaded_at", "recorded_at", "run_id", "duration_s"}
+# crm.campaign_touches delivers ten times its volume on this date: a volume anomaly a ranged run finds
+# against the dates before it in the same range (from the load audit it holds in memory)
+SPIKE = START + dt.timedelta(days=8)
 
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ranges") / "landing"
     generate(GeneratorConfig(customers=300, days=DAYS, start=START, seed=18), root)
+    spike = drop_edit.folder(root, "crm", SPIKE)
+    header, rows = drop_edit.read(spike, "crm", "campaign_touches")
+    drop_edit.write(spike, "crm", "campaign_touches", header, rows * 10)  # duplicates are valid records
     return root
 
 
@@ -83,6 +91,14 @@ def test_a_ranged_run_lands_what_one_run_per_date_lands(landing: Path, tmp_path:
         assert len(checks) == len(ingestion_assets.DROP_CHECKS) * len(C.ENTITIES)
         delivered = [c for c in checks if c.check_name == "drop_delivered"]
         assert all(c.passed and c.metadata["dates"].value == DAYS for c in delivered)
+        volume = next(c for c in checks if c.check_name == "drop_volume"
+                      and c.asset_key == raw_key("crm", "campaign_touches"))
+        assert not volume.passed and SPIKE.isoformat() in volume.metadata["not_passed"].value
+        spiked = volume.metadata["not_passed"].value[SPIKE.isoformat()]
+        assert spiked["status"] == "warn"
+        assert spiked["observed"] == len(drop_edit.read(drop_edit.folder(landing, "crm", SPIKE), "crm",
+                                                        "campaign_touches")[1])
+        assert spiked["expected"].endswith("(8 days, all days)")  # judged against the 8 dates before it
 
         daily_results = []
         for day in _days():

@@ -4,6 +4,8 @@ and a crash that leaves the previous version intact."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +14,8 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
+from ingestion import load as load_module
+from ingestion.disk import DiskFull
 from ingestion.load import Zones, latest_attempts, load_drop, read_audit, summarize_attempts
 from ingestion.manifest import DropRefused
 from simulator import GeneratorConfig, generate
@@ -177,6 +181,63 @@ def test_a_crash_while_swapping_leaves_previous_files_readable(october_drops: Dr
     for k in before:
         assert after[k].equals(before[k]), k  # every partition readable, old or identical new version
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _inodes(zones: Zones) -> dict[str, int]:
+    return {str(p): p.stat().st_ino for zone in (zones.raw, zones.quarantine) for p in zone.rglob("*.parquet")
+            if "_load_audit" not in p.parts}
+
+
+def test_a_drop_is_swapped_in_only_once_every_file_is_written_and_synced(
+        october_drops: Drops, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files of a drop are written and fsynced as one batch before any is renamed: a write or an
+    fsync failing on any file replaces none (same inode for every partition), leaves no temporary file,
+    and a full disk names the file it was writing."""
+    day = october_drops.cfg.start + dt.timedelta(days=4)
+    zones = _zones(october_drops.root, tmp_path)
+    first = load_drop(zones, "erp", day)
+    files = 2 * len(first.entities)  # data and quarantine of each entity
+    before = _inodes(zones)
+    assert len(before) == files
+    calls = {"n": 0}
+    real_write = pl.DataFrame.write_parquet
+
+    def failing_last_write(self: pl.DataFrame, file, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        real_write(self, file, *args, **kwargs)
+        if calls["n"] == files:
+            raise OSError("disk error (simulated)")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", failing_last_write)
+    with pytest.raises(OSError, match="simulated"):
+        load_drop(zones, "erp", day)
+    monkeypatch.undo()
+    assert calls["n"] == files and _inodes(zones) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+
+    real_fsync = load_module._fsync
+    synced: list[Path] = []
+
+    def full_on_one(path: Path) -> None:
+        synced.append(path)
+        if path.name == f".data.parquet.{os.getpid()}.tmp" and "returns" in path.parts:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+        real_fsync(path)
+
+    monkeypatch.setattr(load_module, "_fsync", full_on_one)
+    with pytest.raises(DiskFull) as caught:
+        load_drop(zones, "erp", day)
+    monkeypatch.undo()
+    assert caught.value.path == zones.data_file("erp", "returns", day)
+    assert str(zones.data_file("erp", "returns", day)) in str(caught.value)
+    assert len([p for p in synced if p.name.endswith(".tmp")]) == files  # every file was synced, none renamed
+    assert _inodes(zones) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+    # and then it lands: every partition replaced (new inodes), the audit says loaded
+    again = load_drop(zones, "erp", day)
+    after = _inodes(zones)
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
+    assert [e.loaded for e in again.entities] == [e.loaded for e in first.entities]
 
 
 def _makefile_demo_config() -> GeneratorConfig:

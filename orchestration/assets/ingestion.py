@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from expectations import anomaly, health, registry
-from expectations.drops import BASELINE_CHECKS, drop_counts, drop_health, is_missing, rejudge_later
+from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion import contract as C
 from ingestion.load import load_drop
 from ingestion.manifest import DropRefused
@@ -114,18 +114,29 @@ def on_day_landed(callback: Callable[[str, dt.date], None]) -> Iterator[None]:
         _day_listeners.remove(callback)
 
 
+def audit_history(cx: CxData, system: str, days: list[dt.date], cfg: dict) -> AuditHistory:
+    """The load audit a run landing ``days`` (in date order) judges with, read once: the dates whose
+    drops are the trailing history of its first date, through those a drop of its last date is in
+    the history of."""
+    history_days = int(cfg["anomaly"]["history_days"])
+    return AuditHistory(cx.zones(), system, days[0] - dt.timedelta(days=history_days),
+                        days[-1] + dt.timedelta(days=history_days))
+
+
 def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: dt.date, cfg: dict,
-              lands_until: dt.date | None = None) -> _Landed:
+              lands_until: dt.date | None = None, audit: AuditHistory | None = None) -> _Landed:
     """Land ``system``'s drop of ``day`` and record its health, exactly as a single-day run does; a
     refused drop is recorded and returned, not raised (the caller publishes and fails). The dates up
     to ``lands_until`` (a ranged run's last date) are landed after this one by the same run, which
-    rewrites their whole record then: they are not judged again here, the dates after it are."""
+    rewrites their whole record then: they are not judged again here, the dates after it are.
+    ``audit``: the system's load audit held in memory by the run (``audit_history``), kept current
+    by ``load_drop``; without it each judgment reads the audit from disk, with the same result."""
     zones = cx.zones()
     out = _Landed(day)
     run_id = context.run.run_id
-    before = drop_counts(zones, system, day)
+    before = drop_counts(zones, system, day, audit)
     try:
-        result = load_drop(zones, system, day)
+        result = load_drop(zones, system, day, on_audit=audit.record if audit is not None else None)
     except DropRefused as exc:
         if not is_missing(exc.problem):
             rows = drop_health(zones, system, day, None, error=str(exc), cfg=cfg)
@@ -144,14 +155,13 @@ def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: d
         if system in C.AUDITED_SYSTEMS:
             out.metadata[raw_key(system, C.LOAD_AUDIT)] = {"business_date": day.isoformat(), "drop": "not delivered"}
         return out
-    rows = drop_health(zones, system, day, result, cfg=cfg)
+    rows = drop_health(zones, system, day, result, cfg=cfg, audit=audit)
     health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=run_id)
     history_days = int(cfg["anomaly"]["history_days"])
     if (lands_until is None or day + dt.timedelta(days=history_days) > lands_until) \
-            and drop_counts(zones, system, day) != before:
+            and drop_counts(zones, system, day, audit) != before:
         # a drop delivered late (or corrected): the drops after it were judged without it
-        later = {d: r for d, r in rejudge_later(zones, system, day, cfg=cfg).items()
-                 if lands_until is None or d > lands_until}
+        later = rejudge_later(zones, system, day, cfg=cfg, audit=audit, after=lands_until)
         for other, other_rows in later.items():
             health.replace_checks(cx.root(), other, f"ingest_{system}", BASELINE_CHECKS, other_rows, run_id=run_id)
         if later:
@@ -235,9 +245,10 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
                                                                           | dg.AssetMaterialization]:
         cfg = anomaly.load_config()
         days = window_days(context)
+        audit = audit_history(cx, system, days, cfg)  # read once for the run, kept current as it lands
         landed = []
         for day in days:  # in date order: each drop is judged against the drops landed before it
-            landed.append(_land_day(context, cx, system, day, cfg, days[-1] if len(days) > 1 else None))
+            landed.append(_land_day(context, cx, system, day, cfg, days[-1] if len(days) > 1 else None, audit))
             for listener in list(_day_listeners):
                 listener(system, day)
         refused = [d for d in landed if d.refused is not None]
