@@ -1,7 +1,7 @@
 """The dbt warehouse as Dagster assets (dagster-dbt).
 
 One ``@dbt_assets`` (``cx_dbt``) holds every model, on the business-date partitions: a run passes
-its partition window to dbt as vars (``min_date``/``max_date``, half-open, ``as_of`` = the window's
+its partition window to dbt (``min_date``/``max_date``, half-open, ``as_of`` = the window's
 last business date), so the incremental KPI mart recomputes the window and every other model is
 rebuilt as of the same ``as_of`` (a backfill of an old window gives that window's numbers). One dbt
 call per run (a single-run backfill policy for ranges), in the ``duckdb_writer`` pool so only one
@@ -47,6 +47,8 @@ from orchestration.warehouse import (
     engine_target,
     ensure_manifest,
     spark_read_back,
+    target_path,
+    window_env,
     window_vars,
     with_venv_dbt,
 )
@@ -142,14 +144,23 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     # and restored after it
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
     days = window_days(context)
-    args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
+    # the window reaches dbt in its environment (window_env), not as --vars: the partial parse is kept
+    window, _ = window_env(partition_vars(context))
+    args = ["build", *NIGHTLY_EXCLUDE]
     target = engine_target()  # CX_ENGINE, read at run time: DuckDB (the profile's default) or Spark
     if target:
         args += ["--target", target]
     crashpoint("dbt.before_build")
     try:
-        with dbt_environment(cx.root(), target):  # the dbt subprocess starts here, with this environment
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # dbt's target folder of this data directory and engine (the one `cxw build` uses), not dagster-dbt's
+        # new folder per invocation: dbt keeps its partial parse there from night to night (a new folder
+        # starts from the project's parse, made with another profile: dbt parses everything again), and
+        # the folders do not pile up (about 17 MB a night). The previous call's results are removed first,
+        # so a dbt that fails to start is not read as having run them.
+        targets = target_path(cx.root(), target)
+        (targets / "run_results.json").unlink(missing_ok=True)
+        with dbt_environment(cx.root(), target, window):  # the dbt subprocess starts here, with this environment
+            invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=targets)
     except (SparkError, KeySecretError) as exc:
         raise dg.Failure(description=str(exc)) from None
     checks = translator.settings.enable_asset_checks
