@@ -44,6 +44,46 @@ def window_env(dbt_vars: dict | None) -> tuple[dict[str, str], dict]:
     return {env: str(rest.pop(name, "")) for name, env in RUN_WINDOW_ENV.items()}, rest
 
 
+# when the last successful warehouse build of a data directory started (per engine, in dbt's target
+# folder): drops landed after it are new to the warehouse, whatever their business date
+BUILT_MARK = "cx_last_build.json"
+
+
+def landed_since_build(data_dir: Path, target: str | None) -> dt.date | None:
+    """The earliest business date of the drops landed since the last successful build started (their
+    load-audit files are newer), or None: none, or no build recorded yet.
+
+    A drop delivered late (days or months after its business date, ingested on arrival) is older than
+    the next night's window: the incremental models (staging, facts, the KPI mart) would not look at it.
+    The nightly widens its dbt window back to that date instead (``window_from``): the incremental models
+    take a window of any length, and the results are as of the same ``as_of``."""
+    mark = target_path(data_dir, target) / BUILT_MARK
+    audit = Path(data_dir) / "raw" / "_load_audit"
+    if not mark.exists() or not audit.is_dir():
+        return None
+    since = json.loads(mark.read_text(encoding="utf-8"))["started"]
+    dates = [dt.date.fromisoformat(folder.name.split("=", 1)[1])
+             for folder in audit.glob("*/business_date=*")
+             if any(f.stat().st_mtime > since for f in folder.iterdir() if f.suffix == ".parquet")]
+    return min(dates, default=None)
+
+
+def mark_built(data_dir: Path, target: str | None, started: float) -> None:
+    """Record that a build which started at ``started`` (time.time()) succeeded (``landed_since_build``)."""
+    folder = target_path(data_dir, target)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (BUILT_MARK + ".tmp")
+    tmp.write_text(json.dumps({"started": started}) + "\n", encoding="utf-8")
+    tmp.replace(folder / BUILT_MARK)
+
+
+def window_from(dbt_window: dict[str, str], late: dt.date | None) -> dict[str, str]:
+    """``dbt_window`` (``window_vars``) starting at ``late`` when that is earlier; as_of unchanged."""
+    if late is None or late.isoformat() >= dbt_window["min_date"]:
+        return dbt_window
+    return {**dbt_window, "min_date": late.isoformat()}
+
+
 def dbt_var(name: str):  # noqa: ANN201 - whatever the var holds
     """A var's default from dbt_project.yml: the one place a dbt threshold is declared."""
     import yaml

@@ -17,6 +17,7 @@ fails naming what failed. Sources map to the ingestion assets, so it is one line
 
 import datetime as dt
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,9 +47,12 @@ from orchestration.warehouse import (
     dbt_environment,
     engine_target,
     ensure_manifest,
+    landed_since_build,
+    mark_built,
     spark_read_back,
     target_path,
     window_env,
+    window_from,
     window_vars,
     with_venv_dbt,
 )
@@ -144,10 +148,18 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     # and restored after it
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
     days = window_days(context)
-    # the window reaches dbt in its environment (window_env), not as --vars: the partial parse is kept
-    window, _ = window_env(partition_vars(context))
-    args = ["build", *NIGHTLY_EXCLUDE]
     target = engine_target()  # CX_ENGINE, read at run time: DuckDB (the profile's default) or Spark
+    started = time.time()
+    # drops landed since the last build whose business date is before the window (a late delivery):
+    # dbt's window starts at the earliest of them, or the incremental models would not see them
+    dbt_window = window_from(partition_vars(context), late := landed_since_build(cx.root(), target))
+    if dbt_window["min_date"] != partition_vars(context)["min_date"]:
+        context.log.info(f"drops of business dates from {late} landed since the last build: dbt's window "
+                         f"starts there ({dbt_window['min_date']} .. {dbt_window['max_date']}, as of "
+                         f"{dbt_window['as_of']})")
+    # the window reaches dbt in its environment (window_env), not as --vars: the partial parse is kept
+    window, _ = window_env(dbt_window)
+    args = ["build", *NIGHTLY_EXCLUDE]
     if target:
         args += ["--target", target]
     crashpoint("dbt.before_build")
@@ -196,6 +208,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
                                      + ("; ".join(failed[:10]) or str(invocation.get_error())),
                          metadata={"failed": "\n".join(failed) or "see the dbt logs"})
+    mark_built(cx.root(), target, started)
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
         try:
