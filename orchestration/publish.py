@@ -25,6 +25,26 @@
   record on a blocked night while every mart stays byte-identical (the previous Parquet files are
   hard-linked, the DuckDB tables copied unchanged).
 
+Only what changed is written (issue 18). Each table's fingerprint is computed in the warehouse
+(``_fingerprint``: its column names and types, its row count and two order-independent sums of a
+row hash) and stored with the table: as its comment in ``cx.duckdb`` (``cx_fingerprint=v1-…``) and
+in the footer of its Parquet file (key ``cx_fingerprint``), never in a row BI reads (a table's floats
+may differ in their last bit from one run of a night to the next: the fingerprint sees it, a
+comparison of the numbers need not). A table whose fingerprint equals the served one, in
+``cx.duckdb`` and in the served Parquet file's footer alike, is reused: the temporary DuckDB file
+starts as a copy of the served one (where that table stays as it is) and its Parquet file is
+hard-linked into the new version folder. Changed and new tables are dropped and copied again, gone
+tables dropped, views, ``_publication`` and ``data_health`` written anew (the drops are
+checkpointed before the copies, so the copies reuse the freed blocks and the file does not grow
+from publish to publish). A reader sees the same as after a full publish: a new file renamed over
+the old one, a new version folder linked. Every table is written anew, into a new file (a full
+publish), when nothing was published yet or the served publication has no fingerprints (an older
+format, or another ``FINGERPRINT_VERSION``), when earlier versions are purged (below: the freed
+blocks of a copied file still hold what was dropped), and when more than half of the served file
+is free blocks (``FULL_REWRITE_FREE_SHARE``). ``Publication.full`` says why, ``copied`` and
+``reused`` which tables were written and which kept. A table whose columns change is changed (its
+fingerprint names them): only that one is copied again.
+
 Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
 keys that older versions hold (docs/privacy.md): a customer erased since the last publication (the
 old versions still carry the key their rows had before), or a new key secret (``cxw keys rotate``).
@@ -53,6 +73,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -77,6 +98,12 @@ PARQUET_GRACE_SECONDS = 10.0
 HEALTH_TABLE = "data_health"
 PURGE_MARKER = ".purge_pending"
 KEYS_FILE = ".key_fingerprint"  # the key secret's fingerprint of the last publication (reveals nothing)
+# a table's content fingerprint (``_fingerprint``): its comment in cx.duckdb is "<key>=<fingerprint>", and its
+# Parquet file's footer holds it under the key. Another version (a new way to compute it): the next publish is full
+FINGERPRINT_VERSION = "v1"
+FINGERPRINT_KEY = "cx_fingerprint"
+# a served file with more free blocks than this share of its blocks is not reused: the publish writes a new one
+FULL_REWRITE_FREE_SHARE = 0.5
 
 
 @dataclass
@@ -86,6 +113,18 @@ class Publication:
     tables: dict[str, int]  # table -> rows
     published_at: dt.datetime
     views: tuple[str, ...] = ()  # served as views over the tables (no Parquet, row_count null)
+    copied: tuple[str, ...] = ()  # tables written anew (all of them on a full publish)
+    reused: tuple[str, ...] = ()  # tables unchanged since the served publication: kept, their Parquet hard-linked
+    full: str | None = None  # why every table was written into a new file; None when only what changed was
+
+
+@dataclass
+class _Served:
+    """What the next publish may reuse of the served publication (``_plan``)."""
+    full: str | None  # why nothing is reused; None: tables of ``fingerprints`` are
+    fingerprints: dict[str, str]  # table -> its fingerprint, in cx.duckdb and its Parquet file's footer alike
+    parquet: Path | None  # the served Parquet version folder (the link resolved once)
+    key_fingerprint: str | None  # the key secret's fingerprint (``_keys_changed``)
 
 
 def _fsync(path: Path) -> None:
@@ -192,7 +231,10 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
              health: pl.DataFrame | None) -> Publication:
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     target = serving / "cx.duckdb"
+    served = _plan(warehouse, serving, target)
     with _staged(serving, now) as (tmp, parquet_dir):
+        if served.full is None:  # start from the served file: unchanged tables stay as they are
+            shutil.copyfile(target, tmp)
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"attach '{warehouse}' as wh (read_only)")
@@ -204,13 +246,22 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             views = {v: sql for v, kind in relations.items() if kind == "VIEW"
                      if (sql := _served_view_sql(con, v, set(relations))) is not None}
             tables = [t for t in relations if t not in views]
+            prints = {t: _fingerprint(con, t) for t in tables}
+            reused = {t for t in tables if served.fingerprints.get(t) == prints[t]}
+            if served.full is None:
+                _drop_all_but(con, reused)
             rows = {}
             for i, t in enumerate(tables):
                 if i == len(tables) // 2:
                     crashpoint("publish.mid_copy")
-                con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
+                if t in reused:
+                    os.link(served.parquet / (t + ".parquet"), parquet_dir / (t + ".parquet"))
+                else:
+                    con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
+                    con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
+                    con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, "
+                                f"compression zstd, kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
                 rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
-                con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, compression zstd)")
             _create_views(con, views)
             con.execute("create table _publication (published_at timestamptz, as_of varchar, table_name varchar, "
                         "row_count bigint)")
@@ -218,7 +269,6 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                             [(now, as_of, t, n) for t, n in rows.items()] + [(now, as_of, v, None) for v in views])
             if health is not None:
                 _write_health(con, health, parquet_dir)
-            fingerprint = _keys_changed(con, serving, target)
             con.execute("detach wh")
             con.execute("checkpoint")
         finally:
@@ -229,9 +279,81 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
     _swap_parquet(serving, parquet_dir)
     if (serving / PURGE_MARKER).exists():
         _purge_earlier(serving, parquet_dir)
-    if fingerprint is not None:
-        _write_small(serving / KEYS_FILE, fingerprint)
-    return Publication(target, serving / "parquet", rows, now, tuple(views))
+    if served.key_fingerprint is not None:
+        _write_small(serving / KEYS_FILE, served.key_fingerprint)
+    return Publication(target, serving / "parquet", rows, now, tuple(views), full=served.full,
+                       copied=tuple(t for t in tables if t not in reused),
+                       reused=tuple(t for t in tables if t in reused))
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The content fingerprint of ``wh.marts.<table>``: its column names and types in order, its row count,
+    and two sums (order-independent, unlike a hash of the rows in some order; and unlike a xor, blind neither
+    to a pair of equal rows nor to values swapped between rows) of DuckDB's hash of each row, one of them
+    hashed again. Equal fingerprints: the same rows (up to a 128-bit collision), the same columns."""
+    (columns,) = con.execute(
+        "select to_json(list([column_name, data_type] order by column_index)) from duckdb_columns() "
+        "where database_name = 'wh' and schema_name = ? and table_name = ?", [BI_SCHEMA, table]).fetchone()
+    counted = con.execute(f"select count(*), coalesce(sum(hash(*columns(*))), 0), "
+                          f"coalesce(sum(hash(hash(*columns(*)))), 0) from wh.{BI_SCHEMA}.\"{table}\"").fetchone()
+    digest = hashlib.sha256(json.dumps([columns, *(str(v) for v in counted)]).encode()).hexdigest()[:32]
+    return f"{FINGERPRINT_VERSION}-{digest}"
+
+
+def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
+    """What of the served publication the next publish reuses: the tables whose fingerprint in
+    ``cx.duckdb`` (their comment) is the one in the footer of their served Parquet file, unless a full
+    publish is due (module docstring). Also marks earlier versions for purging (``_keys_changed``)."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{warehouse}' as wh (read_only)")
+        if target.exists():
+            con.execute(f"attach '{target}' as served (read_only)")
+        key_fingerprint = _keys_changed(con, serving, target.exists())
+        if not target.exists() or not _has_table(con, "served", "_publication"):
+            return _Served("nothing published yet", {}, None, key_fingerprint)
+        if (serving / PURGE_MARKER).exists():
+            why = (serving / PURGE_MARKER).read_text(encoding="utf-8")
+            return _Served(f"earlier Parquet versions are purged: {why}", {}, None, key_fingerprint)
+        comments = dict(con.execute(
+            "select p.table_name, t.comment from served._publication p join duckdb_tables() t "
+            "on t.database_name = 'served' and t.table_name = p.table_name where p.row_count is not null").fetchall())
+        fingerprints = {t: c.removeprefix(FINGERPRINT_KEY + "=") for t, c in comments.items()
+                        if (c or "").startswith(FINGERPRINT_KEY + "=")}
+        if not fingerprints:
+            return _Served("the served publication has no fingerprints (an older format)", {}, None, key_fingerprint)
+        if any(not f.startswith(FINGERPRINT_VERSION + "-") for f in fingerprints.values()):
+            return _Served(f"the served publication has fingerprints of another version than {FINGERPRINT_VERSION}",
+                           {}, None, key_fingerprint)
+        total, free = con.execute("select total_blocks, free_blocks from pragma_database_size() "
+                                  "where database_name = 'served'").fetchone()
+        if free > FULL_REWRITE_FREE_SHARE * total:
+            return _Served(f"the served file is {free} free blocks of {total}", {}, None, key_fingerprint)
+        parquet = (serving / "parquet").resolve()
+        files = [str(parquet / (t + ".parquet")) for t in fingerprints if (parquet / (t + ".parquet")).is_file()]
+        try:
+            footers = {Path(f).stem: v.decode() for f, v in con.execute(
+                "select file_name, value from parquet_kv_metadata(?) where key = ?",
+                [files, FINGERPRINT_KEY.encode()]).fetchall()} if files else {}
+        except duckdb.Error:  # a served Parquet file unreadable: nothing reused, every table copied again
+            footers = {}
+        return _Served(None, {t: f for t, f in fingerprints.items() if footers.get(t) == f}, parquet, key_fingerprint)
+    finally:
+        con.close()
+
+
+def _drop_all_but(con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
+    """In a copy of the served file: drop every view and every table but ``keep`` (``_publication`` and
+    ``data_health`` too: written anew), then checkpoint, so the copies that follow reuse the freed blocks."""
+    present = con.execute("select table_name, table_type from information_schema.tables "
+                          "where table_catalog = current_database()").fetchall()
+    for name, kind in present:
+        if kind == "VIEW":
+            con.execute(f'drop view "{name}"')
+    for name, kind in present:
+        if kind != "VIEW" and name not in keep:
+            con.execute(f'drop table "{name}"')
+    con.execute("checkpoint")
 
 
 # a stored view definition: CREATE VIEW <name> AS <query> (DuckDB renders every stored view this way)
@@ -319,10 +441,11 @@ def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str, schema:
                             [catalog, table, schema, schema]).fetchone()[0])
 
 
-def _keys_changed(con: duckdb.DuckDBPyConnection, serving: Path, target: Path) -> str | None:
+def _keys_changed(con: duckdb.DuckDBPyConnection, serving: Path, served: bool) -> str | None:
     """Mark earlier Parquet versions for purging (``PURGE_MARKER``) when this publication erases a
     customer the served copy did not show as erased, or comes from another key secret. Returns the
-    key secret's fingerprint (None where the warehouse has no key map)."""
+    key secret's fingerprint (None where the warehouse has no key map). ``con`` has the warehouse
+    attached as ``wh`` and, when ``served``, the served file as ``served``."""
     fingerprints = [r[0] for r in con.execute(
         "select distinct key_fingerprint from wh.restricted.int_customer_key_map").fetchall()] \
         if _has_table(con, "wh", "int_customer_key_map", "restricted") else []
@@ -331,17 +454,12 @@ def _keys_changed(con: duckdb.DuckDBPyConnection, serving: Path, target: Path) -
     stored = serving / KEYS_FILE
     if fingerprint and stored.exists() and stored.read_text(encoding="utf-8").strip() != fingerprint:
         reasons.append("the key secret changed")
-    if _has_table(con, con.execute("select current_database()").fetchone()[0], "dim_customer") and target.exists():
-        con.execute(f"attach '{target}' as served (read_only)")
-        try:
-            if _has_table(con, "served", "dim_customer"):
-                erased = con.execute(
-                    "select count(*) from dim_customer where is_erased and customer_key not in "
-                    "(select customer_key from served.dim_customer where is_erased)").fetchone()[0]
-                if erased:
-                    reasons.append(f"{erased} customer(s) erased since the last publication")
-        finally:
-            con.execute("detach served")
+    if served and _has_table(con, "wh", "dim_customer", BI_SCHEMA) and _has_table(con, "served", "dim_customer"):
+        erased = con.execute(
+            f"select count(*) from wh.{BI_SCHEMA}.dim_customer where is_erased and customer_key not in "
+            "(select customer_key from served.dim_customer where is_erased)").fetchone()[0]
+        if erased:
+            reasons.append(f"{erased} customer(s) erased since the last publication")
     if reasons:
         _write_small(serving / PURGE_MARKER, "; ".join(reasons))
     return fingerprint

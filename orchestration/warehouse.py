@@ -31,6 +31,59 @@ def window_vars(start: dt.date, end: dt.date) -> dict[str, str]:
             "as_of": (end - dt.timedelta(days=1)).isoformat()}
 
 
+# the run's window reaches dbt in these environment variables, read only while executing (macros/as_of.sql
+# cx_window_var), so a new night keeps dbt's partial parse: new --vars would make dbt parse the whole
+# project again. Set for every dbt call (empty when the call has none: --vars or the project's default then)
+RUN_WINDOW_ENV = {"as_of": "CX_RUN_AS_OF", "min_date": "CX_RUN_MIN_DATE", "max_date": "CX_RUN_MAX_DATE"}
+
+
+def window_env(dbt_vars: dict | None) -> tuple[dict[str, str], dict]:
+    """``dbt_vars`` split into the window's environment (``RUN_WINDOW_ENV``, every name set) and the
+    other vars, which go on the command line (``--vars``; rare ones such as ``rotate_keys``)."""
+    rest = dict(dbt_vars or {})
+    return {env: str(rest.pop(name, "")) for name, env in RUN_WINDOW_ENV.items()}, rest
+
+
+# when the last successful warehouse build of a data directory started (per engine, in dbt's target
+# folder): drops landed after it are new to the warehouse, whatever their business date
+BUILT_MARK = "cx_last_build.json"
+
+
+def landed_since_build(data_dir: Path, target: str | None) -> dt.date | None:
+    """The earliest business date of the drops landed since the last successful build started (their
+    load-audit files are newer), or None: none, or no build recorded yet.
+
+    A drop delivered late (days or months after its business date, ingested on arrival) is older than
+    the next night's window: the incremental models (staging, facts, the KPI mart) would not look at it.
+    The nightly widens its dbt window back to that date instead (``window_from``): the incremental models
+    take a window of any length, and the results are as of the same ``as_of``."""
+    mark = target_path(data_dir, target) / BUILT_MARK
+    audit = Path(data_dir) / "raw" / "_load_audit"
+    if not mark.exists() or not audit.is_dir():
+        return None
+    since = json.loads(mark.read_text(encoding="utf-8"))["started"]
+    dates = [dt.date.fromisoformat(folder.name.split("=", 1)[1])
+             for folder in audit.glob("*/business_date=*")
+             if any(f.stat().st_mtime > since for f in folder.iterdir() if f.suffix == ".parquet")]
+    return min(dates, default=None)
+
+
+def mark_built(data_dir: Path, target: str | None, started: float) -> None:
+    """Record that a build which started at ``started`` (time.time()) succeeded (``landed_since_build``)."""
+    folder = target_path(data_dir, target)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (BUILT_MARK + ".tmp")
+    tmp.write_text(json.dumps({"started": started}) + "\n", encoding="utf-8")
+    tmp.replace(folder / BUILT_MARK)
+
+
+def window_from(dbt_window: dict[str, str], late: dt.date | None) -> dict[str, str]:
+    """``dbt_window`` (``window_vars``) starting at ``late`` when that is earlier; as_of unchanged."""
+    if late is None or late.isoformat() >= dbt_window["min_date"]:
+        return dbt_window
+    return {**dbt_window, "min_date": late.isoformat()}
+
+
 def dbt_var(name: str):  # noqa: ANN201 - whatever the var holds
     """A var's default from dbt_project.yml: the one place a dbt threshold is declared."""
     import yaml
@@ -124,11 +177,13 @@ def engine_target(engine: str | None = None) -> str | None:
 
 
 @contextmanager
-def dbt_environment(data_dir: Path | None, target: str | None) -> Iterator[None]:
+def dbt_environment(data_dir: Path | None, target: str | None,
+                    window: dict[str, str] | None = None) -> Iterator[None]:
     """The environment a dbt call on ``target`` reads, for the block: CX_DATA_DIR and the DuckDB
-    settings; on Spark also the key secret, after checking that the Thrift server answers (a clear
+    settings; the run's window (``window``: :func:`window_env`'s first half; none: every window variable
+    empty); on Spark also the key secret, after checking that the Thrift server answers (a clear
     message naming what to start, rather than dbt's connection error)."""
-    extra = {}
+    extra = dict(window or window_env(None)[0])
     if target == "spark":
         from ingestion import keys
         from orchestration.spark_server import require_server
@@ -156,9 +211,11 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
            "--target-path", str(target_path(data_dir, target)), "--log-path", str(data_dir / "dbt_logs")]
     if target:
         cli += ["--target", target]
-    if dbt_vars:
-        cli += ["--vars", json.dumps(dbt_vars)]
-    with dbt_environment(data_dir, target):  # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret
+    window, other_vars = window_env(dbt_vars)
+    if other_vars:
+        cli += ["--vars", json.dumps(other_vars)]
+    # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret; the macros the run's window
+    with dbt_environment(data_dir, target, window):
         result = dbtRunner().invoke(cli)
     if not result.success:
         failed = []

@@ -99,6 +99,22 @@ def test_three_nights_then_rerun_of_night_two(three_nights: tuple, env: Path) ->
         _assert_same(df, snapshots[night_two][table], table)
 
 
+def test_nights_after_the_first_keep_dbts_parse(three_nights: tuple, env: Path) -> None:
+    """The nightly's dbt runs in the data directory's target folder, with the window in its environment
+    (docs/orchestration.md): the first night parses the project, the next ones reuse that parse."""
+    reparsed, kept = set(), set()  # dbt invocations
+    for log in sorted((env / "dbt_target").glob("dbt.log*")):  # dagster-dbt's JSON log lines, rotated
+        for line in log.read_text(encoding="utf-8").splitlines():
+            if "partial pars" in line or "full parse" in line:
+                info = json.loads(line)["info"]
+                if "Unable to do partial parsing" in info["msg"] or "Starting full parse" in info["msg"]:
+                    reparsed.add(info["invocation_id"])
+                elif "skipping partial parsing" in info["msg"] or "no changes found" in info["msg"]:
+                    kept.add(info["invocation_id"])
+    assert len(kept) >= 2, (kept, reparsed)  # nights two and three
+    assert len(reparsed) <= 1, reparsed  # night one at most
+
+
 def _assert_same(a: pl.DataFrame, b: pl.DataFrame, table: str) -> None:
     """Equal row for row; doubles to 1e-12 relative: DuckDB's parallel sums and standard deviations are not
     bit-reproducible between two runs over the same rows (the order partial states merge in varies)."""

@@ -124,6 +124,24 @@ def test_the_nights_hold_the_mess(nights: tuple[Path, dt.date, list[str], dict])
     assert set(tables) >= set(facts["after_night"])
 
 
+def test_a_new_window_keeps_dbts_partial_parse(nights: tuple[Path, dt.date, list[str], dict]) -> None:
+    """The window reaches dbt in its environment, read only while executing (macros/as_of.sql): every run
+    after the first, each with another window, reuses the first run's parse instead of parsing the whole
+    project again (as new --vars would make it)."""
+    data, night, _, _ = nights
+    log = (data / "dbt_logs" / "dbt.log").read_text(encoding="utf-8")
+    runs = log.split("Running with dbt=")[1:]
+    assert len(runs) == 6, len(runs)
+    assert "Unable to do partial parsing because saved manifest not found" in runs[0]
+    for i, run in enumerate(runs[1:], start=1):
+        assert "Unable to do partial parsing" not in run and "Starting full parse" not in run, (i, run[:2000])
+        assert "Partial parsing enabled, no changes found, skipping parsing" in run, (i, run[:2000])
+    # and the runs did use their windows: the last one (night N+2 again) compiled its dates
+    compiled = (data / "dbt_target" / "compiled" / "cx_warehouse" / "models" / "staging" / "stg_erp__orders.sql")
+    nxt = night + dt.timedelta(days=2)
+    assert f"cast('{nxt.isoformat()}' as date)" in compiled.read_text(encoding="utf-8")
+
+
 def _full_refresh(data: Path, as_of: dt.date, into: Path) -> dict[str, pl.DataFrame]:
     into.mkdir()
     for zone in ("raw", "quarantine"):

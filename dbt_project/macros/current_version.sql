@@ -29,9 +29,9 @@
 {%- set version = version_expr or 'cast(null as ' ~ dbt.type_timestamp() ~ ')' %}
 {%- set on_key = [] %}{% for k in key %}{% do on_key.append('{a}.' ~ k ~ ' = {b}.' ~ k) %}{% endfor %}
 {%- set in_window %}
-    (delivered._business_date >= cast('{{ var("min_date") }}' as date)
+    (delivered._business_date >= {{ cx_min_date() }}
      or delivered._business_date > (select max(drop_date) from {{ this }}))
-    and delivered._business_date < cast('{{ var("max_date") }}' as date)
+    and delivered._business_date < {{ cx_max_date() }}
     and delivered._business_date <= {{ cx_as_of() }}
 {%- endset %}
 {%- if not is_incremental() %}
@@ -45,7 +45,7 @@ where _version_rank = 1
     (a re-extract, a re-run of an older window), and also_touched; every window key when not `fast` -#}
 {%- set slow_keys %}
     select {{ key | join(', ') }} from {{ this }} as held
-    where held.drop_date >= cast('{{ var("min_date") }}' as date)
+    where held.drop_date >= {{ cx_min_date() }}
     {%- if also_touched %}
     union
     select {{ key | join(', ') }} from ({{ also_touched }}) as also_touched
@@ -142,7 +142,10 @@ where _version_rank = 1
 {%- endmacro %}
 
 {% macro default__cx_staging_drop_later(relation) -%}
+    {#- a --full-refresh selected only drops up to as_of: nothing to delete, no scan -#}
+    {%- if is_incremental() -%}
     delete from {{ relation }} where drop_date > {{ cx_as_of() }}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro spark__cx_staging_drop_later(relation) -%}

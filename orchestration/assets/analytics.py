@@ -72,7 +72,9 @@ def cx_analytics(context: dg.AssetExecutionContext, cx: CxData) -> Iterator:
             failed.append(out.table)
 
     outputs = A.run_all(cx.root() / "warehouse.duckdb", as_of, on_output=report)
-    rows = [health.judged(day, SCHEMA_CHECK.name, out.table, not out.problems, subject=f"{out.frame.height} rows",
+    # a range (a backfill) is judged once, as of its last day: each day's row says as of which day
+    rows = [health.judged(day, SCHEMA_CHECK.name, out.table, not out.problems,
+                          subject=f"{out.frame.height} rows as of {as_of}",
                           observed_value=len(out.problems), expected_range="0 problems",
                           message="; ".join(out.problems) or None) for out in outputs for day in days]
     health.write(cx.root(), days, "analytics", rows, run_id=context.run.run_id)

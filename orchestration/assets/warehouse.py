@@ -1,7 +1,7 @@
 """The dbt warehouse as Dagster assets (dagster-dbt).
 
 One ``@dbt_assets`` (``cx_dbt``) holds every model, on the business-date partitions: a run passes
-its partition window to dbt as vars (``min_date``/``max_date``, half-open, ``as_of`` = the window's
+its partition window to dbt (``min_date``/``max_date``, half-open, ``as_of`` = the window's
 last business date), so the incremental KPI mart recomputes the window and every other model is
 rebuilt as of the same ``as_of`` (a backfill of an old window gives that window's numbers). One dbt
 call per run (a single-run backfill policy for ranges), in the ``duckdb_writer`` pool so only one
@@ -17,6 +17,7 @@ fails naming what failed. Sources map to the ingestion assets, so it is one line
 
 import datetime as dt
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,7 +47,12 @@ from orchestration.warehouse import (
     dbt_environment,
     engine_target,
     ensure_manifest,
+    landed_since_build,
+    mark_built,
     spark_read_back,
+    target_path,
+    window_env,
+    window_from,
     window_vars,
     with_venv_dbt,
 )
@@ -142,14 +148,31 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     # and restored after it
     # unit tests check the SQL, not the data: CI runs them (`make test`); nightly runs skip them
     days = window_days(context)
-    args = ["build", "--vars", json.dumps(partition_vars(context)), *NIGHTLY_EXCLUDE]
     target = engine_target()  # CX_ENGINE, read at run time: DuckDB (the profile's default) or Spark
+    started = time.time()
+    # drops landed since the last build whose business date is before the window (a late delivery):
+    # dbt's window starts at the earliest of them, or the incremental models would not see them
+    dbt_window = window_from(partition_vars(context), late := landed_since_build(cx.root(), target))
+    if dbt_window["min_date"] != partition_vars(context)["min_date"]:
+        context.log.info(f"drops of business dates from {late} landed since the last build: dbt's window "
+                         f"starts there ({dbt_window['min_date']} .. {dbt_window['max_date']}, as of "
+                         f"{dbt_window['as_of']})")
+    # the window reaches dbt in its environment (window_env), not as --vars: the partial parse is kept
+    window, _ = window_env(dbt_window)
+    args = ["build", *NIGHTLY_EXCLUDE]
     if target:
         args += ["--target", target]
     crashpoint("dbt.before_build")
     try:
-        with dbt_environment(cx.root(), target):  # the dbt subprocess starts here, with this environment
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # dbt's target folder of this data directory and engine (the one `cxw build` uses), not dagster-dbt's
+        # new folder per invocation: dbt keeps its partial parse there from night to night (a new folder
+        # starts from the project's parse, made with another profile: dbt parses everything again), and
+        # the folders do not pile up (about 17 MB a night). The previous call's results are removed first,
+        # so a dbt that fails to start is not read as having run them.
+        targets = target_path(cx.root(), target)
+        (targets / "run_results.json").unlink(missing_ok=True)
+        with dbt_environment(cx.root(), target, window):  # the dbt subprocess starts here, with this environment
+            invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=targets)
     except (SparkError, KeySecretError) as exc:
         raise dg.Failure(description=str(exc)) from None
     checks = translator.settings.enable_asset_checks
@@ -185,6 +208,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
                                      + ("; ".join(failed[:10]) or str(invocation.get_error())),
                          metadata={"failed": "\n".join(failed) or "see the dbt logs"})
+    mark_built(cx.root(), target, started)
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
         try:

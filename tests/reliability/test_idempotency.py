@@ -64,8 +64,26 @@ def in_order(landing: Site, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return contents(site)
 
 
-def _check(site: Site, reference: dict, scenario: str, runs: int) -> None:
+def _judged_once(tables: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``tables`` with the subject of the analyses' health rows blanked. A backfill computes the analyses
+    once, as of its range's last day, and records that judgment for each day of the range ("132 rows as
+    of <last day>", orchestration/assets/analytics.py), where nights in order judged each day as of
+    itself. Their status, severity and message are still compared."""
+    out = dict(tables)
+    for key in ("served:data_health", "parquet:data_health"):
+        if key in out:
+            header, *rows = out[key]
+            cells = [row.split(",") for row in rows]
+            at = header.split(",").index("subject")
+            out[key] = [header] + sorted(",".join(c[:at] + [""] + c[at + 1:]) if c[-1] == "analytics" else ",".join(c)
+                                         for c in cells)
+    return out
+
+
+def _check(site: Site, reference: dict, scenario: str, runs: int, ranged: bool = False) -> None:
     got = contents(site)
+    if ranged:
+        reference, got = _judged_once(reference), _judged_once(got)
     left = leftovers(site)
     lost = rows_lost(reference, got)
     diff = differing(reference, got)
@@ -90,7 +108,7 @@ def test_day_five_delivered_before_day_four(landing: Site, in_order: dict, tmp_p
     for day in (DAYS[4], DAYS[3]):  # the drops arrive out of order, each ingested on arrival
         ok(site, "ingest", "--date", day.isoformat())
     ok(site, "backfill", "--start", DAYS[3].isoformat(), "--end", DAYS[4].isoformat())
-    _check(site, in_order, "day 5 delivered before day 4, then a backfill of both", 7)
+    _check(site, in_order, "day 5 delivered before day 4, then a backfill of both", 7, ranged=True)
 
 
 def test_a_late_drop_after_a_backfill(landing: Site, in_order: dict, tmp_path: Path) -> None:
@@ -104,7 +122,7 @@ def test_a_late_drop_after_a_backfill(landing: Site, in_order: dict, tmp_path: P
     shutil.move(held_back, late)  # it arrives
     ok(site, "ingest", "--date", DAYS[2].isoformat())
     nightly(site, DAYS[-1])
-    _check(site, in_order, "a late ERP drop after a backfill, then the last night again", 8)
+    _check(site, in_order, "a late ERP drop after a backfill, then the last night again", 8, ranged=True)
 
 
 def test_a_corrected_re_extract_after_publish(landing: Site, in_order: dict, tmp_path: Path) -> None:

@@ -1,10 +1,69 @@
+{{ config(**cx_fact_config('order_key')) }}
 -- One row per order: an accumulating snapshot from order to payment, delivery, return and refund.
 -- Delivered = every line's shipments delivered; on time = last delivery's Europe/Paris date within
 -- the brand's delivery promise (seed brand_promises: days after the promised date, 0 = on or before
 -- it; none applies to the sales channel: not judged); in full = delivered quantity = ordered quantity on every line;
 -- OTIF = both, per order (not on-time rate x in-full rate).
-with orders as (
+--
+-- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
+-- the changed orders only, the orders with a record (order, line, shipment, return, invoice, or a refund
+-- or refunded payment of one of its invoices) from the window's drops or rewritten by the run, the orders
+-- whose row came from those drops or later, and the orders whose customer_key changed; the rows of orders
+-- gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
+-- A change of the seed brand_promises needs a full refresh; var rotate_keys forces one.
+
+-- every staging record an order is built from, with the drop it came from
+with order_records as (
+    select order_id, drop_date from {{ ref('stg_erp__orders') }}
+    union all
+    select order_id, drop_date from {{ ref('stg_erp__order_lines') }}
+    union all
+    select order_id, drop_date from {{ ref('stg_erp__shipments') }}
+    union all
+    select order_id, drop_date from {{ ref('stg_erp__returns') }}
+    union all
+    select order_id, drop_date from {{ ref('stg_billing__invoices') }} where order_id is not null
+    union all
+    -- a refund counts on its payment's invoice's order: the refund's and the payment's drops
+    select r.order_id, f.drop_date
+    from {{ ref('int_refunds_with_invoices') }} as r
+    inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
+    where r.order_id is not null
+    union all
+    select r.order_id, p.drop_date
+    from {{ ref('int_refunds_with_invoices') }} as r
+    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+    where r.order_id is not null
+),
+{%- if is_incremental() %}
+
+-- every order with its served key and its customer key now (the key map can re-key an unchanged order)
+keyed_now as (
+    select
+        o.order_id,
+        {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
+        k.customer_key
+    from {{ ref('stg_erp__orders') }} as o
+    left join {{ ref('int_customer_keys') }} as k
+        on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
+),
+
+changed as (
+    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key') }}
+),
+{%- endif %}
+
+orders as (
     select * from {{ ref('stg_erp__orders') }}
+    {{ cx_where_changed('order_id') }}
+),
+
+-- the newest drop among the order's records (the next night's comparison)
+order_drops as (
+    select order_id, max(drop_date) as last_drop_date
+    from order_records
+    {{ cx_where_changed('order_id') }}
+    group by order_id
 ),
 
 delivery_promise as (
@@ -14,6 +73,7 @@ delivery_promise as (
 lines as (
     select order_id, count(*) as lines, cast(sum(quantity) as bigint) as units_ordered
     from {{ ref('stg_erp__order_lines') }}
+    {{ cx_where_changed('order_id') }}
     group by order_id
 ),
 
@@ -31,6 +91,7 @@ line_delivery as (
         max(s.delivered_local_date) as last_delivered_local_date
     from {{ ref('stg_erp__order_lines') }} as l
     left join {{ ref('stg_erp__shipments') }} as s on s.order_id = l.order_id and s.line_no = l.line_no
+    {{ cx_where_changed('l.order_id') }}
     group by l.order_id, l.line_no, l.quantity
 ),
 
@@ -57,6 +118,7 @@ invoices as (
         max(case when status = 'paid' then updated_at end) as paid_at
     from {{ ref('stg_billing__invoices') }}
     where order_id is not null
+    {{ cx_where_changed('order_id', keyword='and') }}
     group by order_id
 ),
 
@@ -64,12 +126,14 @@ refunds as (
     select order_id, cast(sum(amount_minor) as bigint) as refunded_minor, min(refunded_at) as first_refunded_at
     from {{ ref('int_refunds_with_invoices') }}
     where order_id is not null
+    {{ cx_where_changed('order_id', keyword='and') }}
     group by order_id
 ),
 
 returns as (
     select order_id, count(*) as returns, min(received_at) as first_returned_at
     from {{ ref('stg_erp__returns') }}
+    {{ cx_where_changed('order_id') }}
     group by order_id
 )
 
@@ -115,8 +179,10 @@ select
     rf.order_id is not null as has_refund,
     {{ hours_between('o.ordered_at', 'd.first_shipped_at') }} as hours_to_ship,
     case when d.is_delivered then {{ hours_between('o.ordered_at', 'd.last_delivered_at') }} end as hours_to_deliver,
-    {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay
+    {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay,
+    od.last_drop_date
 from orders as o
+inner join order_drops as od on od.order_id = o.order_id
 left join delivery_promise as dp on dp.order_id = o.order_id
 left join lines as l on l.order_id = o.order_id
 left join delivery as d on d.order_id = o.order_id

@@ -1,8 +1,42 @@
+{{ config(**cx_fact_config('case_key')) }}
 -- One row per support case: response and resolution times, first-contact resolution and SLA.
 -- The SLA targets are the brand's promises (seed brand_promises, macros/promises.sql) of first response
 -- and resolution that apply to the case's channel and priority.
-with cases as (
+--
+-- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
+-- the changed cases only, the cases with a version from the window's drops or rewritten by the run, the
+-- cases whose row came from those drops or later, and the cases whose customer_key changed (an erasure
+-- request or an identity merge); the rows of cases gone from staging are deleted. Nothing here depends
+-- on as_of itself: an open case's status, response and breach flags change only with a new version of
+-- the case (the breaches are judged on the response and resolution times, null until they happen), so
+-- open cases need no nightly pass. A change of the seed brand_promises needs a full refresh; var
+-- rotate_keys forces one.
+
+-- every staging record a case is built from, with the drop it came from
+with case_records as (
+    select case_id, drop_date from {{ ref('stg_crm__support_cases') }}
+),
+{%- if is_incremental() %}
+
+-- every case with its served key and its customer key now (the key map can re-key an unchanged case)
+keyed_now as (
+    select
+        c.case_id,
+        {{ cx_pseudonym('case', 'c.case_id') }} as case_key,
+        k.customer_key
+    from {{ ref('stg_crm__support_cases') }} as c
+    left join {{ ref('int_customer_keys') }} as k
+        on k.identifier = {{ customer_identifier('c.customer_id', 'cast(null as ' ~ dbt.type_string() ~ ')') }}
+),
+
+changed as (
+    {{ cx_changed_keys('case_records', 'keyed_now', 'case_id', 'case_key') }}
+),
+{%- endif %}
+
+cases as (
     select * from {{ ref('stg_crm__support_cases') }}
+    {{ cx_where_changed('case_id') }}
 ),
 
 response_promise as (
@@ -37,7 +71,9 @@ select
     sp.promise_id as resolution_promise_id,
     sp.promise_target as sla_resolution_target_hours,
     {{ hours_between('c.opened_at', 'c.first_response_at') }} > rp.promise_target as is_first_response_sla_breached,
-    {{ hours_between('c.opened_at', 'c.resolved_at') }} > sp.promise_target as is_resolution_sla_breached
+    {{ hours_between('c.opened_at', 'c.resolved_at') }} > sp.promise_target as is_resolution_sla_breached,
+    -- the drop of the case's current version (the next night's comparison)
+    c.drop_date as last_drop_date
 from cases as c
 left join response_promise as rp
     on rp.case_id = c.case_id

@@ -103,7 +103,7 @@ touched_customers as (
 ),
 
 recompute_candidates as (
-    select cast({{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), "cast('" ~ var('min_date') ~ "' as date)") }} as date)
+    select cast({{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), cx_min_date()) }} as date)
         as kpi_date
     union all
     -- survey answers: dated by the response
@@ -152,7 +152,7 @@ recompute_from as (
 
 windowed as (
     select * from observations
-    where kpi_date < cast('{{ var("max_date") }}' as date)
+    where kpi_date < {{ cx_max_date() }}
       and kpi_date <= {{ cx_as_of() }}
       {%- if is_incremental() %}
       and kpi_date >= (select kpi_date from recompute_from)

@@ -28,7 +28,7 @@ with daily as (
     -- the cells up to the run's as_of: the daily mart keeps later cells when an older partition runs again
     -- over a newer table, and the weekly mart is then the one of that partition
     where kpi not in ('{{ medians | join("', '") }}')
-      and kpi_date < cast('{{ var("max_date") }}' as date)
+      and kpi_date < {{ cx_max_date() }}
       and kpi_date <= {{ cx_as_of() }}
 ),
 
@@ -81,7 +81,7 @@ median_observations as (
     select o.*, c.segment, c.persona
     from ({{ kpi_observations(medians) }}) as o
     left join customers as c on c.customer_key = o.customer_key
-    where o.kpi_date < cast('{{ var("max_date") }}' as date)
+    where o.kpi_date < {{ cx_max_date() }}
       and o.kpi_date <= {{ cx_as_of() }}
 ),
 

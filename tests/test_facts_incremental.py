@@ -1,0 +1,252 @@
+"""Incremental facts (macros/incremental_facts.sql): fct_orders, fct_support_cases and fct_survey_responses
+night by night equal a full refresh.
+
+The messy nights of tests/test_staging_incremental.py (the same generated company): night N from the
+first, incomplete extract of a re-extracted drop, nights N+1 and N+2, the corrected re-extract of N and
+N's partition re-run after N+2, then N+2 again. Each night runs the three facts and what they read
+(staging, the key map and what it reads, the refunds join) incrementally; after the re-run of N, each
+fact must be the full refresh as of N row for row (orders placed in N+1 and N+2 gone, late shipments and
+returns of N+1 and N+2 taken back out), and after N+2 again the full refresh as of N+2. The nights must
+change orders placed before them (deliveries, returns, refunds, re-keyed customers), cases opened before
+them, bring late answers and null an answer's comment on an erasure request, and the re-run must remove
+rows, or the test would pass for want of them. One edit of the generated drops: the payment of an
+older order's refund arrives late, in night N+1 (the generated sources deliver a payment before its
+refunds), so that only the payment's drop says the order changed. Another: a customer with a support case
+and a commented survey answer, both delivered before night N, asks for erasure in night N+1 (the
+generated erasures of the nights hit no customer with a case), so that only the key map says the case
+changed and only staging's nulled comment (and the key map) says the answer changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ingestion import contract as C
+from ingestion.load import Zones, load_drop
+from orchestration.warehouse import run_dbt, window_vars
+from simulator import generate
+
+from . import drop_edit
+from .test_staging_incremental import COMPANY, START, _sorted, _superseded_night
+
+FACTS = {"fct_orders": "order_key", "fct_support_cases": "case_key", "fct_survey_responses": "response_key"}
+SOURCE_KEYS = {"fct_orders": "order_id", "fct_support_cases": "case_id", "fct_survey_responses": "response_id"}
+SELECT = ["--select", *(f"+{fact}" for fact in FACTS),
+          "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+Facts = dict[str, pl.DataFrame]
+DAY = dt.timedelta(days=1)
+
+
+def _delay_a_refunded_payment(landing: Path, night: dt.date) -> str:
+    """Moves the payment of a refund delivered before night N (of an order's invoice, every record of
+    the chain delivered before N) out of its drops into night N+1's; returns its payment_id."""
+    drops = sorted((p for p in (landing / "billing").iterdir() if p.is_dir()), key=lambda p: p.name)
+    early = [d for d in drops if dt.date.fromisoformat(d.name) < night]
+    records = {e: [r for d in early for r in drop_edit.read(d, "billing", e)[1]]
+               for e in ("invoices", "payments", "refunds")}
+    ordered = {r["invoice_id"] for r in records["invoices"] if r.get("order_id")}
+    paid = {r["payment_id"]: r for r in records["payments"] if r["invoice_id"] in ordered}
+    payment = next(r["payment_id"] for r in records["refunds"] if r["payment_id"] in paid)
+    moved = None
+    for drop in [*drops, *(landing / "_superseded" / "billing").glob("*")]:
+        _, rows = drop_edit.read(drop, "billing", "payments")
+        kept = [r for r in rows if r["payment_id"] != payment]
+        if len(kept) < len(rows):
+            moved = [r for r in rows if r["payment_id"] == payment][-1] if drop in early else moved
+            drop_edit.write(drop, "billing", "payments", None, kept)
+    late = drop_edit.folder(landing, "billing", night + DAY)
+    drop_edit.write(late, "billing", "payments", None, [*drop_edit.read(late, "billing", "payments")[1], moved])
+    return payment
+
+
+def _erase_a_customer_with_a_case(landing: Path, night: dt.date) -> str:
+    """Adds to night N+1's CRM drop the erasure request of a customer with a case and a commented answer
+    delivered before night N (no case version delivered from N on, and no erasure of their own); returns
+    the customer_id."""
+    def early(system: str) -> list[Path]:
+        return sorted(d for d in (landing / system).iterdir() if d.is_dir() and dt.date.fromisoformat(d.name) < night)
+
+    def records(system: str, entity: str, drops: list[Path]) -> list[dict]:
+        return [r for d in drops for r in drop_edit.read(d, system, entity)[1]]
+
+    everyone = records("crm", "customers", sorted(d for d in (landing / "crm").iterdir() if d.is_dir()))
+    erased = {r["customer_id"] for r in everyone if r["is_deleted"] == "true"}
+    with_case = {r["customer_id"] for r in records("crm", "support_cases", early("crm"))}
+    later = sorted(d for d in (landing / "crm").iterdir() if d.is_dir() and d not in early("crm"))
+    with_case -= {r["customer_id"] for r in records("crm", "support_cases", later)}  # no case versions then
+    commented = {r["customer_ref"] for r in records("survey", "responses", early("survey"))
+                 if any(a.get("question_id") == "comment" and a.get("text") for a in r["answers"])}
+    customer = sorted((with_case & commented) - erased)[0]
+    (latest, *_) = sorted((r for r in records("crm", "customers", early("crm")) if r["customer_id"] == customer),
+                          key=lambda r: r["updated_at"], reverse=True)
+    request = {**latest, "is_deleted": "true", "updated_at": f"{(night + DAY).isoformat()}T12:00:00Z"}
+    drop = drop_edit.folder(landing, "crm", night + DAY)
+    header, rows = drop_edit.read(drop, "crm", "customers")
+    drop_edit.write(drop, "crm", "customers", header, [*rows, request])
+    return customer
+
+
+def _facts(data: Path) -> Facts:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return {fact: con.sql(f"select * from marts.{fact}").pl() for fact in FACTS}
+
+
+def _night(data: Path, start: dt.date, end: dt.date) -> Facts:
+    """Runs the window [start, end) and checks each fact ran incrementally; returns the facts."""
+    results = run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(start, end))
+    for name in FACTS:
+        (fact,) = [r for r in results if r.node.name == name]
+        assert "changed as (" in fact.node.compiled_code, f"{name} did not run incrementally"
+        # the night reads the changed keys' records only (the cost in proportion to the night)
+        assert f"in (select {SOURCE_KEYS[name]} from changed)" in fact.node.compiled_code, name
+    return _facts(data)
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
+    data = tmp_path_factory.mktemp("facts_incremental")
+    generate(COMPANY, data / "landing")
+    night, reextracted = _superseded_night(data / "landing")
+    payment = _delay_a_refunded_payment(data / "landing", night)
+    _erase_a_customer_with_a_case(data / "landing", night)
+    zones = Zones(data / "landing", data / "raw", data / "quarantine")
+    first_extract = Zones(data / "landing" / "_superseded", data / "raw", data / "quarantine")
+
+    def land(day: dt.date, *, superseded_first: bool = False) -> None:
+        for system in C.SYSTEMS:
+            use = first_extract if superseded_first and system in reextracted else zones
+            assert load_drop(use, system, day).status == "loaded", (system, day)
+
+    day = START
+    while day < night:
+        land(day)
+        day += DAY
+    # first run: no table yet, a full build as of N-1
+    run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))
+    facts: dict = {"before": _facts(data)}
+    land(night, superseded_first=True)
+    facts["N"] = _night(data, night, night + DAY)
+    for d in (1, 2):
+        land(night + d * DAY)
+        facts[f"N+{d}"] = _night(data, night + d * DAY, night + (d + 1) * DAY)
+    # the corrected re-extract of night N lands after N+2 and its partition runs again
+    for system in reextracted:
+        assert load_drop(zones, system, night).status == "loaded", system
+    facts["rerun"] = _night(data, night, night + DAY)
+    # night N+2 again: it catches up on N+1's drops, which the re-run took back out
+    facts["final"] = _night(data, night + 2 * DAY, night + 3 * DAY)
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        (facts["late_payment_drop"],) = con.execute("select drop_date from staging.stg_billing__payments "
+                                                    "where payment_id = ?", [payment]).fetchone()
+    return data, night, facts
+
+
+STEPS = ["before", "N", "N+1", "N+2"]
+
+
+def _changed(before: pl.DataFrame, after: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Rows of `before` whose row is different in `after` (the columns of `after` suffixed)."""
+    joined = before.join(after, on=key, suffix="_after")
+    differs = pl.any_horizontal([~pl.col(c).eq_missing(pl.col(f"{c}_after"))
+                                 for c in before.columns if c != key])
+    return joined.filter(differs)
+
+
+def _changed_in_the_nights(facts: dict, fact: str, night: dt.date) -> pl.DataFrame:
+    """The rows each of the nights N, N+1, N+2 changed, with the night's date (`night`)."""
+    return pl.concat([_changed(facts[a][fact], facts[b][fact], FACTS[fact]).with_columns(night=pl.lit(night + i * DAY))
+                      for i, (a, b) in enumerate(zip(STEPS, STEPS[1:], strict=False))])
+
+
+def _new_in_the_nights(facts: dict, fact: str, night: dt.date) -> pl.DataFrame:
+    """The rows each of the nights N, N+1, N+2 added, with the night's date (`night`)."""
+    return pl.concat([facts[b][fact].join(facts[a][fact], on=FACTS[fact], how="anti")
+                      .with_columns(night=pl.lit(night + i * DAY))
+                      for i, (a, b) in enumerate(zip(STEPS, STEPS[1:], strict=False))])
+
+
+def test_the_nights_change_older_orders_and_the_rerun_removes_orders(
+        nights: tuple[Path, dt.date, dict]) -> None:
+    _, night, facts = nights
+    changed = _changed_in_the_nights(facts, "fct_orders", night)
+    # orders placed before the night they changed in: late shipments delivered, returns, refunds
+    assert changed.filter(pl.col("ordered_local_date") < night - DAY).height > 0
+    delivered = changed.filter(~pl.col("is_delivered") & pl.col("is_delivered_after")).height
+    returned = changed.filter(pl.col("returns_after") > pl.col("returns")).height
+    refunded = changed.filter(pl.col("refunded_minor_after") > pl.col("refunded_minor")).height
+    rekeyed = changed.filter(~pl.col("customer_key").eq_missing(pl.col("customer_key_after"))).height
+    assert delivered > 0 and returned > 0 and refunded > 0, (delivered, returned, refunded)
+    assert rekeyed > 0, "no order re-keyed by an erasure request or an identity merge in the nights"
+    assert facts["late_payment_drop"] == night + DAY
+    # the re-run of N took N+1's and N+2's new orders back out, and N+2 again put them back
+    for fact, key in FACTS.items():
+        gone = facts["N+2"][fact].join(facts["rerun"][fact], on=key, how="anti").height
+        back = facts["final"][fact].join(facts["rerun"][fact], on=key, how="anti").height
+        assert gone > 0 and back > 0, (fact, gone, back)
+        for state in ("N", "N+1", "N+2", "rerun", "final"):
+            assert facts[state][fact][key].is_unique().all(), (fact, state)
+
+
+def test_the_nights_change_older_cases(nights: tuple[Path, dt.date, dict]) -> None:
+    """Cases opened before a night change in it (a response, a resolution, a reopening, a re-keyed
+    customer); every changed row carries the night's drop, or a new customer_key."""
+    _, night, facts = nights
+    changed = _changed_in_the_nights(facts, "fct_support_cases", night)
+    older = changed.filter(pl.col("opened_at").dt.date() < pl.col("night") - DAY)
+    assert older.height > 0, "no case opened before a night changed in it"
+    resolved = changed.filter(~pl.col("is_resolved") & pl.col("is_resolved_after")).height
+    rekeyed = changed.filter(~pl.col("customer_key").eq_missing(pl.col("customer_key_after"))).height
+    assert resolved > 0 and rekeyed > 0, (resolved, rekeyed)
+    # a case re-keyed without a new version of its own: only the key map says it changed
+    assert changed.filter((pl.col("last_drop_date_after") < pl.col("night"))
+                          & ~pl.col("customer_key").eq_missing(pl.col("customer_key_after"))).height > 0
+
+
+def test_the_nights_bring_late_answers_and_null_an_erased_comment(nights: tuple[Path, dt.date, dict]) -> None:
+    """A night brings answers given days before it, and an erasure request nulls the comment (topics,
+    tone) of an answer given before it, whose staging row keeps its older drop: only the comparison
+    of the comment columns and the customer_key with staging's says it changed."""
+    _, night, facts = nights
+    new = _new_in_the_nights(facts, "fct_survey_responses", night)
+    late = new.filter(pl.col("response_date") < pl.col("night") - DAY)
+    assert late.height > 0, "no late answer in the nights"
+    changed = _changed_in_the_nights(facts, "fct_survey_responses", night)
+    erased = changed.filter(pl.col("comment").is_not_null() & pl.col("comment_after").is_null())
+    assert erased.height > 0, "no comment nulled by an erasure request in the nights"
+    assert erased.filter(pl.col("last_drop_date_after") < pl.col("night")).height > 0
+    assert erased.filter(pl.col("comment_topics_after").is_not_null()
+                         | pl.col("comment_polarity_after").is_not_null()).height == 0
+
+
+_FULL: dict[dt.date, Facts] = {}
+
+
+def _full_refresh(data: Path, as_of: dt.date, into: Path) -> Facts:
+    """The three facts of a full refresh as of `as_of` over the same raw zone (built once per date)."""
+    if as_of not in _FULL:
+        for zone in ("raw", "quarantine"):
+            shutil.copytree(data / zone, into / zone)
+        run_dbt(["build", *SELECT, "--full-refresh"], data_dir=into, dbt_vars={"as_of": as_of.isoformat()})
+        _FULL[as_of] = _facts(into)
+    return _FULL[as_of]
+
+
+@pytest.mark.parametrize("fact", list(FACTS))
+@pytest.mark.parametrize("state", ["rerun", "final"])
+def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict], state: str, fact: str,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """After the re-run of night N (the re-extract), each fact is the full refresh as of N, though N+1 and
+    N+2 had run; after N+2 runs again, the full refresh as of N+2."""
+    data, night, facts = nights
+    as_of = night if state == "rerun" else night + 2 * DAY
+    got = facts[state][fact]
+    want = _full_refresh(data, as_of, tmp_path_factory.mktemp(f"full_{state}"))[fact]
+    assert got.schema == want.schema
+    assert got.height == want.height > 0
+    assert _sorted(got).equals(_sorted(want))

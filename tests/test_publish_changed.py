@@ -1,0 +1,396 @@
+"""Publish writes only what changed (orchestration/publish.py, issue 18): a table whose content
+fingerprint equals the served one stays in the served DuckDB file, copied as a file, and its Parquet
+file is hard-linked into the new version folder; the others are copied again. Whatever was reused,
+BI reads exactly the warehouse's marts, with the same reader contract; a full publish (every table
+written into a new file) still happens when nothing is served yet, when the served publication has
+no fingerprints, when earlier versions are purged (an erasure), and when the served file is mostly
+free blocks.
+
+Small warehouses built by hand (a few tables and a view of ``marts``, a ``restricted`` table never
+published), real files, and ``publish`` as a night calls it; two scenarios kill a publish in a
+subprocess at a named crash point (ingestion/faults.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from orchestration.publish import (
+    FINGERPRINT_KEY,
+    HEALTH_TABLE,
+    KEYS_FILE,
+    PURGE_MARKER,
+    Publication,
+    publish,
+    publish_health,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = dt.datetime(2026, 10, 13, 3, 0, tzinfo=dt.UTC)
+TABLES = ("dim_product", "fct_orders", "kpi_daily")
+
+
+def _sql(path: Path, *statements: str) -> None:
+    with duckdb.connect(str(path)) as con:
+        for s in statements:
+            con.execute(s)
+
+
+def _warehouse(path: Path) -> None:
+    """Three tables and a view of ``marts``, and a ``restricted`` table that is never published."""
+    _sql(path,
+         "create schema marts", "create schema restricted",
+         "create table marts.fct_orders as select i as order_id, 'k' || (i % 17) as customer_key, "
+         "(i * 37 % 1000) / 10.0 as amount, date '2026-10-01' + (i % 9)::int as order_date from range(300) r(i)",
+         "create table marts.dim_product as select i as product_id, 'product ' || i as label from range(20) r(i)",
+         "create table marts.kpi_daily as select date '2026-10-01' + d::int as kpi_date, (d * 1.5)::double as nps, "
+         "null::varchar as note from range(30) r(d)",
+         "create view marts.big_orders as select * from marts.fct_orders where amount > 50",
+         "create table restricted.secret as select 'pii' as v")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple]:
+    return sorted(con.execute(f"select * from {relation}").fetchall(), key=repr)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"describe select * from {relation}").fetchall()]
+
+
+def _served_equals_warehouse(wh: Path, serving: Path, health: bool = False) -> None:
+    """Every table of the warehouse's marts is served with its columns and rows, in cx.duckdb and in the
+    linked Parquet version; every view as a view with the warehouse's rows; nothing else is served."""
+    parquet = (serving / "parquet").resolve()
+    with duckdb.connect() as con:
+        con.execute(f"attach '{wh}' as wh (read_only)")
+        con.execute(f"attach '{serving / 'cx.duckdb'}' as bi (read_only)")
+        relations = dict(con.execute("select table_name, table_type from information_schema.tables "
+                                     "where table_catalog = 'wh' and table_schema = 'marts'").fetchall())
+        served = dict(con.execute("select table_name, table_type from information_schema.tables "
+                                  "where table_catalog = 'bi'").fetchall())
+        extra = {"_publication": "BASE TABLE"} | ({HEALTH_TABLE: "BASE TABLE"} if health else {})
+        assert served == relations | extra
+        published = dict(con.execute("select table_name, row_count from bi._publication").fetchall())
+        tables = {t for t, kind in relations.items() if kind == "BASE TABLE"}
+        assert {t for t, n in published.items() if n is not None} == tables
+        assert {t for t, n in published.items() if n is None} == set(relations) - tables
+        assert {f.name for f in parquet.iterdir()} == {t + ".parquet" for t in tables | ({HEALTH_TABLE} if health
+                                                                                       else set())}
+        for t in relations:
+            expected = _rows(con, f"wh.marts.{t}")
+            assert _rows(con, f"bi.{t}") == expected, t
+            assert _columns(con, f"bi.{t}") == _columns(con, f"wh.marts.{t}"), t
+            if t in tables:
+                assert published[t] == len(expected), t
+                file = f"read_parquet('{parquet / (t + '.parquet')}')"
+                assert _rows(con, file) == expected, t
+                assert [c for c, _ in _columns(con, file)] == [c for c, _ in _columns(con, f"wh.marts.{t}")], t
+
+
+def _inodes(serving: Path) -> dict[str, int]:
+    """The inode of each file of the served Parquet version (the link resolved once)."""
+    return {f.stem: f.stat().st_ino for f in (serving / "parquet").resolve().iterdir()}
+
+
+def _fingerprints(serving: Path) -> dict[str, str]:
+    """Each served table's fingerprint: its comment in cx.duckdb, ``cx_fingerprint=<fingerprint>``."""
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        comments = dict(con.execute("select table_name, comment from duckdb_tables() "
+                                    "where table_name not in ('_publication', 'data_health')").fetchall())
+    assert all(c.startswith(FINGERPRINT_KEY + "=") for c in comments.values()), comments
+    return {t: c.removeprefix(FINGERPRINT_KEY + "=") for t, c in comments.items()}
+
+
+def _published(wh: Path, serving: Path, step: int, **kw: object) -> Publication:
+    return publish(wh, serving, f"2026-10-{10 + step}", now=T0 + dt.timedelta(seconds=step), **kw)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Path]:
+    wh, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    _warehouse(wh)
+    return wh, serving
+
+
+def test_nothing_changed_reuses_every_table(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    first = _published(wh, serving, 0)
+    assert first.full == "nothing published yet"
+    assert set(first.copied) == set(TABLES) and first.reused == () and first.views == ("big_orders",)
+    _served_equals_warehouse(wh, serving)
+    before, version = _inodes(serving), (serving / "parquet").resolve()
+
+    second = _published(wh, serving, 1)
+    assert second.full is None and second.copied == () and set(second.reused) == set(TABLES)
+    assert second.tables == first.tables
+    assert (serving / "parquet").resolve() != version  # a new version folder all the same...
+    assert _inodes(serving) == before  # ...of the same files, hard-linked
+    _served_equals_warehouse(wh, serving)
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        assert con.execute("select distinct as_of from _publication").fetchall() == [("2026-10-11",)]
+        # what BI reads of the publication is as it was: no fingerprint in a row
+        assert [c for c, _ in _columns(con, "_publication")] == ["published_at", "as_of", "table_name", "row_count"]
+    # each Parquet file's footer carries the fingerprint cx.duckdb gives its table (a comment)
+    with duckdb.connect() as con:
+        footers = {Path(f).stem: v.decode() for f, v in con.execute(
+            f"select file_name, value from parquet_kv_metadata('{serving / 'parquet'}/*.parquet') where key = ?",
+            [FINGERPRINT_KEY.encode()]).fetchall()}
+    assert footers == _fingerprints(serving)
+
+
+def test_one_changed_cell_copies_that_table_only(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    _published(wh, serving, 0)
+    _sql(wh, "update marts.dim_product set label = 'renamed' where product_id = 7")
+    before = _inodes(serving)
+    result = _published(wh, serving, 1)
+    assert result.copied == ("dim_product",) and set(result.reused) == {"fct_orders", "kpi_daily"}
+    after = _inodes(serving)
+    assert after["dim_product"] != before["dim_product"]
+    assert {t: after[t] for t in ("fct_orders", "kpi_daily")} == {t: before[t] for t in ("fct_orders", "kpi_daily")}
+    _served_equals_warehouse(wh, serving)
+
+    # the same rows and values, two values swapped between rows (a xor of row hashes would not see it)
+    _sql(wh, "update marts.fct_orders set amount = case order_id when 1 then (select amount from marts.fct_orders "
+             "where order_id = 2) else (select amount from marts.fct_orders where order_id = 1) end "
+             "where order_id in (1, 2)")
+    result = _published(wh, serving, 2)
+    assert result.copied == ("fct_orders",)
+    _served_equals_warehouse(wh, serving)
+    # a pair of equal rows replaced by another pair of equal rows (the same count; a xor cancels pairs)
+    _sql(wh, "insert into marts.dim_product values (100, 'twin'), (100, 'twin')")
+    _published(wh, serving, 3)
+    _sql(wh, "update marts.dim_product set label = 'other twin' where product_id = 100")
+    assert _published(wh, serving, 4).copied == ("dim_product",)
+    _served_equals_warehouse(wh, serving)
+    # a float that moves by its last bit: served exactly as the warehouse holds it
+    _sql(wh, "update marts.kpi_daily set nps = nextafter(nps, 1e9) where kpi_date = date '2026-10-05'")
+    assert _published(wh, serving, 5).copied == ("kpi_daily",)
+    _served_equals_warehouse(wh, serving)
+
+
+def test_added_dropped_retyped_and_renamed(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    _published(wh, serving, 0)
+    _sql(wh, "create table marts.mart_new as select 1 as one",
+         "drop table marts.kpi_daily",
+         "alter table marts.dim_product alter column product_id type double",  # equal values, another type
+         "alter table marts.fct_orders rename column amount to amount_eur",  # equal values, another name
+         "create or replace view marts.big_orders as select * from marts.fct_orders where amount_eur > 90")
+    result = _published(wh, serving, 1)
+    assert result.full is None
+    assert set(result.copied) == {"mart_new", "dim_product", "fct_orders"} and result.reused == ()
+    _served_equals_warehouse(wh, serving)  # kpi_daily is nowhere: cx.duckdb, _publication, Parquet
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        assert dict(_columns(con, "dim_product"))["product_id"] == "DOUBLE"
+        assert "kpi_daily" not in {r[0] for r in con.execute("select table_name from _publication").fetchall()}
+
+    # a table becomes a view, a view a table
+    _sql(wh, "drop view marts.big_orders", "create table marts.big_orders as select 1 as n",
+         "drop table marts.mart_new", "create view marts.mart_new as select * from marts.dim_product")
+    result = _published(wh, serving, 2)
+    assert result.copied == ("big_orders",) and set(result.reused) == {"dim_product", "fct_orders"}
+    assert result.views == ("mart_new",)
+    _served_equals_warehouse(wh, serving)
+
+
+def test_a_reader_of_the_old_file_keeps_its_publication(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    _published(wh, serving, 0)
+    old_parquet = (serving / "parquet").resolve()
+    reader = duckdb.connect(str(serving / "cx.duckdb"), read_only=True)
+    try:
+        old = _rows(reader, "dim_product")
+        _sql(wh, "update marts.dim_product set label = 'new label'")
+        assert _published(wh, serving, 1).copied == ("dim_product",)
+        # the open connection still reads the publication it opened, whole
+        assert _rows(reader, "dim_product") == old
+        assert reader.execute("select distinct as_of from _publication").fetchall() == [("2026-10-10",)]
+        assert {r[0] for r in reader.execute("select label from dim_product").fetchall()} != {"new label"}
+    finally:
+        reader.close()
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:  # a new reader sees the new one
+        assert {r[0] for r in con.execute("select label from dim_product").fetchall()} == {"new label"}
+    with duckdb.connect() as con:  # the version folder a reader resolved before is still the old publication
+        assert _rows(con, f"read_parquet('{old_parquet / 'dim_product.parquet'}')") == old
+    _served_equals_warehouse(wh, serving)
+
+
+def test_a_publication_without_fingerprints_is_published_in_full(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    _published(wh, serving, 0)
+    # the format before fingerprints: served tables without a comment
+    _sql(serving / "cx.duckdb", *(f"comment on table {t} is null" for t in TABLES))
+    result = _published(wh, serving, 1)
+    assert result.full == "the served publication has no fingerprints (an older format)"
+    assert set(result.copied) == set(TABLES) and result.reused == ()
+    _served_equals_warehouse(wh, serving)
+
+    # fingerprints of another version: full too
+    _sql(serving / "cx.duckdb", *(f"comment on table {t} is '{FINGERPRINT_KEY}=v0-{f}'"
+                                  for t, f in _fingerprints(serving).items()))
+    result = _published(wh, serving, 2)
+    assert result.full is not None and "another version" in result.full and result.reused == ()
+
+    # a served Parquet file whose footer does not carry the table's fingerprint: that table is copied
+    fct = (serving / "parquet").resolve() / "fct_orders.parquet"
+    frame = pl.read_parquet(fct)
+    fct.unlink()
+    frame.write_parquet(fct)
+    result = _published(wh, serving, 3)
+    assert result.full is None and result.copied == ("fct_orders",)
+    _served_equals_warehouse(wh, serving)
+
+    # a served Parquet file that cannot be read (cut short): every table is copied again, none fails
+    kpi = (serving / "parquet").resolve() / "kpi_daily.parquet"
+    data = kpi.read_bytes()
+    kpi.unlink()
+    kpi.write_bytes(data[: len(data) // 2])
+    result = _published(wh, serving, 4)
+    assert result.full is None and set(result.copied) == set(TABLES) and result.reused == ()
+    _served_equals_warehouse(wh, serving)
+
+
+def test_data_health_is_served_as_a_full_publish_serves_it(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    record = pl.DataFrame({"check_name": ["a", "b"], "status": ["pass", "warn"]})
+    publish_health(serving, record)  # a first night blocked: the served file holds the record only
+    assert _published(wh, serving, 0, health=record).full == "nothing published yet"
+    _served_equals_warehouse(wh, serving, health=True)
+    # a blocked night serves a new record only; the next publish still reuses what it hard-linked
+    publish_health(serving, record.with_columns(pl.lit("fail").alias("status")))
+    result = _published(wh, serving, 1, health=record)
+    assert result.copied == () and set(result.reused) == set(TABLES)
+    _served_equals_warehouse(wh, serving, health=True)
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        assert sorted(con.execute(f"select status from {HEALTH_TABLE}").fetchall()) == [("pass",), ("warn",)]
+    # a publish without a record serves none, as a full publish does
+    assert _published(wh, serving, 2).copied == ()
+    _served_equals_warehouse(wh, serving, health=False)
+
+
+# ---- erasure: a full publish, and the purge --------------------------------------------------------------
+
+def _customers(path: Path, erased: bool, fingerprint: str = "f1") -> None:
+    """Three customers with long keys (found in the bytes of a file), the second one erased or not, and
+    a table the erasure does not change."""
+    path.unlink(missing_ok=True)
+    key2 = "erased-customer-key-0000000002" if erased else "customer-key-0000000002-before-erasure"
+    _sql(path, "create schema marts", "create schema restricted",
+         "create table marts.dim_customer (customer_key varchar, is_erased boolean)",
+         f"insert into marts.dim_customer values ('customer-key-0000000001-kept', false), ('{key2}', {erased}), "
+         "('customer-key-0000000003-kept', false)",
+         "create table marts.fct_orders as select customer_key, 10.0 as amount from marts.dim_customer",
+         "create table marts.kpi_daily as select range as d from range(5)",
+         "create table restricted.int_customer_key_map as "
+         f"select customer_key, '{fingerprint}' as key_fingerprint from marts.dim_customer")
+
+
+def _files_holding(serving: Path, text: str) -> list[str]:
+    return sorted(str(f.relative_to(serving)) for f in serving.rglob("*")
+                  if f.is_file() and text.encode() in f.read_bytes())
+
+
+def test_an_erasure_publishes_in_full_and_purges_the_old_key_everywhere(tmp_path: Path) -> None:
+    wh, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    old_key = "customer-key-0000000002-before-erasure"
+    _customers(wh, erased=False)
+    _published(wh, serving, 0)
+    assert _published(wh, serving, 1).reused  # an ordinary night: kept for readers in flight, reused
+    assert len(list((serving / "parquet_versions").iterdir())) == 2
+    assert "cx.duckdb" in _files_holding(serving, old_key)  # the check below can fail
+
+    _customers(wh, erased=True)
+    result = _published(wh, serving, 2)
+    assert result.full is not None and "1 customer(s) erased since the last publication" in result.full
+    assert set(result.copied) == {"dim_customer", "fct_orders", "kpi_daily"} and result.reused == ()
+    assert len(list((serving / "parquet_versions").iterdir())) == 1 and not (serving / PURGE_MARKER).exists()
+    assert _files_holding(serving, old_key) == []  # a new file: no freed block of a copy holds the old key
+    _served_equals_warehouse(wh, serving)
+
+    # the night after erases nobody new: only what changed again, versions kept again
+    result = _published(wh, serving, 3)
+    assert result.full is None and result.copied == ()
+    assert len(list((serving / "parquet_versions").iterdir())) == 2
+
+    # a new key secret: a full publish too
+    _customers(wh, erased=True, fingerprint="f2")
+    result = _published(wh, serving, 4)
+    assert result.full is not None and "the key secret changed" in result.full and result.reused == ()
+    assert (serving / KEYS_FILE).read_text() == "f2"
+
+    # a purge left pending by a crash (PURGE_MARKER): full, then purged
+    (serving / PURGE_MARKER).write_text("1 customer(s) erased since the last publication")
+    result = _published(wh, serving, 5)
+    assert result.full is not None and result.full.startswith("earlier Parquet versions are purged")
+    assert len(list((serving / "parquet_versions").iterdir())) == 1 and not (serving / PURGE_MARKER).exists()
+
+
+# ---- the served file's size ----------------------------------------------------------------------------
+
+def test_the_served_file_does_not_grow_publish_after_publish(tmp_path: Path) -> None:
+    wh, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    _warehouse(wh)
+
+    def big(gen: int) -> str:
+        return (f"create or replace table marts.big as select i, md5(i || '-{gen}') as label, "
+                f"i * {gen + 1} as v from range(100000) r(i)")
+
+    _sql(wh, big(0))
+    _published(wh, serving, 0)
+    written = (serving / "cx.duckdb").stat().st_size  # a new file
+    sizes = []
+    for gen in range(1, 11):
+        _sql(wh, big(gen))
+        result = _published(wh, serving, gen)
+        assert result.copied == ("big",) and result.full is None
+        sizes.append((serving / "cx.duckdb").stat().st_size)
+    # the changed table's blocks are freed (and checkpointed) before it is copied again, and reused
+    assert max(sizes) <= 1.25 * written, (written, sizes)
+    _served_equals_warehouse(wh, serving)
+
+    # most of the served file freed (the big table gone): the next publish writes a new, small file
+    _sql(wh, "drop table marts.big")
+    assert _published(wh, serving, 11).full is None
+    result = _published(wh, serving, 12)
+    assert result.full is not None and "free blocks" in result.full and result.reused == ()
+    assert (serving / "cx.duckdb").stat().st_size < sizes[-1] / 2
+    _served_equals_warehouse(wh, serving)
+
+
+# ---- crash points ----------------------------------------------------------------------------------------
+
+KILLED = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from orchestration.publish import publish
+    publish(Path(sys.argv[1]), Path(sys.argv[2]), as_of="killed")
+""")
+
+
+@pytest.mark.parametrize("point", ["publish.mid_copy", "publish.after_db_swap"])
+def test_a_publish_killed_then_the_next_one_serves_the_warehouse(point: str, site: tuple[Path, Path]) -> None:
+    """Killed after the DuckDB swap, the served file is new and the linked Parquet version old: the next
+    publish copies again the tables whose served Parquet footer is not the served fingerprint."""
+    wh, serving = site
+    _published(wh, serving, 0)
+    _sql(wh, "update marts.kpi_daily set nps = nps + 1 where kpi_date = date '2026-10-03'")
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(wh), str(serving)], cwd=ROOT, capture_output=True,
+                            text=True, env=os.environ | {"CX_CRASH_AT": point}, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        as_of = con.execute("select distinct as_of from _publication").fetchall()
+    assert as_of == ([("killed",)] if point == "publish.after_db_swap" else [("2026-10-10",)])
+
+    result = _published(wh, serving, 1)
+    assert result.copied == ("kpi_daily",) and set(result.reused) == {"dim_product", "fct_orders"}
+    _served_equals_warehouse(wh, serving)
