@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -38,3 +39,12 @@ def _free(path: Path) -> int | None:
             except OSError:
                 return None
     return None
+
+
+def fsync(path: Path) -> None:
+    """fsync a file or a folder (a folder: so a rename in it survives a power loss)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from . import contract as C
 from .comments import with_comment_tags
 from .disk import DiskFull, is_disk_full
+from .disk import fsync as _fsync
 from .faults import crashpoint
 from .manifest import DropRefused, Manifest, drop_folder, read_manifest, read_verified
 from .readers import read_file
@@ -100,14 +101,6 @@ class Zones:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:

@@ -88,6 +88,7 @@ import duckdb
 import polars as pl
 
 from ingestion.disk import DiskFull, is_disk_full
+from ingestion.disk import fsync as _fsync
 from ingestion.faults import crashpoint
 
 BI_SCHEMA = "marts"
@@ -125,14 +126,6 @@ class _Served:
     fingerprints: dict[str, str]  # table -> its fingerprint, in cx.duckdb and its Parquet file's footer alike
     parquet: Path | None  # the served Parquet version folder (the link resolved once)
     key_fingerprint: str | None  # the key secret's fingerprint (``_keys_changed``)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
