@@ -152,8 +152,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     started = time.time()
     # drops landed since the last build whose business date is before the window (a late delivery):
     # dbt's window starts at the earliest of them, or the incremental models would not see them
-    dbt_window = window_from(partition_vars(context), late := landed_since_build(cx.root(), target))
-    if dbt_window["min_date"] != partition_vars(context)["min_date"]:
+    night = partition_vars(context)
+    dbt_window = window_from(night, late := landed_since_build(cx.root(), target))
+    if dbt_window["min_date"] != night["min_date"]:
         context.log.info(f"drops of business dates from {late} landed since the last build: dbt's window "
                          f"starts there ({dbt_window['min_date']} .. {dbt_window['max_date']}, as of "
                          f"{dbt_window['as_of']})")
@@ -212,7 +213,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
         try:
-            counts = spark_read_back(cx.root(), partition_vars(context))
+            counts = spark_read_back(cx.root(), night)
         except spark_mirror.MirrorError as exc:
             raise dg.Failure(description=f"dbt built on Spark, but its tables cannot be read back: {exc}") from None
         context.log.info(f"warehouse.duckdb now reads the {len(counts)} tables Spark built")
