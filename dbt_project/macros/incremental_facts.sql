@@ -37,7 +37,8 @@
       drop on or after the window's first date (its records may have been rewritten or deleted: a re-run
       of an older window), or when a compared column differs (customer_key: an erasure request or an
       identity merge re-keys a customer without a record of the fact changing). -#}
-{% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date') -%}
+{% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
+                          gone=false) -%}
     select r.{{ key }}
     from {{ records }} as r
     where r.drop_date >= {{ cx_min_date() }}
@@ -45,11 +46,59 @@
     union
     select n.{{ key }}
     from {{ keyed_now }} as n
-    inner join {{ this }} as held on held.{{ fact_key }} = n.{{ fact_key }}
+    {{ 'left' if gone else 'inner' }} join {{ this }} as held on held.{{ fact_key }} = n.{{ fact_key }}
     where held.{{ drop_column }} >= {{ cx_min_date() }}
     {%- for column in compare %}
-       or not (held.{{ column }} = n.{{ column }} or (held.{{ column }} is null and n.{{ column }} is null))
+       {#- null-safe: `=` with one null side is null, not false (a customer_key appearing or becoming null) #}
+       or not (coalesce(held.{{ column }} = n.{{ column }}, false) or (held.{{ column }} is null and n.{{ column }} is null))
     {%- endfor %}
+    {%- if gone %}
+    {#- `gone` (a fact keyed by the key it is recomputed on, key = fact_key, whose keys can have no row:
+        fct_journey_events, fct_customer_stage_transitions): a key the table does not hold compares as
+        held with nulls (a customer_key that appears: a refund whose payment arrives, an event re-keyed to
+        a customer without transitions yet), and a held key that `keyed_now` no longer holds is changed
+        too; its rows are replaced by none (cx_fact_rows) -#}
+    union
+    select held.{{ fact_key }}
+    from {{ this }} as held
+    where not exists (select 1 from {{ keyed_now }} as n where n.{{ fact_key }} = held.{{ fact_key }})
+    {%- endif %}
+{%- endmacro %}
+
+{#- The select of a fact whose changed keys may come out with no row at all (fct_journey_events: an order
+    no longer cancelled keeps its other events, a failed payment that succeeds loses its only one, a
+    customer_key becoming null loses them all; fct_customer_stage_transitions: a customer re-keyed away
+    loses every transition). delete+insert replaces only the keys the run writes, so on an incremental
+    run every changed key (`changed`, a CTE of cx_changed_keys) is written: its rows of `rows`, or one row
+    of the key alone with a null `drop_column`, which replaces the held rows and is deleted after the run
+    with the rows from drops after as_of (cx_fact_drop_later; on Spark, cx_keep_through_as_of). `columns`:
+    the model's columns, in order (the contract's by default). -#}
+{% macro cx_fact_rows(rows, key, changed='changed', columns=none, drop_column='last_drop_date') -%}
+    {%- set columns = columns or (model.columns.keys() | list) -%}
+    {%- if is_incremental() %}
+    select
+        {%- for column in columns %}
+        {{ 'c.' ~ key if column == key else 'f.' ~ column }} as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ changed }} as c
+    left join {{ rows }} as f on f.{{ key }} = c.{{ key }}
+    {%- else %}
+    select {{ columns | join(', ') }} from {{ rows }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- A 48-bit integer hash of a string (the first 12 hex digits of its md5), the same on every engine: a
+    sum of them over a key's rows fingerprints the rows without an order (fct_customer_stage_transitions). -#}
+{% macro cx_hash_int(expr) -%}
+    {{ return(adapter.dispatch('cx_hash_int', 'cx_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__cx_hash_int(expr) -%}
+    cast(('0x' || substr(md5({{ expr }}), 1, 12)) as bigint)
+{%- endmacro %}
+
+{% macro spark__cx_hash_int(expr) -%}
+    cast(conv(substr(md5({{ expr }}), 1, 12), 16, 10) as bigint)
 {%- endmacro %}
 
 {#- A filter on the changed keys (`changed`, a CTE of cx_changed_keys) on incremental runs; nothing on a
@@ -61,7 +110,8 @@
 {%- endmacro %}
 
 {#- After a fact's run: delete the rows built from drops after as_of (a re-run of an older window left
-    them: their records are gone from staging); DuckDB. Spark keeps only rows up to as_of in its
+    them: their records are gone from staging) and the rows of no drop (cx_fact_rows: a changed key
+    that has no row now); DuckDB. Spark keeps only rows up to as_of in its
     delete+insert rewrite instead (cx_keep_through_as_of). -#}
 {% macro cx_fact_drop_later(relation, drop_column) -%}
     {{ return(adapter.dispatch('cx_fact_drop_later', 'cx_warehouse')(relation, drop_column)) }}
@@ -70,7 +120,7 @@
 {% macro default__cx_fact_drop_later(relation, drop_column) -%}
     {#- a full build selected only drops up to as_of: nothing to delete, no scan -#}
     {%- if is_incremental() -%}
-    delete from {{ relation }} where {{ drop_column }} > {{ cx_as_of() }}
+    delete from {{ relation }} where {{ drop_column }} > {{ cx_as_of() }} or {{ drop_column }} is null
     {%- endif -%}
 {%- endmacro %}
 

@@ -57,7 +57,8 @@
 {#- The journey events of one family (fct_journey_events): one row per record of `relation` and event
     of `events` whose `where` holds, in the columns of the event stream. Every value is a SQL
     expression on the record; `shared` holds those that all the family's events share, each event the
-    rest (it overrides `shared`). channel, moment_reason, amount and currency may be left out (null).
+    rest (it overrides `shared`). channel, moment_reason, amount and currency may be left out (null);
+    last_drop_date is the newest drop among the records the family's row is built from.
     A family of several events reads its records once: they are crossed with the event numbers, and
     each column takes the expression of its row's event. -#}
 {% macro journey_events(relation, events, shared={}) -%}
@@ -65,7 +66,7 @@
     {%- set columns = {
         'source_system': none, 'source_entity': none, 'source_key': none, 'customer_key': none, 'event_ts': none,
         'stage': none, 'touchpoint': none, 'channel': s, 'event_type': none, 'moment': none, 'moment_reason': s,
-        'amount': type_double(), 'currency': s,
+        'amount': type_double(), 'currency': s, 'last_drop_date': none,
     } -%}
     {%- for event in events -%}
         {%- for key in event if key not in columns and key != 'where' -%}

@@ -75,3 +75,16 @@
     cast(unnest(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp),
                                 interval 1 day)) as date)
 {%- endmacro %}
+
+{#- Milliseconds since 1970-01-01 UTC of a timestamp, as a bigint (the same instant: the same number on every engine). -#}
+{% macro epoch_ms(ts) -%}
+    {{ return(adapter.dispatch('epoch_ms', 'cx_warehouse')(ts)) }}
+{%- endmacro %}
+
+{% macro default__epoch_ms(ts) -%}
+    unix_millis({{ ts }})
+{%- endmacro %}
+
+{% macro duckdb__epoch_ms(ts) -%}
+    epoch_ms({{ ts }})
+{%- endmacro %}

@@ -1,16 +1,84 @@
+{{ config(**cx_fact_config('source_key')) }}
 -- One row per touchpoint across all systems: the customer journey as one event stream, with
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a
 -- campaign touch and a return, keyed here with the kinds 'touch' and 'return'): no source identifier.
 -- Each event family is a CTE of journey_events (macros/journey.sql): its records, and per event the
 -- SQL of its columns; a family of several events reads its records once.
+--
+-- Incremental on source_key (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a
+-- source record's events are a function of its fact row (or its touch, or its return and its order's
+-- row) and its customer_key, so a night recomputes the changed source keys only: those whose row (the
+-- facts' last_drop_date, a touch's drop, a return's drop and its order's last_drop_date) comes from the
+-- window's drops or after the newest drop held, those held with last_drop_date >= min_date (a re-run of
+-- an older window), those whose customer_key differs from the held rows' (an erasure request, an identity
+-- merge), and held ones with no source now. All held rows of a changed key are replaced by its events now,
+-- possibly none (cx_fact_rows: an order no longer cancelled, a payment no longer failed, a customer_key
+-- become null); rows from drops after as_of are deleted. Nothing here depends on as_of itself; var
+-- rotate_keys forces a full rebuild.
 {%- set f = type_double() %}
-with touches as (
-    select t.*, k.customer_key
+{%- set payment_failed = 'is_failed' %}
+-- until the billing facts carry their own last_drop_date: each billing row with the drop of its staging
+-- record (the events read only the record's own columns; the customer_key is compared)
+{%- set billing = {
+    'invoices': ('fct_invoices', 'invoice_key', 'stg_billing__invoices', 'invoice_id', 'invoice'),
+    'payments': ('fct_payments', 'payment_key', 'stg_billing__payments', 'payment_id', 'payment'),
+    'refunds': ('fct_refunds', 'refund_key', 'stg_billing__refunds', 'refund_id', 'refund'),
+    'subscriptions': ('fct_subscriptions', 'subscription_key', 'stg_billing__subscriptions', 'subscription_id',
+                      'subscription'),
+} %}
+with
+{%- for name, (fact, key, staging, id, kind) in billing.items() %}
+billing_{{ name }} as (
+    select b.*, s.drop_date as last_drop_date
+    from {{ ref(fact) }} as b
+    inner join (
+        select {{ cx_pseudonym(kind, id) }} as {{ key }}, drop_date from {{ ref(staging) }}
+    ) as s on s.{{ key }} = b.{{ key }}
+),
+{%- endfor %}
+
+touches as (
+    select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key, k.customer_key
     from {{ ref('stg_crm__campaign_touches') }} as t
-    inner join {{ ref('int_customer_keys') }} as k
+    left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('t.customer_id', 't.email_hash') }}
 ),
+
+returns as (
+    select {{ cx_pseudonym('return', 'r.return_id') }} as return_key, o.customer_key, o.sales_channel,
+           coalesce(r.received_at, r.requested_at) as returned_at, r.reason,
+           greatest(r.drop_date, o.last_drop_date) as last_drop_date
+    from {{ ref('stg_erp__returns') }} as r
+    left join {{ ref('fct_orders') }} as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
+),
+{%- if is_incremental() %}
+
+-- every current source record of an event: its source key, customer key now (null when it has no event
+-- whatever its customer: a payment not failed) and the newest drop its events are built from
+sources as (
+    select touch_key as source_key, customer_key, drop_date from touches
+    union all
+    select order_key, customer_key, last_drop_date from {{ ref('fct_orders') }}
+    union all
+    select return_key, customer_key, last_drop_date from returns
+    union all
+    select case_key, customer_key, last_drop_date from {{ ref('fct_support_cases') }}
+    {%- for name, (fact, key, staging, id, kind) in billing.items() %}
+    {#- a payment has an event only when failed: the others compare as keys without events #}
+    union all
+    select {{ key }}, {{ 'case when ' ~ payment_failed ~ ' then customer_key end' if name == 'payments'
+                         else 'customer_key' }}, last_drop_date
+    from billing_{{ name }}
+    {%- endfor %}
+    union all
+    select response_key, customer_key, last_drop_date from {{ ref('fct_survey_responses') }}
+),
+
+changed as (
+    {{ cx_changed_keys('sources', 'sources', 'source_key', 'source_key', gone=true) }}
+),
+{%- endif %}
 
 lost as (
     select {{ cx_pseudonym('order', 'order_id') }} as order_key, min(updated_at) as lost_at
@@ -23,19 +91,35 @@ orders as (
     select o.*, l.lost_at
     from {{ ref('fct_orders') }} as o
     left join lost as l on l.order_key = o.order_key
+    {{ cx_where_changed('o.order_key', key='source_key') }}
 ),
 
-returns as (
-    select {{ cx_pseudonym('return', 'r.return_id') }} as return_key, o.customer_key, o.sales_channel,
-           coalesce(r.received_at, r.requested_at) as returned_at, r.reason
-    from {{ ref('stg_erp__returns') }} as r
-    inner join orders as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
+changed_touches as (
+    select * from touches {{ cx_where_changed('touch_key', key='source_key') }}
+),
+
+changed_returns as (
+    select * from returns {{ cx_where_changed('return_key', key='source_key') }}
+),
+
+cases as (
+    select * from {{ ref('fct_support_cases') }} {{ cx_where_changed('case_key', key='source_key') }}
+),
+{%- for name, (fact, key, staging, id, kind) in billing.items() %}
+
+changed_{{ name }} as (
+    select * from billing_{{ name }} {{ cx_where_changed(key, key='source_key') }}
+),
+{%- endfor %}
+
+responses as (
+    select * from {{ ref('fct_survey_responses') }} {{ cx_where_changed('response_key', key='source_key') }}
 ),
 
 touch_events as (
-    {{ journey_events('touches', [{
+    {{ journey_events('changed_touches', [{
         'source_system': "'crm'", 'source_entity': "'campaign_touches'",
-        'source_key': cx_pseudonym('touch', 'touch_id'), 'customer_key': 'customer_key', 'event_ts': 'touched_at',
+        'source_key': 'touch_key', 'customer_key': 'customer_key', 'event_ts': 'touched_at', 'last_drop_date': 'drop_date',
         'stage': "'discovery'", 'touchpoint': "'marketing'",
         'channel': 'channel', 'event_type': dbt.concat(["'touch_'", "touch_type"]),
         'moment': "case when touch_type in ('clicked', 'visited') then 'positive' else 'neutral' end",
@@ -46,7 +130,7 @@ touch_events as (
 order_events as (
     {{ journey_events('orders', shared={
         'source_system': "'erp'", 'source_key': 'order_key', 'customer_key': 'customer_key', 'channel': 'sales_channel',
-        'amount': 'cast(total_amount as ' ~ f ~ ')', 'currency': 'currency',
+        'amount': 'cast(total_amount as ' ~ f ~ ')', 'currency': 'currency', 'last_drop_date': 'last_drop_date',
     }, events=[
         {'event_type': "'order_placed'", 'source_entity': "'orders'", 'event_ts': 'ordered_at',
          'stage': "'purchase'", 'touchpoint': "'purchase'", 'moment': "'neutral'"},
@@ -64,18 +148,19 @@ order_events as (
 ),
 
 return_events as (
-    {{ journey_events('returns', [{
+    {{ journey_events('changed_returns', [{
         'source_system': "'erp'", 'source_entity': "'returns'", 'source_key': 'return_key',
         'customer_key': 'customer_key', 'event_ts': 'returned_at', 'stage': "'delivery'", 'touchpoint': "'delivery'",
         'channel': 'sales_channel', 'event_type': "'return'", 'moment': "'negative'",
-        'moment_reason': dbt.concat(["'return: '", "reason"]),
+        'moment_reason': dbt.concat(["'return: '", "reason"]), 'last_drop_date': 'last_drop_date',
     }]) }}
 ),
 
 case_events as (
-    {{ journey_events(ref('fct_support_cases'), shared={
+    {{ journey_events('cases', shared={
         'source_system': "'crm'", 'source_entity': "'support_cases'", 'source_key': 'case_key',
         'customer_key': 'customer_key', 'stage': "'support'", 'touchpoint': "'support'", 'channel': 'channel',
+        'last_drop_date': 'last_drop_date',
     }, events=[
         {'event_type': "'case_opened'", 'event_ts': 'opened_at', 'moment': "'neutral'"},
         {'event_type': "'case_resolved'", 'where': 'is_resolved', 'event_ts': 'resolved_at',
@@ -85,40 +170,41 @@ case_events as (
 ),
 
 invoice_events as (
-    {{ journey_events(ref('fct_invoices'), [{
+    {{ journey_events('changed_invoices', [{
         'source_system': "'billing'", 'source_entity': "'invoices'", 'source_key': 'invoice_key',
         'customer_key': 'customer_key', 'event_ts': 'issued_at',
         'stage': "case when subscription_key is not null then 'renewal' else 'billing' end", 'touchpoint': "'billing'",
         'event_type': "case when subscription_key is not null then 'renewal_invoiced' else 'invoiced' end",
         'moment': "'neutral'", 'amount': 'cast(amount_due_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+        'last_drop_date': 'last_drop_date',
     }]) }}
 ),
 
 payment_events as (
-    {{ journey_events(ref('fct_payments'), [{
-        'where': 'is_failed', 'source_system': "'billing'", 'source_entity': "'payments'", 'source_key': 'payment_key',
+    {{ journey_events('changed_payments', [{
+        'where': payment_failed, 'source_system': "'billing'", 'source_entity': "'payments'", 'source_key': 'payment_key',
         'customer_key': 'customer_key', 'event_ts': 'attempted_at', 'stage': "'billing'", 'touchpoint': "'billing'",
         'channel': 'method', 'event_type': "'payment_failed'", 'moment': "'negative'",
         'moment_reason': "'failed payment'",
-        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency', 'last_drop_date': 'last_drop_date',
     }]) }}
 ),
 
 refund_events as (
-    {{ journey_events(ref('fct_refunds'), [{
+    {{ journey_events('changed_refunds', [{
         'source_system': "'billing'", 'source_entity': "'refunds'", 'source_key': 'refund_key',
         'customer_key': 'customer_key', 'event_ts': 'refunded_at', 'stage': "'billing'", 'touchpoint': "'billing'",
         'event_type': "'refunded'", 'moment': "case when is_service_failure then 'negative' else 'neutral' end",
         'moment_reason': "case when is_service_failure then 'service-failure refund' end",
-        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency',
+        'amount': 'cast(amount_minor as ' ~ f ~ ') / 100', 'currency': 'currency', 'last_drop_date': 'last_drop_date',
     }]) }}
 ),
 
 subscription_events as (
-    {{ journey_events(ref('fct_subscriptions'), shared={
+    {{ journey_events('changed_subscriptions', shared={
         'source_system': "'billing'", 'source_entity': "'subscriptions'", 'source_key': 'subscription_key',
         'customer_key': 'customer_key', 'stage': "'renewal'", 'amount': 'cast(mrr_minor as ' ~ f ~ ') / 100',
-        'currency': 'currency',
+        'currency': 'currency', 'last_drop_date': 'last_drop_date',
     }, events=[
         {'event_type': "'subscription_started'", 'event_ts': 'started_at', 'touchpoint': "'onboarding'",
          'moment': "'neutral'"},
@@ -129,13 +215,13 @@ subscription_events as (
 ),
 
 response_events as (
-    {{ journey_events(ref('fct_survey_responses'), [{
+    {{ journey_events('responses', [{
         'source_system': "'survey'", 'source_entity': "'responses'", 'source_key': 'response_key',
         'customer_key': 'customer_key', 'event_ts': 'responded_at', 'stage': "'feedback'", 'touchpoint': 'touchpoint',
         'event_type': dbt.concat(["survey_type", "'_answer'"]),
         'moment': response_moment('survey_type', 'score'),
         'moment_reason': response_moment_reason('survey_type', 'score'),
-        'amount': 'cast(score as ' ~ f ~ ')',
+        'amount': 'cast(score as ' ~ f ~ ')', 'last_drop_date': 'last_drop_date',
     }]) }}
 ),
 
@@ -145,23 +231,29 @@ events as (
     {%- for family in families %}
     select * from {{ family }}{{ ' union all' if not loop.last }}
     {%- endfor %}
+),
+
+events_now as (
+    select
+        {{ cx_pseudonym("journey-event", dbt.concat(["source_system", "'|'", "event_type", "'|'", "source_key"])) }} as event_id,
+        customer_key,
+        event_ts,
+        {{ utc_date('event_ts') }} as event_date,
+        stage,
+        touchpoint,
+        channel,
+        event_type,
+        moment,
+        moment_reason,
+        source_system,
+        source_entity,
+        source_key,
+        amount,
+        currency,
+        last_drop_date
+    from events
+    where event_ts is not null and customer_key is not null
 )
 
-select
-    {{ cx_pseudonym("journey-event", dbt.concat(["source_system", "'|'", "event_type", "'|'", "source_key"])) }} as event_id,
-    customer_key,
-    event_ts,
-    {{ utc_date('event_ts') }} as event_date,
-    stage,
-    touchpoint,
-    channel,
-    event_type,
-    moment,
-    moment_reason,
-    source_system,
-    source_entity,
-    source_key,
-    amount,
-    currency
-from events
-where event_ts is not null and customer_key is not null
+{{ cx_fact_rows('events_now', 'source_key') }}
+
