@@ -71,11 +71,14 @@
     loses every transition). delete+insert replaces only the keys the run writes, so on an incremental
     run every changed key (`changed`, a CTE of cx_changed_keys) is written: its rows of `rows`, or one row
     of the key alone with a null `drop_column`, which replaces the held rows and is deleted after the run
-    with the rows from drops after as_of (cx_fact_drop_later; on Spark, cx_keep_through_as_of). `columns`:
-    the model's columns, in order (the contract's by default). -#}
+    with the rows from drops after as_of (cx_fact_drop_later; on Spark, cx_keep_through_as_of). `rows`
+    has the model's columns in order; `columns`: those columns (the contract's by default). -#}
 {% macro cx_fact_rows(rows, key, changed='changed', columns=none, drop_column='last_drop_date') -%}
-    {%- set columns = columns or (model.columns.keys() | list) -%}
     {%- if is_incremental() %}
+    {%- set columns = columns or (model.columns.keys() | list) -%}
+    {%- if not columns -%}
+        {{ exceptions.raise_compiler_error("cx_fact_rows(" ~ rows ~ "): the model declares no columns") }}
+    {%- endif %}
     select
         {%- for column in columns %}
         {{ 'c.' ~ key if column == key else 'f.' ~ column }} as {{ column }}{{ ',' if not loop.last }}
@@ -83,7 +86,8 @@
     from {{ changed }} as c
     left join {{ rows }} as f on f.{{ key }} = c.{{ key }}
     {%- else %}
-    select {{ columns | join(', ') }} from {{ rows }}
+    {#- `rows` has the model's columns, in order (a unit test's model declares none) #}
+    select * from {{ rows }}
     {%- endif %}
 {%- endmacro %}
 
