@@ -269,13 +269,15 @@ def test_the_key_secret_is_in_no_file_spark_or_dbt_wrote(built: tuple[Path, Path
 
 @pytest.mark.spark
 def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path]) -> None:
-    """Spark rebuilds the key map (and what it reads), fct_orders, fct_support_cases and fct_survey_responses
-    (and what they read) and the KPI mart as of the day before the last, then runs the last day as a
-    partition window: the KPI mart (date-partition overwrite), the key map and the three facts
-    (delete+insert swaps) equal DuckDB's full build. (Tests ran in the full build: `dbt run` here.)"""
+    """Spark rebuilds the key map (and what it reads), the seven incremental facts (fct_orders,
+    fct_support_cases, fct_survey_responses, fct_invoices, fct_payments, fct_refunds, fct_subscriptions, and
+    what they read) and the KPI mart as of the day before the last, then runs the last day as a partition
+    window: the KPI mart (date-partition overwrite), the key map and the seven facts (delete+insert swaps)
+    equal DuckDB's full build. (Tests ran in the full build: `dbt run` here.)"""
     duck, _ = built
     last = START + dt.timedelta(days=DAYS - 1)
-    models = "+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses kpi_experience_daily"
+    models = ("+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses +fct_invoices "
+              "+fct_payments +fct_refunds +fct_subscriptions kpi_experience_daily")
     # the key map keeps its rows through --full-refresh (full_refresh=false): drop it, so that the night
     # adds the persons first seen on the last day through the delete+insert swap
     from pyhive import hive
@@ -302,8 +304,10 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
     assert older.height > 0, "the last night changed no older order: the swap was not exercised"
     assert orders["order_key"].is_unique().all(), "the delete+insert swap duplicated an order"
     assert_same_table("marts.fct_orders", a["marts.fct_orders"], orders)
-    # fct_support_cases and fct_survey_responses (docs/warehouse.md, "Incremental facts"): the same swap
-    for fact, key in (("marts.fct_support_cases", "case_key"), ("marts.fct_survey_responses", "response_key")):
+    # the other incremental facts (docs/warehouse.md, "Incremental facts"): the same swap
+    for fact, key in (("marts.fct_support_cases", "case_key"), ("marts.fct_survey_responses", "response_key"),
+                      ("marts.fct_invoices", "invoice_key"), ("marts.fct_payments", "payment_key"),
+                      ("marts.fct_refunds", "refund_key"), ("marts.fct_subscriptions", "subscription_key")):
         assert (b[fact]["last_drop_date"] == last).sum() > 0, f"the last night changed no row of {fact}"
         assert b[fact][key].is_unique().all(), f"the delete+insert swap duplicated a row of {fact}"
         assert_same_table(fact, a[fact], b[fact])
