@@ -271,13 +271,14 @@ def test_the_key_secret_is_in_no_file_spark_or_dbt_wrote(built: tuple[Path, Path
 def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path]) -> None:
     """Spark rebuilds the key map (and what it reads), the seven incremental facts (fct_orders,
     fct_support_cases, fct_survey_responses, fct_invoices, fct_payments, fct_refunds, fct_subscriptions, and
-    what they read) and the KPI mart as of the day before the last, then runs the last day as a partition
-    window: the KPI mart (date-partition overwrite), the key map and the seven facts (delete+insert swaps)
-    equal DuckDB's full build. (Tests ran in the full build: `dbt run` here.)"""
+    what they read), the KPI mart and mart_customer_profiles (and what it reads) as of the day before the
+    last, then runs the last day as a partition window: the KPI mart (date-partition overwrite), the key
+    map, the seven facts and the profiles (delete+insert swaps) equal DuckDB's full build. (Tests ran in
+    the full build: `dbt run` here.)"""
     duck, _ = built
     last = START + dt.timedelta(days=DAYS - 1)
     models = ("+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses +fct_invoices "
-              "+fct_payments +fct_refunds +fct_subscriptions kpi_experience_daily")
+              "+fct_payments +fct_refunds +fct_subscriptions kpi_experience_daily +mart_customer_profiles")
     # the key map keeps its rows through --full-refresh (full_refresh=false): drop it, so that the night
     # adds the persons first seen on the last day through the delete+insert swap
     from pyhive import hive
@@ -311,6 +312,12 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
         assert (b[fact]["last_drop_date"] == last).sum() > 0, f"the last night changed no row of {fact}"
         assert b[fact][key].is_unique().all(), f"the delete+insert swap duplicated a row of {fact}"
         assert_same_table(fact, a[fact], b[fact])
+    # mart_customer_profiles (docs/journey.md, "Incremental profiles"): the customers the night recomputed
+    # (new inputs, a change date passed, new customers) replace theirs through the same swap
+    profiles = b["marts.mart_customer_profiles"]
+    assert profiles.filter(pl.col("valid_from") == last).height > 0, "the last night started no spell"
+    assert profiles.select("customer_key", "valid_from").is_unique().all(), "the swap duplicated a spell"
+    assert_same_table("marts.mart_customer_profiles", a["marts.mart_customer_profiles"], profiles)
     # The key map: one row per person, and every person of the full build with the same key and erasure.
     # first_seen_as_of is the as_of of the run that first saw the person (every person on a full build).
     # A map run night by night also keeps the persons that a later night merged into another one (their

@@ -42,3 +42,18 @@
          then '${spark.cx.pseudonym_key}'
          else raise_error('no key secret in this Spark session: run dbt through cxw or set DBT_ENV_SECRET_CX_KEY (docs/spark.md)') end
 {%- endmacro %}
+
+{#- A 32-bit hash of a string as a non-negative bigint, the same on DuckDB and Spark: the first 8 hex
+    digits of its md5. For order-independent fingerprints (a count and a sum of these: a bigint sum
+    overflows only past 2^31 hashed items). Null in, null out. -#}
+{% macro cx_hash32(expr) -%}
+    {{ return(adapter.dispatch('cx_hash32', 'cx_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__cx_hash32(expr) -%}
+    cast(conv(substr(md5({{ expr }}), 1, 8), 16, 10) as bigint)
+{%- endmacro %}
+
+{% macro duckdb__cx_hash32(expr) -%}
+    cast('0x' || substr(md5({{ expr }}), 1, 8) as bigint)
+{%- endmacro %}

@@ -75,3 +75,17 @@
     cast(unnest(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp),
                                 interval 1 day)) as date)
 {%- endmacro %}
+
+{#- Microseconds since 1970-01-01 00:00 UTC of a timestamp (an exact, engine-independent spelling of an
+    instant, for fingerprints). -#}
+{% macro epoch_micros(ts) -%}
+    {{ return(adapter.dispatch('epoch_micros', 'cx_warehouse')(ts)) }}
+{%- endmacro %}
+
+{% macro default__epoch_micros(ts) -%}
+    unix_micros({{ ts }})
+{%- endmacro %}
+
+{% macro duckdb__epoch_micros(ts) -%}
+    epoch_us({{ ts }})
+{%- endmacro %}
