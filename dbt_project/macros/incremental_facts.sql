@@ -40,8 +40,7 @@
 {% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date') -%}
     select r.{{ key }}
     from {{ records }} as r
-    where r.drop_date >= {{ cx_min_date() }}
-       or r.drop_date > (select max(held.{{ drop_column }}) from {{ this }} as held)
+    where {{ cx_new_record('r.drop_date', drop_column) }}
     union
     select n.{{ key }}
     from {{ keyed_now }} as n
@@ -50,6 +49,15 @@
     {%- for column in compare %}
        or not (held.{{ column }} = n.{{ column }} or (held.{{ column }} is null and n.{{ column }} is null))
     {%- endfor %}
+{%- endmacro %}
+
+{#- A staging record an incremental run must read (`drop_date`, its drop): from a drop on or after the
+    window's first date (the window's drops, and the records a corrected re-extract or the re-run of an
+    older window rewrote), or after the newest drop the table holds (`drop_column` of {{ this }}: a night
+    after the re-run of an older window catches up on the drops in between). -#}
+{% macro cx_new_record(drop_date='drop_date', drop_column='last_drop_date') -%}
+    ({{ drop_date }} >= {{ cx_min_date() }}
+     or {{ drop_date }} > (select max(held.{{ drop_column }}) from {{ this }} as held))
 {%- endmacro %}
 
 {#- A filter on the changed keys (`changed`, a CTE of cx_changed_keys) on incremental runs; nothing on a
@@ -62,7 +70,7 @@
 
 {#- After a fact's run: delete the rows built from drops after as_of (a re-run of an older window left
     them: their records are gone from staging); DuckDB. Spark keeps only rows up to as_of in its
-    delete+insert rewrite instead (cx_keep_through_as_of). -#}
+    delete+insert rewrite instead, kept and recomputed alike (cx_keep_through_as_of). -#}
 {% macro cx_fact_drop_later(relation, drop_column) -%}
     {{ return(adapter.dispatch('cx_fact_drop_later', 'cx_warehouse')(relation, drop_column)) }}
 {%- endmacro %}

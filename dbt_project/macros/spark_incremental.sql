@@ -62,6 +62,9 @@
         {%- endif %}
         union all
         select {{ column_list }} from {{ source }}
+        {%- if config.get('cx_keep_through_as_of') %}
+        where {{ config.get('cx_keep_through_as_of') }} <= {{ cx_as_of() }}
+        {%- endif %}
     {%- endcall -%}
     {%- do run_query('alter table ' ~ target ~ ' rename to ' ~ old) -%}
     {%- do run_query('alter table ' ~ new ~ ' rename to ' ~ target) -%}
