@@ -21,13 +21,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingestion import contract as C
-from ingestion.load import Zones, load_drop
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
+from .nights import COMPANY, START, land_reextract, lander, superseded_night
+from .nights import sorted_rows as _sorted
 from .test_facts_incremental import DAY, _delay_a_refunded_payment, _erase_a_customer_with_a_case
-from .test_staging_incremental import COMPANY, START, _sorted, _superseded_night
 
 SELECT = ["--select", "+source_key_link", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 LINK = "restricted.source_key_link"
@@ -49,16 +48,10 @@ def _night(data: Path, start: dt.date, end: dt.date, **extra: object) -> tuple[p
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
     data = tmp_path_factory.mktemp("link_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = _superseded_night(data / "landing")
+    night, reextracted = superseded_night(data / "landing")
     _delay_a_refunded_payment(data / "landing", night)
     erased = _erase_a_customer_with_a_case(data / "landing", night)
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    first_extract = Zones(data / "landing" / "_superseded", data / "raw", data / "quarantine")
-
-    def land(day: dt.date, *, superseded_first: bool = False) -> None:
-        for system in C.SYSTEMS:
-            use = first_extract if superseded_first and system in reextracted else zones
-            assert load_drop(use, system, day).status == "loaded", (system, day)
+    land = lander(data, reextracted)
 
     def incremental(start: dt.date) -> pl.DataFrame:
         link, sql = _night(data, start, start + DAY)
@@ -82,8 +75,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
         rows = con.execute("select case_id, drop_date from staging.stg_crm__support_cases where customer_id = ?",
                            [erased]).fetchall()
     links["erased_cases"] = pl.DataFrame(rows, schema=["case_id", "drop_date"], orient="row")
-    for system in reextracted:
-        assert load_drop(zones, system, night).status == "loaded", system
+    land_reextract(data, reextracted, night)
     links["rerun"] = incremental(night)
     links["final"] = incremental(night + 2 * DAY)
     return data, night, links
