@@ -323,13 +323,25 @@ def _jsonl_schema(e: C.Entity, arrow: bool = False) -> dict[str, pl.DataType] | 
     return {name: t[0] for name, t in types.items()}
 
 
+def _one_object_per_line(data: bytes) -> bool:
+    """Every line starts with ``{`` and ends with ``}`` (before an optional CR): then no line is blank and
+    no object runs over a line end (after a ``}`` that leaves an object open, a ``{`` is not valid JSON),
+    so a reader that finds as many records as lines found exactly one per line, on line i + 1. Arrow's
+    reader skips blank lines and reads two objects on one line (``{..}{..}``) as two records: together
+    they could add up to the line count while the exact path sees other records on other lines."""
+    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    ends = data.count(b"}\n") + data.count(b"}\r\n") + (not data.endswith(b"\n") and data.rstrip(b"\r").endswith(b"}"))
+    return data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
+
+
 def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
     """Arrow's JSON reader with the contract's JSON types, for flat records (not the survey's nested
     answers). It is strict: a value of another JSON type (``"9"`` for an integer, ``9`` for a string),
     a field the contract does not name, a malformed or non-object line all fail the whole file, and
-    so does a blank line (records would no longer sit on line i + 1). Then the file takes the exact
+    so does a line that is not one object (a blank line, two objects on a line: records would no longer
+    sit on line i + 1; ``_one_object_per_line``). Then the file takes the exact
     path, which finds each such record's line and problem. None means: take the exact path."""
-    if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")):
+    if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")) or not _one_object_per_line(data):
         return None
     try:
         table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(

@@ -1,20 +1,24 @@
-"""Incremental facts (macros/incremental_facts.sql): fct_orders, fct_support_cases and fct_survey_responses
-night by night equal a full refresh.
+"""Incremental facts (macros/incremental_facts.sql): fct_orders, fct_support_cases, fct_survey_responses,
+fct_invoices, fct_payments, fct_refunds and fct_subscriptions night by night equal a full refresh.
 
-The messy nights of tests/test_staging_incremental.py (the same generated company): night N from the
+The messy nights of tests/nights.py (the company of tests/test_staging_incremental.py): night N from the
 first, incomplete extract of a re-extracted drop, nights N+1 and N+2, the corrected re-extract of N and
-N's partition re-run after N+2, then N+2 again. Each night runs the three facts and what they read
+N's partition re-run after N+2, then N+2 again. Each night runs the seven facts and what they read
 (staging, the key map and what it reads, the refunds join) incrementally; after the re-run of N, each
 fact must be the full refresh as of N row for row (orders placed in N+1 and N+2 gone, late shipments and
 returns of N+1 and N+2 taken back out), and after N+2 again the full refresh as of N+2. The nights must
 change orders placed before them (deliveries, returns, refunds, re-keyed customers), cases opened before
-them, bring late answers and null an answer's comment on an erasure request, and the re-run must remove
-rows, or the test would pass for want of them. One edit of the generated drops: the payment of an
-older order's refund arrives late, in night N+1 (the generated sources deliver a payment before its
-refunds), so that only the payment's drop says the order changed. Another: a customer with a support case
-and a commented survey answer, both delivered before night N, asks for erasure in night N+1 (the
-generated erasures of the nights hit no customer with a case), so that only the key map says the case
-changed and only staging's nulled comment (and the key map) says the answer changed.
+them, bring late answers and null an answer's comment on an erasure request, change older invoices,
+payments, refunds and subscriptions (late payments and refunds, re-keyed customers, a cancel date passed
+by as_of), and the re-run must remove rows, or the test would pass for want of them. Edits of the
+generated drops: the payment of an older order's refund arrives late, in night N+1 (the generated
+sources deliver a payment before its refunds), so that only the payment's drop says the order, its
+invoice and the refund changed. A customer with a support case and a commented survey answer, both
+delivered before night N, asks for erasure in night N+1 (the generated erasures of the nights hit no
+customer with a case), so that only the key map says the case changed and only staging's nulled comment
+(and the key map) says the answer changed. A subscription started before N is given, in night N-2's drop,
+a cancellation dated N+1 (the generated cancellations are delivered the day they happen), so that only
+as_of passing its cancel date says it changed on N+1, and the re-run of N (as of N) makes it active again.
 """
 
 from __future__ import annotations
@@ -27,20 +31,21 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingestion import contract as C
-from ingestion.load import Zones, load_drop
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
-from .test_staging_incremental import COMPANY, START, _sorted, _superseded_night
+from .nights import COMPANY, DAY, START, land_reextract, lander, sorted_rows, superseded_night
 
-FACTS = {"fct_orders": "order_key", "fct_support_cases": "case_key", "fct_survey_responses": "response_key"}
-SOURCE_KEYS = {"fct_orders": "order_id", "fct_support_cases": "case_id", "fct_survey_responses": "response_id"}
+FACTS = {"fct_orders": "order_key", "fct_support_cases": "case_key", "fct_survey_responses": "response_key",
+         "fct_invoices": "invoice_key", "fct_payments": "payment_key", "fct_refunds": "refund_key",
+         "fct_subscriptions": "subscription_key"}
+SOURCE_KEYS = {"fct_orders": "order_id", "fct_support_cases": "case_id", "fct_survey_responses": "response_id",
+               "fct_invoices": "invoice_id", "fct_payments": "payment_id", "fct_refunds": "refund_id",
+               "fct_subscriptions": "subscription_id"}
 SELECT = ["--select", *(f"+{fact}" for fact in FACTS),
           "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 Facts = dict[str, pl.DataFrame]
-DAY = dt.timedelta(days=1)
 
 
 def _delay_a_refunded_payment(landing: Path, night: dt.date) -> str:
@@ -92,6 +97,31 @@ def _erase_a_customer_with_a_case(landing: Path, night: dt.date) -> str:
     return customer
 
 
+def _cancel_a_subscription_ahead(landing: Path, night: dt.date) -> str:
+    """Adds to night N-2's billing drop a new version of a subscription started before it and never
+    cancelled in any drop, scheduling its cancellation for night N+1 (cancelled_at on N+1): no record
+    after N-2 says it ended, only as_of passing its cancel date. Returns the subscription_id."""
+    ahead = night - 2 * DAY
+    drops = sorted(d for d in (landing / "billing").iterdir() if d.is_dir())
+    everything = [r for d in [*drops, *(landing / "_superseded" / "billing").glob("*")]
+                  for r in drop_edit.read(d, "billing", "subscriptions")[1]]
+    early = [r for d in drops if dt.date.fromisoformat(d.name) < ahead
+             for r in drop_edit.read(d, "billing", "subscriptions")[1]]
+    reason = next(r["cancel_reason"] for r in everything if r["cancel_reason"])
+    cancelled = {r["subscription_id"] for r in everything if r["cancelled_at"]}
+    later = {r["subscription_id"] for r in everything} - {r["subscription_id"] for r in early}
+    subscription = sorted({r["subscription_id"] for r in early} - cancelled - later)[0]
+    latest = max((r for r in early if r["subscription_id"] == subscription), key=lambda r: r["updated_at"])
+    updated = f"{ahead.isoformat()}T12:00:00Z"
+    assert latest["updated_at"] < updated, latest
+    version = {**latest, "cancelled_at": f"{(night + DAY).isoformat()}T12:00:00Z", "cancel_reason": reason,
+               "updated_at": updated}
+    drop = drop_edit.folder(landing, "billing", ahead)
+    drop_edit.write(drop, "billing", "subscriptions", None,
+                    [*drop_edit.read(drop, "billing", "subscriptions")[1], version])
+    return subscription
+
+
 def _facts(data: Path) -> Facts:
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         return {fact: con.sql(f"select * from marts.{fact}").pl() for fact in FACTS}
@@ -112,16 +142,11 @@ def _night(data: Path, start: dt.date, end: dt.date) -> Facts:
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
     data = tmp_path_factory.mktemp("facts_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = _superseded_night(data / "landing")
+    night, reextracted = superseded_night(data / "landing")
     payment = _delay_a_refunded_payment(data / "landing", night)
     _erase_a_customer_with_a_case(data / "landing", night)
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    first_extract = Zones(data / "landing" / "_superseded", data / "raw", data / "quarantine")
-
-    def land(day: dt.date, *, superseded_first: bool = False) -> None:
-        for system in C.SYSTEMS:
-            use = first_extract if superseded_first and system in reextracted else zones
-            assert load_drop(use, system, day).status == "loaded", (system, day)
+    subscription = _cancel_a_subscription_ahead(data / "landing", night)
+    land = lander(data, reextracted)
 
     day = START
     while day < night:
@@ -136,14 +161,16 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
         land(night + d * DAY)
         facts[f"N+{d}"] = _night(data, night + d * DAY, night + (d + 1) * DAY)
     # the corrected re-extract of night N lands after N+2 and its partition runs again
-    for system in reextracted:
-        assert load_drop(zones, system, night).status == "loaded", system
+    land_reextract(data, reextracted, night)
     facts["rerun"] = _night(data, night, night + DAY)
     # night N+2 again: it catches up on N+1's drops, which the re-run took back out
     facts["final"] = _night(data, night + 2 * DAY, night + 3 * DAY)
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         (facts["late_payment_drop"],) = con.execute("select drop_date from staging.stg_billing__payments "
                                                     "where payment_id = ?", [payment]).fetchone()
+        (facts["cancelled_ahead"],) = con.execute("select cast(cancelled_at as date) from "
+                                                  "staging.stg_billing__subscriptions where subscription_id = ?",
+                                                  [subscription]).fetchone()
     return data, night, facts
 
 
@@ -224,11 +251,60 @@ def test_the_nights_bring_late_answers_and_null_an_erased_comment(nights: tuple[
                          | pl.col("comment_polarity_after").is_not_null()).height == 0
 
 
+def _rekeyed(changed: pl.DataFrame) -> pl.DataFrame:
+    return changed.filter(~pl.col("customer_key").eq_missing(pl.col("customer_key_after")))
+
+
+def test_the_nights_change_older_invoices_payments_and_refunds(nights: tuple[Path, dt.date, dict]) -> None:
+    """Invoices issued before a night change in it (a payment or a refund of one of their payments
+    arrives, the customer is re-keyed); the refund whose payment arrives late (N+1) gets its invoice,
+    order and customer from the payment's drop alone; older payments change with their invoice's new
+    version or a re-keyed customer."""
+    _, night, facts = nights
+    invoices = _changed_in_the_nights(facts, "fct_invoices", night)
+    older = invoices.filter(pl.col("issue_date") < pl.col("night") - DAY)
+    paid_late = older.filter(pl.col("payment_attempts_after") > pl.col("payment_attempts")).height
+    refunded_late = older.filter(pl.col("refunded_minor_after") > pl.col("refunded_minor")).height
+    assert paid_late > 0 and refunded_late > 0, (paid_late, refunded_late)
+    assert _rekeyed(invoices).height > 0, "no invoice re-keyed by an erasure request or an identity merge"
+    # the refund of the late payment: before N+1 its payment was unknown (no invoice, order, customer)
+    refunds = _changed_in_the_nights(facts, "fct_refunds", night)
+    found = refunds.filter(pl.col("invoice_key").is_null() & pl.col("invoice_key_after").is_not_null()
+                           & pl.col("order_key_after").is_not_null()
+                           & (pl.col("night") == night + DAY) & (pl.col("last_drop_date_after") == night + DAY)
+                           & (pl.col("refund_date") < night))
+    assert found.height > 0, "the refund of the late payment did not change in N+1"
+    assert facts["late_payment_drop"] == night + DAY
+    payments = _changed_in_the_nights(facts, "fct_payments", night)
+    older_payments = payments.filter(pl.col("attempt_date") < pl.col("night") - DAY)
+    assert older_payments.filter(pl.col("last_drop_date_after") == pl.col("night")).height > 0
+    assert _rekeyed(payments).height > 0, "no payment re-keyed by an erasure request or an identity merge"
+
+
+def test_the_nights_pass_a_cancel_date_and_the_rerun_undoes_it(nights: tuple[Path, dt.date, dict]) -> None:
+    """A subscription whose cancellation (dated N+1) was delivered in N-2 turns inactive on N+1 without
+    a record of its own (as_of passes its cancel date); the re-run of N (as of N) makes it active again,
+    N+2 again inactive. Subscriptions of re-keyed customers change too."""
+    _, night, facts = nights
+    assert facts["cancelled_ahead"] == night + DAY
+    changed = _changed_in_the_nights(facts, "fct_subscriptions", night)
+    passed = changed.filter(pl.col("is_active_as_of") & ~pl.col("is_active_as_of_after")
+                            & (pl.col("last_drop_date_after") < pl.col("night") - DAY)
+                            & (pl.col("cancel_date_after") == pl.col("night")))
+    assert passed.height > 0, "no subscription turned inactive by as_of alone"
+    assert (passed["night"] == night + DAY).all()
+    keys = passed["subscription_key"].implode()
+    for state, active in (("N", True), ("N+1", False), ("N+2", False), ("rerun", True), ("final", False)):
+        rows = facts[state]["fct_subscriptions"].filter(pl.col("subscription_key").is_in(keys))
+        assert rows.height == passed.height and (rows["is_active_as_of"] == active).all(), state
+    assert _rekeyed(changed).height > 0, "no subscription re-keyed by an erasure request or an identity merge"
+
+
 _FULL: dict[dt.date, Facts] = {}
 
 
 def _full_refresh(data: Path, as_of: dt.date, into: Path) -> Facts:
-    """The three facts of a full refresh as of `as_of` over the same raw zone (built once per date)."""
+    """The facts of a full refresh as of `as_of` over the same raw zone (built once per date)."""
     if as_of not in _FULL:
         for zone in ("raw", "quarantine"):
             shutil.copytree(data / zone, into / zone)
@@ -249,4 +325,4 @@ def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict]
     want = _full_refresh(data, as_of, tmp_path_factory.mktemp(f"full_{state}"))[fact]
     assert got.schema == want.schema
     assert got.height == want.height > 0
-    assert _sorted(got).equals(_sorted(want))
+    assert sorted_rows(got).equals(sorted_rows(want))

@@ -84,3 +84,20 @@ def test_fast_path_reads_nulls_missing_keys_and_a_last_line_without_newline() ->
     assert fast["failure_reason"].to_list() == [None, None]
     assert fast["_source_line"].to_list() == [1, 2]
     assert fast["_problem"].null_count() == 2 and fast["_extra"].null_count() == 2
+
+
+def test_lines_that_are_not_one_object_each_take_the_exact_path(tmp_path: Path) -> None:
+    # two objects on a line and a blank line: Arrow counts as many records as lines, on other lines
+    data = f"{GOOD}{GOOD}\n\n{GOOD}\n".encode()
+    assert _jsonl_fast(PAYMENTS, data) is None
+    path = tmp_path / "payments.jsonl"
+    path.write_bytes(data)
+    frame = read_file(PAYMENTS, path).frame
+    assert frame["_source_line"].to_list() == [1, 3]
+    assert frame["_problem"][0].startswith("malformed JSON: Extra data")
+    # an object over two lines, and two objects on a third
+    split = GOOD.replace('"currency":', '"currency":\n')
+    assert _jsonl_fast(PAYMENTS, f"{split}\n{GOOD}{GOOD}\n".encode()) is None
+    assert _jsonl_fast(PAYMENTS, f" {GOOD}\n".encode()) is None  # a line not starting with its object
+    assert _jsonl_fast(PAYMENTS, f"{GOOD} \n".encode()) is None  # nor ending with it
+    assert _jsonl_fast(PAYMENTS, f"{GOOD}\r\n{GOOD}".encode()) is not None  # CRLF, no final line end

@@ -269,15 +269,18 @@ def test_the_key_secret_is_in_no_file_spark_or_dbt_wrote(built: tuple[Path, Path
 
 @pytest.mark.spark
 def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path]) -> None:
-    """Spark rebuilds the key map (and what it reads), fct_orders, fct_support_cases, fct_survey_responses,
-    fct_journey_events and fct_customer_stage_transitions (and what they read) and the KPI mart as of the
-    day before the last, then runs the last day as a partition window: the KPI mart (date-partition
-    overwrite), the key map, the three facts, the journey and its transitions (delete+insert swaps) equal
-    DuckDB's full build. (Tests ran in the full build: `dbt run` here.)"""
+    """Spark rebuilds the key map (and what it reads), the seven incremental facts (fct_orders,
+    fct_support_cases, fct_survey_responses, fct_invoices, fct_payments, fct_refunds, fct_subscriptions, and
+    what they read), fct_journey_events and fct_customer_stage_transitions, source_key_link, the KPI mart
+    and mart_customer_profiles (and what it reads) as of the day before the last, then runs the last day as
+    a partition window: the KPI mart (date-partition overwrite), the key map, the seven facts, the journey
+    and its transitions, the link and the profiles (delete+insert swaps) equal DuckDB's full build. (Tests
+    ran in the full build: `dbt run` here.)"""
     duck, _ = built
     last = START + dt.timedelta(days=DAYS - 1)
-    models = ("+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses"
-              " +fct_customer_stage_transitions kpi_experience_daily")
+    models = ("+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses +fct_invoices "
+              "+fct_payments +fct_refunds +fct_subscriptions +fct_customer_stage_transitions +source_key_link "
+              "kpi_experience_daily +mart_customer_profiles")
     # the key map keeps its rows through --full-refresh (full_refresh=false): drop it, so that the night
     # adds the persons first seen on the last day through the delete+insert swap
     from pyhive import hive
@@ -304,8 +307,10 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
     assert older.height > 0, "the last night changed no older order: the swap was not exercised"
     assert orders["order_key"].is_unique().all(), "the delete+insert swap duplicated an order"
     assert_same_table("marts.fct_orders", a["marts.fct_orders"], orders)
-    # fct_support_cases and fct_survey_responses (docs/warehouse.md, "Incremental facts"): the same swap
-    for fact, key in (("marts.fct_support_cases", "case_key"), ("marts.fct_survey_responses", "response_key")):
+    # the other incremental facts (docs/warehouse.md, "Incremental facts"): the same swap
+    for fact, key in (("marts.fct_support_cases", "case_key"), ("marts.fct_survey_responses", "response_key"),
+                      ("marts.fct_invoices", "invoice_key"), ("marts.fct_payments", "payment_key"),
+                      ("marts.fct_refunds", "refund_key"), ("marts.fct_subscriptions", "subscription_key")):
         assert (b[fact]["last_drop_date"] == last).sum() > 0, f"the last night changed no row of {fact}"
         assert b[fact][key].is_unique().all(), f"the delete+insert swap duplicated a row of {fact}"
         assert_same_table(fact, a[fact], b[fact])
@@ -320,6 +325,17 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
     assert (transitions["last_drop_date"] == last).sum() > 0, "the last night changed no customer's transitions"
     for table in ("marts.fct_journey_events", "marts.fct_customer_stage_transitions"):
         assert_same_table(table, a[table], b[table])
+    # mart_customer_profiles (docs/journey.md, "Incremental profiles"): the customers the night recomputed
+    # (new inputs, a change date passed, new customers) replace theirs through the same swap
+    profiles = b["marts.mart_customer_profiles"]
+    assert profiles.filter(pl.col("valid_from") == last).height > 0, "the last night started no spell"
+    assert profiles.select("customer_key", "valid_from").is_unique().all(), "the swap duplicated a spell"
+    assert_same_table("marts.mart_customer_profiles", a["marts.mart_customer_profiles"], profiles)
+    # source_key_link: the night's keys inserted through the swap, the erased people's rows left out
+    link = b["restricted.source_key_link"]
+    assert (link["last_drop_date"] == last).sum() > 0, "the last night added no key to source_key_link"
+    assert link["source_key"].is_unique().all(), "the delete+insert swap duplicated a key of source_key_link"
+    assert_same_table("restricted.source_key_link", a["restricted.source_key_link"], link)
     # The key map: one row per person, and every person of the full build with the same key and erasure.
     # first_seen_as_of is the as_of of the run that first saw the person (every person on a full build).
     # A map run night by night also keeps the persons that a later night merged into another one (their

@@ -1,6 +1,6 @@
 """Incremental staging (macros/current_version.sql): night by night equals a full refresh.
 
-A small company with its mess turned up is landed night by night. Night N first receives the first,
+A small company with its mess turned up is landed night by night (tests/nights.py). Night N first receives the first,
 incomplete extract of a re-extracted drop (the generator keeps it under `_superseded/`); nights N+1 and
 N+2 follow; then the corrected re-extract of night N arrives and its partition runs again, after N+2:
 staging must then be the full refresh as of N (a partition's re-run reproduces it). Night N+2 runs
@@ -20,17 +20,11 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.load import Zones, load_drop
 from orchestration.warehouse import run_dbt, window_vars
-from simulator import GeneratorConfig, generate
-from simulator.config import Mess
+from simulator import generate
 
 from .landing import read_csv_file
-
-START = dt.date(2026, 9, 1)
-DAYS = 16
-MESS = Mess(resend_rate=0.08, late_arrival_rate=0.08, reextract_rate=0.35, gdpr_erasure_rate=0.06)
-COMPANY = GeneratorConfig(customers=400, days=DAYS, start=START, seed=23, mess=MESS)
+from .nights import COMPANY, DAYS, START, land_reextract, lander, sorted_rows, superseded_night
 
 
 def _staging_tables(data: Path) -> dict[str, pl.DataFrame]:
@@ -40,32 +34,12 @@ def _staging_tables(data: Path) -> dict[str, pl.DataFrame]:
         return {t: con.sql(f"select * from staging.{t}").pl() for t in names}
 
 
-def _sorted(df: pl.DataFrame) -> pl.DataFrame:
-    return df.sort(df.columns, nulls_last=True)
-
-
-def _superseded_night(landing: Path) -> tuple[dt.date, list[str]]:
-    """The latest night N (with N+2 still in the window) that has a superseded first extract."""
-    found: dict[dt.date, list[str]] = {}
-    for folder in (landing / "_superseded").glob("*/*"):
-        found.setdefault(dt.date.fromisoformat(folder.name), []).append(folder.parent.name)
-    nights = sorted(d for d in found if START + dt.timedelta(days=3) <= d <= START + dt.timedelta(days=DAYS - 3))
-    assert nights, f"no re-extracted drop between the 4th and the second-to-last night: {sorted(found)}"
-    return nights[-1], sorted(found[nights[-1]])
-
-
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, list[str], dict]:
     data = tmp_path_factory.mktemp("staging_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = _superseded_night(data / "landing")
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    first_extract = Zones(data / "landing" / "_superseded", data / "raw", data / "quarantine")
-
-    def land(day: dt.date, *, superseded_first: bool = False) -> None:
-        for system in C.SYSTEMS:
-            use = first_extract if superseded_first and system in reextracted else zones
-            assert load_drop(use, system, day).status == "loaded", (system, day)
+    night, reextracted = superseded_night(data / "landing")
+    land = lander(data, reextracted)
 
     # what the two nights deliver: erasure requests, resends (a record delivered before, again) and late
     # arrivals (a survey answer or order from days before the night)
@@ -87,8 +61,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, lis
         run_dbt(["run", "--select", "staging"], data_dir=data,
                 dbt_vars=window_vars(nxt, nxt + dt.timedelta(days=1)))
     # the corrected re-extract of night N lands after N+2 and its partition runs again
-    for system in reextracted:
-        assert load_drop(zones, system, night).status == "loaded", system
+    land_reextract(data, reextracted, night)
     run_dbt(["run", "--select", "staging"], data_dir=data, dbt_vars=window_vars(night, night + dt.timedelta(days=1)))
     rerun = _staging_tables(data)
     # and night N+2 runs again: it must catch up on N+1's drops too, which the re-run took back out
@@ -159,7 +132,7 @@ def _assert_same_staging(incremental: dict[str, pl.DataFrame], expected: dict[st
         got = incremental[table]
         assert got.schema == want.schema, table
         assert got.height == want.height > 0, table
-        assert _sorted(got).equals(_sorted(want)), table
+        assert sorted_rows(got).equals(sorted_rows(want)), table
 
 
 @pytest.mark.parametrize("state", ["rerun", "final"])

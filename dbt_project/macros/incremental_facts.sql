@@ -41,8 +41,7 @@
                           gone=false) -%}
     select r.{{ key }}
     from {{ records }} as r
-    where r.drop_date >= {{ cx_min_date() }}
-       or r.drop_date > (select max(held.{{ drop_column }}) from {{ this }} as held)
+    where {{ cx_new_record('r.drop_date', drop_column) }}
     union
     select n.{{ key }}
     from {{ keyed_now }} as n
@@ -91,18 +90,13 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- A 48-bit integer hash of a string (the first 12 hex digits of its md5), the same on every engine: a
-    sum of them over a key's rows fingerprints the rows without an order (fct_customer_stage_transitions). -#}
-{% macro cx_hash_int(expr) -%}
-    {{ return(adapter.dispatch('cx_hash_int', 'cx_warehouse')(expr)) }}
-{%- endmacro %}
-
-{% macro default__cx_hash_int(expr) -%}
-    cast(('0x' || substr(md5({{ expr }}), 1, 12)) as bigint)
-{%- endmacro %}
-
-{% macro spark__cx_hash_int(expr) -%}
-    cast(conv(substr(md5({{ expr }}), 1, 12), 16, 10) as bigint)
+{#- A staging record an incremental run must read (`drop_date`, its drop): from a drop on or after the
+    window's first date (the window's drops, and the records a corrected re-extract or the re-run of an
+    older window rewrote), or after the newest drop the table holds (`drop_column` of {{ this }}: a night
+    after the re-run of an older window catches up on the drops in between). -#}
+{% macro cx_new_record(drop_date='drop_date', drop_column='last_drop_date') -%}
+    ({{ drop_date }} >= {{ cx_min_date() }}
+     or {{ drop_date }} > (select max(held.{{ drop_column }}) from {{ this }} as held))
 {%- endmacro %}
 
 {#- A filter on the changed keys (`changed`, a CTE of cx_changed_keys) on incremental runs; nothing on a
@@ -115,8 +109,8 @@
 
 {#- After a fact's run: delete the rows built from drops after as_of (a re-run of an older window left
     them: their records are gone from staging) and the rows of no drop (cx_fact_rows: a changed key
-    that has no row now); DuckDB. Spark keeps only rows up to as_of in its
-    delete+insert rewrite instead (cx_keep_through_as_of). -#}
+    that has no row now); DuckDB. Spark keeps only rows up to as_of in its delete+insert rewrite instead,
+    kept and recomputed alike (cx_keep_through_as_of). -#}
 {% macro cx_fact_drop_later(relation, drop_column) -%}
     {{ return(adapter.dispatch('cx_fact_drop_later', 'cx_warehouse')(relation, drop_column)) }}
 {%- endmacro %}

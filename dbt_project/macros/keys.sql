@@ -42,3 +42,20 @@
          then '${spark.cx.pseudonym_key}'
          else raise_error('no key secret in this Spark session: run dbt through cxw or set DBT_ENV_SECRET_CX_KEY (docs/spark.md)') end
 {%- endmacro %}
+
+{#- A 40-bit hash of a string as a non-negative bigint, the same on DuckDB and Spark: the first 10 hex
+    digits of its md5. For order-independent fingerprints, a sum of these over a key's rows (the inputs of
+    mart_customer_profiles, the journey of fct_customer_stage_transitions): a bigint sum overflows only
+    past 2^23 hashed items of one key, and two different sets of items sum alike with a chance of about
+    2^-40. Null in, null out. -#}
+{% macro cx_hash_int(expr) -%}
+    {{ return(adapter.dispatch('cx_hash_int', 'cx_warehouse')(expr)) }}
+{%- endmacro %}
+
+{% macro default__cx_hash_int(expr) -%}
+    cast(conv(substr(md5({{ expr }}), 1, 10), 16, 10) as bigint)
+{%- endmacro %}
+
+{% macro duckdb__cx_hash_int(expr) -%}
+    cast('0x' || substr(md5({{ expr }}), 1, 10) as bigint)
+{%- endmacro %}

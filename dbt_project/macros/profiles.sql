@@ -63,3 +63,66 @@
         where {{ utc_date('crm_created_at') }} <= {{ cx_as_of() }}
     ) as horizon_parts)
 {%- endmacro %}
+
+{#- Incremental profiles (docs/journey.md, "Customer profiles", "Incremental"): mart_customer_profiles is
+    replaced customer by customer (delete+insert on customer_key). A customer's spells are a function of
+    the inputs the rule reads for them and of the horizon, so a night recomputes a customer when:
+      - their inputs changed: the fingerprint (input_count, input_hash: cx_profile_input_hash over every
+        input) the table holds differs from the one computed now: an answer or negative moment added,
+        changed, deleted or moved to/from them by a re-keying (erasure, identity merge), their first
+        event or CRM creation date, or the rule's settings;
+      - time passed a change date: the held recheck_on (the first change date after the horizon the
+        row was built at: an answer or moment leaving its window, or the day after it for a customer
+        whose first day lies past it) is on or before the new horizon;
+      - the horizon moved back (the re-run of an older window): the held current spell starts after the
+        new horizon.
+    Customers no longer in dim_customer (a re-keying's old key) are deleted after the run
+    (cx_profiles_drop_gone, a post-hook on DuckDB; on Spark the delete+insert swap keeps only known
+    customers: cx_keep_known_customers). `var('rotate_keys')` rebuilds the table in full, as for the facts. -#}
+{% macro cx_profiles_config() -%}
+    {%- set config = {'materialized': 'incremental', 'unique_key': 'customer_key',
+                      'incremental_strategy': 'delete+insert', 'on_schema_change': 'fail',
+                      'cx_keep_known_customers': true,
+                      'post_hook': "{{ cx_profiles_drop_gone(this) }}"} -%}
+    {%- if var('rotate_keys', false) -%}
+        {%- do config.update({'full_refresh': true}) -%}
+    {%- endif -%}
+    {{ return(config) }}
+{%- endmacro %}
+
+{#- The hash of one input of the rule (an order-independent fingerprint sums them): `kind` and its
+    parts, each spelled as a string (timestamps as epoch microseconds), nulls as empty strings. -#}
+{% macro cx_profile_input_hash(kind, parts) -%}
+    {%- set spelled = ["'" ~ kind ~ "'"] -%}
+    {%- for part in parts -%}
+        {%- do spelled.append("'|'") -%}
+        {%- do spelled.append("coalesce(cast(" ~ part ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- endfor -%}
+    {{ cx_hash_int(dbt.concat(spelled)) }}
+{%- endmacro %}
+
+{#- The rule's settings as one string, hashed into every customer's fingerprint: changing a window, the
+    threshold or the NPS promoter band recomputes every customer. -#}
+{% macro cx_profile_settings_text() -%}
+    {%- set s = profile_settings() -%}
+    '{{ s.answer_days }}/{{ s.moment_days }}/{{ s.nps_days }}/{{ s.negative_moments }}/{{ score_bands('nps').top }}'
+{%- endmacro %}
+
+{#- A customer the profiles are kept for: one of dim_customer now. -#}
+{% macro cx_profile_customer_known(column) -%}
+    {{ column }} in (select customer_key from {{ ref('dim_customer') }})
+{%- endmacro %}
+
+{#- After an incremental run: delete the spells of customers no longer in dim_customer (DuckDB). -#}
+{% macro cx_profiles_drop_gone(relation) -%}
+    {{ return(adapter.dispatch('cx_profiles_drop_gone', 'cx_warehouse')(relation)) }}
+{%- endmacro %}
+
+{% macro default__cx_profiles_drop_gone(relation) -%}
+    {%- if is_incremental() -%}
+    delete from {{ relation }} where not ({{ cx_profile_customer_known('customer_key') }})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__cx_profiles_drop_gone(relation) -%}
+{%- endmacro %}

@@ -5,7 +5,10 @@
     - `delete+insert` on a key (int_customer_key_map), which Spark cannot do in place: it is emulated
       here by writing the kept rows and the new ones to a new table, then swapping the two by renames
       (the old table is renamed away before the new one takes its name, and dropped last: a crash in
-      between leaves `<table>__cx_old`, which the next run's swap replaces).
+      between leaves `<table>__cx_old`, which the next run's swap replaces). Two configs drop kept rows
+      as DuckDB's post-hooks do: `cx_keep_through_as_of` (a column; rows after as_of go: the facts) and
+      `cx_keep_known_customers` (rows of customers gone from dim_customer go: mart_customer_profiles,
+      cx_profile_customer_known).
     These override dbt-spark's own two macros of the same name (the root project's macros win) and
     hand every other strategy back to them. -#}
 
@@ -53,6 +56,9 @@
         )
         {%- if config.get('cx_keep_through_as_of') %}
           and t.{{ config.get('cx_keep_through_as_of') }} <= {{ cx_as_of() }}
+        {%- endif %}
+        {%- if config.get('cx_keep_known_customers') %}
+          and {{ cx_profile_customer_known('t.customer_key') }}
         {%- endif %}
         union all
         select {{ column_list }} from {{ source }}

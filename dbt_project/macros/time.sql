@@ -76,15 +76,16 @@
                                 interval 1 day)) as date)
 {%- endmacro %}
 
-{#- Milliseconds since 1970-01-01 UTC of a timestamp, as a bigint (the same instant: the same number on every engine). -#}
-{% macro epoch_ms(ts) -%}
-    {{ return(adapter.dispatch('epoch_ms', 'cx_warehouse')(ts)) }}
+{#- Microseconds since 1970-01-01 00:00 UTC of a timestamp (an exact, engine-independent spelling of an
+    instant, for fingerprints). -#}
+{% macro epoch_micros(ts) -%}
+    {{ return(adapter.dispatch('epoch_micros', 'cx_warehouse')(ts)) }}
 {%- endmacro %}
 
-{% macro default__epoch_ms(ts) -%}
-    unix_millis({{ ts }})
+{% macro default__epoch_micros(ts) -%}
+    unix_micros({{ ts }})
 {%- endmacro %}
 
-{% macro duckdb__epoch_ms(ts) -%}
-    epoch_ms({{ ts }})
+{% macro duckdb__epoch_micros(ts) -%}
+    epoch_us({{ ts }})
 {%- endmacro %}

@@ -17,7 +17,7 @@ with journeys as (
     select
         customer_key,
         cast(sum({{ cx_hash_int(dbt.concat(["event_id", "'|'", "coalesce(stage, '')", "'|'",
-                                            "cast(" ~ epoch_ms('event_ts') ~ " as " ~ dbt.type_string() ~ ")"])) }})
+                                            "cast(" ~ epoch_micros('event_ts') ~ " as " ~ dbt.type_string() ~ ")"])) }})
              as bigint) as journey_fingerprint,
         max(last_drop_date) as last_drop_date,
         max(last_drop_date) as drop_date

@@ -1,8 +1,62 @@
+{{ config(**cx_fact_config('invoice_key')) }}
 -- One row per invoice with what was paid and refunded against it.
-with paid as (
+--
+-- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
+-- the changed invoices only, the invoices with a record (the invoice, a payment of it, or a refund of one
+-- of its payments) from the window's drops or rewritten by the run, the invoices whose row came from
+-- those drops or later, and the invoices whose customer_key changed (an erasure request or an identity
+-- merge); the rows of invoices gone from staging are deleted. Nothing here depends on as_of itself (an
+-- open invoice past its due date is not flagged "overdue as of today"), so open invoices need no nightly
+-- pass. var rotate_keys forces a full refresh.
+
+-- every staging record an invoice is built from, with the drop it came from
+with invoice_records as (
+    select invoice_id, drop_date from {{ ref('stg_billing__invoices') }}
+    union all
+    select invoice_id, drop_date from {{ ref('stg_billing__payments') }} where invoice_id is not null
+    union all
+    -- a refund counts on its payment's invoice (the payment's own drop is the line above)
+    select r.invoice_id, f.drop_date
+    from {{ ref('int_refunds_with_invoices') }} as r
+    inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
+    where r.invoice_id is not null
+),
+{%- if is_incremental() %}
+
+-- every invoice with its served key and its customer key now (the key map can re-key an unchanged invoice)
+keyed_now as (
+    select
+        i.invoice_id,
+        {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
+        k.customer_key
+    from {{ ref('stg_billing__invoices') }} as i
+    left join {{ ref('int_customer_keys') }} as k
+        on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+),
+
+changed as (
+    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key') }}
+),
+{%- endif %}
+
+invoices as (
+    select * from {{ ref('stg_billing__invoices') }}
+    {{ cx_where_changed('invoice_id') }}
+),
+
+-- the newest drop among the invoice's records (the next night's comparison)
+invoice_drops as (
+    select invoice_id, max(drop_date) as last_drop_date
+    from invoice_records
+    {{ cx_where_changed('invoice_id') }}
+    group by invoice_id
+),
+
+paid as (
     select invoice_id, cast(sum(case when status = 'succeeded' then amount_minor else 0 end) as bigint) as paid_minor,
            count(*) as payment_attempts, cast(sum(case when status = 'failed' then 1 else 0 end) as bigint) as failed_attempts
     from {{ ref('stg_billing__payments') }}
+    {{ cx_where_changed('invoice_id') }}
     group by invoice_id
 ),
 
@@ -10,6 +64,7 @@ refunded as (
     select invoice_id, cast(sum(amount_minor) as bigint) as refunded_minor
     from {{ ref('int_refunds_with_invoices') }}
     where invoice_id is not null
+    {{ cx_where_changed('invoice_id', keyword='and') }}
     group by invoice_id
 )
 
@@ -28,8 +83,10 @@ select
     coalesce(pd.paid_minor, 0) as paid_minor,
     coalesce(pd.payment_attempts, 0) as payment_attempts,
     coalesce(pd.failed_attempts, 0) as failed_attempts,
-    coalesce(rf.refunded_minor, 0) as refunded_minor
-from {{ ref('stg_billing__invoices') }} as i
+    coalesce(rf.refunded_minor, 0) as refunded_minor,
+    idr.last_drop_date
+from invoices as i
+inner join invoice_drops as idr on idr.invoice_id = i.invoice_id
 left join paid as pd on pd.invoice_id = i.invoice_id
 left join refunded as rf on rf.invoice_id = i.invoice_id
 left join {{ ref('int_customer_keys') }} as k

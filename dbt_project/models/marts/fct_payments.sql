@@ -1,4 +1,45 @@
+{{ config(**cx_fact_config('payment_key')) }}
 -- One row per payment attempt.
+--
+-- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
+-- the changed payments only, the payments with a record (the payment, or its invoice, which gives the
+-- order, subscription and customer) from the window's drops or rewritten by the run, the payments whose
+-- row came from those drops or later, and the payments whose customer_key changed (an erasure request or
+-- an identity merge re-keys the invoice's customer); the rows of payments gone from staging are deleted.
+-- Nothing here depends on as_of itself. var rotate_keys forces a full refresh.
+
+-- every staging record a payment is built from, with the drop it came from
+with payment_records as (
+    select payment_id, drop_date from {{ ref('stg_billing__payments') }}
+    union all
+    select p.payment_id, i.drop_date
+    from {{ ref('stg_billing__payments') }} as p
+    inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+),
+{%- if is_incremental() %}
+
+-- every payment with its served key and its customer key now (the key map can re-key an unchanged payment)
+keyed_now as (
+    select
+        p.payment_id,
+        {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
+        k.customer_key
+    from {{ ref('stg_billing__payments') }} as p
+    left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+    left join {{ ref('int_customer_keys') }} as k
+        on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+),
+
+changed as (
+    {{ cx_changed_keys('payment_records', 'keyed_now', 'payment_id', 'payment_key') }}
+),
+{%- endif %}
+
+payments as (
+    select * from {{ ref('stg_billing__payments') }}
+    {{ cx_where_changed('payment_id') }}
+)
+
 select
     {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
     {{ cx_pseudonym('invoice', 'p.invoice_id') }} as invoice_key,
@@ -12,8 +53,10 @@ select
     p.method,
     p.status,
     p.status = 'failed' as is_failed,
-    p.failure_reason
-from {{ ref('stg_billing__payments') }} as p
+    p.failure_reason,
+    -- the newest drop among the payment's records, the payment and its invoice (the next night's comparison)
+    case when i.drop_date > p.drop_date then i.drop_date else p.drop_date end as last_drop_date
+from payments as p
 left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}

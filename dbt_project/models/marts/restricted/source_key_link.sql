@@ -1,3 +1,4 @@
+{{ config(**cx_fact_config('source_key')) }}
 -- Restricted (never published): each pseudonymous record key served in marts (order_key, invoice_key,
 -- case_key, ...; macros/keys.sql) back to its source identifier, so that someone with access to this
 -- schema can open the source record behind a served row (support looking up an order). One row per key;
@@ -6,6 +7,15 @@
 -- invoice's order, a survey answer's related case) resolves too.
 -- Records of people who asked for erasure are left out, as in customer_key_link: their served rows
 -- stay and count, but must not lead back to a source record, and from there to the person.
+--
+-- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a row keeps
+-- `last_drop_date`, the newest drop among the staging records that mention its id. A night hashes and
+-- inserts the ids of the records from the window's drops (or rewritten by the run, or after the newest
+-- drop held: cx_new_record) and takes out the held rows of people who asked for erasure; a re-run (the
+-- table holds rows from the window's drops or later) recomputes every row, as the full build. A held row
+-- the full build has no row for is written as if from a drop after as_of, so that the run's end deletes
+-- it (cx_fact_drop_later on DuckDB, the delete+insert swap on Spark). var rotate_keys (a new key secret
+-- changes every key) forces a full rebuild.
 {%- set survey_related = {
     'order': "touchpoint in ('purchase', 'delivery', 'onboarding')",
     'case': "touchpoint = 'support'",
@@ -40,28 +50,7 @@
     'fct_survey_responses': ['response_key', 'related_order_key', 'related_case_key', 'related_invoice_key'],
     'fct_journey_events': ['source_key'],
 } %}
-with ids as (
-    {%- for kind, refs in sources.items() %}
-    {%- set outer = loop %}
-    {%- for model, column, filter in refs %}
-    select '{{ kind }}' as kind, {{ column }} as source_id
-    from {{ ref(model) }}
-    where {{ column }} is not null{% if filter %} and {{ filter }}{% endif %}
-    {% if not (outer.last and loop.last) %}union{% endif %}
-    {%- endfor %}
-    {%- endfor %}
-),
-
-keyed as (
-    {%- for kind in sources %}
-    select kind, {{ cx_pseudonym(kind, 'source_id') }} as source_key, source_id
-    from ids
-    where kind = '{{ kind }}'
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
-),
-
-erased_customers as (
+with erased_customers as (
     select customer_key from {{ ref('dim_customer') }} where is_erased
 ),
 
@@ -75,8 +64,67 @@ erased_records as (
     {% if not (outer.last and loop.last) %}union{% endif %}
     {%- endfor %}
     {%- endfor %}
+),
+{%- if is_incremental() %}
+{#- a re-run: the table holds rows from the window's drops or later (the re-run of an older window, or of
+    the last one after a corrected re-extract). Its records may be gone or older, and an erasure request
+    of a later drop is undone as of the window, which only the full build sees: everything is recomputed -#}
+{%- set rerun -%}
+((select max(held.last_drop_date) from {{ this }} as held) >= {{ cx_min_date() }})
+{%- endset %}
+
+-- held rows to recompute: of a person who asked for erasure since; on a re-run, every row
+redo as (
+    select held.kind, held.source_id, held.source_key
+    from {{ this }} as held
+    where held.source_key in (select source_key from erased_records) or {{ rerun }}
+),
+{%- endif %}
+
+-- every staging record that mentions an id, with its drop; on a night, the records of the night's drops
+mentions as (
+    {%- for kind, refs in sources.items() %}
+    {%- set outer = loop %}
+    {%- for model, column, filter in refs %}
+    select '{{ kind }}' as kind, {{ column }} as source_id, drop_date
+    from {{ ref(model) }}
+    where {{ column }} is not null{% if filter %} and {{ filter }}{% endif %}
+    {%- if is_incremental() %}
+      and ({{ cx_new_record('drop_date') }} or {{ rerun }})
+    {%- endif %}
+    {% if not (outer.last and loop.last) %}union all{% endif %}
+    {%- endfor %}
+    {%- endfor %}
+),
+
+ids as (
+    select kind, source_id, max(drop_date) as last_drop_date
+    from mentions
+    group by kind, source_id
+),
+
+keyed as (
+    {%- for kind in sources %}
+    select kind, {{ cx_pseudonym(kind, 'source_id') }} as source_key, source_id, last_drop_date
+    from ids
+    where kind = '{{ kind }}'
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+linked as (
+    select kind, source_key, source_id, last_drop_date
+    from keyed
+    where source_key not in (select source_key from erased_records)
 )
 
-select kind, source_key, source_id
-from keyed
-where source_key not in (select source_key from erased_records)
+select kind, source_key, source_id, last_drop_date
+from linked
+{%- if is_incremental() %}
+union all
+-- a held row the full build has no row for (its records are gone, or its person asked for erasure): as
+-- if from a drop after as_of, it replaces the held row and the run's end deletes it
+select redo.kind, redo.source_key, redo.source_id, cast({{ dbt.dateadd('day', 1, cx_as_of()) }} as date)
+from redo
+where redo.source_key not in (select source_key from linked)
+{%- endif %}

@@ -1,0 +1,145 @@
+"""restricted.source_key_link incremental (docs/warehouse.md, "Incremental facts"): night by night equals a
+full refresh.
+
+The messy nights of tests/test_facts_incremental.py, with its two edits of the generated drops (imported):
+night N from the first, incomplete extract of a re-extracted drop, N+1 (with the erasure request of a
+customer whose case and commented answer were delivered before N), N+2, the corrected re-extract of N and
+N's re-run, then N+2 again. Each night runs the link and what it reads incrementally. The nights must add
+the keys of their drops, the erasure must take the held keys of the erased customer's records out, the
+re-run of N must remove the keys only later drops brought (and N+2 again put them back), or the test
+would pass for want of them; after the re-run the link is the full refresh as of N row for row, after
+N+2 again the full refresh as of N+2. `rotate_keys` (a new key secret) rebuilds it in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from orchestration.warehouse import run_dbt, window_vars
+from simulator import generate
+
+from .nights import COMPANY, START, land_reextract, lander, superseded_night
+from .nights import sorted_rows as _sorted
+from .test_facts_incremental import DAY, _delay_a_refunded_payment, _erase_a_customer_with_a_case
+
+SELECT = ["--select", "+source_key_link", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+LINK = "restricted.source_key_link"
+
+
+def _link(data: Path) -> pl.DataFrame:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(f"select * from {LINK}").pl()
+
+
+def _night(data: Path, start: dt.date, end: dt.date, **extra: object) -> tuple[pl.DataFrame, str]:
+    """Runs the window [start, end); returns the link and its compiled SQL."""
+    results = run_dbt(["build", *SELECT], data_dir=data, dbt_vars={**window_vars(start, end), **extra})
+    (link,) = [r for r in results if r.node.name == "source_key_link"]
+    return _link(data), link.node.compiled_code
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
+    data = tmp_path_factory.mktemp("link_incremental")
+    generate(COMPANY, data / "landing")
+    night, reextracted = superseded_night(data / "landing")
+    _delay_a_refunded_payment(data / "landing", night)
+    erased = _erase_a_customer_with_a_case(data / "landing", night)
+    land = lander(data, reextracted)
+
+    def incremental(start: dt.date) -> pl.DataFrame:
+        link, sql = _night(data, start, start + DAY)
+        # the night hashes the ids of its drops' records and of the held rows it recomputes only
+        assert "redo as (" in sql and "drop_date >= cast(" in sql, f"the link did not run incrementally ({start})"
+        return link
+
+    day = START
+    while day < night:
+        land(day)
+        day += DAY
+    run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
+    links: dict = {"before": _link(data)}
+    land(night, superseded_first=True)
+    links["N"] = incremental(night)
+    for d in (1, 2):
+        land(night + d * DAY)
+        links[f"N+{d}"] = incremental(night + d * DAY)
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        # the cases of the customer erased in N+1, all delivered before N
+        rows = con.execute("select case_id, drop_date from staging.stg_crm__support_cases where customer_id = ?",
+                           [erased]).fetchall()
+    links["erased_cases"] = pl.DataFrame(rows, schema=["case_id", "drop_date"], orient="row")
+    land_reextract(data, reextracted, night)
+    links["rerun"] = incremental(night)
+    links["final"] = incremental(night + 2 * DAY)
+    return data, night, links
+
+
+def test_the_nights_add_their_keys_and_an_erasure_takes_held_keys_out(nights: tuple[Path, dt.date, dict]) -> None:
+    _, night, links = nights
+    steps = ["before", "N", "N+1", "N+2"]
+    for i, (a, b) in enumerate(zip(steps, steps[1:], strict=False)):
+        new = links[b].join(links[a], on="source_key", how="anti")
+        assert new.height > 0 and (new["last_drop_date"] == night + i * DAY).all(), (b, new.height)
+        assert links[b]["source_key"].is_unique().all(), b
+    # the erased customer's cases were in the link after N (held from before it) and are gone after N+1
+    cases = links["erased_cases"]
+    assert cases.height > 0 and (cases["drop_date"] < night).all(), cases
+    theirs = (pl.col("kind") == "case") & pl.col("source_id").is_in(cases["case_id"].implode())
+    held = {state: links[state].filter(theirs) for state in ("N", "N+1")}
+    assert held["N"].height == cases.height and (held["N"]["last_drop_date"] < night).all()
+    assert held["N+1"].height == 0, "the erasure request left the customer's held case keys in the link"
+
+
+
+def test_the_rerun_removes_the_keys_of_later_drops(nights: tuple[Path, dt.date, dict]) -> None:
+    _, night, links = nights
+    gone = links["N+2"].join(links["rerun"], on="source_key", how="anti")
+    back = links["final"].join(links["rerun"], on="source_key", how="anti")
+    assert gone.height > 0 and back.height > 0, (gone.height, back.height)
+    assert (gone["last_drop_date"] > night).all()
+    assert links["rerun"]["last_drop_date"].max() == night
+    # a key of N+1 whose records the re-run brought back to an older version keeps its row, with that drop
+    redated = links["N+2"].join(links["rerun"], on="source_key", suffix="_rerun").filter(
+        (pl.col("last_drop_date") > night) & (pl.col("last_drop_date_rerun") <= night))
+    assert redated.height > 0, "no held key of a later drop was recomputed to an older drop"
+
+
+_FULL: dict[dt.date, pl.DataFrame] = {}
+
+
+def _full_refresh(data: Path, as_of: dt.date, into: Path) -> pl.DataFrame:
+    if as_of not in _FULL:
+        for zone in ("raw", "quarantine"):
+            shutil.copytree(data / zone, into / zone)
+        run_dbt(["build", *SELECT, "--full-refresh"], data_dir=into, dbt_vars={"as_of": as_of.isoformat()})
+        _FULL[as_of] = _link(into)
+    return _FULL[as_of]
+
+
+@pytest.mark.parametrize("state", ["rerun", "final"])
+def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict], state: str,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    data, night, links = nights
+    as_of = night if state == "rerun" else night + 2 * DAY
+    got, want = links[state], _full_refresh(data, as_of, tmp_path_factory.mktemp(f"full_{state}"))
+    assert got.schema == want.schema
+    assert got.height == want.height > 0
+    assert _sorted(got).equals(_sorted(want))
+
+
+def test_rotate_keys_rebuilds_the_link_in_full(nights: tuple[Path, dt.date, dict]) -> None:
+    """`cxw keys rotate` passes rotate_keys: the link is rebuilt, not recomputed on the old keys (a new
+    secret changes every key; delete+insert on the new keys would keep the old ones)."""
+    data, night, links = nights
+    results = run_dbt(["run", "--select", "source_key_link"], data_dir=data,
+                      dbt_vars={**window_vars(night + 2 * DAY, night + 3 * DAY), "rotate_keys": True})
+    (link,) = [r for r in results if r.node.name == "source_key_link"]
+    assert "redo as (" not in link.node.compiled_code
+    assert _sorted(_link(data)).equals(_sorted(links["final"]))
