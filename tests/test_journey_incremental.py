@@ -21,14 +21,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingestion import contract as C
-from ingestion.load import Zones, load_drop
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
+from .nights import COMPANY, START, land_reextract, lander, superseded_night
+from .nights import sorted_rows as _sorted
 from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer_with_a_case
-from .test_staging_incremental import COMPANY, START, _sorted, _superseded_night
 
 MODELS = {"fct_journey_events": "source_key", "fct_customer_stage_transitions": "customer_key"}
 SELECT = ["--select", "+fct_customer_stage_transitions",
@@ -86,17 +85,11 @@ def _cancel_an_older_subscription(landing: Path, night: dt.date) -> str:
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dict]:
     data = tmp_path_factory.mktemp("journey_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = _superseded_night(data / "landing")
+    night, reextracted = superseded_night(data / "landing")
     _delay_a_refunded_payment(data / "landing", night)
     _erase_a_customer_with_a_case(data / "landing", night)
     _cancel_an_older_subscription(data / "landing", night)
-    zones = Zones(data / "landing", data / "raw", data / "quarantine")
-    first_extract = Zones(data / "landing" / "_superseded", data / "raw", data / "quarantine")
-
-    def land(day: dt.date, *, superseded_first: bool = False) -> None:
-        for system in C.SYSTEMS:
-            use = first_extract if superseded_first and system in reextracted else zones
-            assert load_drop(use, system, day).status == "loaded", (system, day)
+    land = lander(data, reextracted)
 
     day = START
     while day < night:
@@ -110,8 +103,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
     for d in (1, 2):
         land(night + d * DAY)
         got[f"N+{d}"], want[f"N+{d}"] = _night(data, night + d * DAY, tmp_path_factory.mktemp(f"full_N{d}"))
-    for system in reextracted:
-        assert load_drop(zones, system, night).status == "loaded", system
+    land_reextract(data, reextracted, night)
     got["rerun"], want["rerun"] = _night(data, night, tmp_path_factory.mktemp("full_rerun"))
     got["final"], want["final"] = _night(data, night + 2 * DAY, tmp_path_factory.mktemp("full_final"))
     return night, got, want
