@@ -18,27 +18,14 @@
 -- rotate_keys forces a full rebuild.
 {%- set f = type_double() %}
 {%- set payment_failed = 'is_failed' %}
--- until the billing facts carry their own last_drop_date: each billing row with the drop of its staging
--- record (the events read only the record's own columns; the customer_key is compared)
+-- the billing facts, each keyed by its record (they carry last_drop_date like the other facts)
 {%- set billing = {
-    'invoices': ('fct_invoices', 'invoice_key', 'stg_billing__invoices', 'invoice_id', 'invoice'),
-    'payments': ('fct_payments', 'payment_key', 'stg_billing__payments', 'payment_id', 'payment'),
-    'refunds': ('fct_refunds', 'refund_key', 'stg_billing__refunds', 'refund_id', 'refund'),
-    'subscriptions': ('fct_subscriptions', 'subscription_key', 'stg_billing__subscriptions', 'subscription_id',
-                      'subscription'),
+    'invoices': ('fct_invoices', 'invoice_key'),
+    'payments': ('fct_payments', 'payment_key'),
+    'refunds': ('fct_refunds', 'refund_key'),
+    'subscriptions': ('fct_subscriptions', 'subscription_key'),
 } %}
-with
-{%- for name, (fact, key, staging, id, kind) in billing.items() %}
-billing_{{ name }} as (
-    select b.*, s.drop_date as last_drop_date
-    from {{ ref(fact) }} as b
-    inner join (
-        select {{ cx_pseudonym(kind, id) }} as {{ key }}, drop_date from {{ ref(staging) }}
-    ) as s on s.{{ key }} = b.{{ key }}
-),
-{%- endfor %}
-
-touches as (
+with touches as (
     select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key, k.customer_key
     from {{ ref('stg_crm__campaign_touches') }} as t
     left join {{ ref('int_customer_keys') }} as k
@@ -64,12 +51,12 @@ sources as (
     select return_key, customer_key, last_drop_date from returns
     union all
     select case_key, customer_key, last_drop_date from {{ ref('fct_support_cases') }}
-    {%- for name, (fact, key, staging, id, kind) in billing.items() %}
+    {%- for name, (fact, key) in billing.items() %}
     {#- a payment has an event only when failed: the others compare as keys without events #}
     union all
     select {{ key }}, {{ 'case when ' ~ payment_failed ~ ' then customer_key end' if name == 'payments'
                          else 'customer_key' }}, last_drop_date
-    from billing_{{ name }}
+    from {{ ref(fact) }}
     {%- endfor %}
     union all
     select response_key, customer_key, last_drop_date from {{ ref('fct_survey_responses') }}
@@ -105,10 +92,10 @@ changed_returns as (
 cases as (
     select * from {{ ref('fct_support_cases') }} {{ cx_where_changed('case_key', key='source_key') }}
 ),
-{%- for name, (fact, key, staging, id, kind) in billing.items() %}
+{%- for name, (fact, key) in billing.items() %}
 
 changed_{{ name }} as (
-    select * from billing_{{ name }} {{ cx_where_changed(key, key='source_key') }}
+    select * from {{ ref(fact) }} {{ cx_where_changed(key, key='source_key') }}
 ),
 {%- endfor %}
 
