@@ -12,10 +12,12 @@
 -- facts' last_drop_date, a touch's drop, a return's drop and its order's last_drop_date) comes from the
 -- window's drops or after the newest drop held, those held with last_drop_date >= min_date (a re-run of
 -- an older window), those whose customer_key differs from the held rows' (an erasure request, an identity
--- merge), and held ones with no source now. All held rows of a changed key are replaced by its events now,
--- possibly none (cx_fact_rows: an order no longer cancelled, a payment no longer failed, a customer_key
--- become null); rows from drops after as_of are deleted. Nothing here depends on as_of itself; var
--- rotate_keys forces a full rebuild.
+-- merge), and held ones with no source now. Touches are compared per customer (count and sum of times,
+-- changed_touch_customers) so that only the touches of changed customers and of the new drops are
+-- hashed; the other sources per key (cx_changed_keys, one full outer join with the held rows). All held
+-- rows of a changed key are replaced by its events now, possibly none (cx_fact_rows: an order no longer
+-- cancelled, a payment no longer failed, a customer_key become null); rows from drops after as_of are
+-- deleted. Nothing here depends on as_of itself; var rotate_keys forces a full rebuild.
 {%- set f = type_double() %}
 {%- set payment_failed = 'is_failed' %}
 -- the billing facts, each keyed by its record (they carry last_drop_date like the other facts)
