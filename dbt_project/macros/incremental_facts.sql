@@ -27,41 +27,51 @@
     {{ return(config) }}
 {%- endmacro %}
 
-{#- The source keys an incremental run recomputes (a select of `key`), from:
-    - `records`, a relation or CTE of (`key`, drop_date): every staging record the fact's rows are built
-      from. Changed: a record of a drop on or after the window's first date (the window's drops, and rows
-      a corrected re-extract or the re-run of an older window rewrote), or after the newest drop the
-      table holds (a night after the re-run of an older window catches up on the drops in between);
-    - `keyed_now`, a relation or CTE of every current source key with its fact key (`fact_key`) and the
-      `compare` columns as the full build computes them now: changed when the table's row came from a
-      drop on or after the window's first date (its records may have been rewritten or deleted: a re-run
-      of an older window), or when a compared column differs (customer_key: an erasure request or an
-      identity merge re-keys a customer without a record of the fact changing). -#}
+{#- The source keys an incremental run recomputes (a select of `key`): the keys of `records` new since
+    the table was built (cx_new_record), and those the comparison with the held rows changes
+    (cx_held_changed). `records`: a relation or CTE of (`key`, drop_date), every staging record the fact's
+    rows are built from. Changed: a record of a drop on or after the window's first date (the window's
+    drops, and rows a corrected re-extract or the re-run of an older window rewrote), or after the newest
+    drop the table holds (a night after the re-run of an older window catches up on the drops in between).
+    The other arguments: cx_held_changed. -#}
 {% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
-                          gone=false) -%}
+                          gone=false, held=none) -%}
     select r.{{ key }}
     from {{ records }} as r
     where {{ cx_new_record('r.drop_date', drop_column) }}
     union
-    select n.{{ key }}
-    from {{ keyed_now }} as n
-    {{ 'left' if gone else 'inner' }} join {{ this }} as held on held.{{ fact_key }} = n.{{ fact_key }}
-    where held.{{ drop_column }} >= {{ cx_min_date() }}
-    {%- for column in compare %}
-       {#- null-safe: `=` with one null side is null, not false (a customer_key appearing or becoming null) #}
-       or not (coalesce(held.{{ column }} = n.{{ column }}, false) or (held.{{ column }} is null and n.{{ column }} is null))
-    {%- endfor %}
-    {%- if gone %}
-    {#- `gone` (a fact keyed by the key it is recomputed on, key = fact_key, whose keys can have no row:
-        fct_journey_events, fct_customer_stage_transitions): a key the table does not hold compares as
-        held with nulls (a customer_key that appears: a refund whose payment arrives, an event re-keyed to
-        a customer without transitions yet), and a held key that `keyed_now` no longer holds is changed
-        too; its rows are replaced by none (cx_fact_rows) -#}
-    union
-    select held.{{ fact_key }}
-    from {{ this }} as held
-    where not exists (select 1 from {{ keyed_now }} as n where n.{{ fact_key }} = held.{{ fact_key }})
+    {{ cx_held_changed(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
+{%- endmacro %}
+
+{#- The keys (a select of `key`) the comparison of the held rows with the current ones changes:
+    - `keyed_now`, a relation or CTE of every current source key with its fact key (`fact_key`) and the
+      `compare` columns as the full build computes them now;
+    - `held`: the table's rows ({{ this }} by default; a CTE of some of them when the caller compares the
+      others another way, fct_journey_events), with `fact_key`, `drop_column` and the `compare` columns.
+    Changed: a key whose held row came from a drop on or after the window's first date (its records may
+    have been rewritten or deleted: a re-run of an older window), or whose `compare` columns differ
+    (null-safe: `is distinct from`; customer_key: an erasure request or an identity merge re-keys a customer
+    without a record of the fact changing).
+    `gone` (a fact keyed by the key it is recomputed on, key = fact_key, whose keys can have no row:
+    fct_journey_events, fct_customer_stage_transitions): one full outer join, in which a key the table
+    does not hold compares as held with nulls (a customer_key that appears: a refund whose payment
+    arrives, an event re-keyed to a customer without transitions yet), and a held key that `keyed_now` no
+    longer holds is changed too; its rows are replaced by none (cx_fact_rows). -#}
+{% macro cx_held_changed(keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
+                         gone=false, held=none) -%}
+    {%- if gone and key != fact_key -%}
+        {{ exceptions.raise_compiler_error("cx_held_changed(gone=true) needs key = fact_key, got " ~ key ~ ", " ~ fact_key) }}
     {%- endif %}
+    select {{ 'coalesce(n.' ~ key ~ ', held.' ~ fact_key ~ ')' if gone else 'n.' ~ key }}
+    from {{ keyed_now }} as n
+    {{ 'full outer' if gone else 'inner' }} join {{ held or this }} as held on held.{{ fact_key }} = n.{{ fact_key }}
+    where held.{{ drop_column }} >= {{ cx_min_date() }}
+    {%- if gone %}
+       or n.{{ fact_key }} is null
+    {%- endif %}
+    {%- for column in compare %}
+       or held.{{ column }} is distinct from n.{{ column }}
+    {%- endfor %}
 {%- endmacro %}
 
 {#- The select of a fact whose changed keys may come out with no row at all (fct_journey_events: an order

@@ -12,10 +12,12 @@
 -- facts' last_drop_date, a touch's drop, a return's drop and its order's last_drop_date) comes from the
 -- window's drops or after the newest drop held, those held with last_drop_date >= min_date (a re-run of
 -- an older window), those whose customer_key differs from the held rows' (an erasure request, an identity
--- merge), and held ones with no source now. All held rows of a changed key are replaced by its events now,
--- possibly none (cx_fact_rows: an order no longer cancelled, a payment no longer failed, a customer_key
--- become null); rows from drops after as_of are deleted. Nothing here depends on as_of itself; var
--- rotate_keys forces a full rebuild.
+-- merge), and held ones with no source now. Touches are compared per customer (count and sum of times,
+-- changed_touch_customers) so that only the touches of changed customers and of the new drops are
+-- hashed; the other sources per key (cx_changed_keys, one full outer join with the held rows). All held
+-- rows of a changed key are replaced by its events now, possibly none (cx_fact_rows: an order no longer
+-- cancelled, a payment no longer failed, a customer_key become null); rows from drops after as_of are
+-- deleted. Nothing here depends on as_of itself; var rotate_keys forces a full rebuild.
 {%- set f = type_double() %}
 {%- set payment_failed = 'is_failed' %}
 -- the billing facts, each keyed by its record (they carry last_drop_date like the other facts)
@@ -25,11 +27,57 @@
     'refunds': ('fct_refunds', 'refund_key'),
     'subscriptions': ('fct_subscriptions', 'subscription_key'),
 } %}
-with touches as (
-    select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key, k.customer_key
+-- every touch with its customer key now; hashed (touch_key) only where a run reads it (touches, and on an
+-- incremental run the touches of changed_touch_customers or from the new drops)
+with touch_records as (
+    select t.*, k.customer_key
     from {{ ref('stg_crm__campaign_touches') }} as t
     left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('t.customer_id', 't.email_hash') }}
+),
+
+{%- if is_incremental() %}
+
+-- the touches are compared per customer, unhashed (hashing every touch_id was most of a night's cost): a
+-- touch has one event, with its time, under its customer_key. Among the touches not from the new drops
+-- (cx_new_record) and the held touch events from drops before min_date, a customer whose count of touches
+-- or sum of their times (epoch microseconds) differs between now and held has touches that moved to or
+-- from them (an erasure request, an identity merge, a touch gone from staging, a touch whose held event
+-- came from a later version a re-run of an older window deleted). These customers' touches are
+-- recomputed, now (hashed: those only) and held, with the touches from the new drops and the held touch
+-- events from drops on or after min_date. Touches moved both into and out of one customer in one night
+-- with the same count and sum of times would go unnoticed.
+held_touches as (
+    select source_key, customer_key, event_ts, last_drop_date
+    from {{ this }}
+    where source_entity = 'campaign_touches'
+),
+
+changed_touch_customers as (
+    select coalesce(n.customer_key, held.customer_key) as customer_key
+    from (
+        select customer_key, count(*) as touches, sum(cast({{ epoch_micros('touched_at') }} as decimal(38, 0))) as time_sum
+        from touch_records
+        where customer_key is not null and touched_at is not null and not {{ cx_new_record('drop_date') }}
+        group by customer_key
+    ) as n
+    full outer join (
+        select customer_key, count(*) as touches, sum(cast({{ epoch_micros('event_ts') }} as decimal(38, 0))) as time_sum
+        from held_touches
+        where last_drop_date < {{ cx_min_date() }}
+        group by customer_key
+    ) as held on held.customer_key = n.customer_key
+    where n.touches is distinct from held.touches or n.time_sum is distinct from held.time_sum
+),
+{%- endif %}
+
+touches as (
+    select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key
+    from touch_records as t
+    {%- if is_incremental() %}
+    where {{ cx_new_record('t.drop_date') }}
+       or t.customer_key in (select customer_key from changed_touch_customers)
+    {%- endif %}
 ),
 
 returns as (
@@ -41,12 +89,10 @@ returns as (
 ),
 {%- if is_incremental() %}
 
--- every current source record of an event: its source key, customer key now (null when it has no event
--- whatever its customer: a payment not failed) and the newest drop its events are built from
+-- every other current source record of an event: its source key, customer key now (null when it has no
+-- event whatever its customer: a payment not failed) and the newest drop its events are built from
 sources as (
-    select touch_key as source_key, customer_key, drop_date from touches
-    union all
-    select order_key, customer_key, last_drop_date from {{ ref('fct_orders') }}
+    select order_key as source_key, customer_key, last_drop_date as drop_date from {{ ref('fct_orders') }}
     union all
     select return_key, customer_key, last_drop_date from returns
     union all
@@ -62,8 +108,28 @@ sources as (
     select response_key, customer_key, last_drop_date from {{ ref('fct_survey_responses') }}
 ),
 
+-- the sources compared with the held rows: a source key without a customer has no event, so it is left
+-- out (fewer rows to join; a held key of such a source is changed all the same, as held and gone)
+keyed_sources as (
+    select source_key, customer_key from sources where customer_key is not null
+),
+
+held_others as (
+    select source_key, customer_key, last_drop_date
+    from {{ this }}
+    where source_entity <> 'campaign_touches'
+),
+
 changed as (
-    {{ cx_changed_keys('sources', 'sources', 'source_key', 'source_key', gone=true) }}
+    -- touches: from the new drops, or of a changed customer, now and held
+    select touch_key as source_key from touches
+    union
+    select source_key
+    from held_touches
+    where last_drop_date >= {{ cx_min_date() }} or customer_key in (select customer_key from changed_touch_customers)
+    union
+    -- every other source key: cx_changed_keys against the held rows other than touches
+    {{ cx_changed_keys('sources', 'keyed_sources', 'source_key', 'source_key', gone=true, held='held_others') }}
 ),
 {%- endif %}
 
