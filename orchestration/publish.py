@@ -33,16 +33,23 @@ may differ in their last bit from one run of a night to the next: the fingerprin
 comparison of the numbers need not). A table whose fingerprint equals the served one, in
 ``cx.duckdb`` and in the served Parquet file's footer alike, is reused: the temporary DuckDB file
 starts as a copy of the served one (where that table stays as it is) and its Parquet file is
-hard-linked into the new version folder. Changed and new tables are dropped and copied again, gone
-tables dropped, views, ``_publication`` and ``data_health`` written anew (the drops are
-checkpointed before the copies, so the copies reuse the freed blocks and the file does not grow
-from publish to publish). A reader sees the same as after a full publish: a new file renamed over
+hard-linked into the new version folder. A changed table whose served copy has the same columns is
+updated in place in the copy (``_update_in_place``: the rows whose whole-row hash count differs are
+deleted and the warehouse's inserted; the unchanged rows are neither read back from the warehouse
+nor written again), unless too many of its rows changed or its row groups would hold too many
+deleted rows (``IN_PLACE_MAX_READ_SHARE``, ``IN_PLACE_MAX_DEAD_SHARE``): then, like a new table or one
+whose columns changed, it is dropped and copied again. Its Parquet file is written anew all the same
+(one file per table, the contract below). Gone tables are dropped, views, ``_publication`` and
+``data_health`` written anew (the drops are checkpointed before the copies, so the copies reuse the
+freed blocks and the file does not grow from publish to publish). ``Publication.seconds`` says where
+the publish spent its time. A reader sees the same as after a full publish: a new file renamed over
 the old one, a new version folder linked. Every table is written anew, into a new file (a full
 publish), when nothing was published yet or the served publication has no fingerprints (an older
 format, or another ``FINGERPRINT_VERSION``), when earlier versions are purged (below: the freed
 blocks of a copied file still hold what was dropped), and when more than half of the served file
 is free blocks (``FULL_REWRITE_FREE_SHARE``). ``Publication.full`` says why, ``copied`` and
-``reused`` which tables were written and which kept. A table whose columns change is changed (its
+``reused`` which tables were written and which kept, ``in_place`` which of the written were updated in
+place. A table whose columns change is changed (its
 fingerprint names them): only that one is copied again.
 
 Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
@@ -269,17 +276,13 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 views = {v: sql for v, kind in relations.items() if kind == "VIEW"
                          if (sql := _served_view_sql(con, v, set(relations))) is not None}
             tables = [t for t in relations if t not in views]
-            # a table whose served copy has the warehouse's columns may be updated in place if it changed: its
-            # fingerprint pass keeps the sums of its hash buckets (``_update_in_place``)
-            same = {t for t in tables if served.full is None and _same_columns(con, t)}
             prints = {}
             for t in tables:
                 with clock(f"fingerprint:{t}"):
-                    prints[t] = _fingerprint(con, t, _buckets(t) if t in same else None)
+                    prints[t] = _fingerprint(con, t)
             reused = {t for t in tables if served.fingerprints.get(t) == prints[t]}
-            updatable = same - reused
-            for t in same & reused:
-                con.execute(f"drop table temp.{_buckets(t)}")
+            # a changed table whose served copy has the warehouse's columns is updated in place (changed rows only)
+            updatable = {t for t in tables if served.full is None and t not in reused and _same_columns(con, t)}
             if served.full is None:
                 with clock("drop_and_checkpoint"):
                     _drop_all_but(con, reused | updatable)
@@ -336,25 +339,16 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                        in_place=tuple(t for t in tables if t in in_place), seconds=clock.seconds)
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection, table: str, buckets: str | None = None) -> str:
+def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """The content fingerprint of ``wh.marts.<table>``: its column names and types in order, its row count,
     and two sums (order-independent, unlike a hash of the rows in some order; and unlike a xor, blind neither
     to a pair of equal rows nor to values swapped between rows) of DuckDB's hash of each row, one of them
-    hashed again. Equal fingerprints: the same rows (up to a 128-bit collision), the same columns.
-
-    With ``buckets``, the same pass keeps those sums per hash bucket in the temporary table of that name
-    (``_update_in_place`` compares them with the served copy's); the fingerprint is theirs summed, the same."""
+    hashed again. Equal fingerprints: the same rows (up to a 128-bit collision), the same columns."""
     (columns,) = con.execute(
         "select to_json(list([column_name, data_type] order by column_index)) from duckdb_columns() "
         "where database_name = 'wh' and schema_name = ? and table_name = ?", [BI_SCHEMA, table]).fetchone()
-    relation = f'wh.{BI_SCHEMA}."{table}"'
-    if buckets is None:
-        counted = con.execute(f"select count(*), coalesce(sum(hash(*columns(*))), 0), "
-                              f"coalesce(sum(hash(hash(*columns(*)))), 0) from {relation}").fetchone()
-    else:
-        con.execute(f"create or replace temp table {buckets} as {_BUCKET_SUMS} from {relation} group by 1")
-        counted = con.execute(f"select coalesce(sum(n), 0), coalesce(sum(s), 0), coalesce(sum(s2), 0) "
-                              f"from temp.{buckets}").fetchone()
+    counted = con.execute(f"select count(*), coalesce(sum(hash(*columns(*))), 0), "
+                          f"coalesce(sum(hash(hash(*columns(*)))), 0) from wh.{BI_SCHEMA}.\"{table}\"").fetchone()
     digest = hashlib.sha256(json.dumps([columns, *(str(v) for v in counted)]).encode()).hexdigest()[:32]
     return f"{FINGERPRINT_VERSION}-{digest}"
 
@@ -362,11 +356,6 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, table: str, buckets: str | None
 # per hash bucket of a relation's rows: their count and the fingerprint's two sums
 _BUCKET_SUMS = (f"select hash(*columns(*)) >> {_BUCKET_SHIFT} as b, count(*) as n, sum(hash(*columns(*))) as s, "
                 "sum(hash(hash(*columns(*)))) as s2")
-
-
-def _buckets(table: str) -> str:
-    """The temporary table of ``table``'s bucket sums in the warehouse (``_fingerprint``)."""
-    return "_cx_buckets_" + hashlib.sha256(table.encode()).hexdigest()[:16]
 
 
 def _same_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -387,13 +376,14 @@ def _update_in_place(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     rows that are not in the warehouse and inserting those missing, as multisets. Rows are told apart by DuckDB's
     hash of the whole row, the hash the fingerprint sums (so no weaker than the fingerprint that says a table is
     unchanged): a hash whose count of rows differs between the two sides has all its served rows deleted and the
-    warehouse's inserted. The buckets of hashes are compared first (the warehouse's sums were kept by its
-    fingerprint pass, ``_buckets``), so only the rows of changed buckets are compared and read again. Returns
-    False, having changed nothing, when the table is better written anew (``IN_PLACE_MAX_READ_SHARE``,
-    ``IN_PLACE_MAX_DEAD_SHARE``). Consumes the table's bucket sums."""
-    here, there, theirs = f'main."{table}"', f'wh.{BI_SCHEMA}."{table}"', f"temp.{_buckets(table)}"
-    temps = ("_cx_changed", "_cx_old", "_cx_new", "_cx_diff")
+    warehouse's inserted. The sums of buckets of hashes are compared first, so only the rows of changed buckets
+    are compared and read again. Returns False, having changed nothing, when the table is better written anew
+    (``IN_PLACE_MAX_READ_SHARE``, ``IN_PLACE_MAX_DEAD_SHARE``). Deleted rows stay in the file's blocks as a
+    dropped table's do: an erasure publishes a new file (module docstring), never a copy updated in place."""
+    here, there, theirs = f'main."{table}"', f'wh.{BI_SCHEMA}."{table}"', "_cx_theirs"
+    temps = ("_cx_theirs", "_cx_changed", "_cx_old", "_cx_new", "_cx_diff")
     try:
+        con.execute(f"create or replace temp table _cx_theirs as {_BUCKET_SUMS} from {there} group by 1")
         con.execute(f"create or replace temp table _cx_changed as select b, x.n as old_rows, y.n as new_rows from "
                     f"({_BUCKET_SUMS} from {here} group by 1) x full join {theirs} y using (b) "
                     "where x.n is distinct from y.n or x.s is distinct from y.s or x.s2 is distinct from y.s2")
@@ -425,7 +415,7 @@ def _update_in_place(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                     "where _cx_h in (select h from _cx_diff)")
         return True
     finally:
-        for temp in (*temps, _buckets(table)):
+        for temp in temps:
             con.execute(f"drop table if exists temp.{temp}")
 
 
