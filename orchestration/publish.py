@@ -33,16 +33,23 @@ may differ in their last bit from one run of a night to the next: the fingerprin
 comparison of the numbers need not). A table whose fingerprint equals the served one, in
 ``cx.duckdb`` and in the served Parquet file's footer alike, is reused: the temporary DuckDB file
 starts as a copy of the served one (where that table stays as it is) and its Parquet file is
-hard-linked into the new version folder. Changed and new tables are dropped and copied again, gone
-tables dropped, views, ``_publication`` and ``data_health`` written anew (the drops are
-checkpointed before the copies, so the copies reuse the freed blocks and the file does not grow
-from publish to publish). A reader sees the same as after a full publish: a new file renamed over
+hard-linked into the new version folder. A changed table whose served copy has the same columns is
+updated in place in the copy (``_update_in_place``: the rows whose whole-row hash count differs are
+deleted and the warehouse's inserted; the unchanged rows are neither read back from the warehouse
+nor written again), unless too many of its rows changed or its row groups would hold too many
+deleted rows (``IN_PLACE_MAX_READ_SHARE``, ``IN_PLACE_MAX_DEAD_SHARE``): then, like a new table or one
+whose columns changed, it is dropped and copied again. Its Parquet file is written anew all the same
+(one file per table, the contract below). Gone tables are dropped, views, ``_publication`` and
+``data_health`` written anew (the drops are checkpointed before the copies, so the copies reuse the
+freed blocks and the file does not grow from publish to publish). ``Publication.seconds`` says where
+the publish spent its time. A reader sees the same as after a full publish: a new file renamed over
 the old one, a new version folder linked. Every table is written anew, into a new file (a full
 publish), when nothing was published yet or the served publication has no fingerprints (an older
 format, or another ``FINGERPRINT_VERSION``), when earlier versions are purged (below: the freed
 blocks of a copied file still hold what was dropped), and when more than half of the served file
 is free blocks (``FULL_REWRITE_FREE_SHARE``). ``Publication.full`` says why, ``copied`` and
-``reused`` which tables were written and which kept. A table whose columns change is changed (its
+``reused`` which tables were written and which kept, ``in_place`` which of the written were updated in
+place. A table whose columns change is changed (its
 fingerprint names them): only that one is copied again.
 
 Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
@@ -81,7 +88,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -105,6 +112,15 @@ FINGERPRINT_VERSION = "v1"
 FINGERPRINT_KEY = "cx_fingerprint"
 # a served file with more free blocks than this share of its blocks is not reused: the publish writes a new one
 FULL_REWRITE_FREE_SHARE = 0.5
+# a changed table whose served copy has the same columns is updated in place (``_update_in_place``), unless the
+# rows of its changed hash buckets are more than this share of its rows (copying it again is cheaper) or its served
+# copy would then hold more deleted rows than this share of its live rows (deleted rows stay in their row groups
+# until the table is written anew: the served file would grow night after night)
+IN_PLACE_MAX_READ_SHARE = 0.5
+IN_PLACE_MAX_DEAD_SHARE = 0.2
+# rows are compared bucket by bucket first (the top 20 bits of their hash): only the rows of buckets whose sums
+# differ are compared row by row (2**20 buckets: a night that changes 1 % of a table's rows reads back ~5 %)
+_BUCKET_SHIFT = 44
 
 
 @dataclass
@@ -117,6 +133,8 @@ class Publication:
     copied: tuple[str, ...] = ()  # tables written anew (all of them on a full publish)
     reused: tuple[str, ...] = ()  # tables unchanged since the served publication: kept, their Parquet hard-linked
     full: str | None = None  # why every table was written into a new file; None when only what changed was
+    in_place: tuple[str, ...] = ()  # of ``copied``: updated in place in the copied served file (changed rows only)
+    seconds: dict[str, float] = field(default_factory=dict)  # where the publish spent its time (``_Clock``)
 
 
 @dataclass
@@ -126,6 +144,21 @@ class _Served:
     fingerprints: dict[str, str]  # table -> its fingerprint, in cx.duckdb and its Parquet file's footer alike
     parquet: Path | None  # the served Parquet version folder (the link resolved once)
     key_fingerprint: str | None  # the key secret's fingerprint (``_keys_changed``)
+
+
+class _Clock:
+    """Seconds spent per part of a publish (``Publication.seconds``): what a night's publish costs, and where."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, part: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - t0
 
 
 @contextmanager
@@ -223,11 +256,14 @@ def publish(warehouse: Path, serving: Path, as_of: str | None = None,
 def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime | None,
              health: pl.DataFrame | None) -> Publication:
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    clock = _Clock()
     target = serving / "cx.duckdb"
-    served = _plan(warehouse, serving, target)
+    with clock("plan"):
+        served = _plan(warehouse, serving, target)
     with _staged(serving, now) as (tmp, parquet_dir):
         if served.full is None:  # start from the served file: unchanged tables stay as they are
-            shutil.copyfile(target, tmp)
+            with clock("copy_served_file"):
+                shutil.copyfile(target, tmp)
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"attach '{warehouse}' as wh (read_only)")
@@ -236,13 +272,21 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 f"where table_catalog = 'wh' and table_schema = '{BI_SCHEMA}' order by table_name").fetchall())
             if not relations:
                 raise RuntimeError(f"{warehouse}: no tables in schema {BI_SCHEMA!r} to publish")
-            views = {v: sql for v, kind in relations.items() if kind == "VIEW"
-                     if (sql := _served_view_sql(con, v, set(relations))) is not None}
+            with clock("views_sql"):
+                views = {v: sql for v, kind in relations.items() if kind == "VIEW"
+                         if (sql := _served_view_sql(con, v, set(relations))) is not None}
             tables = [t for t in relations if t not in views]
-            prints = {t: _fingerprint(con, t) for t in tables}
+            prints = {}
+            for t in tables:
+                with clock(f"fingerprint:{t}"):
+                    prints[t] = _fingerprint(con, t)
             reused = {t for t in tables if served.fingerprints.get(t) == prints[t]}
+            # a changed table whose served copy has the warehouse's columns is updated in place (changed rows only)
+            updatable = {t for t in tables if served.full is None and t not in reused and _same_columns(con, t)}
             if served.full is None:
-                _drop_all_but(con, reused)
+                with clock("drop_and_checkpoint"):
+                    _drop_all_but(con, reused | updatable)
+            in_place = set()
             rows = {}
             for i, t in enumerate(tables):
                 if i == len(tables) // 2:
@@ -250,33 +294,49 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 if t in reused:
                     os.link(served.parquet / (t + ".parquet"), parquet_dir / (t + ".parquet"))
                 else:
-                    con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
+                    if t in updatable:
+                        with clock(f"update:{t}"):
+                            if _update_in_place(con, t):
+                                in_place.add(t)
+                            else:  # written anew: into its freed blocks (checkpointed), as a dropped table is
+                                con.execute(f'drop table "{t}"')
+                                con.execute("checkpoint")
+                    if t not in in_place:
+                        with clock(f"create:{t}"):
+                            con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
                     con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
-                    con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, "
-                                f"compression zstd, kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
-                rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
+                    with clock(f"parquet:{t}"):
+                        con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, "
+                                    f"compression zstd, kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
+                with clock("count"):
+                    rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
             _create_views(con, views)
             con.execute("create table _publication (published_at timestamptz, as_of varchar, table_name varchar, "
                         "row_count bigint)")
             con.executemany("insert into _publication values (?, ?, ?, ?)",
                             [(now, as_of, t, n) for t, n in rows.items()] + [(now, as_of, v, None) for v in views])
             if health is not None:
-                _write_health(con, health, parquet_dir)
+                with clock("health"):
+                    _write_health(con, health, parquet_dir)
             con.execute("detach wh")
-            con.execute("checkpoint")
+            with clock("final_checkpoint"):
+                con.execute("checkpoint")
         finally:
             con.close()
         crashpoint("publish.before_swap")
-        _swap_in(tmp, target, serving)
+        with clock("swap_db"):
+            _swap_in(tmp, target, serving)
     crashpoint("publish.after_db_swap")
-    _swap_parquet(serving, parquet_dir)
+    with clock("swap_parquet"):
+        _swap_parquet(serving, parquet_dir)
     if (serving / PURGE_MARKER).exists():
         _purge_earlier(serving, parquet_dir)
     if served.key_fingerprint is not None:
         _write_small(serving / KEYS_FILE, served.key_fingerprint)
     return Publication(target, serving / "parquet", rows, now, tuple(views), full=served.full,
                        copied=tuple(t for t in tables if t not in reused),
-                       reused=tuple(t for t in tables if t in reused))
+                       reused=tuple(t for t in tables if t in reused),
+                       in_place=tuple(t for t in tables if t in in_place), seconds=clock.seconds)
 
 
 def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -291,6 +351,72 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
                           f"coalesce(sum(hash(hash(*columns(*)))), 0) from wh.{BI_SCHEMA}.\"{table}\"").fetchone()
     digest = hashlib.sha256(json.dumps([columns, *(str(v) for v in counted)]).encode()).hexdigest()[:32]
     return f"{FINGERPRINT_VERSION}-{digest}"
+
+
+# per hash bucket of a relation's rows: their count and the fingerprint's two sums
+_BUCKET_SUMS = (f"select hash(*columns(*)) >> {_BUCKET_SHIFT} as b, count(*) as n, sum(hash(*columns(*))) as s, "
+                "sum(hash(hash(*columns(*)))) as s2")
+
+
+def _same_columns(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the copied served file (the current database) has a table ``table`` with the columns (names, types,
+    order) of ``wh.marts.<table>``."""
+    def columns(database: str, schema: str) -> list[tuple[str, str]]:
+        return con.execute("select column_name, data_type from duckdb_columns() where database_name = ? "
+                           "and schema_name = ? and table_name = ? order by column_index",
+                           [database, schema, table]).fetchall()
+
+    (here,) = con.execute("select current_database()").fetchone()
+    served = columns(here, "main")
+    return bool(served) and served == columns("wh", BI_SCHEMA)
+
+
+def _update_in_place(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Make the copied served table ``table`` hold the rows of ``wh.marts.<table>`` (same columns) by deleting the
+    rows that are not in the warehouse and inserting those missing, as multisets. Rows are told apart by DuckDB's
+    hash of the whole row, the hash the fingerprint sums (so no weaker than the fingerprint that says a table is
+    unchanged): a hash whose count of rows differs between the two sides has all its served rows deleted and the
+    warehouse's inserted. The sums of buckets of hashes are compared first, so only the rows of changed buckets
+    are compared and read again. Returns False, having changed nothing, when the table is better written anew
+    (``IN_PLACE_MAX_READ_SHARE``, ``IN_PLACE_MAX_DEAD_SHARE``). Deleted rows stay in the file's blocks as a
+    dropped table's do: an erasure publishes a new file (module docstring), never a copy updated in place."""
+    here, there, theirs = f'main."{table}"', f'wh.{BI_SCHEMA}."{table}"', "_cx_theirs"
+    temps = ("_cx_theirs", "_cx_changed", "_cx_old", "_cx_new", "_cx_diff")
+    try:
+        con.execute(f"create or replace temp table _cx_theirs as {_BUCKET_SUMS} from {there} group by 1")
+        con.execute(f"create or replace temp table _cx_changed as select b, x.n as old_rows, y.n as new_rows from "
+                    f"({_BUCKET_SUMS} from {here} group by 1) x full join {theirs} y using (b) "
+                    "where x.n is distinct from y.n or x.s is distinct from y.s or x.s2 is distinct from y.s2")
+        (read, total) = con.execute(f"select (select coalesce(sum(new_rows), 0) from _cx_changed), "
+                                    f"(select coalesce(sum(n), 0) from {theirs})").fetchone()
+        if read > IN_PLACE_MAX_READ_SHARE * total:
+            return False
+        # the served rows of changed buckets (by rowid), the warehouse's rows of changed buckets (whole)
+        con.execute("create or replace temp table _cx_old as select rowid as r, h from "
+                    f"(select rowid, hash(*columns(*)) as h from {here}) "
+                    f"where h >> {_BUCKET_SHIFT} in (select b from _cx_changed)")
+        con.execute("create or replace temp table _cx_new as select * from "
+                    f"(select *, hash(*columns(*)) as _cx_h from {there}) "
+                    f"where _cx_h >> {_BUCKET_SHIFT} in (select b from _cx_changed)")
+        con.execute("create or replace temp table _cx_diff as select h from "
+                    "(select h, count(*) as n from _cx_old group by h) x full join "
+                    "(select _cx_h as h, count(*) as n from _cx_new group by h) y using (h) "
+                    "where x.n is distinct from y.n")
+        (deleted,) = con.execute("select count(*) from _cx_old where h in (select h from _cx_diff)").fetchone()
+        (live,) = con.execute(f"select count(*) from {here}").fetchone()
+        # rows stored in the table's row groups, deleted ones included (column 0's data segments)
+        (stored,) = con.execute("select coalesce(sum(count), 0) from pragma_storage_info(?) "
+                                "where column_id = 0 and column_path = '[0]'", [table]).fetchone()
+        if stored - live + deleted > IN_PLACE_MAX_DEAD_SHARE * max(total, 1):
+            return False
+        con.execute(f"delete from {here} where rowid in "
+                    "(select r from _cx_old where h in (select h from _cx_diff))")
+        con.execute(f"insert into {here} select * exclude (_cx_h) from _cx_new "
+                    "where _cx_h in (select h from _cx_diff)")
+        return True
+    finally:
+        for temp in temps:
+            con.execute(f"drop table if exists temp.{temp}")
 
 
 def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:

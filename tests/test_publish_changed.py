@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -27,6 +28,7 @@ import pytest
 from orchestration.publish import (
     FINGERPRINT_KEY,
     HEALTH_TABLE,
+    IN_PLACE_MAX_DEAD_SHARE,
     KEYS_FILE,
     PURGE_MARKER,
     Publication,
@@ -278,6 +280,98 @@ def test_data_health_is_served_as_a_full_publish_serves_it(site: tuple[Path, Pat
     _served_equals_warehouse(wh, serving, health=False)
 
 
+# ---- a changed table updated in place --------------------------------------------------------------------
+
+def _stored_and_live(serving: Path, table: str) -> tuple[int, int]:
+    """Rows stored in the served table's row groups (deleted ones included), and its live rows."""
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        (stored,) = con.execute("select sum(count) from pragma_storage_info(?) where column_id = 0 "
+                                "and column_path = '[0]'", [table]).fetchone()
+        (live,) = con.execute(f"select count(*) from {table}").fetchone()
+    return stored, live
+
+
+def _footers_match(serving: Path) -> None:
+    with duckdb.connect() as con:
+        footers = {Path(f).stem: v.decode() for f, v in con.execute(
+            f"select file_name, value from parquet_kv_metadata('{serving / 'parquet'}/*.parquet') where key = ?",
+            [FINGERPRINT_KEY.encode()]).fetchall()}
+    assert footers == _fingerprints(serving)
+
+
+def test_a_changed_table_is_updated_in_place(site: tuple[Path, Path]) -> None:
+    """Rows updated, inserted and deleted (duplicates included): the served table is the warehouse's, updated in
+    the copied served file (its unchanged rows stay where they are), its Parquet file written anew."""
+    wh, serving = site
+    _sql(wh, "insert into marts.fct_orders select 1000 + i, 'k' || (i % 50), i / 7.0, "
+             "date '2026-09-01' + (i % 40)::int from range(20000) r(i)",
+         "insert into marts.fct_orders select * from marts.fct_orders where order_id in (3, 4)")  # two duplicates
+    _published(wh, serving, 0)
+    stored, live = _stored_and_live(serving, "fct_orders")
+    assert stored == live == 20302
+    with duckdb.connect(str(wh), read_only=True) as con:
+        before = Counter(con.execute("select * from marts.fct_orders").fetchall())
+    _sql(wh, "update marts.fct_orders set amount = amount + 1 where order_id % 97 = 0",  # updated
+         "delete from marts.fct_orders where order_id % 89 = 1",  # deleted
+         "insert into marts.fct_orders select 90000 + i, 'new', 1.5, date '2026-10-20' from range(40) r(i)",  # new
+         "insert into marts.fct_orders values (90000, 'new', 1.5, date '2026-10-20')",  # a third equal row
+         # one of a pair of equal rows deleted (a multiset: the other stays)
+         "delete from marts.fct_orders where rowid = (select max(rowid) from marts.fct_orders where order_id = 4)",
+         # two values swapped between rows: the same multiset of values, other rows
+         "update marts.fct_orders set customer_key = case order_id when 1500 then 'k1' else 'k2' end "
+         "where order_id in (1500, 1501)")
+    result = _published(wh, serving, 1)
+    assert result.full is None and result.copied == ("fct_orders",) and result.in_place == ("fct_orders",)
+    _served_equals_warehouse(wh, serving)
+    _footers_match(serving)
+    with duckdb.connect(str(wh), read_only=True) as con:
+        after = Counter(con.execute("select * from marts.fct_orders").fetchall())
+    stored, live = _stored_and_live(serving, "fct_orders")
+    # the rows whose count changed were deleted (kept in their row groups: in place) and the warehouse's inserted
+    # (all copies of a row whose count changed: 2 -> 1 deletes 2, inserts 1); the others stayed where they were
+    inserted = sum(after[r] for r in before.keys() | after.keys() if before[r] != after[r])
+    assert live == after.total() and stored == before.total() + inserted
+    assert (before - after).total() > 200 and (after - before).total() > 200
+    # a dimension's one changed cell: in place too, the others reused
+    _sql(wh, "update marts.dim_product set label = 'renamed' where product_id = 7")
+    result = _published(wh, serving, 2)
+    assert result.copied == result.in_place == ("dim_product",) and set(result.reused) == {"fct_orders", "kpi_daily"}
+    _served_equals_warehouse(wh, serving)
+    _footers_match(serving)
+
+
+def test_a_changed_column_copies_the_table_again(site: tuple[Path, Path]) -> None:
+    wh, serving = site
+    _published(wh, serving, 0)
+    _sql(wh, "alter table marts.fct_orders add column channel varchar default 'web'",
+         "alter table marts.kpi_daily alter column nps type decimal(9, 2)",
+         "update marts.dim_product set label = 'renamed' where product_id = 3")
+    result = _published(wh, serving, 1)
+    assert set(result.copied) == set(TABLES) and result.in_place == ("dim_product",)
+    _served_equals_warehouse(wh, serving)
+    _footers_match(serving)
+
+
+def test_deleted_rows_do_not_pile_up_in_the_served_file(site: tuple[Path, Path]) -> None:
+    """Each night updates 6 % of a table in place; once the deleted rows kept in its row groups would pass
+    ``IN_PLACE_MAX_DEAD_SHARE`` of its rows, the table is written anew (no deleted rows), then updated in place
+    again."""
+    wh, serving = site
+    _sql(wh, "create table marts.fct_big as select i as id, i * 2 as v from range(30000) r(i)")
+    _published(wh, serving, 0)
+    kinds = []
+    for night in range(1, 7):
+        _sql(wh, f"update marts.fct_big set v = v + 1 where (id + {night * 7}) % 17 = 0")
+        result = _published(wh, serving, night)
+        assert result.copied == ("fct_big",)
+        kinds.append("in place" if result.in_place else "anew")
+        stored, live = _stored_and_live(serving, "fct_big")
+        assert stored - live <= IN_PLACE_MAX_DEAD_SHARE * live, (night, stored, live)
+        assert (stored == live) == (kinds[-1] == "anew")
+        _served_equals_warehouse(wh, serving)
+    assert kinds == ["in place", "in place", "in place", "anew", "in place", "in place"]
+
+
 # ---- erasure: a full publish, and the purge --------------------------------------------------------------
 
 def _customers(path: Path, erased: bool, fingerprint: str = "f1") -> None:
@@ -313,6 +407,7 @@ def test_an_erasure_publishes_in_full_and_purges_the_old_key_everywhere(tmp_path
     result = _published(wh, serving, 2)
     assert result.full is not None and "1 customer(s) erased since the last publication" in result.full
     assert set(result.copied) == {"dim_customer", "fct_orders", "kpi_daily"} and result.reused == ()
+    assert result.in_place == ()  # a new file: nothing updated in a copy of the old one
     assert len(list((serving / "parquet_versions").iterdir())) == 1 and not (serving / PURGE_MARKER).exists()
     assert _files_holding(serving, old_key) == []  # a new file: no freed block of a copy holds the old key
     _served_equals_warehouse(wh, serving)
@@ -353,6 +448,7 @@ def test_the_served_file_does_not_grow_publish_after_publish(tmp_path: Path) -> 
         _sql(wh, big(gen))
         result = _published(wh, serving, gen)
         assert result.copied == ("big",) and result.full is None
+        assert result.in_place == ()  # every row changed: written anew, not updated in place
         sizes.append((serving / "cx.duckdb").stat().st_size)
     # the changed table's blocks are freed (and checkpointed) before it is copied again, and reused
     assert max(sizes) <= 1.25 * written, (written, sizes)
@@ -393,4 +489,26 @@ def test_a_publish_killed_then_the_next_one_serves_the_warehouse(point: str, sit
 
     result = _published(wh, serving, 1)
     assert result.copied == ("kpi_daily",) and set(result.reused) == {"dim_product", "fct_orders"}
+    _served_equals_warehouse(wh, serving)
+
+
+def test_a_publish_killed_after_updating_in_place_leaves_the_old_publication(site: tuple[Path, Path]) -> None:
+    """Killed once every changed table was updated in the temporary copy (checkpointed, not yet renamed): BI
+    still reads the old publication, whole; the next publish serves the warehouse."""
+    wh, serving = site
+    _published(wh, serving, 0)
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        old = {t: _rows(con, t) for t in TABLES}
+    version = (serving / "parquet").resolve()
+    _sql(wh, "update marts.dim_product set label = 'renamed' where product_id = 7",
+         "delete from marts.fct_orders where order_id < 10", "insert into marts.fct_orders values (999, 'k1', 1, null)")
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(wh), str(serving)], cwd=ROOT, capture_output=True,
+                            text=True, env=os.environ | {"CX_CRASH_AT": "publish.before_swap"}, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert (serving / "parquet").resolve() == version
+    with duckdb.connect(str(serving / "cx.duckdb"), read_only=True) as con:
+        assert con.execute("select distinct as_of from _publication").fetchall() == [("2026-10-10",)]
+        assert {t: _rows(con, t) for t in TABLES} == old
+    result = _published(wh, serving, 1)
+    assert result.in_place == ("dim_product", "fct_orders") and result.reused == ("kpi_daily",)
     _served_equals_warehouse(wh, serving)
