@@ -91,14 +91,9 @@
 {%- endmacro %}
 
 {#- The hash of one input of the rule (an order-independent fingerprint sums them): `kind` and its
-    parts, each spelled as a string (timestamps as epoch microseconds), nulls as empty strings. -#}
+    parts, by the engine's row hash (cx_hash_row: each engine compares it only with the one it wrote). -#}
 {% macro cx_profile_input_hash(kind, parts) -%}
-    {%- set spelled = ["'" ~ kind ~ "'"] -%}
-    {%- for part in parts -%}
-        {%- do spelled.append("'|'") -%}
-        {%- do spelled.append("coalesce(cast(" ~ part ~ " as " ~ dbt.type_string() ~ "), '')") -%}
-    {%- endfor -%}
-    {{ cx_hash_int(dbt.concat(spelled)) }}
+    {{ cx_hash_row(["'" ~ kind ~ "'"] + parts) }}
 {%- endmacro %}
 
 {#- The rule's settings as one string, hashed into every customer's fingerprint: changing a window, the

@@ -8,7 +8,8 @@
 -- customer's transitions are a function of their journey's (event_id, event_ts, stage), which a night
 -- can change without a drop of its own (events re-keyed to the customer keep their older drops) and by
 -- deleting events (the journey keeps no trace of them). So every row holds its customer's
--- journey_fingerprint (the sum of a hash of each event's event_id, stage and event_ts) and last_drop_date
+-- journey_fingerprint (the sum of the engine's row hash of each event's event_id, stage and event_ts,
+-- cx_hash_row: each engine compares it only with the one it wrote) and last_drop_date
 -- (the newest drop of their events); a night recomputes the customers whose fingerprint or last_drop_date
 -- differs from the held ones, who have events from the window's drops, or whom the journey no longer
 -- holds (their transitions are deleted: cx_fact_rows). One pass over the journey's events per night
@@ -16,9 +17,7 @@
 with journeys as (
     select
         customer_key,
-        cast(sum({{ cx_hash_int(dbt.concat(["event_id", "'|'", "coalesce(stage, '')", "'|'",
-                                            "cast(" ~ epoch_micros('event_ts') ~ " as " ~ dbt.type_string() ~ ")"])) }})
-             as bigint) as journey_fingerprint,
+        cast(sum({{ cx_hash_row(['event_id', 'stage', 'event_ts']) }}) as bigint) as journey_fingerprint,
         max(last_drop_date) as last_drop_date,
         max(last_drop_date) as drop_date
     from {{ ref('fct_journey_events') }}
