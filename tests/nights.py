@@ -9,6 +9,8 @@ system was re-extracted: it first receives the first, incomplete extract (the ge
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from ingestion import contract as C
 from ingestion.load import Zones, load_drop
 from simulator import GeneratorConfig
 from simulator.config import Mess
+
+from . import drop_edit
 
 START = dt.date(2026, 9, 1)
 DAYS = 16
@@ -69,3 +73,23 @@ def land_reextract(data: Path, reextracted: list[str], night: dt.date) -> None:
 def sorted_rows(df: pl.DataFrame) -> pl.DataFrame:
     """The frame's rows in one order (every column, nulls last): frames compared row for row."""
     return df.sort(df.columns, nulls_last=True)
+
+
+def retracted_touch(landing: Path, night: dt.date, touch_id: str = "T999999999") -> str:
+    """Makes night N's CRM drop a re-extract whose first, superseded extract holds one campaign touch more
+    (a copy of a known customer's touch of N under `touch_id`) than the corrected extract: a record the
+    source retracts. Returns the touch's id; N's re-extracted systems then include crm (superseded_night)."""
+    corrected = drop_edit.folder(landing, "crm", night)
+    first = landing / "_superseded" / "crm" / night.isoformat()
+    if not first.exists():  # CRM's first extract of N: a copy of the corrected one, extracted earlier
+        shutil.copytree(corrected, first)
+    header, rows = drop_edit.read(first, "crm", "campaign_touches")
+    template = next(r for r in rows if r["customer_id"])
+    drop_edit.write(first, "crm", "campaign_touches", header, [*rows, {**template, "touch_id": touch_id}])
+    manifest = first / drop_edit.MANIFEST
+    m = json.loads(manifest.read_text(encoding="utf-8"))
+    stamp = json.loads((corrected / drop_edit.MANIFEST).read_text(encoding="utf-8"))["extracted_at"]
+    earlier = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) - dt.timedelta(hours=12)
+    m["extracted_at"] = min(m["extracted_at"], earlier.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    manifest.write_text(json.dumps(m), encoding="utf-8")
+    return touch_id
