@@ -8,7 +8,8 @@ incrementally, and after every night each equals a `--full-refresh` over the raw
 for row. The nights must change events of records delivered before them (a delivery, a return, a
 resolved case, a cancelled subscription, a re-keyed customer), and remove events and whole customers'
 transitions, or the test would pass for want of them. One more edit of the generated drops: N+1
-cancels a subscription delivered before N (the generated nights cancel only newer ones).
+cancels a subscription delivered before N (the generated nights cancel only newer ones), and N's CRM
+drop becomes a re-extract whose first extract holds a campaign touch the corrected one retracts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
-from .nights import COMPANY, land_before, land_reextract, lander, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, retracted_touch, superseded_night
 from .nights import sorted_rows as _sorted
 from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer_with_a_case
 
@@ -85,10 +86,13 @@ def _cancel_an_older_subscription(landing: Path, night: dt.date) -> str:
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dict]:
     data = tmp_path_factory.mktemp("journey_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = superseded_night(data / "landing")
+    night, _ = superseded_night(data / "landing")
     _delay_a_refunded_payment(data / "landing", night)
     _erase_a_customer_with_a_case(data / "landing", night)
     _cancel_an_older_subscription(data / "landing", night)
+    retracted_touch(data / "landing", night)
+    night_again, reextracted = superseded_night(data / "landing")
+    assert night_again == night and "crm" in reextracted, (night_again, reextracted)
     land = lander(data, reextracted)
 
     land_before(land, night)
@@ -160,3 +164,18 @@ def test_the_nights_delete_events_and_customers(nights: tuple[dt.date, dict, dic
     assert sum(lost) > 0, "no customer lost their transitions in the nights"
     for state in ["before", *STATES]:
         assert got[state][events]["event_id"].is_unique().all(), state
+
+
+def test_a_touch_the_reextract_retracts_loses_its_event(nights: tuple[dt.date, dict, dict]) -> None:
+    """Night N's first CRM extract holds one touch more than its corrected re-extract (nights.retracted_touch):
+    its event is there after N and gone after N's re-run. The per-customer touch comparison reads touches and
+    held events from before min_date only, so only the recompute of the held touch events of the window's
+    drops removes it."""
+    night, got, _ = nights
+
+    def touches_of_night(state: str) -> int:
+        events = got[state]["fct_journey_events"]
+        return events.filter((pl.col("source_entity") == "campaign_touches")
+                             & (pl.col("last_drop_date") == night)).height
+
+    assert touches_of_night("N") == touches_of_night("rerun") + 1

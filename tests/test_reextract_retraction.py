@@ -1,14 +1,14 @@
-"""A corrected re-extract that retracts a record (known gap, issue 18's incremental staging).
+"""A corrected re-extract that retracts a record: incremental staging drops it as a full refresh does.
 
 Night N's CRM drop arrives first as an extract holding one campaign touch more than its corrected
 re-extract (tests/nights.py `retracted_touch`): the source retracts a record it delivered. A full refresh
-after the re-extract has no such touch. The incremental re-run of N's window does not remove it:
-`current_version`'s slow path ranks the held keys of the window's drops again over the raw zone, finds no
-version of the retracted touch, and so writes no row for it; delete+insert replaces only the keys it
-writes, and the post-hook deletes only rows of drops after as_of. The touch stays in staging (and in
-fct_journey_events) until a `--full-refresh`. The generator never retracts (its first extracts are only
-incomplete), which is why the incremental tests missed it. Strict xfail: this test starts failing, as it
-should, the day the gap is closed (then drop the marker).
+after the re-extract has no such touch. In the incremental re-run of N's window, `current_version`'s slow
+path ranks the held keys of the window's drops again over the raw zone and finds no version of the
+retracted touch, so it writes no row for it, and delete+insert replaces only the keys it writes: the
+held row must go by `cx_staging_retracted` (the post-hook on DuckDB, the rewrite on Spark;
+macros/current_version.sql). The generator never retracts (its first extracts are only incomplete), so
+the other incremental tests could not see this; before the fix the touch stayed in staging, and in
+fct_journey_events, until a `--full-refresh`.
 """
 
 from __future__ import annotations
@@ -63,8 +63,6 @@ def test_the_first_extract_delivers_the_touch_and_a_full_refresh_has_none(retrac
     assert seen["first extract"] == 1 and seen["full refresh"] == 0, seen
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: incremental staging keeps a record a corrected re-extract "
-                                       "retracts until --full-refresh (module docstring)")
 def test_the_re_run_after_the_corrected_re_extract_drops_the_touch(retraction) -> None:
     _, _, seen = retraction
     assert seen["re-run"] == seen["full refresh"] == 0, seen

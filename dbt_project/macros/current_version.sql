@@ -131,12 +131,40 @@ where _version_rank = 1
     macros/spark_incremental.sql). -#}
 {% macro cx_staging_config(key) -%}
     {{ return({'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
-               'on_schema_change': 'fail', 'cx_keep_through_as_of': 'drop_date',
+               'on_schema_change': 'fail', 'cx_keep_through_as_of': 'drop_date', 'cx_keep_delivered': key,
                'post_hook': "{{ cx_staging_drop_later(this) }}"}) }}
 {%- endmacro %}
 
-{#- After a staging run: delete the rows of drops after as_of (none unless the run re-did an older window;
-    DuckDB; Spark keeps `cx_keep_through_as_of` in its rewrite instead). -#}
+{#- The raw-zone source of a staging model, by the naming convention stg_<system>__<entity>. -#}
+{% macro cx_staging_raw(relation) -%}
+    {%- set name = relation.identifier -%}
+    {%- if not (name.startswith('stg_') and '__' in name) -%}
+        {{ exceptions.raise_compiler_error(name ~ ": a staging model is named stg_<system>__<entity>") }}
+    {%- endif -%}
+    {%- set system, entity = name[4:].split('__', 1) -%}
+    {{ return(source(system, entity)) }}
+{%- endmacro %}
+
+{#- A held row of a staging model (`t`: its alias or table name) whose version a corrected re-extract
+    retracted: its drop is one of the window's (a re-extract replaces such a drop in the raw zone), and
+    that drop in the raw zone (`raw`) no longer holds its key. current_version's slow path ranks such a key
+    again and finds no version of it there (or none at all), so the run writes no row for it and
+    delete+insert alone would keep the held one. -#}
+{% macro cx_staging_retracted(t, key, raw) -%}
+    ({{ t }}.drop_date >= {{ cx_min_date() }}
+     and not exists (
+         select 1 from {{ raw }} as src
+         where src._business_date >= {{ cx_min_date() }}
+           and src._business_date = {{ t }}.drop_date
+           {%- for k in key %}
+           and src.{{ k }} = {{ t }}.{{ k }}
+           {%- endfor %}
+     ))
+{%- endmacro %}
+
+{#- After a staging run: delete the rows of drops after as_of (none unless the run re-did an older window)
+    and the rows a corrected re-extract retracted (cx_staging_retracted); DuckDB. Spark keeps
+    `cx_keep_through_as_of` and `cx_keep_delivered` in its rewrite instead. -#}
 {% macro cx_staging_drop_later(relation) -%}
     {{ return(adapter.dispatch('cx_staging_drop_later', 'cx_warehouse')(relation)) }}
 {%- endmacro %}
@@ -144,7 +172,9 @@ where _version_rank = 1
 {% macro default__cx_staging_drop_later(relation) -%}
     {#- a --full-refresh selected only drops up to as_of: nothing to delete, no scan -#}
     {%- if is_incremental() -%}
-    delete from {{ relation }} where drop_date > {{ cx_as_of() }}
+    delete from {{ relation }}
+    where drop_date > {{ cx_as_of() }}
+       or {{ cx_staging_retracted(relation.identifier, config.get('cx_keep_delivered'), cx_staging_raw(relation)) }}
     {%- endif -%}
 {%- endmacro %}
 

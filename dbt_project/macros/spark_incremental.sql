@@ -8,7 +8,8 @@
       between leaves `<table>__cx_old`, which the next run's swap replaces). Two configs drop kept rows
       as DuckDB's post-hooks do: `cx_keep_through_as_of` (a column; rows after as_of go: the facts) and
       `cx_keep_known_customers` (rows of customers gone from dim_customer go: mart_customer_profiles,
-      cx_profile_customer_known).
+      cx_profile_customer_known), and `cx_keep_delivered` (a staging model's key: rows a corrected
+      re-extract retracted go, cx_staging_retracted).
     These override dbt-spark's own two macros of the same name (the root project's macros win) and
     hand every other strategy back to them. -#}
 
@@ -59,6 +60,9 @@
         {%- endif %}
         {%- if config.get('cx_keep_known_customers') %}
           and {{ cx_profile_customer_known('t.customer_key') }}
+        {%- endif %}
+        {%- if config.get('cx_keep_delivered') %}
+          and not {{ cx_staging_retracted('t', config.get('cx_keep_delivered'), cx_staging_raw(target)) }}
         {%- endif %}
         union all
         select {{ column_list }} from {{ source }}
