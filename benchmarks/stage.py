@@ -168,9 +168,14 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
                 started[event.step_key] = entry.timestamp
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
                 steps[event.step_key] = round(entry.timestamp - started.get(event.step_key, entry.timestamp), 2)
+        published = instance.get_latest_materialization_event(dg.AssetKey(["serving", "cx_duckdb"]))
     if not result.success:
         raise RuntimeError(f"the nightly job failed for {a.day}")
-    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data)}
+    meta = published.asset_materialization.metadata if published and published.asset_materialization else {}
+    # what the night's publish wrote: every table (and why) or only the changed ones
+    publication = {k: getattr(meta[k], "value", meta[k]) for k in ("full_publish", "tables_written",
+                   "tables_updated_in_place", "tables_reused") if k in meta}
+    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication}
 
 
 def main(argv: list[str] | None = None) -> None:
