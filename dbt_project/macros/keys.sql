@@ -59,3 +59,25 @@
 {% macro duckdb__cx_hash_int(expr) -%}
     cast('0x' || substr(md5({{ expr }}), 1, 10) as bigint)
 {%- endmacro %}
+
+{#- A 40-bit hash of a row of columns (`columns`, a list of expressions) as a non-negative bigint, for a
+    fingerprint that the same engine compares with the one it wrote (kpi_experience_daily's input_hash):
+    the engine's native row hash, several times cheaper than cx_hash_int's md5 of a spelled string (at 100k
+    customers x 1 year, 8.9 million KPI observations a night: about 17 s of md5 against 2 s, two threads).
+    Unlike cx_hash_int it is not the same on DuckDB and Spark, and an engine upgrade may change it: a held
+    fingerprint then differs everywhere once (one full recompute, not a wrong result). Nulls hash apart from
+    every value, at their position. Sums of it behave as cx_hash_int's (overflow past 2^23 rows of a key). -#}
+{% macro cx_hash_row(columns) -%}
+    {{ return(adapter.dispatch('cx_hash_row', 'cx_warehouse')(columns)) }}
+{%- endmacro %}
+
+{% macro default__cx_hash_row(columns) -%}
+    {#- xxhash64 skips null arguments: each column is spelled, a null as a character no value of ours holds -#}
+    shiftrightunsigned(xxhash64(
+        {%- for c in columns %}coalesce(cast({{ c }} as {{ dbt.type_string() }}), chr(0)){{ ', ' if not loop.last }}{% endfor -%}
+    ), 24)
+{%- endmacro %}
+
+{% macro duckdb__cx_hash_row(columns) -%}
+    cast(hash({{ columns | join(', ') }}) >> 24 as bigint)
+{%- endmacro %}

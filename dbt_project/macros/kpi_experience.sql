@@ -198,18 +198,13 @@
     }) }}
 {%- endmacro %}
 
-{#- A 40-bit hash (macros/keys.sql cx_hash_int) of what kpi_grouped reads of one observation, besides its
+{#- A 40-bit hash (macros/keys.sql cx_hash_row) of what kpi_grouped reads of one observation, besides its
     date and KPI: its breakdown values (kpi_dimensions: segment and persona joined from dim_customer) and
     its measures (kpi_measure_columns). kpi_experience_daily sums it per date and KPI (input_hash, with
     input_count), and recomputes a date whose sum or count differs from the held one: every column the
     aggregation reads must be hashed here, or a change of it alone would not be recomputed. -#}
 {% macro kpi_observation_hash() -%}
-    {%- set parts = [] %}
-    {%- for column in (kpi_dimensions() | reject('equalto', 'all') | list) + (kpi_measure_columns().keys() | list) %}
-        {%- if not loop.first %}{% do parts.append("'|'") %}{% endif %}
-        {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '~')") %}
-    {%- endfor %}
-    {{- cx_hash_int(dbt.concat(parts)) -}}
+    {{- cx_hash_row((kpi_dimensions() | reject('equalto', 'all') | list) + (kpi_measure_columns().keys() | list)) -}}
 {%- endmacro %}
 
 {#- The families (CTE names) of the KPIs in `kpis` (default: all). -#}

@@ -15,10 +15,10 @@
 -- * first build or full refresh: every KPI date (a first drop may carry years of history);
 -- * incremental run: the KPI dates whose cells can differ from the held ones, and only those:
 --   - a date whose inputs differ: the run fingerprints every date's observations as the aggregation
---     reads them (kpi, customer, channel, touchpoint, promise, the customer's segment and persona, the
---     measures), per KPI date and KPI: input_count (observations) and input_hash (the sum of a 40-bit
---     hash of each, macros/keys.sql cx_hash_int), held on every row of the date and KPI. A date differs
---     when one of its KPIs has a fingerprint now and none held, none now and one held, or another one.
+--     reads them (channel, touchpoint, promise, the customer's segment and persona, the measures), per
+--     KPI date and KPI: input_count (observations) and input_hash (the sum of a 40-bit hash of each,
+--     macros/keys.sql cx_hash_row, the engine's native row hash), held on every row of the date and
+--     KPI. A date differs when one of its KPIs has a fingerprint now and none held, none now and one held, or another one.
 --     This covers both versions of every changed record without reading them: the new version's dates
 --     gain or change an observation, the old version's lose or change one (a record whose date moved,
 --     a deleted or erased record, a customer re-keyed or moved to another segment, a follow-up judged
@@ -79,7 +79,7 @@ fingerprints as (
     {%- endfor %}
     {%- if missing %}
     {{ exceptions.raise_compiler_error(this ~ " predates the columns " ~ missing | join(', ') ~ ": rebuild it once with "
-        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/kpi-decisions.md, upgrading)") }}
+        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/warehouse.md, section The daily KPI mart)") }}
     {%- endif %}
 {%- endif %}
 
