@@ -1,4 +1,4 @@
-"""The messy nights shared by tests/test_staging_incremental.py and tests/test_facts_incremental.py.
+"""The messy nights shared by the incremental tests (tests/test_*_incremental.py).
 
 A small company with its mess turned up (resends, late arrivals, re-extracts, GDPR erasure requests),
 landed night by night. Night N is the latest night (with N+2 still in the window) whose drop of some
@@ -49,6 +49,14 @@ def lander(data: Path, reextracted: list[str]) -> Callable[..., None]:
             assert load_drop(use, system, day).status == "loaded", (system, day)
 
     return land
+
+
+def land_before(land: Callable[..., None], night: dt.date) -> None:
+    """Every drop from the company's first day up to the night before `night` (a first build's history)."""
+    day = START
+    while day < night:
+        land(day)
+        day += DAY
 
 
 def land_reextract(data: Path, reextracted: list[str], night: dt.date) -> None:

@@ -35,7 +35,7 @@ from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
-from .nights import COMPANY, DAY, START, land_reextract, lander, sorted_rows, superseded_night
+from .nights import COMPANY, DAY, land_before, land_reextract, lander, sorted_rows, superseded_night
 
 FACTS = {"fct_orders": "order_key", "fct_support_cases": "case_key", "fct_survey_responses": "response_key",
          "fct_invoices": "invoice_key", "fct_payments": "payment_key", "fct_refunds": "refund_key",
@@ -148,10 +148,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
     subscription = _cancel_a_subscription_ahead(data / "landing", night)
     land = lander(data, reextracted)
 
-    day = START
-    while day < night:
-        land(day)
-        day += DAY
+    land_before(land, night)
     # first run: no table yet, a full build as of N-1
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))
     facts: dict = {"before": _facts(data)}

@@ -25,7 +25,7 @@ from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
-from .nights import COMPANY, START, land_reextract, lander, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, superseded_night
 from .nights import sorted_rows as _sorted
 from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer_with_a_case
 
@@ -91,10 +91,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
     _cancel_an_older_subscription(data / "landing", night)
     land = lander(data, reextracted)
 
-    day = START
-    while day < night:
-        land(day)
-        day += DAY
+    land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))
     got: dict = {"before": _tables(data)}
     want: dict = {}

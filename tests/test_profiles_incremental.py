@@ -27,7 +27,7 @@ import pytest
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
-from .nights import COMPANY, land_reextract, lander, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, superseded_night
 from .nights import sorted_rows as _sorted
 from .test_facts_incremental import _erase_a_customer_with_a_case
 
@@ -99,10 +99,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, str, dict
         states[name] = {**_read(data, start), "full": _full_refresh_of_the_mart(data, fulls / name, dbt_vars),
                         "recomputed": None if first else _recomputed(data, held, fulls / f"{name}_probe", dbt_vars)}
 
-    day = COMPANY.start
-    while day < night:
-        land(day)
-        day += DAY
+    land_before(land, night)
     run("before", night - DAY, first=True)  # no table yet: a full build as of N-1
     land(night, superseded_first=True)
     run("N", night)

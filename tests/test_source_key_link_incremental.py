@@ -24,7 +24,7 @@ import pytest
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
-from .nights import COMPANY, START, land_reextract, lander, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, superseded_night
 from .nights import sorted_rows as _sorted
 from .test_facts_incremental import DAY, _delay_a_refunded_payment, _erase_a_customer_with_a_case
 
@@ -59,10 +59,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
         assert "redo as (" in sql and "drop_date >= cast(" in sql, f"the link did not run incrementally ({start})"
         return link
 
-    day = START
-    while day < night:
-        land(day)
-        day += DAY
+    land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
     links: dict = {"before": _link(data)}
     land(night, superseded_first=True)

@@ -24,7 +24,7 @@ from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
 from .landing import read_csv_file
-from .nights import COMPANY, DAYS, START, land_reextract, lander, sorted_rows, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, sorted_rows, superseded_night
 
 
 def _staging_tables(data: Path) -> dict[str, pl.DataFrame]:
@@ -47,10 +47,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, lis
                                    / "customers.csv", "crm") for d in range(3)], how="diagonal_relaxed")
     delivered = {"erasures": crm.filter(pl.col("is_deleted") == "true").height}
 
-    for i in range(DAYS):
-        day = START + dt.timedelta(days=i)
-        if day < night:
-            land(day)
+    land_before(land, night)
     run_dbt(["run", "--select", "staging"], data_dir=data,
             dbt_vars=window_vars(night - dt.timedelta(days=1), night))  # first run: no table yet, a full build
     land(night, superseded_first=True)
