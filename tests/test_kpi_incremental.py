@@ -1,10 +1,13 @@
-"""The incremental KPI mart, built night by night, equals a full refresh over the same raw zone.
+"""The incremental KPI mart, built night by night, equals a full refresh over the same raw zone, and a
+night recomputes only the KPI dates whose inputs (or finality) changed.
 
 A small company is generated and its drops are edited so that two nights deliver records belonging
-to KPI dates older than `kpi_lookback_days` (45 days): a refund for an invoice issued about seven weeks
-earlier, and a CRM profile update that moves an old customer to another segment (the segment and
-persona dimensions come from the current profile). The first night builds the mart from scratch
-with a one-day partition window over seven weeks of history; two incremental nights follow.
+to KPI dates about seven weeks old: a refund for an invoice issued then; a CRM profile update that
+moves an old customer to another segment (the segment and persona dimensions come from the current
+profile); an erasure request of another old customer; and a new version of an old NPS answer whose
+response date moves later, so that its old date loses the answer (a date only the previous version
+names). The first night builds the mart from scratch with a one-day partition window over seven weeks
+of history; two incremental nights follow.
 """
 
 from __future__ import annotations
@@ -68,10 +71,11 @@ def _add_old_refund(landing: Path, night: dt.date) -> dict:
     return {"issue_date": dt.date.fromisoformat(invoices[payment["invoice_id"]]["issued_at"][:10])}
 
 
-def _move_old_customer(landing: Path, night: dt.date) -> dict:
-    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise.
-    Of those, the one with the most orders never cancelled in the first three drops (ties by id), so that
-    some of their KPI cells lie before the lookback whatever the generator's random draws."""
+def _move_old_customer(landing: Path, night: dt.date, rank: int = 0, change: dict | None = None) -> dict:
+    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise
+    (or `change`). Of those, the one with the `rank`-th most orders never cancelled in the first three
+    drops (ties by id), so that some of their KPI cells lie before the lookback whatever the generator's
+    random draws."""
     crm = landing / "crm"
     first_orders = pl.concat([read_csv_file(landing / "erp" / (START + dt.timedelta(days=d)).isoformat()
                                             / "orders.csv", "erp") for d in range(3)], how="diagonal_relaxed")
@@ -85,8 +89,8 @@ def _move_old_customer(landing: Path, night: dt.date) -> dict:
     latest = versions.sort("updated_at").unique("customer_id", keep="last")
     row = (latest.filter((pl.col("segment") == "consumer") & (pl.col("is_deleted") == "false"))
            .join(counts, left_on="customer_id", right_on="crm_customer_id")
-           .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(0, named=True))
-    row |= {"segment": "enterprise", "updated_at": f"{night.isoformat()}T09:00:00Z"}
+           .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(rank, named=True))
+    row |= (change or {"segment": "enterprise"}) | {"updated_at": f"{night.isoformat()}T09:00:00Z"}
     path = crm / night.isoformat() / "customers.csv"
     header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     line = io.StringIO()
@@ -97,13 +101,34 @@ def _move_old_customer(landing: Path, night: dt.date) -> dict:
     return {"customer_id": row["customer_id"]}
 
 
+def _move_old_answer(landing: Path, night: dt.date) -> dict:
+    """A new version, delivered on `night`, of the first NPS answer (ties by id): answered 20 days later
+    (still weeks before `night`). Its old date loses the answer: only the previous version names that date."""
+    survey = landing / "survey"
+    answers = [r for d in sorted(survey.iterdir()) if d.is_dir() for r in read_jsonl_file(d / "responses.jsonl")]
+    answer = min((r for r in answers if r["survey_type"] == "nps"
+                  and any(a.get("question_id") == "nps" and a.get("value") is not None for a in r["answers"])),
+                 key=lambda r: (r["responded_at"], r["response_id"]))
+    day = dt.date.fromisoformat(answer["responded_at"][:10])
+    assert day < night - dt.timedelta(days=LOOKBACK), day
+    later = dt.datetime.fromisoformat(answer["responded_at"].replace("Z", "+00:00")) + dt.timedelta(days=20)
+    moved = answer | {"responded_at": later.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    folder = survey / night.isoformat()
+    with (folder / "responses.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(moved) + "\n")
+    _rewrite_manifest(folder, "responses", len(read_jsonl_file(folder / "responses.jsonl")))
+    return {"old_date": day, "new_date": later.date()}
+
+
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data = tmp_path_factory.mktemp("kpi_incremental")
     cfg = GeneratorConfig(customers=300, days=DAYS, start=START, seed=7)
     generate(cfg, data / "landing")
     edits = {"refund": _add_old_refund(data / "landing", NIGHTS[2]),
-             "customer": _move_old_customer(data / "landing", NIGHTS[1])}
+             "customer": _move_old_customer(data / "landing", NIGHTS[1]),
+             "erased": _move_old_customer(data / "landing", NIGHTS[1], rank=1, change={"is_deleted": "true"}),
+             "answer": _move_old_answer(data / "landing", NIGHTS[1])}
     zones = Zones(data / "landing", data / "raw", data / "quarantine")
     for i in range(DAYS):
         for system in C.SYSTEMS:
@@ -128,6 +153,28 @@ def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
             assert a[col].to_list() == b[col].to_list(), col
 
 
+KEY = ["kpi_date", "kpi", "dimension", "dimension_value"]
+MARKER = -1.0  # sd of the held rows before the last night: a standard deviation is never negative
+
+
+def _mark_held(data: Path) -> None:
+    """Mark every row the table holds (sd = MARKER, kept aside): a row the night rewrites loses it."""
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        con.sql("create or replace table main.kpi_held_sd as select kpi_date, kpi, dimension, dimension_value, sd "
+                "from marts.kpi_experience_daily")
+        con.sql(f"update marts.kpi_experience_daily set sd = {MARKER}")
+
+
+def _unmark_kept(data: Path) -> pl.DataFrame:
+    """The keys of the rows the night kept (still marked), whose sd is then put back."""
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        kept = con.sql(f"select {', '.join(KEY)} from marts.kpi_experience_daily where sd = {MARKER}").pl()
+        con.sql(f"""update marts.kpi_experience_daily as t set sd = h.sd from main.kpi_held_sd as h
+                    where t.sd = {MARKER} and {' and '.join(f't.{k} = h.{k}' for k in KEY)}""")
+        con.sql("drop table main.kpi_held_sd")
+    return kept
+
+
 def _changed_before(old: pl.DataFrame, new: pl.DataFrame, before: dt.date) -> pl.DataFrame:
     """Rows dated before `before` that differ between two builds of the mart."""
     key = ["kpi_date", "kpi", "dimension", "dimension_value"]
@@ -146,8 +193,12 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
         # against as_of among them); cautious: not the tests that reach models outside the selection
         build = ["build", "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious"]
         args = build if i == len(NIGHTS) - 1 else ["run"]
+        if i == len(NIGHTS) - 1:
+            _mark_held(data)
         run_dbt([*args, "--select", "+kpi_experience_daily"], data_dir=data,
                 dbt_vars=window_vars(night, night + dt.timedelta(days=1)))
+        if i == len(NIGHTS) - 1:
+            kept = _unmark_kept(data)
         built.append(_mart(data))
 
     # first night, no table yet: every KPI date up to as_of, not just the partition's day
@@ -161,6 +212,33 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
     refunded = _changed_before(built[1], built[2], NIGHTS[2] - dt.timedelta(days=LOOKBACK)).filter(
         (pl.col("kpi") == "refund_rate_value") & (pl.col("dimension") == "all"))
     assert refunded["kpi_date"].to_list() == [edits["refund"]["issue_date"]]
+
+    # the answer's new version moved it 20 days later: its old date lost it, its new date gained it
+    answer = edits["answer"]
+    nps = {d: b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                       & pl.col("kpi_date").is_in([answer["old_date"], answer["new_date"]]))
+           .select("kpi_date", "n").rows() for d, b in (("before", built[0]), ("after", built[1]))}
+    before, after = dict(nps["before"]), dict(nps["after"])
+    assert after.get(answer["old_date"], 0) == before[answer["old_date"]] - 1, (before, after)
+    assert after[answer["new_date"]] == before.get(answer["new_date"], 0) + 1, (before, after)
+
+    # the last night recomputed only the dates whose fingerprint or finality moved: the refund's old
+    # issue date among them, not every date after it (the rows it kept carry the marker sd = -1)
+    held, now = built[1], built[2]
+    rewritten = now.join(kept, on=KEY, how="anti")
+    recomputed = set(rewritten["kpi_date"].to_list())
+    assert edits["refund"]["issue_date"] in recomputed
+    state = ["kpi_date", "kpi", "input_count", "input_hash", "is_final"]
+    moved_state = set(held.select(state).unique().join(now.select(state).unique(), on=state, how="anti")
+                      ["kpi_date"].to_list()) | set(now.select(state).unique().join(
+                          held.select(state).unique(), on=state, how="anti")["kpi_date"].to_list())
+    assert recomputed == moved_state, sorted(recomputed ^ moved_state)
+    between = {d for d in held["kpi_date"].unique().to_list() if edits["refund"]["issue_date"] < d < NIGHTS[2]}
+    assert between - recomputed, "every date after the refund's issue date was recomputed"
+    share = rewritten.height / now.height
+    assert share < 0.5, f"{rewritten.height} of {now.height} rows recomputed"
+    print(f"last night: {len(recomputed)} of {now['kpi_date'].n_unique()} dates, {rewritten.height} of "
+          f"{now.height} rows recomputed")
 
     # and the result is the full refresh over the same raw zone, row for row (upstream models are
     # already built as of the last night: only the mart is rebuilt)
