@@ -6,8 +6,12 @@ to KPI dates about seven weeks old: a refund for an invoice issued then; a CRM p
 moves an old customer to another segment (the segment and persona dimensions come from the current
 profile); an erasure request of another old customer; and a new version of an old NPS answer whose
 response date moves later, so that its old date loses the answer (a date only the previous version
-names). The first night builds the mart from scratch with a one-day partition window over seven weeks
-of history; two incremental nights follow.
+names). The first drop also carries an answer dated years before the rest of the history (a company's
+initial load), the only observation of its date; the last night delivers a new version that moves it into
+the history, so that its old date loses every observation (its cells must go: the run writes the date as a
+placeholder row that the post-hook deletes). The first night builds the mart from scratch with a one-day
+partition window over seven weeks of history; two incremental nights follow, and after each night the
+mart equals a full refresh over the same raw zone.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -29,6 +34,7 @@ from ingestion.load import Zones, load_drop
 from orchestration.warehouse import DBT_PROJECT, run_dbt, window_vars
 from simulator import GeneratorConfig, generate
 
+from . import drop_edit
 from .landing import read_csv_file, read_jsonl_file
 
 START = dt.date(2026, 8, 1)
@@ -120,6 +126,32 @@ def _move_old_answer(landing: Path, night: dt.date) -> dict:
     return {"old_date": day, "new_date": later.date()}
 
 
+ANCIENT = dt.date(2023, 6, 15)  # years before the history: no other record of the company is dated then
+
+
+def _plant_ancient_answer(landing: Path, night: dt.date) -> dict:
+    """A promoter's relationship NPS answer dated ANCIENT, added to the first drop (the only observation of
+    its date), and its new version delivered on `night`, answered 10 days into the history instead: the
+    old date loses every observation."""
+    first = drop_edit.folder(landing, "survey", START)
+    template = next(r for d in sorted((landing / "survey").iterdir()) if d.is_dir()
+                    for r in drop_edit.read(d, "survey", "responses")[1]
+                    if r["survey_type"] == "nps" and r["touchpoint"] == "relationship"
+                    and any(a.get("question_id") == "nps" and a.get("value") == 10 for a in r["answers"]))
+    sent = ANCIENT - dt.timedelta(days=1)
+    answer = template | {"response_id": "r-ancient-1", "sent_at": f"{sent.isoformat()}T09:00:00Z",
+                         "responded_at": f"{ANCIENT.isoformat()}T10:00:00Z"}
+    _, rows = drop_edit.read(first, "survey", "responses")
+    drop_edit.write(first, "survey", "responses", None, [*rows, answer])
+    moved_to = START + dt.timedelta(days=10)
+    later = drop_edit.folder(landing, "survey", night)
+    _, rows = drop_edit.read(later, "survey", "responses")
+    drop_edit.write(later, "survey", "responses", None,
+                    [*rows, answer | {"sent_at": f"{moved_to.isoformat()}T09:00:00Z",
+                                      "responded_at": f"{moved_to.isoformat()}T10:00:00Z"}])
+    return {"old_date": ANCIENT, "new_date": moved_to}
+
+
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data = tmp_path_factory.mktemp("kpi_incremental")
@@ -129,6 +161,7 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
              "customer": _move_old_customer(data / "landing", NIGHTS[1]),
              "erased": _move_old_customer(data / "landing", NIGHTS[1], rank=1, change={"is_deleted": "true"}),
              "answer": _move_old_answer(data / "landing", NIGHTS[1])}
+    edits["ancient"] = _plant_ancient_answer(data / "landing", NIGHTS[2])
     zones = Zones(data / "landing", data / "raw", data / "quarantine")
     for i in range(DAYS):
         for system in C.SYSTEMS:
@@ -140,6 +173,20 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def _mart(data: Path) -> pl.DataFrame:
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         return con.sql(KPI_SQL).pl()
+
+
+def _full_refresh(data: Path, night: dt.date) -> pl.DataFrame:
+    """The mart rebuilt from scratch as of `night` over the same raw zone and upstream models, on a copy
+    of the warehouse: the incremental table is left as the night built it."""
+    warehouse = data / "warehouse.duckdb"
+    kept = data / "warehouse.incremental.duckdb"
+    shutil.copy2(warehouse, kept)
+    try:
+        run_dbt(["run", "--full-refresh", "--select", "kpi_experience_daily"], data_dir=data,
+                dbt_vars={"as_of": night.isoformat()})
+        return _mart(data)
+    finally:
+        kept.replace(warehouse)
 
 
 def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
@@ -200,6 +247,9 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
         if i == len(NIGHTS) - 1:
             kept = _unmark_kept(data)
         built.append(_mart(data))
+        # no placeholder row is left, and every night's table is the full refresh's, row for row
+        assert built[-1].filter(pl.col("kpi").is_null()).height == 0
+        _assert_same(built[-1], _full_refresh(data, night))
 
     # first night, no table yet: every KPI date up to as_of, not just the partition's day
     first = built[0]
@@ -222,11 +272,23 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
     assert after.get(answer["old_date"], 0) == before[answer["old_date"]] - 1, (before, after)
     assert after[answer["new_date"]] == before.get(answer["new_date"], 0) + 1, (before, after)
 
+    # the ancient answer was the only observation of its date: the last night moved it into the history,
+    # and the date has no cell left (its NPS cell would otherwise keep counting the answer)
+    ancient = edits["ancient"]
+    assert set(built[1].filter(pl.col("kpi_date") == ancient["old_date"])["kpi"].to_list()) == {"nps"}
+    assert built[2].filter(pl.col("kpi_date") == ancient["old_date"]).height == 0
+    nps_new = [b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                        & (pl.col("kpi_date") == ancient["new_date"]))["n"].sum() for b in built[1:]]
+    assert nps_new[1] == nps_new[0] + 1, nps_new
+
     # the last night recomputed only the dates whose fingerprint or finality moved: the refund's old
-    # issue date among them, not every date after it (the rows it kept carry the marker sd = -1)
+    # issue date among them, not every date after it (the rows it kept carry the marker sd = -1); a date
+    # left with no observation was recomputed into no row
     held, now = built[1], built[2]
     rewritten = now.join(kept, on=KEY, how="anti")
-    recomputed = set(rewritten["kpi_date"].to_list())
+    emptied = set(held["kpi_date"].to_list()) - set(now["kpi_date"].to_list())
+    assert emptied == {ancient["old_date"]}, sorted(emptied)
+    recomputed = set(rewritten["kpi_date"].to_list()) | emptied
     assert edits["refund"]["issue_date"] in recomputed
     state = ["kpi_date", "kpi", "input_count", "input_hash", "is_final"]
     moved_state = set(held.select(state).unique().join(now.select(state).unique(), on=state, how="anti")
@@ -240,8 +302,6 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
     print(f"last night: {len(recomputed)} of {now['kpi_date'].n_unique()} dates, {rewritten.height} of "
           f"{now.height} rows recomputed")
 
-    # and the result is the full refresh over the same raw zone, row for row (upstream models are
-    # already built as of the last night: only the mart is rebuilt)
-    run_dbt(["run", "--full-refresh", "--select", "kpi_experience_daily"], data_dir=data,
-            dbt_vars={"as_of": NIGHTS[-1].isoformat()})
-    _assert_same(built[-1], _mart(data))
+    # the model's unit tests (kpi_finality.yml: finality, the incremental path, the placeholder of an
+    # emptied date), on the warehouse these nights built
+    run_dbt(["test", "--select", "kpi_experience_daily,resource_type:unit_test"], data_dir=data)

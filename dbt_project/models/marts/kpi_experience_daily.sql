@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         on_schema_change='fail',
-        **cx_date_incremental('kpi_date'),
+        **cx_date_incremental('kpi_date', placeholder_column='kpi'),
     )
 }}
 -- CX KPIs per day, in long form, with sample size, 95 % interval and finality (docs/kpi-decisions.md).
@@ -29,8 +29,12 @@
 --   grouping sets over six breakdowns, medians, standard deviations), and the dates it finds are the
 --   only ones aggregated. Held cells after as_of or on/after max_date (the re-run of an older window
 --   over a newer table) are neither compared nor replaced, as before.
---   A date whose every observation is gone (all its records deleted) keeps its held cells: delete+insert
---   (insert_overwrite on Spark) replaces the dates the run writes, and such a date writes no row.
+--   A found date with no observation left (all its records withdrawn, erased or moved to other dates)
+--   aggregates to no cell, and delete+insert (insert_overwrite on Spark) replaces only the dates the run
+--   writes rows for: the run writes it as one placeholder row (the date, every other column null) and the
+--   post-hook deletes it (Spark: drops the date's partition) before the model's tests run
+--   (macros/spark_incremental.sql cx_date_incremental, cx_date_drop_placeholders). The date ends with no
+--   cell, as in a full refresh.
 {{ kpi_check_finality() }}
 
 with customers as (
@@ -132,3 +136,18 @@ select
     input_count,
     input_hash
 from finality
+{%- if is_incremental() %}
+-- the recomputed dates with no observation left: one placeholder row each (kpi null: no cell has a null
+-- kpi), deleted after the run by the post-hook (cx_date_drop_placeholders), so that the date's held cells
+-- are replaced by none. Every column null but the date (a column added above and not here fails the union)
+union all
+select
+    r.kpi_date,
+    {%- for column in ['kpi', 'dimension', 'dimension_value', 'numerator', 'denominator', 'value', 'n',
+                       'promoters', 'detractors', 'successes', 'sd', 'ci_low', 'ci_high', 'final_date',
+                       'is_final', 'is_reportable', 'input_count', 'input_hash'] %}
+    null as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+from recompute_dates as r
+where not exists (select 1 from fingerprints as f where f.kpi_date = r.kpi_date)
+{%- endif %}
