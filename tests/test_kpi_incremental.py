@@ -6,12 +6,14 @@ to KPI dates about seven weeks old: a refund for an invoice issued then; a CRM p
 moves an old customer to another segment (the segment and persona dimensions come from the current
 profile); an erasure request of another old customer; and a new version of an old NPS answer whose
 response date moves later, so that its old date loses the answer (a date only the previous version
-names). The first drop also carries an answer dated years before the rest of the history (a company's
-initial load), the only observation of its date; the last night delivers a new version that moves it into
-the history, so that its old date loses every observation (its cells must go: the run writes the date as a
-placeholder row that the post-hook deletes). The first night builds the mart from scratch with a one-day
-partition window over seven weeks of history; two incremental nights follow, and after each night the
-mart equals a full refresh over the same raw zone.
+names). The first drop also carries answers dated years before the rest of the history (a company's
+initial load): two answers of one day, one of which the second night moves 20 days later (earlier than any
+date the night's other records touch, so that a bound from the delivered records misses it: the old date
+must drop it and keep the other); and an answer that is the only observation of its date, which the last
+night moves into the history, so that its old date loses every observation (its cells must go: the run
+writes the date as a placeholder row that the post-hook deletes). The first night builds the mart from
+scratch with a one-day partition window over seven weeks of history; two incremental nights follow, and
+after each night the mart equals a full refresh over the same raw zone.
 """
 
 from __future__ import annotations
@@ -127,29 +129,62 @@ def _move_old_answer(landing: Path, night: dt.date) -> dict:
 
 
 ANCIENT = dt.date(2023, 6, 15)  # years before the history: no other record of the company is dated then
+ANCIENT_PAIR = dt.date(2024, 3, 10)  # likewise, for two answers
+
+
+def _at(day: dt.date, hour: int) -> str:
+    return f"{day.isoformat()}T{hour:02d}:00:00Z"
+
+
+def _plant_ancient_answers(landing: Path, day: dt.date, ids: list[str], night: dt.date) -> list[dict]:
+    """Answers dated `day` (years before the history), added to the first drop as a company's initial load
+    carries them: copies, with ids `ids`, of distinct promoters' relationship NPS answers (no follow-up
+    item) of customers whose CRM profile `night` does not deliver (a profile update would make the
+    previous model recompute every date of its customer)."""
+    crm_ids = {r["customer_id"] for r in drop_edit.read(drop_edit.folder(landing, "crm", night), "crm", "customers")[1]}
+    templates, customers = [], set()
+    for d in sorted(p for p in (landing / "survey").iterdir() if p.is_dir()):
+        for r in drop_edit.read(d, "survey", "responses")[1]:
+            if (r["survey_type"] == "nps" and r["touchpoint"] == "relationship" and r["customer_ref"] not in crm_ids
+                    and r["customer_ref"] not in customers and r["customer_ref"].startswith("C")
+                    and any(a.get("question_id") == "nps" and a.get("value") == 10 for a in r["answers"])):
+                templates.append(r)
+                customers.add(r["customer_ref"])
+    answers = [t | {"response_id": i, "sent_at": _at(day - dt.timedelta(days=1), 9), "responded_at": _at(day, 10)}
+               for t, i in zip(templates, ids, strict=False)]
+    assert len(answers) == len(ids)
+    first = drop_edit.folder(landing, "survey", START)
+    _, rows = drop_edit.read(first, "survey", "responses")
+    drop_edit.write(first, "survey", "responses", None, [*rows, *answers])
+    return answers
+
+
+def _deliver_answered_on(landing: Path, night: dt.date, answer: dict, day: dt.date) -> None:
+    """A new version of `answer`, delivered on `night`: answered on `day`."""
+    drop = drop_edit.folder(landing, "survey", night)
+    _, rows = drop_edit.read(drop, "survey", "responses")
+    moved = answer | {"sent_at": _at(day - dt.timedelta(days=1), 9), "responded_at": _at(day, 10)}
+    drop_edit.write(drop, "survey", "responses", None, [*rows, moved])
 
 
 def _plant_ancient_answer(landing: Path, night: dt.date) -> dict:
-    """A promoter's relationship NPS answer dated ANCIENT, added to the first drop (the only observation of
-    its date), and its new version delivered on `night`, answered 10 days into the history instead: the
-    old date loses every observation."""
-    first = drop_edit.folder(landing, "survey", START)
-    template = next(r for d in sorted((landing / "survey").iterdir()) if d.is_dir()
-                    for r in drop_edit.read(d, "survey", "responses")[1]
-                    if r["survey_type"] == "nps" and r["touchpoint"] == "relationship"
-                    and any(a.get("question_id") == "nps" and a.get("value") == 10 for a in r["answers"]))
-    sent = ANCIENT - dt.timedelta(days=1)
-    answer = template | {"response_id": "r-ancient-1", "sent_at": f"{sent.isoformat()}T09:00:00Z",
-                         "responded_at": f"{ANCIENT.isoformat()}T10:00:00Z"}
-    _, rows = drop_edit.read(first, "survey", "responses")
-    drop_edit.write(first, "survey", "responses", None, [*rows, answer])
+    """An answer dated ANCIENT in the first drop (the only observation of its date), and its new version
+    delivered on `night`, answered 10 days into the history instead: the old date loses every observation."""
+    answer, = _plant_ancient_answers(landing, ANCIENT, ["r-ancient-1"], night)
     moved_to = START + dt.timedelta(days=10)
-    later = drop_edit.folder(landing, "survey", night)
-    _, rows = drop_edit.read(later, "survey", "responses")
-    drop_edit.write(later, "survey", "responses", None,
-                    [*rows, answer | {"sent_at": f"{moved_to.isoformat()}T09:00:00Z",
-                                      "responded_at": f"{moved_to.isoformat()}T10:00:00Z"}])
+    _deliver_answered_on(landing, night, answer, moved_to)
     return {"old_date": ANCIENT, "new_date": moved_to}
+
+
+def _plant_ancient_pair(landing: Path, night: dt.date) -> dict:
+    """Two answers dated ANCIENT_PAIR in the first drop (its only observations), and a new version of one of
+    them delivered on `night`, answered 20 days later (still years before the history): the old date keeps
+    the other answer and loses this one. Earlier than every date the night's other records touch, so a
+    bound from the delivered records (the new version's date) does not reach it."""
+    moved, _ = _plant_ancient_answers(landing, ANCIENT_PAIR, ["r-ancient-2", "r-ancient-3"], night)
+    later = ANCIENT_PAIR + dt.timedelta(days=20)
+    _deliver_answered_on(landing, night, moved, later)
+    return {"old_date": ANCIENT_PAIR, "new_date": later}
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +196,9 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
              "customer": _move_old_customer(data / "landing", NIGHTS[1]),
              "erased": _move_old_customer(data / "landing", NIGHTS[1], rank=1, change={"is_deleted": "true"}),
              "answer": _move_old_answer(data / "landing", NIGHTS[1])}
+    # after the edits above: the CRM profiles they deliver are avoided
     edits["ancient"] = _plant_ancient_answer(data / "landing", NIGHTS[2])
+    edits["pair"] = _plant_ancient_pair(data / "landing", NIGHTS[1])
     zones = Zones(data / "landing", data / "raw", data / "quarantine")
     for i in range(DAYS):
         for system in C.SYSTEMS:
@@ -189,15 +226,17 @@ def _full_refresh(data: Path, night: dt.date) -> pl.DataFrame:
         kept.replace(warehouse)
 
 
-def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
-    assert a.columns == b.columns and a.height == b.height
+def _assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str = "") -> None:
+    assert a.columns == b.columns, what
+    assert a.height == b.height, (what, a.join(b, on=KEY, how="anti").select(KEY).head(10).rows(),
+                                  b.join(a, on=KEY, how="anti").select(KEY).head(10).rows())
     for col in a.columns:
         if a.schema[col] == pl.Float64:
-            assert a[col].is_null().to_list() == b[col].is_null().to_list(), col
+            assert a[col].is_null().to_list() == b[col].is_null().to_list(), (what, col)
             assert a[col].drop_nulls().to_list() == pytest.approx(b[col].drop_nulls().to_list(), rel=1e-9,
-                                                                  abs=1e-9), col
+                                                                  abs=1e-9), (what, col)
         else:
-            assert a[col].to_list() == b[col].to_list(), col
+            assert a[col].to_list() == b[col].to_list(), (what, col)
 
 
 KEY = ["kpi_date", "kpi", "dimension", "dimension_value"]
@@ -249,7 +288,7 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
         built.append(_mart(data))
         # no placeholder row is left, and every night's table is the full refresh's, row for row
         assert built[-1].filter(pl.col("kpi").is_null()).height == 0
-        _assert_same(built[-1], _full_refresh(data, night))
+        _assert_same(built[-1], _full_refresh(data, night), f"night {night}: incremental vs full refresh")
 
     # first night, no table yet: every KPI date up to as_of, not just the partition's day
     first = built[0]
@@ -271,6 +310,13 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
     before, after = dict(nps["before"]), dict(nps["after"])
     assert after.get(answer["old_date"], 0) == before[answer["old_date"]] - 1, (before, after)
     assert after[answer["new_date"]] == before.get(answer["new_date"], 0) + 1, (before, after)
+
+    # one of the two ancient answers moved 20 days later: its old date keeps the other one only
+    pair = edits["pair"]
+    pair_n = [dict(b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                            & pl.col("kpi_date").is_in([pair["old_date"], pair["new_date"]]))
+                   .select("kpi_date", "n").rows()) for b in built[:2]]
+    assert pair_n == [{pair["old_date"]: 2}, {pair["old_date"]: 1, pair["new_date"]: 1}], pair_n
 
     # the ancient answer was the only observation of its date: the last night moved it into the history,
     # and the date has no cell left (its NPS cell would otherwise keep counting the answer)
