@@ -13,10 +13,12 @@ DEMO_SEED      ?= 42
 
 .PHONY: reliability install demo dev test lint bench clean java spark-demo test-spark
 
+# --compile-bytecode: uv, unlike pip, installs no .pyc files; where PYTHONDONTWRITEBYTECODE is set (this
+# workplace's machines) every process then compiles what it imports (Great Expectations alone: 9.5 s -> 3.7 s)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,simulator]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,simulator]'
 	touch $@
 
 # pyspark lives in its own venv: pyspark 4.3 exits the interpreter when Great Expectations probes for
@@ -27,7 +29,7 @@ SPARK_VENV := .venv-spark
 $(SPARK_VENV)/bin/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SPARK_VENV)
 	$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip uv
-	$(SPARK_VENV)/bin/uv pip install --quiet --python $(SPARK_VENV)/bin/python "dbt-core>=1.11.16,<1.12" \
+	$(SPARK_VENV)/bin/uv pip install --quiet --compile-bytecode --python $(SPARK_VENV)/bin/python "dbt-core>=1.11.16,<1.12" \
 		"dbt-spark[session]>=1.11,<1.12"
 	touch $@
 

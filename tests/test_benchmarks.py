@@ -37,7 +37,9 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
     for stage in ("generate", "ingest_ours", "ingest_bare", "dbt_full_build", "dbt_kpi_only", "handwritten_sql",
                   "nightly_bare", "nightly_dagster"):
         assert res[stage]["peak_rss_mib"] > 0, stage
-    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster"}
+    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster", "dagster_dbt_step"}
+    assert harness.DBT_STEP in res["nightly_dagster"]["last"]["steps"]
+    assert "its dbt step" in text
     assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
 
 

@@ -1,10 +1,19 @@
-"""The incremental KPI mart, built night by night, equals a full refresh over the same raw zone.
+"""The incremental KPI mart, built night by night, equals a full refresh over the same raw zone, and a
+night recomputes only the KPI dates whose inputs (or finality) changed.
 
 A small company is generated and its drops are edited so that two nights deliver records belonging
-to KPI dates older than `kpi_lookback_days` (45 days): a refund for an invoice issued about seven weeks
-earlier, and a CRM profile update that moves an old customer to another segment (the segment and
-persona dimensions come from the current profile). The first night builds the mart from scratch
-with a one-day partition window over seven weeks of history; two incremental nights follow.
+to KPI dates about seven weeks old: a refund for an invoice issued then; a CRM profile update that
+moves an old customer to another segment (the segment and persona dimensions come from the current
+profile); an erasure request of another old customer; and a new version of an old NPS answer whose
+response date moves later, so that its old date loses the answer (a date only the previous version
+names). The first drop also carries answers dated years before the rest of the history (a company's
+initial load): two answers of one day, one of which the second night moves 20 days later (earlier than any
+date the night's other records touch, so that a bound from the delivered records misses it: the old date
+must drop it and keep the other); and an answer that is the only observation of its date, which the last
+night moves into the history, so that its old date loses every observation (its cells must go: the run
+writes the date as a placeholder row that the post-hook deletes). The first night builds the mart from
+scratch with a one-day partition window over seven weeks of history; two incremental nights follow, and
+after each night the mart equals a full refresh over the same raw zone.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -26,6 +36,7 @@ from ingestion.load import Zones, load_drop
 from orchestration.warehouse import DBT_PROJECT, run_dbt, window_vars
 from simulator import GeneratorConfig, generate
 
+from . import drop_edit
 from .landing import read_csv_file, read_jsonl_file
 
 START = dt.date(2026, 8, 1)
@@ -68,10 +79,11 @@ def _add_old_refund(landing: Path, night: dt.date) -> dict:
     return {"issue_date": dt.date.fromisoformat(invoices[payment["invoice_id"]]["issued_at"][:10])}
 
 
-def _move_old_customer(landing: Path, night: dt.date) -> dict:
-    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise.
-    Of those, the one with the most orders never cancelled in the first three drops (ties by id), so that
-    some of their KPI cells lie before the lookback whatever the generator's random draws."""
+def _move_old_customer(landing: Path, night: dt.date, rank: int = 0, change: dict | None = None) -> dict:
+    """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise
+    (or `change`). Of those, the one with the `rank`-th most orders never cancelled in the first three
+    drops (ties by id), so that some of their KPI cells lie before the lookback whatever the generator's
+    random draws."""
     crm = landing / "crm"
     first_orders = pl.concat([read_csv_file(landing / "erp" / (START + dt.timedelta(days=d)).isoformat()
                                             / "orders.csv", "erp") for d in range(3)], how="diagonal_relaxed")
@@ -85,8 +97,8 @@ def _move_old_customer(landing: Path, night: dt.date) -> dict:
     latest = versions.sort("updated_at").unique("customer_id", keep="last")
     row = (latest.filter((pl.col("segment") == "consumer") & (pl.col("is_deleted") == "false"))
            .join(counts, left_on="customer_id", right_on="crm_customer_id")
-           .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(0, named=True))
-    row |= {"segment": "enterprise", "updated_at": f"{night.isoformat()}T09:00:00Z"}
+           .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(rank, named=True))
+    row |= (change or {"segment": "enterprise"}) | {"updated_at": f"{night.isoformat()}T09:00:00Z"}
     path = crm / night.isoformat() / "customers.csv"
     header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     line = io.StringIO()
@@ -97,13 +109,96 @@ def _move_old_customer(landing: Path, night: dt.date) -> dict:
     return {"customer_id": row["customer_id"]}
 
 
+def _move_old_answer(landing: Path, night: dt.date) -> dict:
+    """A new version, delivered on `night`, of the first NPS answer (ties by id): answered 20 days later
+    (still weeks before `night`). Its old date loses the answer: only the previous version names that date."""
+    survey = landing / "survey"
+    answers = [r for d in sorted(survey.iterdir()) if d.is_dir() for r in read_jsonl_file(d / "responses.jsonl")]
+    answer = min((r for r in answers if r["survey_type"] == "nps"
+                  and any(a.get("question_id") == "nps" and a.get("value") is not None for a in r["answers"])),
+                 key=lambda r: (r["responded_at"], r["response_id"]))
+    day = dt.date.fromisoformat(answer["responded_at"][:10])
+    assert day < night - dt.timedelta(days=LOOKBACK), day
+    later = dt.datetime.fromisoformat(answer["responded_at"].replace("Z", "+00:00")) + dt.timedelta(days=20)
+    moved = answer | {"responded_at": later.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    folder = survey / night.isoformat()
+    with (folder / "responses.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(moved) + "\n")
+    _rewrite_manifest(folder, "responses", len(read_jsonl_file(folder / "responses.jsonl")))
+    return {"old_date": day, "new_date": later.date()}
+
+
+ANCIENT = dt.date(2023, 6, 15)  # years before the history: no other record of the company is dated then
+ANCIENT_PAIR = dt.date(2024, 3, 10)  # likewise, for two answers
+
+
+def _at(day: dt.date, hour: int) -> str:
+    return f"{day.isoformat()}T{hour:02d}:00:00Z"
+
+
+def _plant_ancient_answers(landing: Path, day: dt.date, ids: list[str], night: dt.date) -> list[dict]:
+    """Answers dated `day` (years before the history), added to the first drop as a company's initial load
+    carries them: copies, with ids `ids`, of distinct promoters' relationship NPS answers (no follow-up
+    item) of customers whose CRM profile `night` does not deliver (a profile update would make the
+    previous model recompute every date of its customer)."""
+    crm_ids = {r["customer_id"] for r in drop_edit.read(drop_edit.folder(landing, "crm", night), "crm", "customers")[1]}
+    templates, customers = [], set()
+    for d in sorted(p for p in (landing / "survey").iterdir() if p.is_dir()):
+        for r in drop_edit.read(d, "survey", "responses")[1]:
+            if (r["survey_type"] == "nps" and r["touchpoint"] == "relationship" and r["customer_ref"] not in crm_ids
+                    and r["customer_ref"] not in customers and r["customer_ref"].startswith("C")
+                    and any(a.get("question_id") == "nps" and a.get("value") == 10 for a in r["answers"])):
+                templates.append(r)
+                customers.add(r["customer_ref"])
+    answers = [t | {"response_id": i, "sent_at": _at(day - dt.timedelta(days=1), 9), "responded_at": _at(day, 10)}
+               for t, i in zip(templates, ids, strict=False)]
+    assert len(answers) == len(ids)
+    first = drop_edit.folder(landing, "survey", START)
+    _, rows = drop_edit.read(first, "survey", "responses")
+    drop_edit.write(first, "survey", "responses", None, [*rows, *answers])
+    return answers
+
+
+def _deliver_answered_on(landing: Path, night: dt.date, answer: dict, day: dt.date) -> None:
+    """A new version of `answer`, delivered on `night`: answered on `day`."""
+    drop = drop_edit.folder(landing, "survey", night)
+    _, rows = drop_edit.read(drop, "survey", "responses")
+    moved = answer | {"sent_at": _at(day - dt.timedelta(days=1), 9), "responded_at": _at(day, 10)}
+    drop_edit.write(drop, "survey", "responses", None, [*rows, moved])
+
+
+def _plant_ancient_answer(landing: Path, night: dt.date) -> dict:
+    """An answer dated ANCIENT in the first drop (the only observation of its date), and its new version
+    delivered on `night`, answered 10 days into the history instead: the old date loses every observation."""
+    answer, = _plant_ancient_answers(landing, ANCIENT, ["r-ancient-1"], night)
+    moved_to = START + dt.timedelta(days=10)
+    _deliver_answered_on(landing, night, answer, moved_to)
+    return {"old_date": ANCIENT, "new_date": moved_to}
+
+
+def _plant_ancient_pair(landing: Path, night: dt.date) -> dict:
+    """Two answers dated ANCIENT_PAIR in the first drop (its only observations), and a new version of one of
+    them delivered on `night`, answered 20 days later (still years before the history): the old date keeps
+    the other answer and loses this one. Earlier than every date the night's other records touch, so a
+    bound from the delivered records (the new version's date) does not reach it."""
+    moved, _ = _plant_ancient_answers(landing, ANCIENT_PAIR, ["r-ancient-2", "r-ancient-3"], night)
+    later = ANCIENT_PAIR + dt.timedelta(days=20)
+    _deliver_answered_on(landing, night, moved, later)
+    return {"old_date": ANCIENT_PAIR, "new_date": later}
+
+
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data = tmp_path_factory.mktemp("kpi_incremental")
     cfg = GeneratorConfig(customers=300, days=DAYS, start=START, seed=7)
     generate(cfg, data / "landing")
     edits = {"refund": _add_old_refund(data / "landing", NIGHTS[2]),
-             "customer": _move_old_customer(data / "landing", NIGHTS[1])}
+             "customer": _move_old_customer(data / "landing", NIGHTS[1]),
+             "erased": _move_old_customer(data / "landing", NIGHTS[1], rank=1, change={"is_deleted": "true"}),
+             "answer": _move_old_answer(data / "landing", NIGHTS[1])}
+    # after the edits above: the CRM profiles they deliver are avoided
+    edits["ancient"] = _plant_ancient_answer(data / "landing", NIGHTS[2])
+    edits["pair"] = _plant_ancient_pair(data / "landing", NIGHTS[1])
     zones = Zones(data / "landing", data / "raw", data / "quarantine")
     for i in range(DAYS):
         for system in C.SYSTEMS:
@@ -117,15 +212,53 @@ def _mart(data: Path) -> pl.DataFrame:
         return con.sql(KPI_SQL).pl()
 
 
-def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
-    assert a.columns == b.columns and a.height == b.height
+def _full_refresh(data: Path, night: dt.date) -> pl.DataFrame:
+    """The mart rebuilt from scratch as of `night` over the same raw zone and upstream models, on a copy
+    of the warehouse: the incremental table is left as the night built it."""
+    warehouse = data / "warehouse.duckdb"
+    kept = data / "warehouse.incremental.duckdb"
+    shutil.copy2(warehouse, kept)
+    try:
+        run_dbt(["run", "--full-refresh", "--select", "kpi_experience_daily"], data_dir=data,
+                dbt_vars={"as_of": night.isoformat()})
+        return _mart(data)
+    finally:
+        kept.replace(warehouse)
+
+
+def _assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str = "") -> None:
+    assert a.columns == b.columns, what
+    assert a.height == b.height, (what, a.join(b, on=KEY, how="anti").select(KEY).head(10).rows(),
+                                  b.join(a, on=KEY, how="anti").select(KEY).head(10).rows())
     for col in a.columns:
         if a.schema[col] == pl.Float64:
-            assert a[col].is_null().to_list() == b[col].is_null().to_list(), col
+            assert a[col].is_null().to_list() == b[col].is_null().to_list(), (what, col)
             assert a[col].drop_nulls().to_list() == pytest.approx(b[col].drop_nulls().to_list(), rel=1e-9,
-                                                                  abs=1e-9), col
+                                                                  abs=1e-9), (what, col)
         else:
-            assert a[col].to_list() == b[col].to_list(), col
+            assert a[col].to_list() == b[col].to_list(), (what, col)
+
+
+KEY = ["kpi_date", "kpi", "dimension", "dimension_value"]
+MARKER = -1.0  # sd of the held rows before the last night: a standard deviation is never negative
+
+
+def _mark_held(data: Path) -> None:
+    """Mark every row the table holds (sd = MARKER, kept aside): a row the night rewrites loses it."""
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        con.sql("create or replace table main.kpi_held_sd as select kpi_date, kpi, dimension, dimension_value, sd "
+                "from marts.kpi_experience_daily")
+        con.sql(f"update marts.kpi_experience_daily set sd = {MARKER}")
+
+
+def _unmark_kept(data: Path) -> pl.DataFrame:
+    """The keys of the rows the night kept (still marked), whose sd is then put back."""
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        kept = con.sql(f"select {', '.join(KEY)} from marts.kpi_experience_daily where sd = {MARKER}").pl()
+        con.sql(f"""update marts.kpi_experience_daily as t set sd = h.sd from main.kpi_held_sd as h
+                    where t.sd = {MARKER} and {' and '.join(f't.{k} = h.{k}' for k in KEY)}""")
+        con.sql("drop table main.kpi_held_sd")
+    return kept
 
 
 def _changed_before(old: pl.DataFrame, new: pl.DataFrame, before: dt.date) -> pl.DataFrame:
@@ -146,9 +279,16 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
         # against as_of among them); cautious: not the tests that reach models outside the selection
         build = ["build", "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious"]
         args = build if i == len(NIGHTS) - 1 else ["run"]
+        if i == len(NIGHTS) - 1:
+            _mark_held(data)
         run_dbt([*args, "--select", "+kpi_experience_daily"], data_dir=data,
                 dbt_vars=window_vars(night, night + dt.timedelta(days=1)))
+        if i == len(NIGHTS) - 1:
+            kept = _unmark_kept(data)
         built.append(_mart(data))
+        # no placeholder row is left, and every night's table is the full refresh's, row for row
+        assert built[-1].filter(pl.col("kpi").is_null()).height == 0
+        _assert_same(built[-1], _full_refresh(data, night), f"night {night}: incremental vs full refresh")
 
     # first night, no table yet: every KPI date up to as_of, not just the partition's day
     first = built[0]
@@ -162,8 +302,52 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
         (pl.col("kpi") == "refund_rate_value") & (pl.col("dimension") == "all"))
     assert refunded["kpi_date"].to_list() == [edits["refund"]["issue_date"]]
 
-    # and the result is the full refresh over the same raw zone, row for row (upstream models are
-    # already built as of the last night: only the mart is rebuilt)
-    run_dbt(["run", "--full-refresh", "--select", "kpi_experience_daily"], data_dir=data,
-            dbt_vars={"as_of": NIGHTS[-1].isoformat()})
-    _assert_same(built[-1], _mart(data))
+    # the answer's new version moved it 20 days later: its old date lost it, its new date gained it
+    answer = edits["answer"]
+    nps = {d: b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                       & pl.col("kpi_date").is_in([answer["old_date"], answer["new_date"]]))
+           .select("kpi_date", "n").rows() for d, b in (("before", built[0]), ("after", built[1]))}
+    before, after = dict(nps["before"]), dict(nps["after"])
+    assert after.get(answer["old_date"], 0) == before[answer["old_date"]] - 1, (before, after)
+    assert after[answer["new_date"]] == before.get(answer["new_date"], 0) + 1, (before, after)
+
+    # one of the two ancient answers moved 20 days later: its old date keeps the other one only
+    pair = edits["pair"]
+    pair_n = [dict(b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                            & pl.col("kpi_date").is_in([pair["old_date"], pair["new_date"]]))
+                   .select("kpi_date", "n").rows()) for b in built[:2]]
+    assert pair_n == [{pair["old_date"]: 2}, {pair["old_date"]: 1, pair["new_date"]: 1}], pair_n
+
+    # the ancient answer was the only observation of its date: the last night moved it into the history,
+    # and the date has no cell left (its NPS cell would otherwise keep counting the answer)
+    ancient = edits["ancient"]
+    assert set(built[1].filter(pl.col("kpi_date") == ancient["old_date"])["kpi"].to_list()) == {"nps"}
+    assert built[2].filter(pl.col("kpi_date") == ancient["old_date"]).height == 0
+    nps_new = [b.filter((pl.col("kpi") == "nps") & (pl.col("dimension") == "all")
+                        & (pl.col("kpi_date") == ancient["new_date"]))["n"].sum() for b in built[1:]]
+    assert nps_new[1] == nps_new[0] + 1, nps_new
+
+    # the last night recomputed only the dates whose fingerprint or finality moved: the refund's old
+    # issue date among them, not every date after it (the rows it kept carry the marker sd = -1); a date
+    # left with no observation was recomputed into no row
+    held, now = built[1], built[2]
+    rewritten = now.join(kept, on=KEY, how="anti")
+    emptied = set(held["kpi_date"].to_list()) - set(now["kpi_date"].to_list())
+    assert emptied == {ancient["old_date"]}, sorted(emptied)
+    recomputed = set(rewritten["kpi_date"].to_list()) | emptied
+    assert edits["refund"]["issue_date"] in recomputed
+    state = ["kpi_date", "kpi", "input_count", "input_hash", "is_final"]
+    moved_state = set(held.select(state).unique().join(now.select(state).unique(), on=state, how="anti")
+                      ["kpi_date"].to_list()) | set(now.select(state).unique().join(
+                          held.select(state).unique(), on=state, how="anti")["kpi_date"].to_list())
+    assert recomputed == moved_state, sorted(recomputed ^ moved_state)
+    between = {d for d in held["kpi_date"].unique().to_list() if edits["refund"]["issue_date"] < d < NIGHTS[2]}
+    assert between - recomputed, "every date after the refund's issue date was recomputed"
+    share = rewritten.height / now.height
+    assert share < 0.5, f"{rewritten.height} of {now.height} rows recomputed"
+    print(f"last night: {len(recomputed)} of {now['kpi_date'].n_unique()} dates, {rewritten.height} of "
+          f"{now.height} rows recomputed")
+
+    # the model's unit tests (kpi_finality.yml: finality, the incremental path, the placeholder of an
+    # emptied date), on the warehouse these nights built
+    run_dbt(["test", "--select", "kpi_experience_daily,resource_type:unit_test"], data_dir=data)

@@ -7,7 +7,9 @@ seed, data test and unit test. Then every mart must be non-empty and equal on bo
 columns and types, the same rows (order ignored), keys, counts and dates exactly, floats to 1e-9
 relative; customer keys are the keyed hash of ingestion/keys.py on both. The incremental path is
 compared too: Spark builds the window minus its last day, then that day incrementally (the KPI mart's
-date-partition overwrite, the key map's delete+insert swap), and must equal DuckDB's full build.
+date-partition overwrite, the key map's delete+insert swap), and must equal DuckDB's full build. The
+first drop carries an answer dated years before the window, the only observation of its date, which the
+last day moves into the window: the KPI mart's night must leave that date with no partition.
 
 Bad configuration (no server, Java missing, Spark missing) gives messages naming what to do. The builds
 are marked ``spark``: ``make test`` runs them (first, beside the other worker's files; the step's times
@@ -44,8 +46,11 @@ from orchestration.spark_server import (
 from orchestration.warehouse import engine_target, run_dbt, target_path, window_vars
 from simulator import GeneratorConfig, generate
 
+from . import drop_edit
+
 START = dt.date(2026, 10, 22)  # the fall-back night (25th) and the end of October inside the window
 DAYS = 14
+ANCIENT = dt.date(2023, 6, 15)  # the date of an answer in the first drop, and of no other record
 CFG = GeneratorConfig(customers=600, days=DAYS, start=START, seed=23)
 SCHEMAS = ("marts", "restricted")
 FLOAT_REL = 1e-9
@@ -70,7 +75,28 @@ def _ingest(data: Path, landing: Path) -> None:
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("spark_landing")
     generate(CFG, root)
+    _plant_ancient_answer(root)
     return root
+
+
+def _plant_ancient_answer(landing: Path) -> None:
+    """A copy of an NPS answer, dated ANCIENT, in the first drop (a company's initial load), and its new
+    version on the last day, answered on the window's fifth day: the date ANCIENT loses every observation
+    on the last night (the KPI mart writes it as a placeholder and drops its partition after the run)."""
+    template = next(r for d in sorted(p for p in (landing / "survey").iterdir() if p.is_dir())
+                    for r in drop_edit.read(d, "survey", "responses")[1]
+                    if r["survey_type"] == "nps" and r["touchpoint"] == "relationship"
+                    and any(a.get("question_id") == "nps" and a.get("value") == 10 for a in r["answers"]))
+
+    def at(day: str, hour: int) -> dict:
+        return {"sent_at": f"{day}T{hour - 1:02d}:00:00Z", "responded_at": f"{day}T{hour:02d}:00:00Z"}
+
+    answer = template | {"response_id": "r-ancient-1"} | at(ANCIENT.isoformat(), 10)
+    moved = answer | at((START + dt.timedelta(days=4)).isoformat(), 10)
+    for day, version in ((START, answer), (START + dt.timedelta(days=DAYS - 1), moved)):
+        drop = drop_edit.folder(landing, "survey", day)
+        _, rows = drop_edit.read(drop, "survey", "responses")
+        drop_edit.write(drop, "survey", "responses", None, [*rows, version])
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +187,8 @@ def _sorted(df: pl.DataFrame) -> pl.DataFrame:
 # fingerprints that sum the engine's row hash (macros/keys.sql cx_hash_row), which each engine compares
 # only with the one it wrote
 ENGINE_OWN = {"marts.fct_customer_stage_transitions": {"journey_fingerprint"},
-              "marts.mart_customer_profiles": {"input_hash"}}
+              "marts.mart_customer_profiles": {"input_hash"},
+              "marts.kpi_experience_daily": {"input_hash"}}
 
 
 def assert_same_table(name: str, a: pl.DataFrame, b: pl.DataFrame) -> None:
@@ -299,8 +326,22 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
         cursor.close()
     run_dbt(["run", "--full-refresh", "--select", models], data_dir=spark_data,
             dbt_vars={"as_of": (last - dt.timedelta(days=1)).isoformat()}, engine="spark")
+    ancient = f"select count(*) from marts.kpi_experience_daily where kpi_date = date '{ANCIENT.isoformat()}'"
+    with hive.connect(host="127.0.0.1", port=int(os.environ["CX_SPARK_PORT"])) as con:
+        cursor = con.cursor()
+        cursor.execute(ancient)
+        assert cursor.fetchone()[0] > 0, "the planted answer's date has no cell before the night"
+        cursor.close()
     _timed("spark incremental night", run_dbt, ["run", "--select", models], data_dir=spark_data,
            dbt_vars=window_vars(last, last + dt.timedelta(days=1)), engine="spark")
+    # the night emptied the date ANCIENT: its placeholder was written, then its partition dropped
+    with hive.connect(host="127.0.0.1", port=int(os.environ["CX_SPARK_PORT"])) as con:
+        cursor = con.cursor()
+        cursor.execute(ancient)
+        assert cursor.fetchone()[0] == 0, "the emptied date kept cells"
+        cursor.execute("show partitions marts.kpi_experience_daily")
+        assert not [p for (p,) in cursor.fetchall() if ANCIENT.isoformat() in p], "the emptied date kept a partition"
+        cursor.close()
     mirror = spark_data / "spark_incremental.duckdb"
     spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck.parent))
     a, b = _tables(duck, views=False), _tables(mirror)

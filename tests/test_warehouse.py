@@ -520,7 +520,9 @@ def test_handwritten_sql_matches_the_kpi_mart(warehouse: Path, october_drops: Dr
     db.unlink()
     everything = query(warehouse, KPI_SQL)
     assert set(everything["kpi"]) - set(got["kpi"]) == NOT_HANDWRITTEN
-    expected = everything.filter(~pl.col("kpi").is_in(NOT_HANDWRITTEN))
+    # the fingerprint of a date's inputs (input_count, input_hash) is the incremental model's bookkeeping,
+    # not a KPI figure: the reference computes the cells only
+    expected = everything.filter(~pl.col("kpi").is_in(NOT_HANDWRITTEN)).drop("input_count", "input_hash")
     assert rows == got.height == expected.height > 0
     assert got.schema == expected.schema
     assert set(got["kpi"]) >= {"nps", "csat", "ces", "fcr_rate", "first_response_hours_p50", "on_time_delivery_rate",

@@ -62,7 +62,7 @@
 
 {#- A 40-bit hash of a row of columns (`columns`, a list of expressions) as a non-negative bigint, for a
     fingerprint that the same engine compares with the one it wrote (fct_customer_stage_transitions'
-    journey_fingerprint, mart_customer_profiles' input_hash):
+    journey_fingerprint, mart_customer_profiles' input_hash, kpi_experience_daily's input_hash):
     the engine's native row hash, several times cheaper than cx_hash_int's md5 of a spelled string (at 100k
     customers x 1 year, measured on 8.9 million rows: about 17 s of md5 against 2 s, two threads).
     Unlike cx_hash_int it is not the same on DuckDB and Spark, and an engine upgrade may change it: a held

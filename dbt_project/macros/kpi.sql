@@ -64,11 +64,9 @@
       reopen_window_days    a solved case may be reopened, which moves it to a later resolution date;
       followup_window_days  a call-back record delivered late can turn a 'never' item into one contacted;
       delivery_window_days  a later shipment or a corrected delivery would move a delivered order.
-    Every window must be <= kpi_lookback_days, checked here at compile time: a nightly run recomputes
-    the kpi_lookback_days before its partition window, and a cell must turn final inside that range,
-    since its is_final flag is stored and only a recompute sets it. (kpi_experience_daily also
-    recomputes from its oldest provisional cell, a safety net for runs out of order such as the
-    backfill of an old partition; with longer windows that net would drag every night further back.) -#}
+    Every window must be <= kpi_lookback_days, checked here at compile time: a night judges again the
+    gate results of the kpi_lookback_days before its window (orchestration/checks.py). kpi_experience_daily
+    itself recomputes every date whose cells' finality moved with as_of, whatever its age. -#}
 {% macro kpi_finality_vars() -%}
     {{ return({
         'nps': none, 'csat': none, 'ces': none, 'first_response_hours_p50': none, 'payment_failure_rate': none,
@@ -102,9 +100,9 @@
             {%- endif -%}
             {%- if d > lookback -%}
                 {{ exceptions.raise_compiler_error("var " ~ name ~ " = " ~ d ~ " (finality window of " ~ kpi
-                    ~ ") exceeds kpi_lookback_days = " ~ lookback ~ ": a nightly run recomputes the " ~ lookback
-                    ~ " days before its window, and a " ~ kpi ~ " cell must turn final inside that range: its "
-                    ~ "is_final flag is stored, and only a recompute sets it. Lower " ~ name
+                    ~ ") exceeds kpi_lookback_days = " ~ lookback ~ ": a night judges again the gate results of the "
+                    ~ lookback ~ " days before its window, and a " ~ kpi ~ " cell must turn final inside that "
+                    ~ "range. Lower " ~ name
                     ~ " or raise kpi_lookback_days (docs/kpi-decisions.md, Finality).") }}
             {%- endif -%}
             {%- do days.update({kpi: d | int}) -%}

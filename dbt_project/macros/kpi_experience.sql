@@ -152,11 +152,7 @@
     of every kind (null where a kind does not use them; the engine gives each column the widest type of
     its KPIs' expressions: measure is a double, the hours are, whatever `float` is). -#}
 {% macro kpi_observations(kpis=none) -%}
-    {%- set float = type_double() %}
-    {%- set measure_types = {
-        'is_promoter': dbt.type_int(), 'is_detractor': dbt.type_int(), 'is_success': float, 'measure': float,
-        'ratio_numerator': float, 'ratio_denominator': float,
-    } %}
+    {%- set measure_types = kpi_measure_columns() %}
     {%- set selected = [] %}
     {%- for family, defs in kpi_families().items() %}{% for k in defs if kpis is none or k.kpi in kpis %}
         {%- do selected.append((family, k)) %}
@@ -191,6 +187,24 @@
     {%- endif %}
     {{ 'union all' if not loop.last }}
     {%- endfor %}
+{%- endmacro %}
+
+{#- The measure columns of an observation (kpi_observations), with their types; kpi_grouped aggregates them. -#}
+{% macro kpi_measure_columns() -%}
+    {%- set float = type_double() %}
+    {{ return({
+        'is_promoter': dbt.type_int(), 'is_detractor': dbt.type_int(), 'is_success': float, 'measure': float,
+        'ratio_numerator': float, 'ratio_denominator': float,
+    }) }}
+{%- endmacro %}
+
+{#- A 40-bit hash (macros/keys.sql cx_hash_row) of what kpi_grouped reads of one observation, besides its
+    date and KPI: its breakdown values (kpi_dimensions: segment and persona joined from dim_customer) and
+    its measures (kpi_measure_columns). kpi_experience_daily sums it per date and KPI (input_hash, with
+    input_count), and recomputes a date whose sum or count differs from the held one: every column the
+    aggregation reads must be hashed here, or a change of it alone would not be recomputed. -#}
+{% macro kpi_observation_hash() -%}
+    {{- cx_hash_row((kpi_dimensions() | reject('equalto', 'all') | list) + (kpi_measure_columns().keys() | list)) -}}
 {%- endmacro %}
 
 {#- The families (CTE names) of the KPIs in `kpis` (default: all). -#}

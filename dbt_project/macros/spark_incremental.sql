@@ -1,7 +1,9 @@
 {#- Incremental models on Spark's plain Parquet tables (no Delta or Iceberg: their jars come from Maven).
     They support `append` and `insert_overwrite` only. Two strategies the project uses:
     - date-partitioned marts (kpi_experience_daily): `insert_overwrite` of the date partitions the run
-      recomputes, where DuckDB uses `delete+insert` on the same date key (cx_date_incremental below);
+      recomputes, where DuckDB uses `delete+insert` on the same date key (cx_date_incremental below); a
+      recomputed date left with no row is written as a placeholder and its partition dropped after the run
+      (cx_date_drop_placeholders);
     - `delete+insert` on a key (int_customer_key_map), which Spark cannot do in place: it is emulated
       here by writing the kept rows and the new ones to a new table, then swapping the two by renames
       (the old table is renamed away before the new one takes its name, and dropped last: a crash in
@@ -13,12 +15,45 @@
     These override dbt-spark's own two macros of the same name (the root project's macros win) and
     hand every other strategy back to them. -#}
 
-{#- The incremental config of a model whose rows are replaced per date (`date_column`). -#}
-{% macro cx_date_incremental(date_column) -%}
+{#- The incremental config of a model whose rows are replaced per date (`date_column`). Both strategies
+    replace only the dates the run writes rows for: a date the run finds emptied (every row it held must go)
+    would keep its rows. With `placeholder_column`, the model writes such a date as one placeholder row, null
+    in that column (a column null in no real row), and the post-hook cx_date_drop_placeholders deletes it
+    after the run, before the model's tests: the date ends with no row, as a full refresh leaves it. -#}
+{% macro cx_date_incremental(date_column, placeholder_column=none) -%}
     {%- if target.type == 'spark' -%}
-        {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': [date_column]}) }}
+        {%- set config = {'incremental_strategy': 'insert_overwrite', 'partition_by': [date_column]} -%}
     {%- else -%}
-        {{ return({'incremental_strategy': 'delete+insert', 'unique_key': [date_column]}) }}
+        {%- set config = {'incremental_strategy': 'delete+insert', 'unique_key': [date_column]} -%}
+    {%- endif -%}
+    {%- if placeholder_column -%}
+        {%- do config.update({'post_hook': "{{ cx_date_drop_placeholders(this, '" ~ date_column ~ "', '"
+                                           ~ placeholder_column ~ "') }}"}) -%}
+    {%- endif -%}
+    {{ return(config) }}
+{%- endmacro %}
+
+{#- Deletes the placeholder rows (`placeholder_column` null) a date-incremental run wrote for its emptied
+    dates (cx_date_incremental). DuckDB: a delete (the delete+insert already replaced the date's rows by
+    the placeholder). Spark: a placeholder's date partition holds the placeholder only (insert_overwrite
+    replaced the partition with the run's rows for it, and the run wrote nothing else there), so the
+    partition is dropped, which removes its files; a plain Parquet table cannot delete rows. -#}
+{% macro cx_date_drop_placeholders(relation, date_column, placeholder_column) -%}
+    {{ return(adapter.dispatch('cx_date_drop_placeholders', 'cx_warehouse')(relation, date_column, placeholder_column)) }}
+{%- endmacro %}
+
+{% macro default__cx_date_drop_placeholders(relation, date_column, placeholder_column) -%}
+    delete from {{ relation }} where {{ placeholder_column }} is null
+{%- endmacro %}
+
+{% macro spark__cx_date_drop_placeholders(relation, date_column, placeholder_column) -%}
+    {%- if execute -%}
+        {%- set dates = run_query('select distinct cast(' ~ date_column ~ ' as string) from ' ~ relation
+                                  ~ ' where ' ~ placeholder_column ~ ' is null').columns[0].values() -%}
+        {%- if dates | length > 0 -%}
+    alter table {{ relation }} drop if exists
+        {%- for d in dates | sort %} partition ({{ date_column }} = '{{ d }}'){{ ',' if not loop.last }}{% endfor %}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 

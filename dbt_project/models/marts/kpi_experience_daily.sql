@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         on_schema_change='fail',
-        **cx_date_incremental('kpi_date'),
+        **cx_date_incremental('kpi_date', placeholder_column='kpi'),
     )
 }}
 -- CX KPIs per day, in long form, with sample size, 95 % interval and finality (docs/kpi-decisions.md).
@@ -13,16 +13,28 @@
 --
 -- Which KPI dates a run computes (always < max_date and <= as_of, with the data delivered up to as_of):
 -- * first build or full refresh: every KPI date (a first drop may carry years of history);
--- * incremental run for the partition window [min_date, max_date): every KPI date from the earliest of
---   - min_date - kpi_lookback_days (late arrivals, reopened cases and refunds move recent dates),
---   - the earliest KPI date that a record delivered in the window can change (recompute_from below),
---   - the earliest cell of the table that is not final yet (so it turns final even after a gap).
--- refs used only by the incremental branch, declared for dbt's parser:
--- depends_on: {{ ref('stg_survey__responses') }}, {{ ref('stg_crm__support_cases') }}, {{ ref('stg_crm__customers') }}
--- depends_on: {{ ref('stg_erp__orders') }}, {{ ref('stg_erp__order_lines') }}, {{ ref('stg_erp__shipments') }}
--- depends_on: {{ ref('stg_erp__returns') }}, {{ ref('stg_billing__invoices') }}, {{ ref('stg_billing__payments') }}
--- depends_on: {{ ref('stg_billing__refunds') }}, {{ ref('int_customer_keys') }}
--- depends_on: {{ ref('stg_crm__feedback_followups') }}
+-- * incremental run: the KPI dates whose cells can differ from the held ones, and only those:
+--   - a date whose inputs differ: the run fingerprints every date's observations as the aggregation
+--     reads them (channel, touchpoint, promise, the customer's segment and persona, the measures), per
+--     KPI date and KPI: input_count (observations) and input_hash (the sum of a 40-bit hash of each,
+--     macros/keys.sql cx_hash_row, the engine's native row hash), held on every row of the date and
+--     KPI. A date differs when one of its KPIs has a fingerprint now and none held, none now and one held, or another one.
+--     This covers both versions of every changed record without reading them: the new version's dates
+--     gain or change an observation, the old version's lose or change one (a record whose date moved,
+--     a deleted or erased record, a customer re-keyed or moved to another segment, a follow-up judged
+--     further); and nothing else is recomputed, however old the record;
+--   - a date with a cell whose finality moved with as_of: is_final held <> (final_date <= as_of) now
+--     (a cell turning final on a forward night; after the re-run of an older window, the reverse).
+--   The fingerprint pass reads the observations once and hashes them (a fraction of the aggregation:
+--   grouping sets over six breakdowns, medians, standard deviations), and the dates it finds are the
+--   only ones aggregated. Held cells after as_of or on/after max_date (the re-run of an older window
+--   over a newer table) are neither compared nor replaced, as before.
+--   A found date with no observation left (all its records withdrawn, erased or moved to other dates)
+--   aggregates to no cell, and delete+insert (insert_overwrite on Spark) replaces only the dates the run
+--   writes rows for: the run writes it as one placeholder row (the date, every other column null) and the
+--   post-hook deletes it (Spark: drops the date's partition) before the model's tests run
+--   (macros/spark_incremental.sql cx_date_incremental, cx_date_drop_placeholders). The date ends with no
+--   cell, as in a full refresh.
 {{ kpi_check_finality() }}
 
 with customers as (
@@ -41,139 +53,78 @@ observations as (
 {{ kpi_observations() }}
 ),
 
+-- the observations of the dates a run can compute, with the customer's attributes (joined once)
+with_customer as (
+    select o.*, c.segment, c.persona
+    from observations as o
+    left join customers as c on c.customer_key = o.customer_key
+    where o.kpi_date < {{ cx_max_date() }}
+      and o.kpi_date <= {{ cx_as_of() }}
+),
+
+-- every date's and KPI's fingerprint: what the aggregation below reads (macros/kpi_experience.sql)
+fingerprints as (
+    select kpi_date, kpi, count(*) as input_count,
+           cast(sum({{ kpi_observation_hash() }}) as {{ dbt.type_bigint() }}) as input_hash
+    from with_customer
+    group by kpi_date, kpi
+),
+
 {%- if is_incremental() %}
-{#- a table built before a served column (final_date / is_final; promoters, detractors, successes, sd):
+{#- a table built before a served column (final_date / is_final; promoters, detractors, successes, sd;
+    the fingerprint input_count / input_hash):
     unit tests give `this` as a fixture name, not a relation -#}
 {%- if execute and this is not string %}
     {%- set have = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
     {%- set missing = [] %}
-    {%- for column in ['final_date', 'is_final', 'promoters', 'detractors', 'successes', 'sd'] if column not in have %}
+    {%- for column in ['final_date', 'is_final', 'promoters', 'detractors', 'successes', 'sd', 'input_count', 'input_hash']
+            if column not in have %}
         {%- do missing.append(column) %}
     {%- endfor %}
     {%- if missing %}
     {{ exceptions.raise_compiler_error(this ~ " predates the columns " ~ missing | join(', ') ~ ": rebuild it once with "
-        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/kpi-decisions.md, upgrading)") }}
+        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/warehouse.md, section The daily KPI mart)") }}
     {%- endif %}
 {%- endif %}
 
--- Records delivered by the window's drops (staging rows with drop_date in [min_date, max_date) and
--- <= as_of), and what they touch. Each KPI date below is bounded by a date that does not move
--- between versions of its record (opened, ordered, issued, attempted, responded) and that no date
--- of the record's earlier versions precedes, so the cells an earlier version counted in are covered.
--- The facts carry pseudonymous keys, not source ids: a touched record's id is keyed the same way
--- (macros/keys.sql, the facts' kinds) to find its fact rows.
-touched_invoices as (
-    -- an invoice, a payment of it, or a refund of one of its payments
-    select {{ cx_pseudonym('invoice', 'invoice_id') }} as invoice_key
-    from (
-        select invoice_id from {{ ref('stg_billing__invoices') }} where {{ cx_delivered_in_window() }}
-        union
-        select invoice_id from {{ ref('stg_billing__payments') }} where {{ cx_delivered_in_window() }}
-        union
-        select p.invoice_id
-        from {{ ref('stg_billing__refunds') }} as r
-        inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
-        where {{ cx_delivered_in_window('r.drop_date') }}
-    ) as touched
+-- the held fingerprints of the same dates, and whether a cell's finality moved with as_of
+held as (
+    select kpi_date, kpi, min(input_count) as input_count, min(input_hash) as input_hash,
+           max(case when is_final = (final_date <= {{ cx_as_of() }}) then 0 else 1 end) as finality_moved
+    from {{ this }}
+    where kpi_date < {{ cx_max_date() }}
+      and kpi_date <= {{ cx_as_of() }}
+    group by kpi_date, kpi
 ),
 
-touched_orders as (
-    select {{ cx_pseudonym('order', 'order_id') }} as order_key
-    from (
-        select order_id from {{ ref('stg_erp__orders') }} where {{ cx_delivered_in_window() }}
-        union
-        select order_id from {{ ref('stg_erp__order_lines') }} where {{ cx_delivered_in_window() }}
-        union
-        select order_id from {{ ref('stg_erp__shipments') }} where {{ cx_delivered_in_window() }}
-        union
-        select order_id from {{ ref('stg_erp__returns') }} where {{ cx_delivered_in_window() }}
-    ) as touched
-    union
-    select order_key from {{ ref('fct_invoices') }}
-    where order_key is not null and invoice_key in (select invoice_key from touched_invoices)
-),
-
--- a CRM profile delivered in the window may change the segment or persona of every event of its
--- person (the dimensions come from the current profile), or the person an identifier resolves to
-touched_customers as (
-    select k.customer_key
-    from {{ ref('stg_crm__customers') }} as c
-    inner join {{ ref('int_customer_keys') }} as k on k.identifier = {{ dbt.concat(["'crm:'", "c.customer_id"]) }}
-    where {{ cx_delivered_in_window('c.drop_date') }}
-),
-
-recompute_candidates as (
-    select cast({{ dbt.dateadd('day', -1 * var('kpi_lookback_days'), cx_min_date()) }} as date)
-        as kpi_date
-    union all
-    -- survey answers: dated by the response
-    select min(response_date) from {{ ref('fct_survey_responses') }}
-    where response_key in (select {{ cx_pseudonym('response', 'response_id') }} from {{ ref('stg_survey__responses') }}
-                           where {{ cx_delivered_in_window() }})
-       or customer_key in (select customer_key from touched_customers)
-    union all
-    -- cases: first response and resolution (an earlier resolution, before a reopen) come after the opening
-    select min({{ least_not_null([utc_date('opened_at'), 'first_response_date', 'resolved_date']) }})
-    from {{ ref('fct_support_cases') }}
-    where case_key in (select {{ cx_pseudonym('case', 'case_id') }} from {{ ref('stg_crm__support_cases') }}
-                       where {{ cx_delivered_in_window() }})
-       or customer_key in (select customer_key from touched_customers)
-    union all
-    -- orders: deliveries come after the order; invoices are dated by their issue
-    select min({{ least_not_null([utc_date('ordered_at'), utc_date('delivered_at'), utc_date('invoiced_at')]) }})
-    from {{ ref('fct_orders') }}
-    where order_key in (select order_key from touched_orders)
-       or customer_key in (select customer_key from touched_customers)
-    union all
-    select min(issue_date) from {{ ref('fct_invoices') }}
-    where invoice_key in (select invoice_key from touched_invoices)
-       or order_key in (select order_key from touched_orders)
-    union all
-    -- payment attempts (their customer comes from the invoice)
-    select min(attempt_date) from {{ ref('fct_payments') }}
-    where invoice_key in (select invoice_key from touched_invoices)
-       or payment_key in (select {{ cx_pseudonym('payment', 'payment_id') }} from {{ ref('stg_billing__payments') }}
-                          where {{ cx_delivered_in_window() }})
-       or customer_key in (select customer_key from touched_customers)
-    union all
-    -- follow-up items: a call-back moves its item's breach (due date) and backlog days (from the answer)
-    select min(response_date) from {{ ref('mart_feedback_followups') }}
-    where response_key in (select {{ cx_pseudonym('response', 'response_id') }}
-                           from {{ ref('stg_crm__feedback_followups') }} where {{ cx_delivered_in_window() }})
-    union all
-    -- cells still provisional: recomputed until they are final, whatever the nights in between
-    select min(kpi_date) from {{ this }} where not is_final
-),
-
-recompute_from as (
-    select min(kpi_date) as kpi_date from recompute_candidates
+recompute_dates as (
+    select distinct coalesce(f.kpi_date, h.kpi_date) as kpi_date
+    from fingerprints as f
+    full outer join held as h on h.kpi_date = f.kpi_date and h.kpi = f.kpi
+    where f.kpi is null or h.kpi is null
+       or f.input_count <> h.input_count or f.input_hash <> h.input_hash
+       or h.finality_moved = 1
 ),
 {%- endif %}
 
+-- the dates a run computes: on an incremental run, those found above
 windowed as (
-    select * from observations
-    where kpi_date < {{ cx_max_date() }}
-      and kpi_date <= {{ cx_as_of() }}
-      {%- if is_incremental() %}
-      and kpi_date >= (select kpi_date from recompute_from)
-      {%- endif %}
-),
-
--- the customer's attributes, joined once
-with_customer as (
-    select w.*, c.segment, c.persona
-    from windowed as w
-    left join customers as c on c.customer_key = w.customer_key
+    select * from with_customer
+    {%- if is_incremental() %}
+    where kpi_date in (select kpi_date from recompute_dates)
+    {%- endif %}
 ),
 
 -- every dimension in one aggregation, a dimension's cells its known values (macros/kpi_experience.sql)
 aggregated as (
-{{ kpi_grouped('with_customer', 'kpi_date', 'kpi_date') }}
+{{ kpi_grouped('windowed', 'kpi_date', 'kpi_date') }}
 ),
 
+-- each cell with its finality and its date's and KPI's fingerprint (the same on every cell of both)
 finality as (
-    select *, {{ kpi_final_date('kpi', 'kpi_date') }} as final_date
-    from aggregated
+    select a.*, {{ kpi_final_date('a.kpi', 'a.kpi_date') }} as final_date, f.input_count, f.input_hash
+    from aggregated as a
+    inner join fingerprints as f on f.kpi_date = a.kpi_date and f.kpi = a.kpi
 )
 
 select
@@ -181,5 +132,22 @@ select
     kpi,
     dimension,
     dimension_value,
-    {{ kpi_cell_columns() }}
+    {{ kpi_cell_columns() }},
+    input_count,
+    input_hash
 from finality
+{%- if is_incremental() %}
+-- the recomputed dates with no observation left: one placeholder row each (kpi null: no cell has a null
+-- kpi), deleted after the run by the post-hook (cx_date_drop_placeholders), so that the date's held cells
+-- are replaced by none. Every column null but the date (a column added above and not here fails the union)
+union all
+select
+    r.kpi_date,
+    {%- for column in ['kpi', 'dimension', 'dimension_value', 'numerator', 'denominator', 'value', 'n',
+                       'promoters', 'detractors', 'successes', 'sd', 'ci_low', 'ci_high', 'final_date',
+                       'is_final', 'is_reportable', 'input_count', 'input_hash'] %}
+    null as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+from recompute_dates as r
+where not exists (select 1 from fingerprints as f where f.kpi_date = r.kpi_date)
+{%- endif %}
