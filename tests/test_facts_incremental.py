@@ -19,6 +19,10 @@ customer with a case), so that only the key map says the case changed and only s
 (and the key map) says the answer changed. A subscription started before N is given, in night N-2's drop,
 a cancellation dated N+1 (the generated cancellations are delivered the day they happen), so that only
 as_of passing its cancel date says it changed on N+1, and the re-run of N (as of N) makes it active again.
+Night N+1 re-points two records delivered before N to another parent (a data correction the generator
+never makes): a delivered shipment to another order, and a refunded payment to another invoice (its refund,
+planted in N-1, moves to the other invoice's order too); only the old parents' lost records say they
+changed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from orchestration.warehouse import run_dbt, window_vars
+from orchestration.warehouse import DbtError, run_dbt, window_vars
 from simulator import generate
 
 from . import drop_edit
@@ -122,6 +126,86 @@ def _cancel_a_subscription_ahead(landing: Path, night: dt.date) -> str:
     return subscription
 
 
+def _untouched_from(landing: Path, night: dt.date) -> tuple[dict[str, list[dict]], set[str], set[str]]:
+    """(every record of the ERP and billing entities delivered before night N, by entity; the orders and
+    the invoices none of whose records, their own or a child's through the refunds' chain, is in a drop
+    from N on or in a superseded extract)."""
+    early: dict[str, list[dict]] = {}
+    later: dict[str, list[dict]] = {}
+    for system, entities in (("erp", ("orders", "order_lines", "shipments", "returns")),
+                             ("billing", ("invoices", "payments", "refunds"))):
+        drops = [d for d in (landing / system).iterdir() if d.is_dir()]
+        superseded = list((landing / "_superseded" / system).glob("*"))
+        for entity in entities:
+            early[entity] = [r for d in sorted(drops) if dt.date.fromisoformat(d.name) < night
+                             for r in drop_edit.read(d, system, entity)[1]]
+            later[entity] = [r for d in [*drops, *superseded]
+                             if d in superseded or dt.date.fromisoformat(d.name) >= night
+                             for r in drop_edit.read(d, system, entity)[1]]
+    invoice_of = {r["payment_id"]: r["invoice_id"] for e in (early, later) for r in e["payments"]}
+    order_of = {r["invoice_id"]: r.get("order_id") for e in (early, later) for r in e["invoices"]}
+    invoices = ({r["invoice_id"] for r in later["invoices"]} | {r["invoice_id"] for r in later["payments"]}
+                | {invoice_of.get(r["payment_id"]) for r in later["refunds"]})
+    orders = ({r["order_id"] for e in ("orders", "order_lines", "shipments", "returns") for r in later[e]}
+              | {order_of.get(i) for i in invoices})
+    return (early, {r["order_id"] for r in early["orders"]} - orders,
+            {r["invoice_id"] for r in early["invoices"]} - invoices)
+
+
+def _repoint_a_shipment(landing: Path, night: dt.date) -> dict:
+    """Re-points two delivered shipments X and Y of an order A, delivered before N in two different drops
+    (every record of A, and of the orders they move to, delivered before N): night N+1's ERP drop has a
+    new version of X pointing it at an order B (a line of the same number), and night N's corrected
+    re-extract (landed after N+2) a new version of Y pointing it at an order C. On N+1, A loses X though
+    none of its records is new (its count of records drops); on the re-run of N, A gets X back (N+1's
+    version is gone: staging restores X's older version, from an older drop, so nothing of A is new)
+    and loses Y the same night, one record for another (only the sum of their drops moves); N+2 again
+    takes X away again. Returns X's quantity with the order_ids."""
+    assert (landing / "_superseded" / "erp" / night.isoformat()).is_dir(), "night N's ERP drop is no re-extract"
+    early, orders, _ = _untouched_from(landing, night)
+    drops = sorted(d for d in (landing / "erp").iterdir() if dt.date.fromisoformat(d.name) < night)
+    latest = {r["shipment_id"]: (d.name, r) for d in drops for r in drop_edit.read(d, "erp", "shipments")[1]}
+    delivered: dict[str, list[tuple[str, dict]]] = {}
+    for _, (drop, shipment) in sorted(latest.items()):
+        if shipment["status"] == "delivered" and shipment["order_id"] in orders:
+            delivered.setdefault(shipment["order_id"], []).append((drop, shipment))
+    (_, x), (_, y) = next(v[:2] for _, v in sorted(delivered.items()) if len({d for d, _ in v}) > 1)
+    lines = {(r["order_id"], r["line_no"]) for r in early["order_lines"]}
+    b = sorted(o for o in orders if o != x["order_id"] and (o, x["line_no"]) in lines)[0]
+    c = sorted(o for o in orders if o not in (x["order_id"], b) and (o, y["line_no"]) in lines)[0]
+    for day, shipment, target in ((night + DAY, x, b), (night, y, c)):
+        version = {**shipment, "order_id": target, "updated_ts": f"{day:%d/%m/%Y} 12:00:00"}
+        drop = drop_edit.folder(landing, "erp", day)
+        header, rows = drop_edit.read(drop, "erp", "shipments")
+        drop_edit.write(drop, "erp", "shipments", header, [*rows, version])
+    return {"quantity": int(x["quantity"]), "from": x["order_id"], "to": b, "also": c}
+
+def _repoint_a_refunded_payment(landing: Path, night: dt.date, avoid: set[str]) -> dict:
+    """Refunds, in night N-1's billing drop, a succeeded payment of an invoice I (of an order), and adds
+    to night N+1's billing drop a new version of the payment pointing it at another invoice J of an order
+    (cash re-applied): every other record of I, J and their orders was delivered before N (the generated
+    nights refund too few payments before N to find one refunded already). I loses the payment and its
+    refund, and so does I's order; J and its order gain them. Neither order is in `avoid` (the orders
+    of _repoint_a_shipment). Returns the amounts with the invoice_ids."""
+    early, orders, invoices = _untouched_from(landing, night)
+    order_of = {r["invoice_id"]: r.get("order_id") for r in early["invoices"]}
+    currency = {r["invoice_id"]: r["currency"] for r in early["invoices"]}
+    latest = {r["payment_id"]: r for r in early["payments"]}  # the drops in order: the last version
+    usable = {i for i in invoices if order_of[i] in orders - avoid}
+    refunded_at = f"{(night - DAY).isoformat()}T10:00:00Z"
+    payment = next(p for _, p in sorted(latest.items()) if p["status"] == "succeeded"
+                   and p["invoice_id"] in usable and p["attempted_at"] < refunded_at)
+    target = sorted(i for i in usable if i != payment["invoice_id"] and currency[i] == payment["currency"])[0]
+    refund = {**early["refunds"][0], "refund_id": "RF90000001", "payment_id": payment["payment_id"],
+              "refunded_at": refunded_at, "amount_minor": payment["amount_minor"] // 2,
+              "currency": payment["currency"]}
+    for day, entity, record in ((night - DAY, "refunds", refund),
+                                (night + DAY, "payments", {**payment, "invoice_id": target})):
+        drop = drop_edit.folder(landing, "billing", day)
+        drop_edit.write(drop, "billing", entity, None, [*drop_edit.read(drop, "billing", entity)[1], record])
+    return {"paid": payment["amount_minor"], "refunded": refund["amount_minor"],
+            "from": payment["invoice_id"], "to": target}
+
 def _facts(data: Path) -> Facts:
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         return {fact: con.sql(f"select * from marts.{fact}").pl() for fact in FACTS}
@@ -146,6 +230,9 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
     payment = _delay_a_refunded_payment(data / "landing", night)
     _erase_a_customer_with_a_case(data / "landing", night)
     subscription = _cancel_a_subscription_ahead(data / "landing", night)
+    shipment = _repoint_a_shipment(data / "landing", night)
+    repointed = {"shipment": shipment, "payment": _repoint_a_refunded_payment(
+        data / "landing", night, {shipment["from"], shipment["to"], shipment["also"]})}
     land = lander(data, reextracted)
 
     land_before(land, night)
@@ -168,6 +255,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
         (facts["cancelled_ahead"],) = con.execute("select cast(cancelled_at as date) from "
                                                   "staging.stg_billing__subscriptions where subscription_id = ?",
                                                   [subscription]).fetchone()
+    facts["repointed"] = repointed
     return data, night, facts
 
 
@@ -297,6 +385,33 @@ def test_the_nights_pass_a_cancel_date_and_the_rerun_undoes_it(nights: tuple[Pat
     assert _rekeyed(changed).height > 0, "no subscription re-keyed by an erasure request or an identity merge"
 
 
+def test_a_record_repointed_to_another_parent_leaves_the_old_one(nights: tuple[Path, dt.date, dict]) -> None:
+    """Night N+1 re-points a delivered shipment from an order A to an order B, and a refunded payment from
+    an invoice I to an invoice J (each parent's records all delivered before N): A loses the shipment's
+    units and I the payment and its refunds (and so does I's order) on N+1, though no record of theirs is
+    new, as the gaining parents gain them."""
+    _, _, facts = nights
+    shipment, payment = facts["repointed"]["shipment"], facts["repointed"]["payment"]
+    orders = _changed(facts["N"]["fct_orders"], facts["N+1"]["fct_orders"], "order_key")
+    delivered = pl.col("units_delivered_after") - pl.col("units_delivered")
+    # the losing parents are the only rows of the night whose numbers drop (the gaining ones are among many)
+    assert orders.filter(delivered < 0).height == 1, shipment
+    assert orders.filter(delivered == -shipment["quantity"]).height == 1, shipment
+    assert orders.filter(delivered == shipment["quantity"]).height >= 1, shipment
+    refunded = pl.col("refunded_minor_after") - pl.col("refunded_minor")
+    assert payment["refunded"] > 0
+    assert orders.filter(refunded < 0).height == 1, payment
+    assert orders.filter(refunded == -payment["refunded"]).height == 1, payment
+    assert orders.filter(refunded == payment["refunded"]).height >= 1, payment
+    invoices = _changed(facts["N"]["fct_invoices"], facts["N+1"]["fct_invoices"], "invoice_key")
+    assert invoices.filter(pl.col("paid_minor_after") < pl.col("paid_minor")).height == 1, payment
+    for sign, side in ((-1, "from"), (1, "to")):
+        found = invoices.filter((pl.col("paid_minor_after") - pl.col("paid_minor") == sign * payment["paid"])
+                                & (refunded == sign * payment["refunded"])
+                                & (pl.col("payment_attempts_after") - pl.col("payment_attempts") == sign))
+        assert found.height == 1, (side, payment)
+
+
 _FULL: dict[dt.date, Facts] = {}
 
 
@@ -323,3 +438,20 @@ def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict]
     assert got.schema == want.schema
     assert got.height == want.height > 0
     assert sorted_rows(got).equals(sorted_rows(want))
+
+
+def test_a_table_built_before_a_column_stops_the_night_with_the_fix(
+        nights: tuple[Path, dt.date, dict], tmp_path: Path) -> None:
+    """An upgrade: fct_orders built before its column source_drop_days (a copy of the nights' warehouse
+    with the column dropped) stops the next incremental run with the fix (a full refresh), not with the
+    engine's error about the column the night compares."""
+    data, night, _ = nights
+    for zone in ("raw", "quarantine"):
+        shutil.copytree(data / zone, tmp_path / zone)
+    shutil.copy(data / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("alter table marts.fct_orders drop column source_drop_days")
+    with pytest.raises(DbtError, match=r"fct_orders.* before its column\(s\) source_drop_days .*--full-refresh"):
+        run_dbt(["build", "--select", "fct_orders", "--exclude-resource-type", "test",
+                 "--exclude-resource-type", "unit_test"], data_dir=tmp_path,
+                dbt_vars=window_vars(night + 3 * DAY, night + 4 * DAY))

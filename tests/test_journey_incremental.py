@@ -28,7 +28,7 @@ from simulator import generate
 from . import drop_edit
 from .nights import COMPANY, land_before, land_reextract, lander, retracted_touch, superseded_night
 from .nights import sorted_rows as _sorted
-from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer_with_a_case
+from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer_with_a_case, _repoint_a_shipment
 
 MODELS = {"fct_journey_events": "source_key", "fct_customer_stage_transitions": "customer_key"}
 SELECT = ["--select", "+fct_customer_stage_transitions",
@@ -91,6 +91,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
     _erase_a_customer_with_a_case(data / "landing", night)
     _cancel_an_older_subscription(data / "landing", night)
     retracted_touch(data / "landing", night)
+    _repoint_a_shipment(data / "landing", night)
     night_again, reextracted = superseded_night(data / "landing")
     assert night_again == night and "crm" in reextracted, (night_again, reextracted)
     land = lander(data, reextracted)
@@ -112,7 +113,14 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
 
 @pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("state", STATES)
-def test_night_by_night_equals_a_full_refresh(nights: tuple[dt.date, dict, dict], state: str, model: str) -> None:
+def test_night_by_night_equals_a_full_refresh(nights: tuple[dt.date, dict, dict], state: str, model: str,
+                                              request: pytest.FixtureRequest) -> None:
+    if state != "N":
+        # docs/warehouse.md, the journey's known gap: the order that lost the shipment re-pointed on N+1
+        # (tests/test_facts_incremental.py, _repoint_a_shipment) is recomputed in fct_orders, but its
+        # last_drop_date stays old, so its events keep order_delivered (and the customer's transitions)
+        request.applymarker(pytest.mark.xfail(strict=True, reason="known gap: the journey of an order that "
+                                              "lost a re-pointed record is not recomputed"))
     _, got, want = nights
     a, b = got[state][model], want[state][model]
     assert a.schema == b.schema

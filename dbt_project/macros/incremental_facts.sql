@@ -12,7 +12,24 @@
       (incremental only) a CTE of every source key, its fact key and the
       columns that change without a record of its own (customer_key)     -> keyed_now
       changed as ({{ cx_changed_keys('records', 'keyed_now', 'case_id', 'case_key') }})
-      and each import CTE filtered with {{ cx_where_changed('case_id', 'changed') }}. -#}
+      and each import CTE filtered with {{ cx_where_changed('case_id', 'changed') }}.
+
+    A fact keyed by a parent whose records include child records that point at it (an order's lines,
+    shipments, returns, invoices and refunds; an invoice's payments and their refunds) passes
+    `summed=true`: a new version of a child can point it at another parent (a shipment moved to another
+    order, cash re-applied to another invoice). The new parent is recomputed (the record is new), but the
+    old one has no new record and its last_drop_date can be old. It is found by its records now: the fact
+    keeps per row `source_drop_days` (cx_record_summary, a contract column), the sum over its records of
+    their drop as a day number (days since 1970-01-01, about 20,000 now), which a lost record lowers and a
+    gained one raises; a night compares it with the sum now. It also tells apart a parent that loses a
+    record and gains another from another drop the same night (a re-run of an older window or a retraction
+    restoring an older version that points at it, as another record leaves it), which a count of records
+    would not; and a count adds nothing to it: two counts c1 < c2 give different sums while the records'
+    drops span fewer days than 20,000 / c2 (50 records over 400 days). Left unnoticed: a parent that, the same night, loses
+    records and gains others that are not new (restored by a re-run or a retraction) whose drops add up to
+    the same days (one record for another of the same drop). A fact keyed by its own record (a payment, a
+    refund, a case) does not need it: every other record of its row is found through the key's own
+    record, whose new version is new. -#}
 
 {#- The config of an incremental fact keyed by `key`. `var('rotate_keys')` (cxw keys rotate) rebuilds it
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
@@ -35,12 +52,60 @@
     drop the table holds (a night after the re-run of an older window catches up on the drops in between).
     The other arguments: cx_held_changed. -#}
 {% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
-                          gone=false, held=none) -%}
+                          gone=false, held=none, summed=false) -%}
+    {%- if summed and gone -%}
+        {{ exceptions.raise_compiler_error("cx_changed_keys(summed=true) does not support gone=true") }}
+    {%- endif %}
+    {%- do cx_require_held_columns() %}
     select r.{{ key }}
     from {{ records }} as r
     where {{ cx_new_record('r.drop_date', drop_column) }}
     union
+    {%- if summed %}
+    {#- every key with the sum of its records' drops now, compared with the held row's (a parent that lost a
+        record, or one that gained a record that is not new) #}
+    {%- set summary = cx_record_summary(records, key, drop_column) %}
+    {%- set summed_now = '(select n.*, s.source_drop_days from ' ~ keyed_now ~ ' as n left join ('
+                          ~ summary ~ ') as s on s.' ~ key ~ ' = n.' ~ key ~ ')' %}
+    {{ cx_held_changed(summed_now, key, fact_key, compare + ['source_drop_days'], drop_column, gone, held) }}
+    {%- else %}
     {{ cx_held_changed(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- Per key of `records` (a relation or CTE of (`key`, drop_date), every staging record the fact's rows
+    are built from): `drop_column`, the newest drop, and `source_drop_days`, the sum of the drops as day
+    numbers (days since 1970-01-01). A summed fact (cx_changed_keys(summed=true)) keeps both per row,
+    computed here, and the next night compares source_drop_days with the records' then.
+    `where`: a filter of the records (cx_where_changed). -#}
+{% macro cx_record_summary(records, key, drop_column='last_drop_date', where='') -%}
+    select
+        {{ key }},
+        max(drop_date) as {{ drop_column }},
+        cast(sum({{ dbt.datediff("cast('1970-01-01' as date)", 'drop_date', 'day') }}) as bigint) as source_drop_days
+    from {{ records }}
+    {{ where }}
+    group by {{ key }}
+{%- endmacro %}
+
+{#- An incremental run of a fact over a table built before a column of its contract (an upgrade: the
+    night compares columns of the held rows, such as source_drop_days, that the table lacks) stops here
+    with the fix, rather than on the engine's error about a missing column (on_schema_change='fail' would
+    only be checked after that query): the table must be rebuilt once (`cxw build --full-refresh`). One
+    query of the table's columns per fact and night. -#}
+{% macro cx_require_held_columns() -%}
+    {%- if execute and is_incremental() and model.columns -%}
+        {%- set held = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set missing = [] -%}
+        {%- for column in model.columns.keys() if column | lower not in held -%}
+            {%- do missing.append(column) -%}
+        {%- endfor -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(this ~ " was built before its column(s) " ~ missing | join(', ')
+               ~ " (an upgrade): run `cxw build --full-refresh` once, or `dbt build --full-refresh -s "
+               ~ model.name ~ "+` (docs/warehouse.md, \"Incremental facts\")") }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The keys (a select of `key`) the comparison of the held rows with the current ones changes:

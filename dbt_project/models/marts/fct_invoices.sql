@@ -4,8 +4,10 @@
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
 -- the changed invoices only, the invoices with a record (the invoice, a payment of it, or a refund of one
 -- of its payments) from the window's drops or rewritten by the run, the invoices whose row came from
--- those drops or later, and the invoices whose customer_key changed (an erasure request or an identity
--- merge); the rows of invoices gone from staging are deleted. Nothing here depends on as_of itself (an
+-- those drops or later, the invoices whose customer_key changed (an erasure request or an identity
+-- merge), and the invoices whose records' sum of drops (source_drop_days) differs from the held row's (an
+-- invoice that lost a payment re-applied to another invoice, and that payment's refunds; cx_changed_keys
+-- (summed=true)); the rows of invoices gone from staging are deleted. Nothing here depends on as_of itself (an
 -- open invoice past its due date is not flagged "overdue as of today"), so open invoices need no nightly
 -- pass. var rotate_keys forces a full refresh.
 
@@ -35,7 +37,7 @@ keyed_now as (
 ),
 
 changed as (
-    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key') }}
+    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summed=true) }}
 ),
 {%- endif %}
 
@@ -44,12 +46,9 @@ invoices as (
     {{ cx_where_changed('invoice_id') }}
 ),
 
--- the newest drop among the invoice's records (the next night's comparison)
+-- the newest drop among the invoice's records and the sum of their drops (the next night's comparison)
 invoice_drops as (
-    select invoice_id, max(drop_date) as last_drop_date
-    from invoice_records
-    {{ cx_where_changed('invoice_id') }}
-    group by invoice_id
+    {{ cx_record_summary('invoice_records', 'invoice_id', where=cx_where_changed('invoice_id')) }}
 ),
 
 paid as (
@@ -84,7 +83,8 @@ select
     coalesce(pd.payment_attempts, 0) as payment_attempts,
     coalesce(pd.failed_attempts, 0) as failed_attempts,
     coalesce(rf.refunded_minor, 0) as refunded_minor,
-    idr.last_drop_date
+    idr.last_drop_date,
+    idr.source_drop_days
 from invoices as i
 inner join invoice_drops as idr on idr.invoice_id = i.invoice_id
 left join paid as pd on pd.invoice_id = i.invoice_id

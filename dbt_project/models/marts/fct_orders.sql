@@ -8,8 +8,10 @@
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
 -- the changed orders only, the orders with a record (order, line, shipment, return, invoice, or a refund
 -- or refunded payment of one of its invoices) from the window's drops or rewritten by the run, the orders
--- whose row came from those drops or later, and the orders whose customer_key changed; the rows of orders
--- gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
+-- whose row came from those drops or later, the orders whose customer_key changed, and the orders whose
+-- records' sum of drops (source_drop_days) differs from the held row's: an order that lost a record whose
+-- new version points at another order (a shipment moved by a data correction) has no new record of its
+-- own (cx_changed_keys(summed=true)); the rows of orders gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
 -- A change of the seed brand_promises needs a full refresh; var rotate_keys forces one.
 
 -- every staging record an order is built from, with the drop it came from
@@ -49,7 +51,7 @@ keyed_now as (
 ),
 
 changed as (
-    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key') }}
+    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summed=true) }}
 ),
 {%- endif %}
 
@@ -58,12 +60,9 @@ orders as (
     {{ cx_where_changed('order_id') }}
 ),
 
--- the newest drop among the order's records (the next night's comparison)
+-- the newest drop among the order's records and the sum of their drops (the next night's comparison)
 order_drops as (
-    select order_id, max(drop_date) as last_drop_date
-    from order_records
-    {{ cx_where_changed('order_id') }}
-    group by order_id
+    {{ cx_record_summary('order_records', 'order_id', where=cx_where_changed('order_id')) }}
 ),
 
 delivery_promise as (
@@ -180,7 +179,8 @@ select
     {{ hours_between('o.ordered_at', 'd.first_shipped_at') }} as hours_to_ship,
     case when d.is_delivered then {{ hours_between('o.ordered_at', 'd.last_delivered_at') }} end as hours_to_deliver,
     {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay,
-    od.last_drop_date
+    od.last_drop_date,
+    od.source_drop_days
 from orders as o
 inner join order_drops as od on od.order_id = o.order_id
 left join delivery_promise as dp on dp.order_id = o.order_id
