@@ -113,14 +113,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
 
 @pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("state", STATES)
-def test_night_by_night_equals_a_full_refresh(nights: tuple[dt.date, dict, dict], state: str, model: str,
-                                              request: pytest.FixtureRequest) -> None:
-    if state != "N":
-        # docs/warehouse.md, the journey's known gap: the order that lost the shipment re-pointed on N+1
-        # (tests/test_facts_incremental.py, _repoint_a_shipment) is recomputed in fct_orders, but its
-        # last_drop_date stays old, so its events keep order_delivered (and the customer's transitions)
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known gap: the journey of an order that "
-                                              "lost a re-pointed record is not recomputed"))
+def test_night_by_night_equals_a_full_refresh(nights: tuple[dt.date, dict, dict], state: str, model: str) -> None:
     _, got, want = nights
     a, b = got[state][model], want[state][model]
     assert a.schema == b.schema

@@ -67,6 +67,7 @@
         'source_system': none, 'source_entity': none, 'source_key': none, 'customer_key': none, 'event_ts': none,
         'stage': none, 'touchpoint': none, 'channel': s, 'event_type': none, 'moment': none, 'moment_reason': s,
         'amount': type_double(), 'currency': s, 'last_drop_date': none,
+        'source_drop_days': dbt.type_bigint(),
     } -%}
     {%- for event in events -%}
         {%- for key in event if key not in columns and key != 'where' -%}

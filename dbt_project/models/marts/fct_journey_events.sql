@@ -12,7 +12,8 @@
 -- facts' last_drop_date, a touch's drop, a return's drop and its order's last_drop_date) comes from the
 -- window's drops or after the newest drop held, those held with last_drop_date >= min_date (a re-run of
 -- an older window), those whose customer_key differs from the held rows' (an erasure request, an identity
--- merge), and held ones with no source now. Touches are compared per customer (count and sum of times,
+-- merge), held ones with no source now, and orders whose fct_orders source_drop_days differs from their
+-- held events' (an order that lost a record re-pointed to another order keeps an old last_drop_date). Touches are compared per customer (count and sum of times,
 -- changed_touch_customers) so that only the touches of changed customers and of the new drops are
 -- hashed; the other sources per key (cx_changed_keys, one full outer join with the held rows). All held
 -- rows of a changed key are replaced by its events now, possibly none (cx_fact_rows: an order no longer
@@ -92,30 +93,33 @@ returns as (
 -- every other current source record of an event: its source key, customer key now (null when it has no
 -- event whatever its customer: a payment not failed) and the newest drop its events are built from
 sources as (
-    select order_key as source_key, customer_key, last_drop_date as drop_date from {{ ref('fct_orders') }}
+    select order_key as source_key, customer_key, last_drop_date as drop_date, source_drop_days
+    from {{ ref('fct_orders') }}
     union all
-    select return_key, customer_key, last_drop_date from returns
+    select return_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }}) from returns
     union all
-    select case_key, customer_key, last_drop_date from {{ ref('fct_support_cases') }}
+    select case_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
+    from {{ ref('fct_support_cases') }}
     {%- for name, (fact, key) in billing.items() %}
     {#- a payment has an event only when failed: the others compare as keys without events #}
     union all
     select {{ key }}, {{ 'case when ' ~ payment_failed ~ ' then customer_key end' if name == 'payments'
-                         else 'customer_key' }}, last_drop_date
+                         else 'customer_key' }}, last_drop_date, cast(null as {{ dbt.type_bigint() }})
     from {{ ref(fact) }}
     {%- endfor %}
     union all
-    select response_key, customer_key, last_drop_date from {{ ref('fct_survey_responses') }}
+    select response_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
+    from {{ ref('fct_survey_responses') }}
 ),
 
 -- the sources compared with the held rows: a source key without a customer has no event, so it is left
 -- out (fewer rows to join; a held key of such a source is changed all the same, as held and gone)
 keyed_sources as (
-    select source_key, customer_key from sources where customer_key is not null
+    select source_key, customer_key, source_drop_days from sources where customer_key is not null
 ),
 
 held_others as (
-    select source_key, customer_key, last_drop_date
+    select source_key, customer_key, last_drop_date, source_drop_days
     from {{ this }}
     where source_entity <> 'campaign_touches'
 ),
@@ -129,7 +133,8 @@ changed as (
     where last_drop_date >= {{ cx_min_date() }} or customer_key in (select customer_key from changed_touch_customers)
     union
     -- every other source key: cx_changed_keys against the held rows other than touches
-    {{ cx_changed_keys('sources', 'keyed_sources', 'source_key', 'source_key', gone=true, held='held_others') }}
+    {{ cx_changed_keys('sources', 'keyed_sources', 'source_key', 'source_key', ['customer_key', 'source_drop_days'],
+                       gone=true, held='held_others') }}
 ),
 {%- endif %}
 
@@ -184,6 +189,7 @@ order_events as (
     {{ journey_events('orders', shared={
         'source_system': "'erp'", 'source_key': 'order_key', 'customer_key': 'customer_key', 'channel': 'sales_channel',
         'amount': 'cast(total_amount as ' ~ f ~ ')', 'currency': 'currency', 'last_drop_date': 'last_drop_date',
+        'source_drop_days': 'source_drop_days',
     }, events=[
         {'event_type': "'order_placed'", 'source_entity': "'orders'", 'event_ts': 'ordered_at',
          'stage': "'purchase'", 'touchpoint': "'purchase'", 'moment': "'neutral'"},
@@ -303,7 +309,8 @@ events_now as (
         source_key,
         amount,
         currency,
-        last_drop_date
+        last_drop_date,
+        source_drop_days
     from events
     where event_ts is not null and customer_key is not null
 )
