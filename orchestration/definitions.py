@@ -12,7 +12,6 @@ effect at the next load (reload the code location).
 import datetime as dt
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from ingestion import settings
 
@@ -23,7 +22,7 @@ from .assets.serving import published_marts
 from .assets.warehouse import cx_dbt, dbt_project
 from .checks import quality_gate
 from .partitions import daily_partitions
-from .resources import CxData
+from .resources import CxData, CxDbtCliResource
 from .sensors import landing_drop_sensor
 from .warehouse import DBT_EXECUTABLE
 from .writer import writer_executor
@@ -70,7 +69,8 @@ defs = dg.Definitions(
     # like every `cxw` run: one run writes at a time (orchestration/writer.py)
     executor=writer_executor(),
     resources={"cx": CxData(),
-               # the dbt of this interpreter's environment, whether or not the venv is activated
-               "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
+               # the dbt of this interpreter's environment, whether or not the venv is activated; no adapter
+               # handle in the step's process (orchestration/resources.py: a SIGTERM during it was swallowed)
+               "dbt": CxDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
 )
 __all__ = ["defs", "daily_partitions"]
