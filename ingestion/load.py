@@ -47,6 +47,8 @@ QUARANTINE_SCHEMA = {
     "column": pl.Utf8, "reason": pl.Utf8, "record": pl.Utf8, "_loaded_at": TS_TYPE,
 }
 
+EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)  # a file with nothing quarantined
+
 
 @dataclass
 class EntityLoad:
@@ -258,8 +260,9 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
                 valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
             data = _lineage(valid, source, lineage)
             q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
-            q = quarantined.select([q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
-                                    for name, dtype in QUARANTINE_SCHEMA.items()])
+            q = EMPTY_QUARANTINE if not quarantined.height else quarantined.select(
+                [q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
+                 for name, dtype in QUARANTINE_SCHEMA.items()])
             stats = EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
                                raw.extra_columns, time.perf_counter() - t0)
             staged.append((stats, data, q))
