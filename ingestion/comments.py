@@ -37,9 +37,10 @@ def _tags(text: str | None, language: str | None) -> tuple[str | None, str | Non
 
 Tags = tuple[str | None, str | None, str | None]
 # the tags of the comments seen so far in this process, by (text, language): the tagger is pure, and the
-# same comment recurs across a run's files (customers reuse phrasings). Bounded: emptied when full.
+# same comment recurs across a run's files (customers reuse phrasings; at 100k customers x 1 year: 223k
+# comments, 55k distinct). Bounded (~40 MB at most): emptied when full.
 _SEEN: dict[tuple[str | None, str | None], Tags] = {}
-_SEEN_MAX = 50_000
+_SEEN_MAX = 100_000
 
 
 def with_comment_tags(df: pl.DataFrame, text: str = "comment", language: str = "language") -> pl.DataFrame:

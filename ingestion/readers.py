@@ -97,7 +97,10 @@ def _read_csv(e: C.Entity, path: Path, text: str) -> RawFile:
     extra = [h for h in header if h not in e.column_names]
     # the fast path counts lines by LF: blank lines and bare CRs (classic Mac line ends, a CR inside a
     # quoted value) take the exact path, whose line numbers follow every line end
-    simple = "\n\n" not in text.replace("\r\n", "\n") and text.count("\r") == text.count("\r\n")
+    if "\r" in text:
+        simple = "\n\n" not in text.replace("\r\n", "\n") and text.count("\r") == text.count("\r\n")
+    else:  # (the same test, without copying the text)
+        simple = "\n\n" not in text
     frame = _csv_fast(text, header, e) if simple else None
     if frame is None:
         frame = _csv_exact(text, header, e, path)
