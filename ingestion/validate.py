@@ -221,11 +221,11 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
     marked = marked.with_columns(_bad=plan.bad)
     if not marked["_bad"].any():
         return marked.select(*typed, "_source_line", "_extra"), pl.DataFrame(schema=QUARANTINED_SCHEMA)
-    good = marked.filter(~pl.col("_bad"))
     bad = marked.filter(pl.col("_bad")).with_columns(_check=plan.first)
     column, reason = plan.column_and_reason(tuple(bad["_check"].unique().sort()))
     bad = bad.with_columns(_reason=reason, _column=column)
-    valid = good.select(*typed, "_source_line", "_extra")
+    # the valid rows' columns only, filtered (not every raw text column, filtered and then dropped)
+    valid = marked.lazy().filter(~pl.col("_bad")).select(*typed, "_source_line", "_extra").collect()
     text_cols = [c for c in df.columns if not c.startswith("_")]
     quarantined = bad.select(
         line=pl.col("_source_line"), column=pl.col("_column"), reason=pl.col("_reason"),
