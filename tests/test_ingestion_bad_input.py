@@ -130,6 +130,8 @@ def refused(zones: Zones, system: str, day: dt.date = DAY) -> DropRefused:
     for e in C.entities_of(system):
         assert not zones.data_file(system, e.name, day).exists()
         assert not zones.quarantine_file(system, e.name, day).exists()
+    # files of entities validated before the refused one were written to temporary names: removed
+    assert not [p for zone in (zones.raw, zones.quarantine) for p in zone.rglob("*.tmp")]
     audit = read_audit(zones)
     assert audit["status"].to_list() == ["refused"] * len(C.entities_of(system))
     assert audit["error"].unique().to_list() == [str(info.value)]
@@ -235,6 +237,13 @@ def test_missing_required_column_is_refused(zones: Zones) -> None:
     assert Path(exc.path).name == "orders.csv"
     assert "missing required column" in exc.problem
     assert exc.problem.endswith("status")
+
+
+def test_a_file_refused_after_others_were_validated_leaves_nothing(zones: Zones) -> None:
+    make_drop(zones.landing, "crm", DAY, {"customers": csv_file("crm", "customers", [customer("C1")]),
+                                          "campaign_touches": b"touch_id\nT1\n"})
+    exc = refused(zones, "crm")
+    assert Path(exc.path).name == "campaign_touches.csv" and "missing required column" in exc.problem
 
 
 def test_csv_without_header_row_is_refused(zones: Zones) -> None:
