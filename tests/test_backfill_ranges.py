@@ -168,7 +168,8 @@ def test_a_backfill_runs_one_ingest_run_per_range(landing: Path, tmp_path: Path,
         assert len(raw) == len(C.ENTITIES) + 1  # and the crm load audit
         for key in raw:
             assert instance.get_materialized_partitions(key) == dates, key
-            assert not instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(key)
+            storage = instance.event_log_storage
+            assert not storage.get_latest_asset_partition_materialization_attempts_without_materializations(key)
             planned = instance.fetch_planned_materializations(key, limit=100).records
             assert sorted(r.partition_key for r in planned) == sorted(dates), key
     assert result.exit_code in (0, 1), result.output  # the warehouse's own gate may hold the publish back

@@ -129,3 +129,23 @@ def test_the_batched_event_log_holds_what_dagsters_own_holds(tmp_path: Path, mon
     assert {k: v for k, v in got_failed.items() if k != "storage"} == {
         k: v for k, v in want_failed.items() if k != "storage"}
     assert got_failed["failed"] == {f"raw/{n}": RANGE_KEYS for n in "abc"}
+
+
+def test_the_project_instance_keeps_pools_run_monitoring_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     batch_env: None) -> None:
+    """What dagster.yaml gives the daemon and the UI still holds with its event log: pools of one slot
+    (claimed and freed in the event log), run monitoring, run retries, the run queue."""
+    home = _home(tmp_path, "project", True, monkeypatch)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, event_log.BatchingSqliteEventLogStorage)
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+        assert instance.run_retries_max_retries == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+        assert storage.supports_global_concurrency_limits
+        storage.initialize_concurrency_limit_to_default("duckdb_writer")
+        assert storage.claim_concurrency_slot("duckdb_writer", "run-1", "step").is_claimed
+        assert not storage.claim_concurrency_slot("duckdb_writer", "run-2", "step").is_claimed
+        assert [s.run_id for s in storage.get_concurrency_info("duckdb_writer").claimed_slots] == ["run-1"]
+        storage.free_concurrency_slots_for_run("run-1")
+        assert storage.claim_concurrency_slot("duckdb_writer", "run-2", "step").is_claimed
