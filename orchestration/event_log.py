@@ -20,7 +20,9 @@ webserver, the daemon and the run workers.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from dagster import Field
@@ -30,6 +32,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection
 
 BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"  # read by Dagster in the process emitting the events
 DEFAULT_BATCH_SIZE = 10_000  # events buffered per batch at most: a run's plan is 28 per date + checks
@@ -46,6 +49,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, batch_size: int = DEFAULT_BATCH_SIZE,
                  inst_data: ConfigurableClassData | None = None) -> None:
+        self._batch = threading.local()  # .conn: the index transaction of the batch this thread stores
         super().__init__(base_dir, inst_data=inst_data)
         if batch_size > 0:
             os.environ.setdefault(BATCH_SIZE_VARIABLE, str(batch_size))
@@ -72,17 +76,27 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(self.prepare_insert_event_batch(events))
         # the cross-run index, as store_event mirrors each event: the event row, then its bookkeeping
-        asset_events, asset_ids, checks = [], [], []
+        # (a planned check's executions too, which Dagster writes through index_connection: the same
+        # transaction here)
+        asset_events, asset_ids = [], []
         with self.index_transaction() as conn:
-            for event in events:
-                with db_result(conn, self.prepare_insert_event(event)) as result:
-                    event_id = result.inserted_primary_key[0]
-                if event.dagster_event_type in ASSET_EVENTS:
-                    self._store_asset_event(conn, event, event_id)
-                    asset_events.append(event)
-                    asset_ids.append(event_id)
-                else:
-                    checks.append((event, event_id))
-            self._store_asset_event_tags(conn, asset_events, asset_ids)
-        for event, event_id in checks:  # each opens its own index connection
-            self.store_asset_check_event(event, event_id)
+            self._batch.conn = conn
+            try:
+                for event in events:
+                    with db_result(conn, self.prepare_insert_event(event)) as result:
+                        event_id = result.inserted_primary_key[0]
+                    if event.dagster_event_type in ASSET_EVENTS:
+                        self._store_asset_event(conn, event, event_id)
+                        asset_events.append(event)
+                        asset_ids.append(event_id)
+                    else:
+                        self.store_asset_check_event(event, event_id)
+                self._store_asset_event_tags(conn, asset_events, asset_ids)
+            finally:
+                self._batch.conn = None
+
+    def index_connection(self) -> AbstractContextManager[Connection]:
+        """The batch's index transaction, in the thread storing a batch (Dagster's connection holds the
+        storage's lock until it closes); else a connection of its own, as Dagster opens one."""
+        conn = getattr(self._batch, "conn", None)
+        return nullcontext(conn) if conn is not None else super().index_connection()

@@ -63,8 +63,20 @@ def _run(home: Path, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> tup
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         monkeypatch.setattr(SqliteEventLogStorage, "_connect", counting)
+        storage_class = type(instance.event_log_storage)
+        real_batch = storage_class.store_event_batch
+
+        def batch(self, events):  # noqa: ANN001, ANN202 - the storage's store_event_batch
+            before = opened["run"] + opened["index"]
+            real_batch(self, events)
+            opened["batches"] += 1
+            opened["connections per batch"] = max(opened["connections per batch"],
+                                                  opened["run"] + opened["index"] - before)
+
+        monkeypatch.setattr(storage_class, "store_event_batch", batch)
         result = dg.materialize([land], instance=instance, tags=RANGE, raise_on_error=False)
         monkeypatch.setattr(SqliteEventLogStorage, "_connect", real)
+        monkeypatch.setattr(storage_class, "store_event_batch", real_batch)
         assert result.success is not fail
         keys = [dg.AssetKey(["raw", n]) for n in "abc"]
         logs = instance.all_logs(result.run_id)
@@ -106,6 +118,9 @@ def test_the_project_instance_batches_a_ranged_runs_events(tmp_path: Path, monke
     log = Counter(kind for kind, _, _ in held["log"])
     assert log["ASSET_MATERIALIZATION_PLANNED"] == 30 and log["ASSET_MATERIALIZATION"] == 30
     assert opened["run"] < 30 and opened["index"] < 30, opened
+    # each batch (the run's plan with its planned check, each asset's materializations) in one
+    # transaction on the run's database and one on the index
+    assert opened["batches"] == 4 and opened["connections per batch"] == 2, opened
 
 
 def test_the_batched_event_log_holds_what_dagsters_own_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
