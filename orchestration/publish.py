@@ -140,8 +140,10 @@ class Publication:
 @dataclass
 class _Served:
     """What the next publish may reuse of the served publication (``_plan``)."""
-    full: str | None  # why nothing is reused; None: tables of ``fingerprints`` are
-    fingerprints: dict[str, str]  # table -> its fingerprint, in cx.duckdb and its Parquet file's footer alike
+    full: str | None  # why the publish writes a new file; None: it starts from a copy of the served file
+    # table -> its fingerprint, in cx.duckdb and its Parquet file's footer alike: the tables that may be reused (in a
+    # new file too: copied from the served file). Empty when nothing may be (nothing served, no or other fingerprints)
+    fingerprints: dict[str, str]
     parquet: Path | None  # the served Parquet version folder (the link resolved once)
     key_fingerprint: str | None  # the key secret's fingerprint (``_keys_changed``)
 
@@ -286,6 +288,8 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
             if served.full is None:
                 with clock("drop_and_checkpoint"):
                     _drop_all_but(con, reused | updatable)
+            elif reused:
+                con.execute(f"attach '{target}' as served (read_only)")
             in_place = set()
             rows = {}
             for i, t in enumerate(tables):
@@ -293,6 +297,10 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                     crashpoint("publish.mid_copy")
                 if t in reused:
                     os.link(served.parquet / (t + ".parquet"), parquet_dir / (t + ".parquet"))
+                    if served.full is not None:  # a new file: the served rows, equal to the warehouse's
+                        with clock(f"reuse:{t}"):
+                            con.execute(f'create table "{t}" as select * from served."{t}"')
+                        con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                 else:
                     if t in updatable:
                         with clock(f"update:{t}"):
@@ -319,6 +327,8 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 with clock("health"):
                     _write_health(con, health, parquet_dir)
             con.execute("detach wh")
+            if served.full is not None and reused:
+                con.execute("detach served")
             with clock("final_checkpoint"):
                 con.execute("checkpoint")
         finally:
@@ -431,9 +441,6 @@ def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
         key_fingerprint = _keys_changed(con, serving, target.exists())
         if not target.exists() or not _has_table(con, "served", "_publication"):
             return _Served("nothing published yet", {}, None, key_fingerprint)
-        if (serving / PURGE_MARKER).exists():
-            why = (serving / PURGE_MARKER).read_text(encoding="utf-8")
-            return _Served(f"earlier Parquet versions are purged: {why}", {}, None, key_fingerprint)
         comments = dict(con.execute(
             "select p.table_name, t.comment from served._publication p join duckdb_tables() t "
             "on t.database_name = 'served' and t.table_name = p.table_name where p.row_count is not null").fetchall())
@@ -444,10 +451,17 @@ def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
         if any(not f.startswith(FINGERPRINT_VERSION + "-") for f in fingerprints.values()):
             return _Served(f"the served publication has fingerprints of another version than {FINGERPRINT_VERSION}",
                            {}, None, key_fingerprint)
-        total, free = con.execute("select total_blocks, free_blocks from pragma_database_size() "
-                                  "where database_name = 'served'").fetchone()
-        if free > FULL_REWRITE_FREE_SHARE * total:
-            return _Served(f"the served file is {free} free blocks of {total}", {}, None, key_fingerprint)
+        # a new file, but the unchanged tables are still reused (copied from the served file into the new one, their
+        # Parquet files hard-linked): equal fingerprints, equal rows, so they hold no row the warehouse does not
+        new_file = None
+        if (serving / PURGE_MARKER).exists():
+            why = (serving / PURGE_MARKER).read_text(encoding="utf-8")
+            new_file = f"earlier Parquet versions are purged: {why}"
+        else:
+            total, free = con.execute("select total_blocks, free_blocks from pragma_database_size() "
+                                      "where database_name = 'served'").fetchone()
+            if free > FULL_REWRITE_FREE_SHARE * total:
+                new_file = f"the served file is {free} free blocks of {total}"
         parquet = (serving / "parquet").resolve()
         files = [str(parquet / (t + ".parquet")) for t in fingerprints if (parquet / (t + ".parquet")).is_file()]
         try:
@@ -456,7 +470,8 @@ def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
                 [files, FINGERPRINT_KEY.encode()]).fetchall()} if files else {}
         except duckdb.Error:  # a served Parquet file unreadable: nothing reused, every table copied again
             footers = {}
-        return _Served(None, {t: f for t, f in fingerprints.items() if footers.get(t) == f}, parquet, key_fingerprint)
+        return _Served(new_file, {t: f for t, f in fingerprints.items() if footers.get(t) == f}, parquet,
+                       key_fingerprint)
     finally:
         con.close()
 
