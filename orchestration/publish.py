@@ -110,6 +110,9 @@ KEYS_FILE = ".key_fingerprint"  # the key secret's fingerprint of the last publi
 # Parquet file's footer holds it under the key. Another version (a new way to compute it): the next publish is full
 FINGERPRINT_VERSION = "v1"
 FINGERPRINT_KEY = "cx_fingerprint"
+# how a served Parquet file is written. zstd level 1, not DuckDB's default 3: at M (fct_journey_events, fct_orders,
+# fct_payments) 27 % less CPU for 3 % larger files; an erasure night writes most of the served bytes again
+PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 1"
 # a served file with more free blocks than this share of its blocks is not reused: the publish writes a new one
 FULL_REWRITE_FREE_SHARE = 0.5
 # a changed table whose served copy has the same columns is updated in place (``_update_in_place``), unless the
@@ -178,8 +181,7 @@ def _write_health(con: duckdb.DuckDBPyConnection, health: pl.DataFrame, parquet_
     con.register("_health_frame", health.to_arrow())
     con.execute(f'create or replace table "{HEALTH_TABLE}" as select * from _health_frame')
     con.unregister("_health_frame")
-    con.execute(f"copy \"{HEALTH_TABLE}\" to '{parquet_dir / (HEALTH_TABLE + '.parquet')}' "
-                "(format parquet, compression zstd)")
+    con.execute(f"copy \"{HEALTH_TABLE}\" to '{parquet_dir / (HEALTH_TABLE + '.parquet')}' ({PARQUET_OPTIONS})")
     return health.height
 
 
@@ -314,8 +316,8 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                             con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
                     con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                     with clock(f"parquet:{t}"):
-                        con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' (format parquet, "
-                                    f"compression zstd, kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
+                        con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' ({PARQUET_OPTIONS}, "
+                                    f"kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
                 with clock("count"):
                     rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
             _create_views(con, views)
