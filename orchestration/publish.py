@@ -45,12 +45,20 @@ freed blocks and the file does not grow from publish to publish). ``Publication.
 the publish spent its time. A reader sees the same as after a full publish: a new file renamed over
 the old one, a new version folder linked. Every table is written anew, into a new file (a full
 publish), when nothing was published yet or the served publication has no fingerprints (an older
-format, or another ``FINGERPRINT_VERSION``), when earlier versions are purged (below: the freed
-blocks of a copied file still hold what was dropped), and when more than half of the served file
-is free blocks (``FULL_REWRITE_FREE_SHARE``). ``Publication.full`` says why, ``copied`` and
-``reused`` which tables were written and which kept, ``in_place`` which of the written were updated in
-place. A table whose columns change is changed (its
-fingerprint names them): only that one is copied again.
+format, or another ``FINGERPRINT_VERSION``). The publish starts a new file rather than a copy of the
+served one, but still reuses the unchanged tables, when earlier versions are purged (below: the freed
+blocks of a copied file still hold what was dropped, and the rows deleted by an update in place stay
+in their row groups) and when more than half of the served file is free blocks
+(``FULL_REWRITE_FREE_SHARE``): an unchanged table is copied from the served file into the new one
+(``create table as``, as cheap as from the warehouse) and its Parquet file hard-linked, every changed
+one written from the warehouse. That is safe on an erasure night: an unchanged table holds, by its
+fingerprint, exactly the rows the warehouse now holds, so no row of the old key (every table holding the
+erased person changes with their key; docs/privacy.md). ``Publication.full`` says why a new file,
+``copied`` and ``reused`` which tables were written and which kept, ``in_place`` which of the written
+were updated in place. A table whose columns change is changed (its fingerprint names them): only that
+one is copied again. At M an erasure night's publish is still mostly the changed tables written twice,
+into the new file (``create``) and as Parquet (``PARQUET_OPTIONS``): the tables that hold customers
+change on such a night, and those are the large ones.
 
 Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
 keys that older versions hold (docs/privacy.md): a customer erased since the last publication (the
