@@ -84,7 +84,9 @@ def backfill(landing: Path, data: Path, days: list[dt.date], persistent: bool = 
         nonlocal landed
         landed += 1
 
-    with settings.exported(data):  # CX_DATA_DIR: where cxw's lock, recovery and the assets look
+    # CX_DATA_DIR: where cxw's lock, recovery and the assets look; DAGSTER_HOME, as `cxw` runs with it set
+    # (dagster.yaml's event log reads it)
+    with settings.exported(data, {"DAGSTER_HOME": str(home)} if persistent else None):
         try:
             t0 = time.perf_counter()
             instance = DagsterInstance.from_config(str(home)) if persistent else DagsterInstance.ephemeral()

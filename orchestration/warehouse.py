@@ -108,8 +108,10 @@ def with_venv_dbt(project: DbtProject) -> DbtProject:
     under its guard against concurrent updates) running the dbt of this environment. dagster-dbt
     0.29 takes no ``preparer`` argument, so it replaces the record's field.
     """
-    from dagster_dbt import DagsterDbtProjectPreparer, DbtCliResource
+    from dagster_dbt import DagsterDbtProjectPreparer
     from dagster_shared.record import replace
+
+    from orchestration.resources import CxDbtCliResource as DbtCliResource  # no adapter handle (resources.py)
 
     class VenvDbtPreparer(DagsterDbtProjectPreparer):
         # overrides of the two steps that build a DbtCliResource (dagster-dbt 0.29); if a later

@@ -122,10 +122,16 @@ def test_a_ranged_run_lands_what_one_run_per_date_lands(landing: Path, tmp_path:
 
 def test_a_backfill_runs_one_ingest_run_per_range(landing: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """10 dates in ranges of at most 4: three ingest runs (4 + 4 + 2 dates) then one warehouse run."""
+    """10 dates in ranges of at most 4: three ingest runs (4 + 4 + 2 dates) then one warehouse run, on the
+    project's instance (dagster.yaml: its event log stores a run's asset events in batches); every asset
+    materialized for every date, each date planned once per run and none left planned-but-not-materialized
+    (the UI's per-partition status)."""
     data = _data_dir(landing, tmp_path / "data")
     home = tmp_path / "dagster_home"
     home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")  # as `make install`
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "")
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")  # loading the instance sets it: unset again after the test
     monkeypatch.setenv("CX_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setattr(ingestion_assets, "MAX_DAYS_PER_RUN", 4)
@@ -156,8 +162,16 @@ def test_a_backfill_runs_one_ingest_run_per_range(landing: Path, tmp_path: Path,
                           ((START + dt.timedelta(days=4)).isoformat(), (START + dt.timedelta(days=7)).isoformat()),
                           ((START + dt.timedelta(days=8)).isoformat(), end.isoformat())]
         assert len(by_job["warehouse"]) == 1
-        for system, name in C.ENTITIES:
-            assert instance.get_materialized_partitions(raw_key(system, name)) == {d.isoformat() for d in _days()}
+        assert type(instance.event_log_storage).__name__ == "BatchingSqliteEventLogStorage"
+        dates = {d.isoformat() for d in _days()}
+        raw = [k for a in ingest_assets for k in a.keys]
+        assert len(raw) == len(C.ENTITIES) + 1  # and the crm load audit
+        for key in raw:
+            assert instance.get_materialized_partitions(key) == dates, key
+            storage = instance.event_log_storage
+            assert not storage.get_latest_asset_partition_materialization_attempts_without_materializations(key)
+            planned = instance.fetch_planned_materializations(key, limit=100).records
+            assert sorted(r.partition_key for r in planned) == sorted(dates), key
     assert result.exit_code in (0, 1), result.output  # the warehouse's own gate may hold the publish back
     # the progress bar moved once per system and date, each system's dates in date order
     assert sorted(landed) == sorted((s, d) for s in C.SYSTEMS for d in _days())

@@ -33,7 +33,7 @@ import yaml
 
 from ingestion import contract as C
 from ingestion.load import Zones, load_drop
-from orchestration.warehouse import DBT_PROJECT, run_dbt, window_vars
+from orchestration.warehouse import DBT_PROJECT, DbtError, run_dbt, window_vars
 from simulator import GeneratorConfig, generate
 
 from . import drop_edit
@@ -351,3 +351,23 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
     # the model's unit tests (kpi_finality.yml: finality, the incremental path, the placeholder of an
     # emptied date), on the warehouse these nights built
     run_dbt(["test", "--select", "kpi_experience_daily,resource_type:unit_test"], data_dir=data)
+
+
+def test_a_mart_built_before_its_fingerprint_stops_the_night_with_the_fix(
+        company: tuple[Path, dict], tmp_path: Path) -> None:
+    """An upgrade: the KPI mart built before its column input_hash (a copy of the nights' warehouse with the
+    column dropped) stops the next incremental run with the fix, a full refresh with as_of (so that the
+    rebuilt cells' finality is right at once), not with the engine's error about the column the night reads."""
+    data, _ = company
+    for zone in ("raw", "quarantine"):
+        shutil.copytree(data / zone, tmp_path / zone)
+    # its own first night (the test above builds into the company's folder, in some order of the tests)
+    run_dbt(["seed"], data_dir=tmp_path)
+    run_dbt(["run", "--select", "+kpi_experience_daily"], data_dir=tmp_path,
+            dbt_vars=window_vars(NIGHTS[0], NIGHTS[0] + dt.timedelta(days=1)))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("alter table marts.kpi_experience_daily drop column input_hash")
+    with pytest.raises(DbtError, match=r"kpi_experience_daily.* before its column\(s\) input_hash .*"
+                                       r"--as-of <the last night> --full-refresh"):
+        run_dbt(["run", "--select", "kpi_experience_daily"], data_dir=tmp_path,
+                dbt_vars=window_vars(NIGHTS[1], NIGHTS[1] + dt.timedelta(days=1)))

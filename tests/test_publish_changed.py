@@ -400,13 +400,19 @@ def test_an_erasure_publishes_in_full_and_purges_the_old_key_everywhere(tmp_path
     assert "cx.duckdb" in _files_holding(serving, old_key)  # the check below can fail
 
     _customers(wh, erased=True)
+    inodes = _inodes(serving)
     result = _published(wh, serving, 2)
     assert result.full is not None and "1 customer(s) erased since the last publication" in result.full
-    assert set(result.copied) == {"dim_customer", "fct_orders", "kpi_daily"} and result.reused == ()
+    # the tables that hold the customer change (their key does); kpi_daily does not: reused in the new file (copied
+    # from the served one, its Parquet file hard-linked), it holds no row the warehouse does not
+    assert set(result.copied) == {"dim_customer", "fct_orders"} and result.reused == ("kpi_daily",)
     assert result.in_place == ()  # a new file: nothing updated in a copy of the old one
+    assert _inodes(serving)["kpi_daily"] == inodes["kpi_daily"]
+    assert {t: i for t, i in _inodes(serving).items() if i == inodes.get(t)} == {"kpi_daily": inodes["kpi_daily"]}
     assert len(list((serving / "parquet_versions").iterdir())) == 1 and not (serving / PURGE_MARKER).exists()
     assert _files_holding(serving, old_key) == []  # a new file: no freed block of a copy holds the old key
     _served_equals_warehouse(wh, serving)
+    assert set(_fingerprints(serving)) == {"dim_customer", "fct_orders", "kpi_daily"}
 
     # the night after erases nobody new: only what changed again, versions kept again
     result = _published(wh, serving, 3)
@@ -416,7 +422,10 @@ def test_an_erasure_publishes_in_full_and_purges_the_old_key_everywhere(tmp_path
     # a new key secret: a full publish too
     _customers(wh, erased=True, fingerprint="f2")
     result = _published(wh, serving, 4)
-    assert result.full is not None and "the key secret changed" in result.full and result.reused == ()
+    assert result.full is not None and "the key secret changed" in result.full
+    # (here the marts' rows did not change with the secret: every table is reused, in a new file)
+    assert set(result.reused) == {"dim_customer", "fct_orders", "kpi_daily"}
+    _served_equals_warehouse(wh, serving)
     assert (serving / KEYS_FILE).read_text() == "f2"
 
     # a purge left pending by a crash (PURGE_MARKER): full, then purged
@@ -454,7 +463,8 @@ def test_the_served_file_does_not_grow_publish_after_publish(tmp_path: Path) -> 
     _sql(wh, "drop table marts.big")
     assert _published(wh, serving, 11).full is None
     result = _published(wh, serving, 12)
-    assert result.full is not None and "free blocks" in result.full and result.reused == ()
+    assert result.full is not None and "free blocks" in result.full and result.copied == ()
+    assert set(result.reused) == set(TABLES)  # unchanged: copied from the served file into the new one
     assert (serving / "cx.duckdb").stat().st_size < sizes[-1] / 2
     _served_equals_warehouse(wh, serving)
 

@@ -71,21 +71,11 @@ fingerprints as (
 ),
 
 {%- if is_incremental() %}
-{#- a table built before a served column (final_date / is_final; promoters, detractors, successes, sd;
-    the fingerprint input_count / input_hash):
-    unit tests give `this` as a fixture name, not a relation -#}
-{%- if execute and this is not string %}
-    {%- set have = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
-    {%- set missing = [] %}
-    {%- for column in ['final_date', 'is_final', 'promoters', 'detractors', 'successes', 'sd', 'input_count', 'input_hash']
-            if column not in have %}
-        {%- do missing.append(column) %}
-    {%- endfor %}
-    {%- if missing %}
-    {{ exceptions.raise_compiler_error(this ~ " predates the columns " ~ missing | join(', ') ~ ": rebuild it once with "
-        ~ "`dbt build --full-refresh -s kpi_experience_daily` (docs/warehouse.md, section The daily KPI mart)") }}
-    {%- endif %}
-{%- endif %}
+{#- a table built before a served column (an upgrade) stops here with the fix; with as_of, so that the
+    rebuilt cells' finality is right at once (docs/warehouse.md, section The daily KPI mart) -#}
+{%- do cx_require_held_columns(how="run `cxw build --as-of <the last night> --full-refresh` once, or `dbt build "
+    ~ "--full-refresh -s kpi_experience_daily --vars '{as_of: <the last night>}'` (docs/warehouse.md, section "
+    ~ "The daily KPI mart)") %}
 
 -- the held fingerprints of the same dates, and whether a cell's finality moved with as_of
 held as (

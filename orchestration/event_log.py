@@ -1,0 +1,102 @@
+"""The project's Dagster event log: Dagster's SQLite event log, storing a batch of asset events in one
+transaction per database instead of one each (issue 18: `cxw backfill`'s cost per date).
+
+Dagster hands its event log a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is above 0 in the process that
+creates or executes a run: the planned events of a run when it is created (one per asset and date of a
+ranged run, as the SQLite event log plans each partition apart) and the materializations of one output
+over a partition range (one per date). Dagster 1.13's ``SqliteEventLogStorage`` stores a batch event by
+event (``EventLogStorage.store_event_batch``): each one in its own transaction on a new connection to the
+run's database and once more to the index database, each commit synced to disk, each close
+checkpointing the write-ahead log. This class writes the batch once into each, with the same rows and
+the same per-event bookkeeping in the index (asset keys, indexed tags, asset check executions), so the
+UI, the asset partition status and everything reading the event log see what they saw before.
+
+``dagster.yaml`` names this class as the instance's event log storage, on the same directory as the
+default one (``$DAGSTER_HOME/storage``), so an existing instance keeps its history; loading it sets
+``DAGSTER_EVENT_BATCH_SIZE`` (unless already set) in the process that loads the instance: ``cxw``, the
+webserver, the daemon and the run workers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from dagster import Field
+from dagster._config import StringSource
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection
+
+BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"  # read by Dagster in the process emitting the events
+DEFAULT_BATCH_SIZE = 10_000  # events buffered per batch at most: a run's plan is 28 per date + checks
+
+
+def storage_dir(dagster_home: str) -> str:
+    """Where Dagster's default SQLite storage keeps the event logs of the instance at ``dagster_home``."""
+    return os.path.join(dagster_home, "storage")
+
+
+class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` whose ``store_event_batch`` writes a batch of one run's asset events in
+    one transaction on the run's database and one on the index database."""
+
+    def __init__(self, base_dir: str, batch_size: int = DEFAULT_BATCH_SIZE,
+                 inst_data: ConfigurableClassData | None = None) -> None:
+        self._batch = threading.local()  # .conn: the index transaction of the batch this thread stores
+        super().__init__(base_dir, inst_data=inst_data)
+        if batch_size > 0:
+            os.environ.setdefault(BATCH_SIZE_VARIABLE, str(batch_size))
+
+    @classmethod
+    def config_type(cls) -> Mapping[str, Any]:
+        return {"dagster_home": StringSource,
+                "batch_size": Field(int, is_required=False, default_value=DEFAULT_BATCH_SIZE)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
+                          config_value: Mapping[str, Any]) -> BatchingSqliteEventLogStorage:
+        return cls(storage_dir(config_value["dagster_home"]), int(config_value.get("batch_size", DEFAULT_BATCH_SIZE)),
+                   inst_data=inst_data)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        events = list(events)
+        kinds = ASSET_EVENTS | ASSET_CHECK_EVENTS
+        if (len(events) < 2 or len({e.run_id for e in events}) != 1
+                or not all(e.is_dagster_event and e.dagster_event_type in kinds for e in events)):
+            super().store_event_batch(events)  # event by event, as Dagster does
+            return
+        # the run's log, in the batch's order (what the run's page and its event stream read)
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(self.prepare_insert_event_batch(events))
+        # the cross-run index, as store_event mirrors each event: the event row, then its bookkeeping
+        # (a planned check's executions too, which Dagster writes through index_connection: the same
+        # transaction here)
+        asset_events, asset_ids = [], []
+        with self.index_transaction() as conn:
+            self._batch.conn = conn
+            try:
+                for event in events:
+                    with db_result(conn, self.prepare_insert_event(event)) as result:
+                        event_id = result.inserted_primary_key[0]
+                    if event.dagster_event_type in ASSET_EVENTS:
+                        self._store_asset_event(conn, event, event_id)
+                        asset_events.append(event)
+                        asset_ids.append(event_id)
+                    else:
+                        self.store_asset_check_event(event, event_id)
+                self._store_asset_event_tags(conn, asset_events, asset_ids)
+            finally:
+                self._batch.conn = None
+
+    def index_connection(self) -> AbstractContextManager[Connection]:
+        """The batch's index transaction, in the thread storing a batch (Dagster's connection holds the
+        storage's lock until it closes); else a connection of its own, as Dagster opens one."""
+        conn = getattr(self._batch, "conn", None)
+        return nullcontext(conn) if conn is not None else super().index_connection()
