@@ -35,15 +35,25 @@ def _tags(text: str | None, language: str | None) -> tuple[str | None, str | Non
             ";".join(f"{k}:{pairs[k]}" for k in t.topics if k in pairs) or None)
 
 
+Tags = tuple[str | None, str | None, str | None]
+# the tags of the comments seen so far in this process, by (text, language): the tagger is pure, and the
+# same comment recurs across a run's files (customers reuse phrasings; at 100k customers x 1 year: 223k
+# comments, 55k distinct). Bounded (~40 MB at most): emptied when full.
+_SEEN: dict[tuple[str | None, str | None], Tags] = {}
+_SEEN_MAX = 100_000
+
+
 def with_comment_tags(df: pl.DataFrame, text: str = "comment", language: str = "language") -> pl.DataFrame:
     """``df`` (validated survey.responses) with the three derived comment columns."""
     texts = df[text].to_list() if text in df.columns else [None] * df.height
     langs = df[language].to_list() if language in df.columns else [None] * df.height
-    seen: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None]] = {}
+    seen = _SEEN
     tagged = []
-    for key in zip(texts, langs, strict=True):  # the tagger is pure: a comment repeated is tagged once
+    for key in zip(texts, langs, strict=True):  # a comment repeated is tagged once
         tags = seen.get(key)
         if tags is None:
+            if len(seen) >= _SEEN_MAX:
+                seen.clear()
             tags = seen[key] = _tags(*key)
         tagged.append(tags)
     return df.with_columns(

@@ -6,11 +6,13 @@ Zones (Parquet, one file per entity and business date, see docs/ingestion.md, "Z
     quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet
     raw/_load_audit/<system>/business_date=YYYY-MM-DD/<delivery>.parquet
 
-The whole drop is read and validated before anything is written: a refused drop changes nothing
-in the zones (only its audit entry is written). Each file is written to a temporary name, synced
-and renamed over the previous version, so a re-run or a corrected re-extract replaces the
-partition and a crash leaves the previous version readable. The files of a drop are written and
-synced as one batch before any is renamed, and are durable before its audit entry is written.
+The whole drop is read and validated before anything is renamed into place: a refused drop changes
+nothing in the zones (only its audit entry is written; the temporary files of the entities validated
+before the refused file are removed). Each file is written to a temporary name (as soon as its entity
+is validated), synced and renamed over the previous version, so a re-run or a corrected re-extract
+replaces the partition and a crash leaves the previous version readable. The files of a drop are
+written and synced as one batch before any is renamed, and are durable before its audit entry is
+written.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ QUARANTINE_SCHEMA = {
     "system": pl.Utf8, "entity": pl.Utf8, "business_date": pl.Date, "file": pl.Utf8, "line": pl.Int64,
     "column": pl.Utf8, "reason": pl.Utf8, "record": pl.Utf8, "_loaded_at": TS_TYPE,
 }
+
+EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)  # a file with nothing quarantined
 
 
 @dataclass
@@ -133,46 +137,70 @@ def _wait(syncs: list[tuple[Future, Path]]) -> None:
             raise f.exception() from _SyncFailed(path)
 
 
-def write_parquet_files(groups: list[list[tuple[pl.DataFrame, Path]]], entities: bool = True) -> None:
-    """Write each frame over its path atomically, the files of a drop as one batch: every frame to a
-    temporary name in its target's folder, each fsynced (in the background while the next is written),
-    then, once all are synced, each renamed over its target, group by group (``entities``: each group
-    is one entity of a drop), then every folder fsynced (together). A crash leaves every target at its
-    previous version or its new one, never a partial file; on return all of them are durable (what is
-    recorded after them, the load audit, never runs ahead of the data)."""
-    staged: list[tuple[Path, Path]] = []
-    syncs: list[tuple[Future, Path]] = []
-    renamed = 0
-    target = groups[0][0][1] if groups and groups[0] else Path()
-    try:
-        for group in groups:
-            for df, path in group:
-                target = path
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = _tmp_name(path)
-                staged.append((tmp, path))
-                df.write_parquet(tmp, compression="zstd", statistics=True)
-                syncs.append((_syncs().submit(_fsync, tmp), path))
-        _wait(syncs)
+class _Batch:
+    """Files written over their paths atomically, as one batch: each frame to a temporary name in its
+    target's folder as soon as it is staged, fsynced in the background (while the caller goes on, e.g.
+    reading and validating the drop's next file); ``commit`` waits for every fsync, renames each file
+    over its target, group by group, then fsyncs every folder (together); ``abort`` removes what was
+    staged. A crash leaves every target at its previous version or its new one, never a partial file;
+    once ``commit`` returns, all of them are durable (what is recorded after them, the load audit,
+    never runs ahead of the data). Errors name the target being written (``DiskFull``)."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[Path, Path]] = []
+        self.syncs: list[tuple[Future, Path]] = []
+        self.renamed = 0
+        self.target = Path()
+
+    def stage(self, df: pl.DataFrame, path: Path) -> None:
+        self.target = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(path)
+        self.staged.append((tmp, path))
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+        self.syncs.append((_syncs().submit(_fsync, tmp), path))
+
+    def commit(self, groups: list[list[Path]], entities: bool = True) -> None:
+        """Rename every staged file (``groups``: their targets, each group one entity of a drop when
+        ``entities``) once all are synced, then fsync their folders."""
+        _wait(self.syncs)
         crashpoint("ingest.inside_swap")
         for group in groups:
-            for _df, path in group:
-                target = path
+            for path in group:
+                self.target = path
                 os.replace(_tmp_name(path), path)
-                renamed += 1
+                self.renamed += 1
                 crashpoint("ingest.after_swap")
             if entities:
                 crashpoint("ingest.between_entities")
-    except BaseException as exc:
-        wait([f for f, _path in syncs])  # no fsync left running on a file about to be removed
-        for tmp, _path in staged[renamed:]:
+        folders = dict.fromkeys(p.parent for _tmp, p in self.staged)
+        _wait([(_syncs().submit(_fsync, folder), folder) for folder in folders])
+
+    def abort(self, exc: BaseException) -> BaseException:
+        """Remove the files staged and not renamed; the error to raise for ``exc`` (a full disk named)."""
+        wait([f for f, _path in self.syncs])  # no fsync left running on a file about to be removed
+        for tmp, _path in self.staged[self.renamed:]:
             tmp.unlink(missing_ok=True)
-        if isinstance(exc.__cause__, _SyncFailed):
-            target = exc.__cause__.path
-        if is_disk_full(exc):
-            raise DiskFull(target) from exc
-        raise
-    _wait([(_syncs().submit(_fsync, folder), folder) for folder in dict.fromkeys(p.parent for _tmp, p in staged)])
+        target = exc.__cause__.path if isinstance(exc.__cause__, _SyncFailed) else self.target
+        return DiskFull(target) if is_disk_full(exc) else exc
+
+
+def write_parquet_files(groups: list[list[tuple[pl.DataFrame, Path]]], entities: bool = True) -> None:
+    """Write each frame over its path atomically, the files as one batch (``_Batch``): every frame to a
+    temporary name, each fsynced in the background while the next is written, then, once all are
+    synced, each renamed over its target, group by group (``entities``: each group is one entity of a
+    drop), then every folder fsynced."""
+    batch = _Batch()
+    try:
+        for group in groups:
+            for df, path in group:
+                batch.stage(df, path)
+        batch.commit([[path for _df, path in group] for group in groups], entities)
+    except BaseException as exc:
+        error = batch.abort(exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def _lineage_columns(manifest: Manifest, loaded_at: dt.datetime) -> list[pl.Expr]:
@@ -229,64 +257,84 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
     placeholder = [EntityLoad(e.name, f"{system}/{business_date.isoformat()}/{e.filename}", 0, 0, 0, "")
                    for e in C.entities_of(system)]
     manifest: Manifest | None = None
-    staged: list[tuple[EntityLoad, pl.DataFrame, pl.DataFrame]] = []
+    loads: list[EntityLoad] = []
+    # each entity's files written (to temporary names) and fsynced in the background as soon as the
+    # entity is validated, while the next is read; renamed only once the whole drop is read, validated
+    # and synced (``_Batch``): a refused drop removes them and changes nothing in the zones
+    batch = _Batch()
+    groups: list[list[Path]] = []
     try:
-        manifest = read_manifest(folder, system, business_date)
-        lineage = _lineage_columns(manifest, loaded_at)
-        # the quarantine's columns besides the file's: the same for every file of the drop
-        q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
-                  "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
-        for f in manifest.files:
-            t0 = time.perf_counter()
-            source = f.path.relative_to(zones.landing).as_posix()
-            # the bytes parsed are the bytes hashed: read once, checked against the manifest's sha256 again
-            data = read_verified(f)
-            try:
-                raw = read_file(f.entity, f.path, data)
-                valid, quarantined = validate(raw)
-            except (DropRefused, MemoryError):
-                raise
-            except Exception as exc:  # a hostile file the readers do not foresee: refuse it, by name, no traceback
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
-                raise DropRefused(f.path, f"internal error reading this file ({type(exc).__name__}: {first}); "
-                                          "nothing from this drop was loaded: please report it") from exc
-            del data
-            n = valid.height + quarantined.height
-            if n != f.rows:
-                raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
-            if (system, f.entity.name) == ("survey", "responses"):
-                valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
-            data = _lineage(valid, source, lineage)
-            q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
-            q = quarantined.select([q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
-                                    for name, dtype in QUARANTINE_SCHEMA.items()])
-            stats = EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
-                               raw.extra_columns, time.perf_counter() - t0)
-            staged.append((stats, data, q))
-        absent = [e for e in C.entities_of(system) if e.name not in {f.entity.name for f in manifest.files}]
-    except DropRefused as exc:
-        refused = DropLoad(system, business_date, "refused", placeholder,
-                           manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
-                           str(exc))
-        _audit(zones, refused, {}, loaded_at, on_audit)
+        try:
+            manifest = read_manifest(folder, system, business_date)
+            lineage = _lineage_columns(manifest, loaded_at)
+            # the quarantine's columns besides the file's: the same for every file of the drop
+            q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
+                      "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
+            for f in manifest.files:
+                t0 = time.perf_counter()
+                source = f.path.relative_to(zones.landing).as_posix()
+                # the bytes parsed are the bytes hashed: read once, checked against the manifest's sha256 again
+                data = read_verified(f)
+                try:
+                    raw = read_file(f.entity, f.path, data)
+                    valid, quarantined = validate(raw)
+                except (DropRefused, MemoryError):
+                    raise
+                except Exception as exc:  # a hostile file the readers do not foresee: refuse it, by name
+                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    raise DropRefused(f.path, f"internal error reading this file ({type(exc).__name__}: {first}); "
+                                              "nothing from this drop was loaded: please report it") from exc
+                del data
+                n = valid.height + quarantined.height
+                if n != f.rows:
+                    raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
+                if (system, f.entity.name) == ("survey", "responses"):
+                    valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
+                q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
+                q = EMPTY_QUARANTINE if not quarantined.height else quarantined.select(
+                    [q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
+                     for name, dtype in QUARANTINE_SCHEMA.items()])
+                loads.append(EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
+                                        raw.extra_columns, time.perf_counter() - t0))
+                paths = [zones.data_file(system, f.entity.name, business_date),
+                         zones.quarantine_file(system, f.entity.name, business_date)]
+                batch.stage(_lineage(valid, source, lineage), paths[0])
+                batch.stage(q, paths[1])
+                groups.append(paths)
+        except DropRefused as exc:
+            batch.abort(exc)
+            refused = DropLoad(system, business_date, "refused", placeholder,
+                               manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
+                               str(exc))
+            _audit(zones, refused, {}, loaded_at, on_audit)
+            raise
+        assert manifest is not None
+        delivered = {f.entity.name for f in manifest.files}
+        for e in C.entities_of(system):
+            if e.name in delivered:
+                continue
+            # an entity of a later contract version than the drop's: it lands as an empty partition, so the
+            # models read every entity of the contract whatever version each drop was written in; the audit
+            # lists only the drop's own entities (what was delivered: docs/landing-contract.md, versions)
+            source = f"{system}/{business_date.isoformat()}/{e.filename}"
+            header = (e.separator.join(e.column_names) + "\n").encode(e.encoding) if e.format != "jsonl" else b""
+            valid, _ = validate(read_file(e, folder / e.filename, header))
+            if (system, e.name) == ("survey", "responses"):
+                valid = with_comment_tags(valid)
+            path = zones.data_file(system, e.name, business_date)
+            batch.stage(_lineage(valid, source, lineage), path)
+            groups.append([path])
+        # every file of the drop synced, then renamed, entity by entity, then their folders synced
+        batch.commit(groups)
+    except DropRefused:
         raise
-    assert manifest is not None
-    groups = [[(data, zones.data_file(system, stats.entity, business_date)),
-               (q, zones.quarantine_file(system, stats.entity, business_date))] for stats, data, q in staged]
-    for e in absent:
-        # an entity of a later contract version than the drop's: it lands as an empty partition, so the
-        # models read every entity of the contract whatever version each drop was written in; the audit
-        # lists only the drop's own entities (what was delivered: docs/landing-contract.md, versions)
-        source = f"{system}/{business_date.isoformat()}/{e.filename}"
-        header = (e.separator.join(e.column_names) + "\n").encode(e.encoding) if e.format != "jsonl" else b""
-        valid, _ = validate(read_file(e, folder / e.filename, header))
-        if (system, e.name) == ("survey", "responses"):
-            valid = with_comment_tags(valid)
-        groups.append([(_lineage(valid, source, lineage), zones.data_file(system, e.name, business_date))])
-    # every file of the drop written, synced and renamed as one batch, entity by entity
-    write_parquet_files(groups)
+    except BaseException as exc:
+        error = batch.abort(exc)
+        if error is exc:
+            raise
+        raise error from exc
     crashpoint("ingest.before_audit")
-    result = DropLoad(system, business_date, "loaded", [s for s, _, _ in staged], manifest.extracted_at,
+    result = DropLoad(system, business_date, "loaded", loads, manifest.extracted_at,
                       manifest.digest, contract_version=manifest.contract_version)
     _audit(zones, result, {}, loaded_at, on_audit)
     crashpoint("ingest.after_audit")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
@@ -95,7 +97,10 @@ def _read_csv(e: C.Entity, path: Path, text: str) -> RawFile:
     extra = [h for h in header if h not in e.column_names]
     # the fast path counts lines by LF: blank lines and bare CRs (classic Mac line ends, a CR inside a
     # quoted value) take the exact path, whose line numbers follow every line end
-    simple = "\n\n" not in text.replace("\r\n", "\n") and text.count("\r") == text.count("\r\n")
+    if "\r" in text:
+        simple = "\n\n" not in text.replace("\r\n", "\n") and text.count("\r") == text.count("\r\n")
+    else:  # (the same test, without copying the text)
+        simple = "\n\n" not in text
     frame = _csv_fast(text, header, e) if simple else None
     if frame is None:
         frame = _csv_exact(text, header, e, path)
@@ -334,29 +339,70 @@ def _one_object_per_line(data: bytes) -> bool:
     return data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
 
 
-def _jsonl_fast(e: C.Entity, data: bytes) -> pl.DataFrame | None:
+# the Arrow types of a drifted (extra) field the fast path writes back into ``_extra`` exactly as
+# ``json.dumps`` does (an integer or a boolean as its literal, a string between quotes); any other type
+# (a float, an object, an array, a field always null) sends the file to the exact path
+_EXTRA_TYPES = (pa.int64(), pa.bool_(), pa.string())
+_JSON_ESCAPED = r"[\x00-\x1f\\\"]"  # what json.dumps(ensure_ascii=False) would escape in a string
+
+
+def _extra_json(extra: list[str], table: pa.Table) -> pl.Expr | None:
+    """``_extra`` as ``_jsonl_exact`` writes it, ``json.dumps({k: v for k in sorted(extra)},
+    ensure_ascii=False)``, for a file in which every record holds every extra field with a non-null value
+    of a type in ``_EXTRA_TYPES`` (a string with nothing to escape): None otherwise."""
+    parts: list[pl.Expr] = []
+    for i, k in enumerate(sorted(extra)):
+        column = table.column(k)
+        if column.type not in _EXTRA_TYPES or column.null_count or re.search(_JSON_ESCAPED, k):
+            return None
+        value = pl.col(k).cast(pl.Utf8)
+        if column.type == pa.string():
+            if pc.any(pc.match_substring_regex(column, _JSON_ESCAPED)).as_py():
+                return None
+            value = pl.lit('"') + value + pl.lit('"')
+        parts += [pl.lit(("{" if i == 0 else ", ") + f'"{k}": '), value]
+    return pl.concat_str([*parts, pl.lit("}")])
+
+
+def _jsonl_fast(e: C.Entity, data: bytes) -> tuple[pl.DataFrame, list[str]] | None:
     """Arrow's JSON reader with the contract's JSON types, for flat records (not the survey's nested
-    answers). It is strict: a value of another JSON type (``"9"`` for an integer, ``9`` for a string),
-    a field the contract does not name, a malformed or non-object line all fail the whole file, and
-    so does a line that is not one object (a blank line, two objects on a line: records would no longer
-    sit on line i + 1; ``_one_object_per_line``). Then the file takes the exact
-    path, which finds each such record's line and problem. None means: take the exact path."""
+    answers): (the frame, the drifted fields). It is strict: a value of another JSON type (``"9"`` for an
+    integer, ``9`` for a string), a malformed or non-object line, a key twice in an object all fail the
+    whole file, and so does a line that is not one object (a blank line, two objects on a line: records
+    would no longer sit on line i + 1; ``_one_object_per_line``). Fields the contract does not name (drift)
+    stay on this path only when every record has each of them, with a value ``_extra_json`` writes as the
+    exact path would, and the file holds no backslash (no escape whose decoding could differ). Otherwise
+    the file takes the exact path, which finds each record's line and problem. None means: take the
+    exact path."""
     if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")) or not _one_object_per_line(data):
         return None
+    schema = _jsonl_schema(e, arrow=True)
     try:
         table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-            explicit_schema=_jsonl_schema(e, arrow=True), unexpected_field_behavior="error",
-            newlines_in_values=False))
-    except pa.ArrowInvalid:
-        return None
+            explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False))
+    except pa.ArrowInvalid as exc:
+        if "unexpected field" not in str(exc) or b"\\" in data:
+            return None
+        try:  # drift: read again, the extra fields typed by Arrow
+            table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False))
+        except pa.ArrowInvalid:
+            return None
     records = data.count(b"\n") + (not data.endswith(b"\n"))
     if table.num_rows != records:
         return None
+    extra = [k for k in table.column_names if k not in schema.names]
+    if extra:
+        encoded = _extra_json(extra, table)
+        if encoded is None:
+            return None
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    return df.cast(_jsonl_schema(e)).with_columns(  # type: ignore[arg-type]
+    frame = df.select(
+        *[pl.col(name).cast(dtype) for name, dtype in _jsonl_schema(e).items()],  # type: ignore[union-attr]
         _source_line=pl.int_range(1, df.height + 1, dtype=pl.Int64), _problem=pl.lit(None, pl.Utf8),
-        _extra=pl.lit(None, pl.Utf8))
+        _extra=encoded if extra else pl.lit(None, pl.Utf8))
+    return frame, sorted(extra)
 
 
 def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
@@ -367,7 +413,7 @@ def _read_jsonl(e: C.Entity, path: Path, data: bytes) -> RawFile:
         raise DropRefused(path, f"not valid UTF-8 at line {line} (byte 0x{data[exc.start]:02x})") from None
     fast = _jsonl_fast(e, data)
     if fast is not None:
-        return RawFile(e, path, fast, [])
+        return RawFile(e, path, *fast)
     return _jsonl_exact(e, path, text)
 
 

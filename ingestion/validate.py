@@ -16,7 +16,7 @@ Typing rules (see docs/landing-contract.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -32,6 +32,14 @@ def _utc(raw: pl.Expr) -> pl.Expr:
         raw.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False),
         raw.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False),
     ).dt.replace_time_zone(UTC)
+
+
+def _local_outside_gaps(raw: pl.Expr) -> pl.Expr:
+    """``_local`` for every value but a wall time in a DST gap (null there): the same value elsewhere,
+    at a third of the cost. ``validate`` evaluates this for every row, and ``_local`` for the rows it
+    leaves null whose raw value is not (a gap, or no timestamp at all)."""
+    naive = raw.str.strptime(pl.Datetime("us"), "%d/%m/%Y %H:%M:%S", strict=False)
+    return naive.dt.replace_time_zone(C.LOCAL_TZ, ambiguous="earliest", non_existent="null").dt.convert_time_zone(UTC)
 
 
 def _local(raw: pl.Expr) -> pl.Expr:
@@ -91,10 +99,32 @@ class _Plan:
     for every file of it (they depend on the contract alone, not on the file)."""
 
     parsed: list[pl.Expr]  # the typed value of each column, parsed once into __v_<column>
+    quick: list[pl.Expr]  # the same, with DST-gap wall times left null (``_local_outside_gaps``)
+    regap: pl.Expr | None  # the rows ``quick`` may have got wrong: a local timestamp null, its raw value not
+    local: list[str]  # the __v_ columns of the local timestamps
     typed: list[pl.Expr]  # the valid rows' columns
-    first: pl.Expr  # index of the record's first problem (-1: structural), null when it has none
-    column: pl.Expr  # the column that problem is about
-    reason: pl.Expr  # and its reason, quoting the raw value
+    bad: pl.Expr  # whether the record has a problem (structural or any check)
+    first: pl.Expr  # for a record with a problem, the index of its first (-1: structural)
+    checks: list[tuple[pl.Expr, str]]  # (reason, column) of each check, by index
+    # the column and reason expressions for the checks that failed in a file, by their indexes
+    explain: dict[tuple[int, ...], tuple[pl.Expr, pl.Expr]] = field(default_factory=dict)
+
+    def column_and_reason(self, failed: tuple[int, ...]) -> tuple[pl.Expr, pl.Expr]:
+        """The column a record's first problem is about, and its reason quoting the raw value, as two
+        when/then chains over the checks in ``failed`` alone (a chain over every check costs polars
+        milliseconds per file to plan; a file's records fail one check or a few)."""
+        held = self.explain.get(failed)
+        if held is None:
+            is_structural = pl.col("_check") == -1
+            column_expr = pl.when(is_structural).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
+            reason_expr = pl.when(is_structural).then(pl.col("_problem"))
+            for i in failed:
+                if i >= 0:
+                    reason, colname = self.checks[i]
+                    column_expr = column_expr.when(pl.col("_check") == i).then(pl.lit(colname))
+                    reason_expr = reason_expr.when(pl.col("_check") == i).then(reason)
+            held = self.explain[failed] = (column_expr.otherwise(None), reason_expr.otherwise(None))
+        return held
 
 
 # the plans built so far, by entity object (kept alive here, so its id is never reused)
@@ -111,6 +141,8 @@ def _plan(e: C.Entity) -> _Plan:
 def _build_plan(e: C.Entity) -> _Plan:
     typed: list[pl.Expr] = []
     parsed: list[pl.Expr] = []
+    quick: list[pl.Expr] = []
+    regap: list[pl.Expr] = []
     checks: list[tuple[pl.Expr, pl.Expr, str]] = []  # (is bad, reason, column)
     for col in e.columns:
         if col.type == "answers":
@@ -121,6 +153,11 @@ def _build_plan(e: C.Entity) -> _Plan:
         # (eager polars would evaluate a repeated expression twice)
         parsed.append(value.alias(f"__v_{col.name}"))
         value = pl.col(f"__v_{col.name}")
+        if col.type == "ts_local":
+            quick.append(_local_outside_gaps(r).alias(f"__v_{col.name}"))
+            regap.append(r.is_not_null() & value.is_null())
+        else:
+            quick.append(parsed[-1])
         typed.append(value.alias(col.name))
         if col.type == "str":  # a NUL character is corruption (binary bytes, a zero-filled block), not text
             checks.append((r.str.contains("\x00", literal=True), _reason(col.name, "NUL character in the value"),
@@ -153,19 +190,21 @@ def _build_plan(e: C.Entity) -> _Plan:
                        pl.lit("column 'answers': score ") + pl.col("score").cast(pl.Utf8) + pl.lit(" outside the ")
                        + pl.col("survey_type") + pl.lit(" scale ") + lo.cast(pl.Utf8) + pl.lit("-")
                        + hi.cast(pl.Utf8), "answers"))
-    # first problem of each record: structural problems first (-1), then column checks in contract
-    # order (their index). Only the index is computed for every row; the reason text (which quotes
-    # the raw value) is built for the quarantined rows alone.
+    # whether a record has a problem: the one expression over every check computed for every row. For
+    # the records that have one, the first problem: structural problems first (-1), then column checks
+    # in contract order (their index); then its column and reason (``_Plan.column_and_reason``).
+    is_bad = [b.fill_null(False) for b, _r, _c in checks]
+    any_bad = pl.any_horizontal(pl.col("_problem").is_not_null(), *is_bad)
     first = pl.when(pl.col("_problem").is_not_null()).then(pl.lit(-1, dtype=pl.Int32))
-    for i, (bad, _reason_text, _colname) in enumerate(checks):
-        first = first.when(bad.fill_null(False)).then(pl.lit(i, dtype=pl.Int32))
-    is_structural = pl.col("_check") == -1
-    column_expr = pl.when(is_structural).then(pl.col("_problem").str.extract(r"column '([^']+)'"))
-    reason_expr = pl.when(is_structural).then(pl.col("_problem"))
-    for i, (_bad, reason, colname) in enumerate(checks):
-        column_expr = column_expr.when(pl.col("_check") == i).then(pl.lit(colname))
-        reason_expr = reason_expr.when(pl.col("_check") == i).then(reason)
-    return _Plan(parsed, typed, first.otherwise(None), column_expr.otherwise(None), reason_expr.otherwise(None))
+    if is_bad:  # the first check that fails (the record has one): the first True of the list
+        first = first.otherwise(pl.concat_list(is_bad).list.arg_max().cast(pl.Int32))
+    local = [f"__v_{c.name}" for c in e.columns if c.type == "ts_local"]
+    return _Plan(parsed, quick, pl.any_horizontal(regap) if regap else None, local, typed, any_bad, first,
+                 [(reason, colname) for _b, reason, colname in checks])
+
+
+# the quarantined records as ``validate`` returns them (the load adds the file's lineage)
+QUARANTINED_SCHEMA = {"line": pl.Int64, "column": pl.Utf8, "reason": pl.Utf8, "record": pl.Utf8}
 
 
 def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -173,10 +212,20 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
     df = raw.frame
     plan = _plan(raw.entity)
     typed = plan.typed
-    marked = df.with_columns(plan.parsed).with_columns(_check=plan.first)
-    good = marked.filter(pl.col("_check").is_null())
-    bad = marked.filter(pl.col("_check").is_not_null()).with_columns(_reason=plan.reason, _column=plan.column)
-    valid = good.select(*typed, "_source_line", "_extra")
+    marked = df.with_columns(plan.quick)
+    if plan.regap is not None:  # local timestamps: the exact parse again for the rows left null
+        rows = marked.select(plan.regap).to_series().arg_true()
+        if len(rows):
+            exact = df[rows].with_columns(plan.parsed)
+            marked = marked.with_columns([marked[c].scatter(rows, exact[c]) for c in plan.local])
+    marked = marked.with_columns(_bad=plan.bad)
+    if not marked["_bad"].any():
+        return marked.select(*typed, "_source_line", "_extra"), pl.DataFrame(schema=QUARANTINED_SCHEMA)
+    bad = marked.filter(pl.col("_bad")).with_columns(_check=plan.first)
+    column, reason = plan.column_and_reason(tuple(bad["_check"].unique().sort()))
+    bad = bad.with_columns(_reason=reason, _column=column)
+    # the valid rows' columns only, filtered (not every raw text column, filtered and then dropped)
+    valid = marked.lazy().filter(~pl.col("_bad")).select(*typed, "_source_line", "_extra").collect()
     text_cols = [c for c in df.columns if not c.startswith("_")]
     quarantined = bad.select(
         line=pl.col("_source_line"), column=pl.col("_column"), reason=pl.col("_reason"),

@@ -20,6 +20,7 @@ import pytest
 from ingestion import contract as C
 from ingestion.load import DropLoad, Zones, load_drop, read_audit
 from ingestion.manifest import DropRefused
+from ingestion.validate import _local
 
 DAY = dt.date(2026, 10, 11)
 UTC = dt.UTC
@@ -129,6 +130,8 @@ def refused(zones: Zones, system: str, day: dt.date = DAY) -> DropRefused:
     for e in C.entities_of(system):
         assert not zones.data_file(system, e.name, day).exists()
         assert not zones.quarantine_file(system, e.name, day).exists()
+    # files of entities validated before the refused one were written to temporary names: removed
+    assert not [p for zone in (zones.raw, zones.quarantine) for p in zone.rglob("*.tmp")]
     audit = read_audit(zones)
     assert audit["status"].to_list() == ["refused"] * len(C.entities_of(system))
     assert audit["error"].unique().to_list() == [str(info.value)]
@@ -236,6 +239,13 @@ def test_missing_required_column_is_refused(zones: Zones) -> None:
     assert exc.problem.endswith("status")
 
 
+def test_a_file_refused_after_others_were_validated_leaves_nothing(zones: Zones) -> None:
+    make_drop(zones.landing, "crm", DAY, {"customers": csv_file("crm", "customers", [customer("C1")]),
+                                          "campaign_touches": b"touch_id\nT1\n"})
+    exc = refused(zones, "crm")
+    assert Path(exc.path).name == "campaign_touches.csv" and "missing required column" in exc.problem
+
+
 def test_csv_without_header_row_is_refused(zones: Zones) -> None:
     data = csv_file("crm", "customers", [customer("C1"), customer("C2")], header=False)
     make_drop(zones.landing, "crm", DAY, {"customers": data}, rows={"customers": 2})
@@ -319,6 +329,25 @@ def only_quarantined(zones: Zones, system: str, entity: str) -> dict:
     return row
 
 
+def test_each_record_of_a_file_is_quarantined_with_its_own_first_problem(zones: Zones) -> None:
+    """Records failing different checks in one file (validation plans the reasons for the checks that
+    failed in the file): each gets the column and reason of its first problem, in contract order."""
+    data = csv_file("crm", "customers", [
+        customer("C1"), customer("C2", created_at="2026-02-30T10:00:00Z"), customer("C3", segment="vip"),
+        customer("C4", country="", segment="vip"), customer("C5", marketing_consent="yes"), customer("C6")])
+    make_drop(zones.landing, "crm", DAY, {"customers": data})
+    assert counts(loaded(zones, "crm"), "customers") == (2, 4, 6)
+    q = quarantine(zones, "crm", "customers").sort("line")
+    assert q["line"].to_list() == [3, 4, 5, 6]
+    assert q["column"].to_list() == ["created_at", "segment", "country", "marketing_consent"]
+    reasons = q["reason"].to_list()
+    assert "not an ISO-8601 UTC timestamp" in reasons[0] and "'2026-02-30T10:00:00Z'" in reasons[0]
+    assert "unknown value" in reasons[1] and "'vip'" in reasons[1]
+    assert reasons[2] == "column 'country': missing required value"
+    assert "not a boolean" in reasons[3] and "'yes'" in reasons[3]
+    assert [json.loads(r)["customer_id"] for r in q["record"]] == ["C2", "C3", "C4", "C5"]
+
+
 def test_impossible_date_is_quarantined(zones: Zones) -> None:
     data = csv_file("crm", "customers", [customer("C1"), customer("C2", created_at="2026-02-30T10:00:00Z")])
     make_drop(zones.landing, "crm", DAY, {"customers": data})
@@ -338,6 +367,27 @@ def test_dst_gap_local_time_is_moved_forward_and_loaded(zones: Zones) -> None:
     assert df.schema["order_ts"] == pl.Datetime("us", "UTC")
     assert df["order_ts"].to_list() == [dt.datetime(2026, 3, 29, 1, 30, tzinfo=UTC)]
     assert df["updated_ts"].to_list() == [dt.datetime(2026, 3, 29, 1, 30, tzinfo=UTC)]
+
+
+def test_dst_gap_rows_among_others_read_as_the_exact_parse_reads_every_row(zones: Zones) -> None:
+    """Validation parses local timestamps without the DST-gap rule and re-parses only the rows left null
+    (ingestion/validate.py): gap times, bad values and good ones mixed in one file land as ``_local``
+    applied to every row would land them, each in its row."""
+    stamps = [("10/03/2026 08:00:00", "29/03/2026 02:30:00"), ("29/03/2026 02:00:00", "11/03/2026 09:15:00"),
+              ("12/03/2026 10:00:00", "12/03/2026 10:00:00"), ("31/03/2026 25:00:00", "13/03/2026 11:00:00"),
+              ("29/03/2026 02:59:59", "29/03/2026 03:00:00"), ("14/03/2026 12:00:00", "29/03/2026 01:59:59")]
+    data = csv_file("erp", "orders", [order(f"O{i}", order_ts=a, updated_ts=b) for i, (a, b) in enumerate(stamps)])
+    make_drop(zones.landing, "erp", DAY, {"orders": data})
+    assert counts(loaded(zones, "erp"), "orders") == (5, 1, 6)
+    good = [(f"O{i}", a, b) for i, (a, b) in enumerate(stamps) if i != 3]
+    exact = pl.DataFrame({"a": [a for _i, a, _b in good], "b": [b for _i, _a, b in good]}).select(
+        _local(pl.col("a")), _local(pl.col("b")))
+    df = raw(zones, "erp", "orders")
+    assert df["order_id"].to_list() == [i for i, _a, _b in good]
+    assert df["order_ts"].to_list() == exact["a"].to_list() and df["updated_ts"].to_list() == exact["b"].to_list()
+    assert df["order_ts"][1] == dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 02:00, in the gap: 03:00 CEST
+    assert df["updated_ts"][0] == dt.datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert only_quarantined(zones, "erp", "orders")["column"] == "order_ts"
 
 
 def test_dst_overlap_local_time_takes_the_first_occurrence(zones: Zones) -> None:

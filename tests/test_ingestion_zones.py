@@ -154,6 +154,8 @@ def test_refused_redelivery_keeps_the_previous_version(october_drops: Drops, tmp
     for k, v in _content(zones).items():
         assert v.equals(before[k]), k
     assert sorted(read_audit(zones)["status"].unique()) == ["loaded", "refused"]
+    # the entities validated before the refused file were written to temporary names: removed
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_a_crash_while_swapping_leaves_previous_files_readable(october_drops: Drops, tmp_path: Path,

@@ -19,21 +19,23 @@ GOOD = ('{"payment_id":"PAY1","invoice_id":"INV1","attempted_at":"2026-10-20T10:
 
 
 def test_fast_path_equals_the_exact_path_on_every_generated_file(october_drops: Drops) -> None:
-    fast_files = exact_files = 0
+    fast_files = exact_files = drifted = 0
     for (system, _name), e in C.ENTITIES.items():
         if e.format != "jsonl":
             continue
         for path in sorted((october_drops.root / system).glob(f"*/{e.filename}")):
             data = path.read_bytes()
             fast = _jsonl_fast(e, data)
-            exact = _jsonl_exact(e, path, data.decode("utf-8")).frame
+            exact = _jsonl_exact(e, path, data.decode("utf-8"))
             if fast is None:
                 exact_files += 1
                 continue
             fast_files += 1
-            assert_frame_equal(fast, exact)
-    # most billing files take the fast path; survey files, drifted invoices and empty files do not
-    assert fast_files > exact_files > 0
+            drifted += bool(fast[1])
+            assert_frame_equal(fast[0], exact.frame)
+            assert fast[1] == exact.extra_columns
+    # most billing files take the fast path, drifted invoices too; survey files and empty files do not
+    assert fast_files > exact_files > 0 and drifted > 0
 
 
 @pytest.mark.parametrize(("name", "line2", "problem"), [
@@ -67,19 +69,46 @@ def test_blank_lines_extra_fields_and_bom_take_the_exact_path(tmp_path: Path) ->
     assert read_file(PAYMENTS, path).frame["_source_line"].to_list() == [1, 3]  # the physical lines
 
     drift = GOOD.replace("}", ',"device":"mobile"}')
-    assert _jsonl_fast(PAYMENTS, f"{drift}\n".encode()) is None
-    path.write_bytes(f"{drift}\n".encode())
+    mixed = f"{drift}\n{GOOD}\n".encode()  # a record without the extra field: its _extra is null
+    assert _jsonl_fast(PAYMENTS, mixed) is None
+    path.write_bytes(mixed)
     raw = read_file(PAYMENTS, path)
-    assert raw.extra_columns == ["device"] and raw.frame["_extra"].to_list() == ['{"device": "mobile"}']
+    assert raw.extra_columns == ["device"] and raw.frame["_extra"].to_list() == ['{"device": "mobile"}', None]
 
     assert _jsonl_fast(PAYMENTS, b"\xef\xbb\xbf" + GOOD.encode() + b"\n") is None
+
+
+@pytest.mark.parametrize(("extra", "fast"), [
+    (',"device":"mobile"', True),
+    (',"tax_minor":0,"b":true,"a":"x y \u00e9"', True),  # keys sorted, a boolean, non-ASCII text
+    (',"tax_minor":-12', True),
+    (',"device":null', False),  # explicitly null: the exact path keeps {"device": null}
+    (',"rate":0.5', False),  # a float: json.dumps and Arrow could spell it differently
+    (',"meta":{"a":1}', False),
+    (',"tags":[1,2]', False),
+    (',"device":"a\\"b"', False),  # an escape: the file holds a backslash
+    (',"device":"x","device":"y"', False),  # a key twice: quarantined by the exact path
+])
+def test_drifted_fields_on_the_fast_path_read_as_the_exact_path_reads_them(
+        tmp_path: Path, extra: str, fast: bool) -> None:
+    data = (GOOD.replace("}", extra + "}") + "\n" + GOOD.replace("PAY1", "PAY2").replace("}", extra + "}")).encode()
+    got = _jsonl_fast(PAYMENTS, data)
+    assert (got is not None) == fast, extra
+    path = tmp_path / "payments.jsonl"
+    path.write_bytes(data)
+    exact = _jsonl_exact(PAYMENTS, path, data.decode("utf-8"))
+    if got is not None:
+        assert_frame_equal(got[0], exact.frame)
+        assert got[1] == exact.extra_columns
+    assert read_file(PAYMENTS, path).frame.equals(exact.frame)
 
 
 def test_fast_path_reads_nulls_missing_keys_and_a_last_line_without_newline() -> None:
     data = (GOOD + "\n" + '{"payment_id":"PAY2","invoice_id":"INV1","attempted_at":"2026-10-20T11:00:00Z",'
             '"amount_minor":-5,"currency":"EUR","method":"card","status":"failed"}').encode()
-    fast = _jsonl_fast(PAYMENTS, data)
-    assert fast is not None
+    got = _jsonl_fast(PAYMENTS, data)
+    assert got is not None
+    fast = got[0]
     assert fast["amount_minor"].to_list() == [1250, -5]
     assert fast["failure_reason"].to_list() == [None, None]
     assert fast["_source_line"].to_list() == [1, 2]
