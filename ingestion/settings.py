@@ -412,6 +412,16 @@ def exported(data_dir: Path | None = None, extra: Mapping[str, str] | None = Non
                 os.environ[name] = value
 
 
+DAGSTER_EVENT_BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"  # read by Dagster in the process emitting the events
+
+
+def batch_dagster_events(size: int) -> None:
+    """Dagster hands its event log batches of events (a run's planned events, a ranged output's
+    materializations) when ``DAGSTER_EVENT_BATCH_SIZE`` is above 0 in the process creating or executing a
+    run: set to ``size`` unless already set (orchestration/event_log.py, which stores a batch at once)."""
+    os.environ.setdefault(DAGSTER_EVENT_BATCH_ENV, str(size))
+
+
 def quiet_libraries() -> None:
     """Great Expectations' usage analytics off unless ``GX_ANALYTICS_ENABLED`` is set (before GX is imported)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

@@ -34,7 +34,9 @@ from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection
 
-BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"  # read by Dagster in the process emitting the events
+from ingestion import settings
+
+BATCH_SIZE_VARIABLE = settings.DAGSTER_EVENT_BATCH_ENV  # read by Dagster in the process emitting the events
 DEFAULT_BATCH_SIZE = 10_000  # events buffered per batch at most: a run's plan is 28 per date + checks
 
 
@@ -52,7 +54,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         self._batch = threading.local()  # .conn: the index transaction of the batch this thread stores
         super().__init__(base_dir, inst_data=inst_data)
         if batch_size > 0:
-            os.environ.setdefault(BATCH_SIZE_VARIABLE, str(batch_size))
+            settings.batch_dagster_events(batch_size)
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
