@@ -40,25 +40,29 @@ nor written again), unless too many of its rows changed or its row groups would 
 deleted rows (``IN_PLACE_MAX_READ_SHARE``, ``IN_PLACE_MAX_DEAD_SHARE``): then, like a new table or one
 whose columns changed, it is dropped and copied again. Its Parquet file is written anew all the same
 (one file per table, the contract below). Gone tables are dropped, views, ``_publication`` and
-``data_health`` written anew (the drops are checkpointed before the copies, so the copies reuse the
-freed blocks and the file does not grow from publish to publish). ``Publication.seconds`` says where
-the publish spent its time. A reader sees the same as after a full publish: a new file renamed over
-the old one, a new version folder linked. Every table is written anew, into a new file (a full
-publish), when nothing was published yet or the served publication has no fingerprints (an older
-format, or another ``FINGERPRINT_VERSION``). The publish starts a new file rather than a copy of the
-served one, but still reuses the unchanged tables, when earlier versions are purged (below: the freed
-blocks of a copied file still hold what was dropped, and the rows deleted by an update in place stay
-in their row groups) and when more than half of the served file is free blocks
-(``FULL_REWRITE_FREE_SHARE``): an unchanged table is copied from the served file into the new one
-(``create table as``, as cheap as from the warehouse) and its Parquet file hard-linked, every changed
-one written from the warehouse. That is safe on an erasure night: an unchanged table holds, by its
-fingerprint, exactly the rows the warehouse now holds, so no row of the old key (every table holding the
-erased person changes with their key; docs/privacy.md). ``Publication.full`` says why a new file,
-``copied`` and ``reused`` which tables were written and which kept, ``in_place`` which of the written
-were updated in place. A table whose columns change is changed (its fingerprint names them): only that
-one is copied again. At M an erasure night's publish is still mostly the changed tables written twice,
-into the new file (``create``) and as Parquet (``PARQUET_OPTIONS``): the tables that hold customers
-change on such a night, and those are the large ones.
+``data_health`` written anew, with one checkpoint at the end: what is dropped or rewritten keeps its blocks
+until then, so the copy can still be read through the served file's headers (``_keep_served_blocks``: DuckDB
+opens a path three times, and a reader opening ``cx.duckdb`` during the swap may get the old headers and the
+new blocks). The file holds at most two versions of a changed table, and reuses the freed blocks the next
+night: it does not grow from publish to publish. ``Publication.seconds`` says where the publish spent its time.
+A reader sees the same as after a full publish: a new file renamed over the old one, a new version folder
+linked. Every table is written anew, into a new file (a full publish), when nothing was published yet or the
+served publication has no fingerprints (an older format, or another ``FINGERPRINT_VERSION``: none is reused
+then). The publish serves a new file, but still reuses the unchanged tables, when earlier versions are purged
+(below: the freed blocks of a copied file still hold what was dropped, and the rows deleted by an update in
+place stay in their row groups) and when free blocks take more than half of the served file's disk
+(``FULL_REWRITE_FREE_SHARE``): nothing is updated in place, an unchanged table is written anew from its served
+copy (``create table as``, which leaves deleted rows behind) and its Parquet file hard-linked, every changed one
+written from the warehouse. That copy of the served file is served first, as a bridge for ``BRIDGE_SECONDS``,
+then the new file proper (``_scrubbed``): the bridge's headers and live blocks where they are, every other block
+a hole, so no byte of what was dropped, and readable through the bridge's headers. That is safe on an erasure
+night: an unchanged table holds, by its fingerprint, exactly the rows the warehouse now holds, so no row of the
+old key (every table holding the erased person changes with their key; docs/privacy.md). ``Publication.full``
+says why a new file, ``copied`` and ``reused`` which tables were written and which kept, ``in_place`` which of
+the written were updated in place. A table whose columns change is changed (its fingerprint names them): only
+that one is copied again. At M an erasure night's publish is still mostly the changed tables written twice, into
+the new file (``create``) and as Parquet (``PARQUET_OPTIONS``): the tables that hold customers change on such a
+night, and those are the large ones.
 
 Earlier Parquet versions are purged at once, whatever the rules below, when the publication changes
 keys that older versions hold (docs/privacy.md): a customer erased since the last publication (the
@@ -74,7 +78,10 @@ loop during 100 publishes: no error, no partial read):
 
 * ``serving/cx.duckdb``, opened read-only: one connection sees one whole publication (every table,
   ``_publication`` and ``data_health`` of the same publish), however long it stays open; a
-  connection opened after a publish sees the new one. Reconnect to see a newer publication.
+  connection opened after a publish sees the new one (one opened during the swap, the old or the new,
+  whole). Reconnect to see a newer publication. The one case left: a reader's open stalled between
+  DuckDB's second and third open of the path across two swaps (two publishes back to back, or a
+  purge's bridge and new file ``BRIDGE_SECONDS`` apart) may fail to open; it never reads a mix.
 * ``serving/parquet``: resolve the link once (``os.path.realpath``), then read the files of that
   version folder: they are one whole publication. The folder stays until two publishes after it
   was linked, and in any case ``PARQUET_GRACE_SECONDS`` after it stopped being the served one, so
@@ -98,6 +105,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import polars as pl
@@ -121,8 +129,14 @@ FINGERPRINT_KEY = "cx_fingerprint"
 # how a served Parquet file is written. zstd level 1, not DuckDB's default 3: at M (fct_journey_events, fct_orders,
 # fct_payments) 27 % less CPU for 3 % larger files; an erasure night writes most of the served bytes again
 PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 1"
-# a served file with more free blocks than this share of its blocks is not reused: the publish writes a new one
+# a served file whose free blocks take more than this share of the disk it takes is not reused: the publish writes a
+# new one
 FULL_REWRITE_FREE_SHARE = 0.5
+# a new file (``_scrubbed``) is served this long after the bridge that readers opening the served file meanwhile
+# read (``_keep_served_blocks``): longer than the instant between DuckDB's opens of one connection's path
+BRIDGE_SECONDS = 2.0
+_BLOCK_START = 3 * 4096  # where a DuckDB file's first block starts (its main header and two database headers)
+_REWRITE = "_cx_rewrite"  # a reused table written anew in a new file takes this name, then its own
 # a changed table whose served copy has the same columns is updated in place (``_update_in_place``), unless the
 # rows of its changed hash buckets are more than this share of its rows (copying it again is cheaper) or its served
 # copy would then hold more deleted rows than this share of its live rows (deleted rows stay in their row groups
@@ -200,9 +214,16 @@ def _swap_in(tmp: Path, target: Path, serving: Path) -> None:
     _fsync(serving)
 
 
+def _scrubbed_path(tmp: Path) -> Path:
+    """Where ``_scrubbed`` writes the new file made from the bridge ``tmp``: ``.cx.duckdb.new.<pid>.tmp``, a name
+    crash recovery knows (orchestration/recovery.py: the pid before ``.tmp``)."""
+    return tmp.with_name(tmp.name.replace(".cx.duckdb.", ".cx.duckdb.new.", 1))
+
+
 def _discard(tmp: Path, parquet_dir: Path) -> None:
     """Remove what a failed publish staged; the served copy is untouched."""
     tmp.unlink(missing_ok=True)
+    _scrubbed_path(tmp).unlink(missing_ok=True)
     shutil.rmtree(parquet_dir, ignore_errors=True)
 
 
@@ -272,10 +293,11 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
     target = serving / "cx.duckdb"
     with clock("plan"):
         served = _plan(warehouse, serving, target)
+    bridge = served.full is not None and target.exists()  # a new file, a served one to step over (below)
     with _staged(serving, now) as (tmp, parquet_dir):
-        if served.full is None:  # start from the served file: unchanged tables stay as they are
+        if target.exists():  # start from the served file: unchanged tables stay as they are, in their blocks
             with clock("copy_served_file"):
-                shutil.copyfile(target, tmp)
+                _copy_sparse(target, tmp)
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"attach '{warehouse}' as wh (read_only)")
@@ -293,13 +315,12 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 with clock(f"fingerprint:{t}"):
                     prints[t] = _fingerprint(con, t)
             reused = {t for t in tables if served.fingerprints.get(t) == prints[t]}
-            # a changed table whose served copy has the warehouse's columns is updated in place (changed rows only)
+            # a changed table whose served copy has the warehouse's columns is updated in place (changed rows only);
+            # never into a new file: the rows an update deletes stay in their row groups
             updatable = {t for t in tables if served.full is None and t not in reused and _same_columns(con, t)}
-            if served.full is None:
-                with clock("drop_and_checkpoint"):
+            if target.exists():
+                with clock("drop"):
                     _drop_all_but(con, reused | updatable)
-            elif reused:
-                con.execute(f"attach '{target}' as served (read_only)")
             in_place = set()
             rows = {}
             for i, t in enumerate(tables):
@@ -307,18 +328,19 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                     crashpoint("publish.mid_copy")
                 if t in reused:
                     os.link(served.parquet / (t + ".parquet"), parquet_dir / (t + ".parquet"))
-                    if served.full is not None:  # a new file: the served rows, equal to the warehouse's
-                        with clock(f"reuse:{t}"):
-                            con.execute(f'create table "{t}" as select * from served."{t}"')
+                    if served.full is not None:  # a new file: the served rows (equal to the warehouse's) written anew,
+                        with clock(f"reuse:{t}"):  # without the rows an earlier update in place deleted
+                            con.execute(f'create table "{_REWRITE}" as select * from "{t}"')
+                            con.execute(f'drop table "{t}"')
+                            con.execute(f'alter table "{_REWRITE}" rename to "{t}"')
                         con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                 else:
                     if t in updatable:
                         with clock(f"update:{t}"):
                             if _update_in_place(con, t):
                                 in_place.add(t)
-                            else:  # written anew: into its freed blocks (checkpointed), as a dropped table is
+                            else:  # written anew
                                 con.execute(f'drop table "{t}"')
-                                con.execute("checkpoint")
                     if t not in in_place:
                         with clock(f"create:{t}"):
                             con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
@@ -337,15 +359,25 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 with clock("health"):
                     _write_health(con, health, parquet_dir)
             con.execute("detach wh")
-            if served.full is not None and reused:
-                con.execute("detach served")
-            with clock("final_checkpoint"):
+            with clock("final_checkpoint"):  # the only checkpoint (``_keep_served_blocks``)
                 con.execute("checkpoint")
         finally:
             con.close()
+        _keep_served_blocks(tmp, target)
+        if bridge:  # the new file proper: the bridge's live blocks, nothing else (``_scrubbed``)
+            with clock("scrub"):
+                scrubbed = _scrubbed(tmp)
         crashpoint("publish.before_swap")
         with clock("swap_db"):
             _swap_in(tmp, target, serving)
+    if bridge:
+        try:
+            time.sleep(BRIDGE_SECONDS)
+            with clock("swap_db"):
+                _swap_in(scrubbed, target, serving)
+        except BaseException:
+            scrubbed.unlink(missing_ok=True)
+            raise
     crashpoint("publish.after_db_swap")
     with clock("swap_parquet"):
         _swap_parquet(serving, parquet_dir)
@@ -439,6 +471,109 @@ def _update_in_place(con: duckdb.DuckDBPyConnection, table: str) -> bool:
             con.execute(f"drop table if exists temp.{temp}")
 
 
+def _keep_served_blocks(tmp: Path, served: Path) -> None:
+    """Make the finished copy ``tmp`` readable through the served file's header, as the served publication.
+
+    DuckDB opens a database file by its path three times (strace of ``duckdb.connect(path, read_only=True)``:
+    the magic bytes, then the headers, then the blocks), so a reader opening ``cx.duckdb`` while a publish
+    renames the new file over it can read the served file's header and the new file's blocks. That reader gets
+    the served publication, whole, when the new file still holds the served file's live blocks, unchanged,
+    where they were. A copy of the served file changed with a single checkpoint does: until that checkpoint
+    ends, the blocks of what it drops or rewrites are still in use, so DuckDB writes into the served file's
+    free blocks and new ones only (an earlier checkpoint would free them for the copies that follow: a reader
+    then saw the catalog of a half-done copy, "Table with name _publication does not exist"). What the
+    checkpoint can do is truncate the file's free tail: the served file's tail is put back here. The file
+    never shrinks on such nights; a new file (``_scrubbed``) trims it."""
+    if not served.exists():
+        return
+    size, served_size = tmp.stat().st_size, served.stat().st_size
+    if size < served_size:
+        with served.open("rb") as src, tmp.open("r+b") as dst:
+            _copy_data(src, dst, size, served_size)
+
+
+def _copy_data(src: BinaryIO, dst: BinaryIO, start: int, end: int) -> None:
+    """Copy bytes ``start``..``end`` of ``src`` to the same place in ``dst``, skipping ``src``'s holes (a new file's
+    free blocks are holes, ``_scrubbed``): a sparse file stays sparse."""
+    fd = src.fileno()
+    offset = start
+    while offset < end:
+        try:
+            data = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole after offset
+            break
+        if data >= end:
+            break
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        src.seek(data)
+        dst.seek(data)
+        while data < hole:
+            chunk = src.read(min(1 << 20, hole - data))
+            dst.write(chunk)
+            data += len(chunk)
+        offset = hole
+    dst.truncate(max(end, dst.seek(0, os.SEEK_END)))
+
+
+def _copy_sparse(src: Path, dst: Path) -> None:
+    """``shutil.copyfile`` that keeps holes as holes (``_copy_data``)."""
+    with src.open("rb") as fsrc, dst.open("wb") as fdst:
+        _copy_data(fsrc, fdst, 0, os.fstat(fsrc.fileno()).st_size)
+
+
+def _live_blocks(con: duckdb.DuckDBPyConnection) -> tuple[int, int, set[int], dict[str, tuple]]:
+    """Of the database ``con`` opened: its block size, its block count, the blocks in use (metadata and every
+    table's segments) and, per table, its row count and hash sum (what ``_scrubbed`` checks)."""
+    block_size, total = con.execute("select block_size, total_blocks from pragma_database_size() "
+                                    "where database_name = current_database()").fetchone()
+    live = {b for (b,) in con.execute("select block_id from pragma_metadata_info()").fetchall()}
+    sums = {}
+    for (t,) in con.execute("select table_name from duckdb_tables() where database_name = current_database() "
+                            "and not temporary").fetchall():
+        for block, more in con.execute("select block_id, additional_block_ids from pragma_storage_info(?) "
+                                       "where block_id >= 0", [t]).fetchall():
+            live.add(block)
+            live.update(more or ())
+        sums[t] = con.execute(f'select count(*), sum(hash(*columns(*))::hugeint) from "{t}"').fetchone()
+    return block_size, total, live, sums
+
+
+def _scrubbed(bridge: Path) -> Path:
+    """The new file a purge (or a compaction) serves after ``bridge``: the bridge's headers and the blocks it uses,
+    where they are; every other block a hole (zeros, no disk), the tail ``_keep_served_blocks`` put back cut off.
+
+    A new file cannot be a copy of the served one (its free blocks still hold what was dropped: an erased
+    customer's rows), and a file built afresh cannot be read through the served file's header. So the copy
+    (the bridge, readable through the served header) is served first, for ``BRIDGE_SECONDS``, then this one,
+    readable through the bridge's header: same live blocks, same header. The blocks in use are DuckDB's own
+    account (``pragma_metadata_info``, ``pragma_storage_info``); every table is then read whole in the result
+    and compared with the bridge (rows, hash sum), so a block in use zeroed by mistake fails the publish rather
+    than serve a broken file."""
+    out = _scrubbed_path(bridge)
+    out.unlink(missing_ok=True)
+    with duckdb.connect(str(bridge), read_only=True) as con:
+        block_size, total, live, sums = _live_blocks(con)
+    with bridge.open("rb") as src, out.open("wb") as dst:  # the headers and the live blocks; the rest, holes
+        dst.write(src.read(_BLOCK_START))
+        for block in sorted(live):
+            src.seek(_BLOCK_START + block * block_size)
+            dst.seek(_BLOCK_START + block * block_size)
+            dst.write(src.read(block_size))
+        dst.truncate(_BLOCK_START + total * block_size)
+    try:
+        with duckdb.connect(str(out), read_only=True) as con:
+            again = _live_blocks(con)
+    except duckdb.Error as exc:
+        out.unlink(missing_ok=True)
+        raise RuntimeError(f"{out}: the served file with its free blocks zeroed does not open ({exc}); "
+                           "BI still reads the previous publication") from exc
+    if again != (block_size, total, live, sums):
+        out.unlink(missing_ok=True)
+        raise RuntimeError(f"{out}: the served file with its free blocks zeroed reads otherwise than before "
+                           "(a block in use was taken for free); BI still reads the previous publication")
+    return out
+
+
 def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
     """What of the served publication the next publish reuses: the tables whose fingerprint in
     ``cx.duckdb`` (their comment) is the one in the footer of their served Parquet file, unless a full
@@ -468,10 +603,13 @@ def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
             why = (serving / PURGE_MARKER).read_text(encoding="utf-8")
             new_file = f"earlier Parquet versions are purged: {why}"
         else:
-            total, free = con.execute("select total_blocks, free_blocks from pragma_database_size() "
-                                      "where database_name = 'served'").fetchone()
-            if free > FULL_REWRITE_FREE_SHARE * total:
-                new_file = f"the served file is {free} free blocks of {total}"
+            # free blocks a new file left as holes take no disk (``_scrubbed``): what is weighed is the disk taken
+            size, used = con.execute("select block_size, used_blocks from pragma_database_size() "
+                                     "where database_name = 'served'").fetchone()
+            taken, live = target.stat().st_blocks * 512, _BLOCK_START + used * size
+            if taken - live > FULL_REWRITE_FREE_SHARE * taken:
+                new_file = (f"the served file takes {taken / 2**20:.1f} MiB of disk for "
+                            f"{live / 2**20:.1f} MiB of blocks in use")
         parquet = (serving / "parquet").resolve()
         files = [str(parquet / (t + ".parquet")) for t in fingerprints if (parquet / (t + ".parquet")).is_file()]
         try:
@@ -488,7 +626,8 @@ def _plan(warehouse: Path, serving: Path, target: Path) -> _Served:
 
 def _drop_all_but(con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
     """In a copy of the served file: drop every view and every table but ``keep`` (``_publication`` and
-    ``data_health`` too: written anew), then checkpoint, so the copies that follow reuse the freed blocks."""
+    ``data_health`` too: written anew). Not checkpointed: their blocks stay as they are until the publish's one
+    checkpoint (``_keep_served_blocks``)."""
     present = con.execute("select table_name, table_type from information_schema.tables "
                           "where table_catalog = current_database()").fetchall()
     for name, kind in present:
@@ -497,7 +636,6 @@ def _drop_all_but(con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
     for name, kind in present:
         if kind != "VIEW" and name not in keep:
             con.execute(f'drop table "{name}"')
-    con.execute("checkpoint")
 
 
 # a stored view definition: CREATE VIEW <name> AS <query> (DuckDB renders every stored view this way)
@@ -635,13 +773,14 @@ def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None 
                     if f.name != HEALTH_TABLE + ".parquet":
                         os.link(f, parquet_dir / f.name)
             if target.exists():
-                shutil.copyfile(target, tmp)
+                _copy_sparse(target, tmp)
             con = duckdb.connect(str(tmp))
             try:
                 _write_health(con, health, parquet_dir)
                 con.execute("checkpoint")
             finally:
                 con.close()
+            _keep_served_blocks(tmp, target)
             crashpoint("publish_health.before_swap")
             _swap_in(tmp, target, serving)
         _swap_parquet(serving, parquet_dir)

@@ -19,9 +19,11 @@ never linked) are removed by :func:`clean_data_dir`, which also names what it re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +39,10 @@ HOST_TAG = "cx/host"
 PID_TAG = "cx/pid"
 PID_START_TAG = "cx/pid_start"  # the process's start time in clock ticks since boot (/proc/<pid>/stat)
 COMMAND_TAG = "cx/command"
+# the process a run started that outlives it when the run's process is killed (dbt, started by dagster-dbt as a
+# subprocess, keeps building and holding warehouse.duckdb): "<pid>:<start time>", as PID_TAG and PID_START_TAG
+CHILD_TAG = "cx/child"
+CHILD_EXIT_SECONDS = 30.0  # how long recovery waits for a killed child to be gone
 SLOT_WAIT_ENV = "CX_SLOT_WAIT_SECONDS"
 DEFAULT_SLOT_WAIT_SECONDS = settings.BY_NAME[SLOT_WAIT_ENV].value_default
 
@@ -52,6 +58,43 @@ def _pid_start(pid: int) -> str | None:
         return None
     # the command name (field 2) is in parentheses and may contain spaces
     return stat[stat.rindex(")") + 2:].split()[19]
+
+
+def _running_since(pid: int) -> str | None:
+    """``_pid_start`` of a process that still runs: None for a zombie too (it holds no file, no lock; a killed
+    orphan stays one until its new parent reaps it, which in a container may be never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def child_tags(pid: int) -> dict[str, str]:
+    """Tags that name ``pid`` as a process the run started (``CHILD_TAG``)."""
+    return {CHILD_TAG: f"{pid}:{_pid_start(pid) or ''}"}
+
+
+def stop_child(tags: dict[str, str], wait: float = CHILD_EXIT_SECONDS) -> str | None:
+    """Kill (SIGKILL) the child process a dead run left running (``CHILD_TAG``) and wait until it is gone; what
+    was done, or None when there was nothing to do (no child recorded, another host, the child ended, its pid
+    now another process's). A run killed while dbt builds leaves dbt building: it holds warehouse.duckdb's lock,
+    so the next run's dbt could not open the warehouse ("Could not set lock on file"), and it would go on
+    writing into the warehouse that run builds."""
+    pid, _, start = tags.get(CHILD_TAG, "").partition(":")
+    if not pid.isdigit() or not start or tags.get(HOST_TAG) != socket.gethostname():
+        return None
+    if _running_since(int(pid)) != start:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while _running_since(int(pid)) == start:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {pid}, started by a dead run, did not exit within {wait:.0f} s of SIGKILL")
+        time.sleep(0.05)
+    return f"killed pid {pid}, which it had started and which was still running"
 
 
 def process_tags(command: str) -> dict[str, str]:
@@ -97,11 +140,12 @@ def recover(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -
             continue
         reason = (f"its process (pid {run.tags[PID_TAG]} on {run.tags[HOST_TAG]}) is gone: killed or crashed "
                   "before it could finish")
+        stopped = stop_child(run.tags)  # before anything else: it may still be writing
         instance.report_run_failed(run, message=f"marked failed by crash recovery: {reason}")
         if storage.supports_global_concurrency_limits:
             storage.free_concurrency_slots_for_run(run.run_id)
         done.append(Recovered(run.run_id, f"recovered {describe(run, run.run_id)}: {reason}; "
-                                          "marked failed and its pool slots freed"))
+                              + (f"{stopped}; " if stopped else "") + "marked failed and its pool slots freed"))
     if storage.supports_global_concurrency_limits:
         for pool in sorted(storage.get_concurrency_keys()):
             info = storage.get_concurrency_info(pool)

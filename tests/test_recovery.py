@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -179,3 +180,67 @@ def test_recover_a_run_on_request(instance: dg.DagsterInstance) -> None:
     recovery.force_fail(instance, untagged[:8], lines.append)
     assert instance.get_run_by_id(untagged).status == DagsterRunStatus.FAILURE and _held(instance) == []
     assert lines[-1].startswith(f"recovered run {untagged[:8]}") and "on request" in lines[-1]
+
+
+def _child(instance: dg.DagsterInstance, child: subprocess.Popen) -> str:
+    """A run whose process is gone, with a child it started (dbt) still running."""
+    return _run(instance, {**recovery.process_tags("cxw nightly"), recovery.PID_TAG: str(dead_pid()),
+                           **recovery.child_tags(child.pid)})
+
+
+def test_a_dead_runs_child_still_running_is_killed_before_the_run_is_failed(instance: dg.DagsterInstance) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        dead = _child(instance, child)
+        lines: list[str] = []
+        assert [r.run_id for r in recovery.recover(instance, lines.append)] == [dead]
+        assert child.wait(timeout=5) == -9  # SIGKILL, and gone once recover returns
+        assert f"killed pid {child.pid}" in lines[0] and "marked failed" in lines[0]
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize("case", ["ended", "recycled", "zombie", "another_host", "no_start"])
+def test_a_child_that_is_not_the_runs_anymore_is_left_alone(case: str, instance: dg.DagsterInstance,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        tags = recovery.child_tags(child.pid)
+        if case == "ended":  # the child finished: its pid names no process
+            tags = recovery.child_tags(dead_pid())
+        elif case == "recycled":  # the pid runs, but another process (started at another time)
+            tags = {recovery.CHILD_TAG: f"{child.pid}:1"}
+        elif case == "another_host":
+            tags = {**tags, recovery.HOST_TAG: "another-host"}
+        elif case == "no_start":  # the start time could not be read when the run named it
+            tags = {recovery.CHILD_TAG: f"{child.pid}:"}
+        elif case == "zombie":  # killed, not yet reaped: holds no lock any more
+            killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            tags = recovery.child_tags(killed.pid)
+            killed.kill()
+            deadline = time.monotonic() + 10
+            while recovery._running_since(killed.pid) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert recovery._pid_start(killed.pid) is not None  # still in /proc, as a zombie
+        host = tags.pop(recovery.HOST_TAG, socket.gethostname())
+        assert recovery.stop_child({recovery.HOST_TAG: host, **tags}) is None
+        assert child.poll() is None  # left running
+        if case == "zombie":
+            killed.wait()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_child_that_will_not_die_fails_recovery_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        monkeypatch.setattr(recovery.os, "kill", lambda pid, sig: None)  # the signal never lands
+        with pytest.raises(RuntimeError, match=f"pid {child.pid}.*did not exit"):
+            recovery.stop_child({recovery.HOST_TAG: socket.gethostname(), **recovery.child_tags(child.pid)},
+                                wait=0.3)
+    finally:
+        monkeypatch.undo()  # os.kill again, to end the child
+        child.kill()
+        child.wait()

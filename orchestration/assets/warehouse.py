@@ -40,6 +40,7 @@ from ingestion.faults import crashpoint
 from ingestion.keys import KeySecretError
 from orchestration import spark_mirror
 from orchestration.publish import publish_health
+from orchestration.recovery import child_tags
 from orchestration.spark_server import SparkError
 from orchestration.warehouse import (
     DBT_PROJECT,
@@ -174,6 +175,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         (targets / "run_results.json").unlink(missing_ok=True)
         with dbt_environment(cx.root(), target, window):  # the dbt subprocess starts here, with this environment
             invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=targets)
+        # named on the run: if this process is killed, dbt builds on; crash recovery kills it (recovery.stop_child)
+        context.instance.add_run_tags(context.run.run_id, child_tags(invocation.process.pid))
     except (SparkError, KeySecretError) as exc:
         raise dg.Failure(description=str(exc)) from None
     checks = translator.settings.enable_asset_checks
