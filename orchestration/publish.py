@@ -94,6 +94,7 @@ loop during 100 publishes: no error, no partial read):
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -370,17 +371,19 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
         crashpoint("publish.before_swap")
         with clock("swap_db"):
             _swap_in(tmp, target, serving)
-    if bridge:
+    bridged = time.monotonic()
+    crashpoint("publish.after_db_swap")
+    with clock("swap_parquet"):
+        _swap_parquet(serving, parquet_dir)
+    if bridge:  # the new file proper, once the bridge has been served for BRIDGE_SECONDS
         try:
-            time.sleep(BRIDGE_SECONDS)
+            with clock("bridge_wait"):
+                time.sleep(max(0.0, BRIDGE_SECONDS - (time.monotonic() - bridged)))
             with clock("swap_db"):
                 _swap_in(scrubbed, target, serving)
         except BaseException:
             scrubbed.unlink(missing_ok=True)
             raise
-    crashpoint("publish.after_db_swap")
-    with clock("swap_parquet"):
-        _swap_parquet(serving, parquet_dir)
     if (serving / PURGE_MARKER).exists():
         _purge_earlier(serving, parquet_dir)
     if served.key_fingerprint is not None:
@@ -505,12 +508,18 @@ def _copy_data(src: BinaryIO, dst: BinaryIO, start: int, end: int) -> None:
         if data >= end:
             break
         hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        src.seek(data)
-        dst.seek(data)
         while data < hole:
-            chunk = src.read(min(1 << 20, hole - data))
-            dst.write(chunk)
-            data += len(chunk)
+            try:  # in the kernel, no copy through this process
+                copied = os.copy_file_range(fd, dst.fileno(), hole - data, data, data)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                src.seek(data)
+                dst.seek(data)
+                copied = dst.write(src.read(min(1 << 20, hole - data)))
+            if copied == 0:
+                raise OSError(f"{src.name}: copying bytes {data}..{hole} wrote nothing")
+            data += copied
         offset = hole
     dst.truncate(max(end, dst.seek(0, os.SEEK_END)))
 
@@ -521,21 +530,25 @@ def _copy_sparse(src: Path, dst: Path) -> None:
         _copy_data(fsrc, fdst, 0, os.fstat(fsrc.fileno()).st_size)
 
 
-def _live_blocks(con: duckdb.DuckDBPyConnection) -> tuple[int, int, set[int], dict[str, tuple]]:
+def _live_blocks(con: duckdb.DuckDBPyConnection) -> tuple[int, int, set[int], dict[str, int]]:
     """Of the database ``con`` opened: its block size, its block count, the blocks in use (metadata and every
-    table's segments) and, per table, its row count and hash sum (what ``_scrubbed`` checks)."""
-    block_size, total = con.execute("select block_size, total_blocks from pragma_database_size() "
-                                    "where database_name = current_database()").fetchone()
+    table's segments, by DuckDB's own account) and each table's row count. Raises when that account is not
+    the file's count of blocks in use (``pragma_database_size``): a block it missed would be scrubbed."""
+    block_size, total, used = con.execute("select block_size, total_blocks, used_blocks from pragma_database_size() "
+                                          "where database_name = current_database()").fetchone()
     live = {b for (b,) in con.execute("select block_id from pragma_metadata_info()").fetchall()}
-    sums = {}
+    rows = {}
     for (t,) in con.execute("select table_name from duckdb_tables() where database_name = current_database() "
                             "and not temporary").fetchall():
         for block, more in con.execute("select block_id, additional_block_ids from pragma_storage_info(?) "
                                        "where block_id >= 0", [t]).fetchall():
             live.add(block)
             live.update(more or ())
-        sums[t] = con.execute(f'select count(*), sum(hash(*columns(*))::hugeint) from "{t}"').fetchone()
-    return block_size, total, live, sums
+        rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
+    if len(live) != used or not all(0 <= b < total for b in live):
+        raise RuntimeError(f"DuckDB names {len(live)} blocks in use (metadata and tables' segments) of the "
+                           f"{used} it counts in use: the file cannot be scrubbed without losing one")
+    return block_size, total, live, rows
 
 
 def _scrubbed(bridge: Path) -> Path:
@@ -546,13 +559,14 @@ def _scrubbed(bridge: Path) -> Path:
     customer's rows), and a file built afresh cannot be read through the served file's header. So the copy
     (the bridge, readable through the served header) is served first, for ``BRIDGE_SECONDS``, then this one,
     readable through the bridge's header: same live blocks, same header. The blocks in use are DuckDB's own
-    account (``pragma_metadata_info``, ``pragma_storage_info``); every table is then read whole in the result
-    and compared with the bridge (rows, hash sum), so a block in use zeroed by mistake fails the publish rather
-    than serve a broken file."""
+    account (``pragma_metadata_info``, ``pragma_storage_info``), checked against its count of blocks in use
+    (``_live_blocks``), then the result is opened and its account and row counts compared with the bridge's,
+    so a block in use lost by mistake fails the publish rather than serve a broken file (the publish's
+    tests read every table of it)."""
     out = _scrubbed_path(bridge)
     out.unlink(missing_ok=True)
     with duckdb.connect(str(bridge), read_only=True) as con:
-        block_size, total, live, sums = _live_blocks(con)
+        block_size, total, live, rows = _live_blocks(con)
     with bridge.open("rb") as src, out.open("wb") as dst:  # the headers and the live blocks; the rest, holes
         dst.write(src.read(_BLOCK_START))
         for block in sorted(live):
@@ -567,7 +581,7 @@ def _scrubbed(bridge: Path) -> Path:
         out.unlink(missing_ok=True)
         raise RuntimeError(f"{out}: the served file with its free blocks zeroed does not open ({exc}); "
                            "BI still reads the previous publication") from exc
-    if again != (block_size, total, live, sums):
+    if again != (block_size, total, live, rows):
         out.unlink(missing_ok=True)
         raise RuntimeError(f"{out}: the served file with its free blocks zeroed reads otherwise than before "
                            "(a block in use was taken for free); BI still reads the previous publication")
