@@ -141,13 +141,15 @@ class _Batch:
     """Files written over their paths atomically, as one batch: each frame to a temporary name in its
     target's folder as soon as it is staged, fsynced in the background (while the caller goes on, e.g.
     reading and validating the drop's next file); ``commit`` waits for every fsync, renames each file
-    over its target, group by group, then fsyncs every folder (together); ``abort`` removes what was
-    staged. A crash leaves every target at its previous version or its new one, never a partial file;
-    once ``commit`` returns, all of them are durable (what is recorded after them, the load audit,
-    never runs ahead of the data). Errors name the target being written (``DiskFull``)."""
+    over its target in the order staged, group by group (``end_group``), then fsyncs every folder
+    (together); ``abort`` removes what was staged and not renamed. A crash leaves every target at its
+    previous version or its new one, never a partial file; once ``commit`` returns, all of them are
+    durable (what is recorded after them, the load audit, never runs ahead of the data). Errors name
+    the target being written (``DiskFull``)."""
 
     def __init__(self) -> None:
-        self.staged: list[tuple[Path, Path]] = []
+        self.staged: list[tuple[Path, Path]] = []  # (temporary file, target), in the order staged
+        self.ends: list[int] = []  # where each group of ``staged`` ends
         self.syncs: list[tuple[Future, Path]] = []
         self.renamed = 0
         self.target = Path()
@@ -160,19 +162,27 @@ class _Batch:
         df.write_parquet(tmp, compression="zstd", statistics=True)
         self.syncs.append((_syncs().submit(_fsync, tmp), path))
 
-    def commit(self, groups: list[list[Path]], entities: bool = True) -> None:
-        """Rename every staged file (``groups``: their targets, each group one entity of a drop when
-        ``entities``) once all are synced, then fsync their folders."""
+    def end_group(self) -> None:
+        """The files staged since the last group are one group (one entity of a drop)."""
+        if len(self.staged) > (self.ends[-1] if self.ends else 0):
+            self.ends.append(len(self.staged))
+
+    def commit(self, entities: bool = True) -> None:
+        """Rename every staged file once all are synced, group by group (each one entity of a drop when
+        ``entities``), then fsync their folders."""
+        self.end_group()
         _wait(self.syncs)
         crashpoint("ingest.inside_swap")
-        for group in groups:
-            for path in group:
+        start = 0
+        for end in self.ends:
+            for tmp, path in self.staged[start:end]:
                 self.target = path
-                os.replace(_tmp_name(path), path)
+                os.replace(tmp, path)
                 self.renamed += 1
                 crashpoint("ingest.after_swap")
             if entities:
                 crashpoint("ingest.between_entities")
+            start = end
         folders = dict.fromkeys(p.parent for _tmp, p in self.staged)
         _wait([(_syncs().submit(_fsync, folder), folder) for folder in folders])
 
@@ -195,7 +205,8 @@ def write_parquet_files(groups: list[list[tuple[pl.DataFrame, Path]]], entities:
         for group in groups:
             for df, path in group:
                 batch.stage(df, path)
-        batch.commit([[path for _df, path in group] for group in groups], entities)
+            batch.end_group()
+        batch.commit(entities)
     except BaseException as exc:
         error = batch.abort(exc)
         if error is exc:
@@ -262,7 +273,6 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
     # entity is validated, while the next is read; renamed only once the whole drop is read, validated
     # and synced (``_Batch``): a refused drop removes them and changes nothing in the zones
     batch = _Batch()
-    groups: list[list[Path]] = []
     try:
         try:
             manifest = read_manifest(folder, system, business_date)
@@ -296,11 +306,9 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
                      for name, dtype in QUARANTINE_SCHEMA.items()])
                 loads.append(EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
                                         raw.extra_columns, time.perf_counter() - t0))
-                paths = [zones.data_file(system, f.entity.name, business_date),
-                         zones.quarantine_file(system, f.entity.name, business_date)]
-                batch.stage(_lineage(valid, source, lineage), paths[0])
-                batch.stage(q, paths[1])
-                groups.append(paths)
+                batch.stage(_lineage(valid, source, lineage), zones.data_file(system, f.entity.name, business_date))
+                batch.stage(q, zones.quarantine_file(system, f.entity.name, business_date))
+                batch.end_group()
         except DropRefused as exc:
             batch.abort(exc)
             refused = DropLoad(system, business_date, "refused", placeholder,
@@ -321,11 +329,10 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
             valid, _ = validate(read_file(e, folder / e.filename, header))
             if (system, e.name) == ("survey", "responses"):
                 valid = with_comment_tags(valid)
-            path = zones.data_file(system, e.name, business_date)
-            batch.stage(_lineage(valid, source, lineage), path)
-            groups.append([path])
+            batch.stage(_lineage(valid, source, lineage), zones.data_file(system, e.name, business_date))
+            batch.end_group()
         # every file of the drop synced, then renamed, entity by entity, then their folders synced
-        batch.commit(groups)
+        batch.commit()
     except DropRefused:
         raise
     except BaseException as exc:

@@ -36,7 +36,6 @@ from sqlalchemy.engine import Connection
 
 from ingestion import settings
 
-BATCH_SIZE_VARIABLE = settings.DAGSTER_EVENT_BATCH_ENV  # read by Dagster in the process emitting the events
 DEFAULT_BATCH_SIZE = 10_000  # events buffered per batch at most: a run's plan is 28 per date + checks
 
 

@@ -334,7 +334,6 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                             con.execute(f'create table "{_REWRITE}" as select * from "{t}"')
                             con.execute(f'drop table "{t}"')
                             con.execute(f'alter table "{_REWRITE}" rename to "{t}"')
-                        con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                 else:
                     if t in updatable:
                         with clock(f"update:{t}"):
@@ -345,10 +344,11 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                     if t not in in_place:
                         with clock(f"create:{t}"):
                             con.execute(f'create table "{t}" as select * from wh.{BI_SCHEMA}."{t}"')
-                    con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                     with clock(f"parquet:{t}"):
                         con.execute(f"copy \"{t}\" to '{parquet_dir / (t + '.parquet')}' ({PARQUET_OPTIONS}, "
                                     f"kv_metadata {{{FINGERPRINT_KEY}: '{prints[t]}'}})")
+                if t not in reused or served.full is not None:  # written: with its fingerprint
+                    con.execute(f"comment on table \"{t}\" is '{FINGERPRINT_KEY}={prints[t]}'")
                 with clock("count"):
                     rows[t] = con.execute(f'select count(*) from "{t}"').fetchone()[0]
             _create_views(con, views)

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from ingestion import settings
 from orchestration import event_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +38,8 @@ def land(context: dg.AssetExecutionContext):  # noqa: ANN201 - a generator of re
 @pytest.fixture
 def batch_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """DAGSTER_EVENT_BATCH_SIZE unset before the test, as it was after it (loading the instance sets it)."""
-    monkeypatch.setenv(event_log.BATCH_SIZE_VARIABLE, "")
-    monkeypatch.delenv(event_log.BATCH_SIZE_VARIABLE)
+    monkeypatch.setenv(settings.DAGSTER_EVENT_BATCH_ENV, "")
+    monkeypatch.delenv(settings.DAGSTER_EVENT_BATCH_ENV)
 
 
 def _home(tmp_path: Path, name: str, project: bool, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -109,7 +110,7 @@ def test_the_project_instance_batches_a_ranged_runs_events(tmp_path: Path, monke
     home = _home(tmp_path, "project", True, monkeypatch)
     held, opened = _run(home, monkeypatch)
     assert held["storage"] == "BatchingSqliteEventLogStorage"
-    assert os.environ[event_log.BATCH_SIZE_VARIABLE] == str(event_log.DEFAULT_BATCH_SIZE)  # loading the instance
+    assert os.environ[settings.DAGSTER_EVENT_BATCH_ENV] == str(event_log.DEFAULT_BATCH_SIZE)  # loading the instance
     # the event log in the default one's directory, so an existing DAGSTER_HOME keeps its history
     assert list((home / "storage").glob("*.db")) and (home / "storage" / "index.db").exists()
     assert held["materialized"] == {f"raw/{n}": set(RANGE_KEYS) for n in "abc"}
