@@ -29,9 +29,10 @@ from dagster import Field
 from dagster._config import StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
+from sqlalchemy import exc as db_exc
 from sqlalchemy.engine import Connection
 
 from ingestion import settings
@@ -74,27 +75,61 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             super().store_event_batch(events)  # event by event, as Dagster does
             return
         # the run's log, in the batch's order (what the run's page and its event stream read)
+        rows = [self._event_to_row(e) for e in events]  # each event serialized once, for both databases
         with self.run_connection(events[0].run_id) as conn:
-            conn.execute(self.prepare_insert_event_batch(events))
-        # the cross-run index, as store_event mirrors each event: the event row, then its bookkeeping
-        # (a planned check's executions too, which Dagster writes through index_connection: the same
-        # transaction here)
-        asset_events, asset_ids = [], []
+            conn.execute(SqlEventLogStorageTable.insert().values(rows))  # as prepare_insert_event_batch
+        # the cross-run index, as store_event mirrors each event: the event rows (one statement), then their
+        # bookkeeping (a planned check's executions too, which Dagster writes through index_connection: the
+        # same transaction here)
         with self.index_transaction() as conn:
             self._batch.conn = conn
             try:
-                for event in events:
-                    with db_result(conn, self.prepare_insert_event(event)) as result:
-                        event_id = result.inserted_primary_key[0]
+                event_ids = self._insert_index_events(conn, rows)
+                asset_events, asset_ids = [], []
+                for event, event_id in zip(events, event_ids, strict=True):
                     if event.dagster_event_type in ASSET_EVENTS:
-                        self._store_asset_event(conn, event, event_id)
                         asset_events.append(event)
                         asset_ids.append(event_id)
                     else:
                         self.store_asset_check_event(event, event_id)
+                self._store_asset_entries(conn, asset_events, asset_ids)
                 self._store_asset_event_tags(conn, asset_events, asset_ids)
             finally:
                 self._batch.conn = None
+
+    @staticmethod
+    def _insert_index_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the event rows ``store_event`` inserts one by one into the index, in one statement; their
+        ids in the order of ``rows``."""
+        table = SqlEventLogStorageTable
+        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [row[0] for row in conn.execute(statement, rows)]
+
+    def _store_asset_entries(self, conn: Connection, events: list[EventLogEntry], event_ids: list[int]) -> None:
+        """The asset key rows Dagster's ``_store_asset_event`` leaves after storing ``events`` in order,
+        written once per asset key instead of once per event. Each event sets its columns to its own
+        values (insert, else update), so the row after the last event holds, for each column, the value
+        of the last event that sets it: the last event of each kind (materialization, planned,
+        observation) per asset key decides, as each kind always sets the same columns."""
+        index_cols = self._has_asset_key_index_cols_on_connection(conn)  # once, not once per event
+        last: dict[str, dict[str, tuple[EventLogEntry, int]]] = {}  # asset key -> kind -> its last event
+        for event, event_id in zip(events, event_ids, strict=True):
+            dagster_event = event.dagster_event
+            if dagster_event is None or dagster_event.asset_key is None:
+                continue
+            key = dagster_event.asset_key.to_string()
+            last.setdefault(key, {}).pop(dagster_event.event_type_value, None)  # re-inserted last: order kept
+            last[key][dagster_event.event_type_value] = (event, event_id)
+        for key, kinds in last.items():
+            values: dict[str, Any] = {}
+            for event, event_id in kinds.values():  # in the order of each kind's last event: later ones win
+                values.update(self._get_asset_entry_values(event, event_id, index_cols))
+            if not values:
+                continue
+            try:  # as Dagster's _store_asset_event does it
+                conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
+            except db_exc.IntegrityError:
+                conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key))
 
     def index_connection(self) -> AbstractContextManager[Connection]:
         """The batch's index transaction, in the thread storing a batch (Dagster's connection holds the

@@ -93,9 +93,19 @@ def _run(home: Path, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> tup
                 for k in keys},
             "latest": {k.to_user_string(): instance.get_latest_materialization_event(k).dagster_event.partition
                        for k in keys if not fail},
-            "metadata": sorted((r.asset_key.to_user_string(), r.partition_key,
+            "metadata": sorted((r.asset_key.to_user_string(), r.partition_key, r.storage_id,
                                 r.asset_materialization.metadata["rows"].value)
                                for k in keys for r in instance.fetch_materializations(k, limit=1000).records),
+            # the asset key rows of the index (written once per key and batch here, once per event by Dagster)
+            "asset_records": [(r.asset_entry.asset_key.to_user_string(), r.asset_entry.last_run_id == result.run_id,
+                               r.asset_entry.last_materialization_record.storage_id
+                               if r.asset_entry.last_materialization_record else None,
+                               r.asset_entry.last_materialization_record.event_log_entry.dagster_event.partition
+                               if r.asset_entry.last_materialization_record else None,
+                               r.asset_entry.last_materialization_storage_id,
+                               r.asset_entry.last_planned_materialization_storage_id
+                               if hasattr(r.asset_entry, "last_planned_materialization_storage_id") else None)
+                              for r in instance.get_asset_records(keys)],
             "check": [(r.status.value, r.event.dagster_event.event_type_value if r.event else None)
                       for r in instance.event_log_storage.get_asset_check_execution_history(
                           dg.AssetCheckKey(keys[0], "rows"), limit=10)],
@@ -138,7 +148,9 @@ def test_the_batched_event_log_holds_what_dagsters_own_holds(tmp_path: Path, mon
     assert {k: v for k, v in got.items() if k != "storage"} == {k: v for k, v in want.items() if k != "storage"}
     assert got["planned"] == {f"raw/{n}": RANGE_KEYS for n in "abc"}
     assert got["failed"] == {f"raw/{n}": [] for n in "abc"}
-    assert got["metadata"] == sorted((f"raw/{n}", d, 10) for n in "abc" for d in RANGE_KEYS)
+    assert [(k, d, rows) for k, d, _id, rows in got["metadata"]] == sorted(
+        (f"raw/{n}", d, 10) for n in "abc" for d in RANGE_KEYS)
+    assert [r[:2] + r[3:4] for r in got["asset_records"]] == [(f"raw/{n}", True, "2026-01-12") for n in "abc"]
 
     want_failed, _ = _run(default, monkeypatch, fail=True)
     got_failed, _ = _run(project, monkeypatch, fail=True)
