@@ -313,7 +313,7 @@ def _steps(stage: dict[str, Any]) -> dict[str, float]:
 
 def outside_steps(stage: dict[str, Any]) -> float:
     """A night's seconds not spent in any step (Dagster: run start, planning, the end of the run)."""
-    return stage["seconds"] - sum(_steps(stage).values())
+    return max(0.0, stage["seconds"] - sum(_steps(stage).values()))  # steps are rounded: never "-0.0 s"
 
 
 DBT_STEP = "cx_dbt"  # the nightly job's dbt step (orchestration/assets/warehouse.py)

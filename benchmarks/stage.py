@@ -229,6 +229,7 @@ def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
     timed = sorted(((r.node.name, float(r.execution_time or 0.0)) for r in results), key=lambda t: -t[1])
     return {"seconds": seconds, "steps": {k: round(v, 2) for k, v in steps.items()},
             "dbt_build_seconds": round(dbt_build_s, 2), "kpi_rows": _kpi_rows(root),
+            "analytics_seconds": {out.table: round(out.seconds, 2) for out in outputs},
             "dbt_slowest": [[name, round(t, 2)] for name, t in timed[:8]],
             "publication": {"full_publish": published.full or "no: only what changed",
                             "tables_written": len(published.copied),
@@ -241,6 +242,7 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     """The ``nightly`` job for ``--day`` (ingest -> dbt -> GX and dbt checks -> publish), in process."""
     import dagster as dg
 
+    from analytics import run as A
     from orchestration.cli import QUIET
     from orchestration.definitions import defs
 
@@ -261,13 +263,20 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
                 steps[event.step_key] = round(entry.timestamp - started.get(event.step_key, entry.timestamp), 2)
         published = instance.get_latest_materialization_event(dg.AssetKey(["serving", "cx_duckdb"]))
+        analytics = {}  # each analysis table's own seconds (its materialization's metadata), as the bare night reports
+        for table in (t.name for analysis in A.ANALYSES for t in analysis.tables):
+            event = instance.get_latest_materialization_event(dg.AssetKey([A.SCHEMA_NAME, table]))
+            meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+            if "seconds" in meta:
+                analytics[table] = getattr(meta["seconds"], "value", meta["seconds"])
     if not result.success:
         raise RuntimeError(f"the nightly job failed for {a.day}")
     meta = published.asset_materialization.metadata if published and published.asset_materialization else {}
     # what the night's publish wrote: every table (and why) or only the changed ones
     publication = {k: getattr(meta[k], "value", meta[k]) for k in ("full_publish", "tables_written",
                    "tables_updated_in_place", "tables_reused") if k in meta}
-    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication}
+    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication,
+            "analytics_seconds": analytics, "step_order": list(steps)}
 
 
 def main(argv: list[str] | None = None) -> None:
