@@ -251,13 +251,16 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
             shutil.copytree(served, data / "serving", symlinks=True)
 
         nb, nf, nd = [], [], []
-        for _ in range(repeat):
+        for i in range(repeat):
             restore()
             nb.append(run_stage("nightly_bare", data, log, landing=landing, day=last))
-            restore()  # the job's whole work without Dagster, then the job
-            nf.append(run_stage("nightly_bare_full", data, log, landing=landing, day=last))
-            restore()
-            nd.append(run_stage("nightly_dagster", data, log, landing=landing, day=last))
+            # the job's whole work without Dagster and the job, in turn first (a load that drifts during a round
+            # then favours neither): at M under a shared machine's falling load, the second of the two ran
+            # up to 2x faster
+            for name, runs in ((("nightly_bare_full", nf), ("nightly_dagster", nd)) if i % 2 == 0
+                               else (("nightly_dagster", nd), ("nightly_bare_full", nf))):
+                restore()
+                runs.append(run_stage(name, data, log, landing=landing, day=last))
         res["nightly_bare"], res["nightly_bare_full"], res["nightly_dagster"] = _summary(nb), _summary(nf), _summary(nd)
         history.unlink()
         shutil.rmtree(served)
