@@ -145,10 +145,104 @@ def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
 
 
 @stage
+def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``nightly`` job's whole work for ``--day`` without Dagster, in the job's order, through the same
+    framework-free functions its steps call (``orchestration/night.py``): land the four drops with their health
+    rows; the same ``dbt build`` (args, window, environment, target folder), its tests in the health record and
+    the build mark; the quality gate; the Python analyses; the publish with the health record. Seconds per step
+    under the job's step names (``steps``), so each compares with the Dagster step of the same name."""
+    import json
+
+    from analytics import run as A
+    from expectations import anomaly, health
+    from ingestion import contract as C
+    from ingestion.load import Zones
+    from orchestration import night
+    from orchestration.publish import publish, publish_health
+    from orchestration.warehouse import (
+        DBT_PROJECT,
+        NIGHTLY_EXCLUDE,
+        engine_target,
+        ensure_manifest,
+        landed_since_build,
+        mark_built,
+        run_dbt,
+        target_path,
+        window_from,
+        window_vars,
+    )
+
+    manifest_path = DBT_PROJECT / "target" / "manifest.json"
+    ensure_manifest(manifest_path)  # what importing the Dagster definitions does (orchestration/assets/warehouse.py)
+    root, day, end = a.data, a.day, a.day + dt.timedelta(days=1)
+    zones = Zones(a.landing, root / "raw", root / "quarantine")
+    steps: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    def stop(why: str) -> None:  # as the job does when a step fails: the health record is served, nothing else
+        publish_health(root / "serving", health.read(root))
+        raise RuntimeError(f"the bare night failed for {day}: {why}")
+
+    for system in C.SYSTEMS:  # the four ingestion steps (land_<system>)
+        t0 = time.perf_counter()
+        cfg = anomaly.load_config()
+        landing = night.land(root, zones, system, day, cfg, night.audit_history(zones, system, [day], cfg))
+        if landing.refused is not None or any(r.blocks for r in landing.rows):
+            stop(f"{system} drop refused or blocked: {landing.refused}")
+        steps[f"land_{system}"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # cx_dbt
+    target = engine_target()
+    started = time.time()
+    dbt_window = window_from(window_vars(day, end), landed_since_build(root, target))
+    targets = target_path(root, target)
+    (targets / "run_results.json").unlink(missing_ok=True)
+    results = run_dbt(["build", *NIGHTLY_EXCLUDE], data_dir=root, dbt_vars=dbt_window)
+    dbt_build_s = time.perf_counter() - t0
+    run_results = json.loads((targets / "run_results.json").read_text(encoding="utf-8"))
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    night.record_dbt_tests(root, [day], run_results, manifest)
+    mark_built(root, target, started)
+    steps["cx_dbt"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # quality_gate
+    judged = night.judge(root, day, end)
+    if any(r.blocks for r in judged.window):
+        stop("blocking checks failed")
+    steps["quality_gate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # cx_analytics
+    outputs = A.run_all(root / "warehouse.duckdb", day)
+    health.write(root, [day], "analytics", night.analytics_health(outputs, [day], day))
+    if any(out.problems for out in outputs):
+        stop("analyses not written (declared schema)")
+    steps["cx_analytics"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # serving__cx_duckdb
+    record = health.read(root)
+    _window, blocked = night.publish_window(record, day.isoformat(), day.isoformat())
+    if blocked.height:
+        raise RuntimeError(f"blocking checks failed for {day}: not publishing")
+    published = publish(root / "warehouse.duckdb", root / "serving", as_of=day.isoformat(), health=record)
+    steps["serving__cx_duckdb"] = time.perf_counter() - t0
+    seconds = time.perf_counter() - t_all
+    timed = sorted(((r.node.name, float(r.execution_time or 0.0)) for r in results), key=lambda t: -t[1])
+    return {"seconds": seconds, "steps": {k: round(v, 2) for k, v in steps.items()},
+            "dbt_build_seconds": round(dbt_build_s, 2), "kpi_rows": _kpi_rows(root),
+            "analytics_seconds": {out.table: round(out.seconds, 2) for out in outputs},
+            "dbt_slowest": [[name, round(t, 2)] for name, t in timed[:8]],
+            "publication": {"full_publish": published.full or "no: only what changed",
+                            "tables_written": len(published.copied),
+                            "tables_updated_in_place": len(published.in_place),
+                            "tables_reused": len(published.reused)}}
+
+
+@stage
 def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     """The ``nightly`` job for ``--day`` (ingest -> dbt -> GX and dbt checks -> publish), in process."""
     import dagster as dg
 
+    from analytics import run as A
     from orchestration.cli import QUIET
     from orchestration.definitions import defs
 
@@ -169,13 +263,20 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
                 steps[event.step_key] = round(entry.timestamp - started.get(event.step_key, entry.timestamp), 2)
         published = instance.get_latest_materialization_event(dg.AssetKey(["serving", "cx_duckdb"]))
+        analytics = {}  # each analysis table's own seconds (its materialization's metadata), as the bare night reports
+        for table in (t.name for analysis in A.ANALYSES for t in analysis.tables):
+            event = instance.get_latest_materialization_event(dg.AssetKey([A.SCHEMA_NAME, table]))
+            meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+            if "seconds" in meta:
+                analytics[table] = getattr(meta["seconds"], "value", meta["seconds"])
     if not result.success:
         raise RuntimeError(f"the nightly job failed for {a.day}")
     meta = published.asset_materialization.metadata if published and published.asset_materialization else {}
     # what the night's publish wrote: every table (and why) or only the changed ones
     publication = {k: getattr(meta[k], "value", meta[k]) for k in ("full_publish", "tables_written",
                    "tables_updated_in_place", "tables_reused") if k in meta}
-    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication}
+    return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication,
+            "analytics_seconds": analytics, "step_order": list(steps)}
 
 
 def main(argv: list[str] | None = None) -> None:

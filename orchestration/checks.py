@@ -19,10 +19,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from expectations import gate, health, registry
+from expectations import health, registry
 from ingestion.faults import crashpoint
+from orchestration import night
 from orchestration.publish import publish_health
-from orchestration.warehouse import dbt_var
 
 from .assets.warehouse import DUCKDB_POOL, model_key
 from .resources import CxData
@@ -63,19 +63,8 @@ def quality_gate(context: dg.AssetCheckExecutionContext, cx: CxData) -> Iterator
     start, end = run_window(context.run.tags)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     crashpoint("gate.start")
-    # the dates judged before that late records can still change (the KPI mart's own lookback)
-    rejudge = health.judged_dates(cx.root(), "gate", start - dt.timedelta(days=int(dbt_var("kpi_lookback_days"))),
-                                  start)
-    result = gate.evaluate(cx.root() / "warehouse.duckdb", start, end, cx.root() / "docs" / "gx",
-                           reporting_currency=dbt_var("reporting_currency"), rejudge=rejudge)
-    window = [r for r in result.rows if r.business_date >= start]
-    health.write(cx.root(), days, "gate", window, run_id=context.run.run_id)
-    earlier: dict[dt.date, list[health.HealthRow]] = defaultdict(list)
-    for row in result.rows:
-        if row.business_date < start:
-            earlier[row.business_date].append(row)
-    for day in rejudge:
-        health.replace_checks(cx.root(), day, "gate", gate.BASELINE_CHECKS, earlier[day], run_id=context.run.run_id)
+    judged = night.judge(cx.root(), start, end, run_id=context.run.run_id)
+    result, window, rejudge = judged.result, judged.window, judged.rejudge
     if rejudge:
         context.log.info("baseline warnings of %d earlier dates (%s .. %s) judged again with what the warehouse "
                          "holds now", len(rejudge), rejudge[0], rejudge[-1])

@@ -32,14 +32,18 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
     assert res["handwritten_sql"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"] > 0
     assert res["dbt_kpi_only"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"]
     assert res["nightly_dagster"]["last"]["kpi_rows"] == res["nightly_bare"]["last"]["kpi_rows"] > 0
+    assert res["nightly_bare_full"]["last"]["kpi_rows"] == res["nightly_dagster"]["last"]["kpi_rows"]
+    # the bare run of the job's work ran the job's steps, under the same names
+    assert set(res["nightly_bare_full"]["steps"]) == set(res["nightly_dagster"]["steps"])
     assert res["dbt_full_build"]["last"]["tests"] > 100
     # every stage reports its own peak memory, and the ratios are computable
     for stage in ("generate", "ingest_ours", "ingest_bare", "dbt_full_build", "dbt_kpi_only", "handwritten_sql",
-                  "nightly_bare", "nightly_dagster"):
+                  "nightly_bare", "nightly_bare_full", "nightly_dagster"):
         assert res[stage]["peak_rss_mib"] > 0, stage
-    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster", "dagster_dbt_step"}
+    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster", "dagster_dbt_step",
+                                        "dagster_equal_work", harness.STEP_RATIO + harness.DBT_STEP}
     assert harness.DBT_STEP in res["nightly_dagster"]["last"]["steps"]
-    assert "its dbt step" in text
+    assert "its dbt step" in text and "against the same work bare" in text
     assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
 
 
@@ -140,3 +144,61 @@ def test_gate_growth_times_two_nights_and_the_gx_suites_read_only_the_window(tmp
         # DuckDB's profile of the suites' reads: they scan at least the rows they keep
         assert sum(night["gate"]["rows_scanned"]["gx"].values()) >= sum(night["gate"]["rows_read"].values())
         assert night["gate"]["seconds"] > 0 and night["gate"]["peak_rss_mib"] > 0
+
+
+def _stage(seconds: float, wall: float, rss: float = 100.0, **last: object) -> dict:
+    return {"seconds": seconds, "wall_seconds": wall, "peak_rss_mib": rss, "runs": 1, "all_seconds": [seconds],
+            "last": {"seconds": seconds, **last}}
+
+
+def test_row_4_compares_the_job_with_the_same_work_bare_step_by_step() -> None:
+    """A hand-computed case: the target's ratio is the job's seconds over the bare run of its whole work
+    (``nightly_bare_full``), each step's ratio beside it, and the ratios against the ingest + dbt night kept."""
+    bare_steps = {"land_crm": 0.5, "cx_dbt": 50.0, "quality_gate": 4.0, "cx_analytics": 10.0,
+                  "serving__cx_duckdb": 15.5}  # 80 s: nothing outside the steps
+    job_steps = {"land_crm": 1.0, "cx_dbt": 60.0, "quality_gate": 4.0, "cx_analytics": 12.0,
+                 "serving__cx_duckdb": 16.0}  # 93 s of the job's 100 s: 7 s outside the steps
+    res = {
+        "scale": {"name": "M", "customers": 100_000, "days": 365}, "date": "2026-12-01",
+        "machine": {"machine": "x86_64", "cores": 2, "cpu": "cpu", "mem_gib": 24, "python": "3.11",
+                    "versions": {"dagster": "1.13"}},
+        "duckdb_settings": {"threads": "2"}, "first_day": "2025-11-01", "last_day": "2026-10-31",
+        "landing_bytes": 2e9, "rows": 1_000, "repeat": 2, "build_repeat": 1, "total_seconds": 600,
+        "dbt_full_build": _stage(85.0, 90.0, models=49, tests=440),
+        "nightly_bare": _stage(50.0, 52.0, ingest_seconds=1.0, dbt_seconds=49.0, dbt={}),
+        "nightly_bare_full": {**_stage(80.0, 84.0, steps=bare_steps), "steps": bare_steps},
+        "nightly_dagster": {**_stage(100.0, 110.0, steps=job_steps), "steps": job_steps},
+    }
+    r = harness.ratios(res)
+    assert r["dagster_equal_work"] == pytest.approx(1.25)  # 100 / 80
+    assert r["dagster_equal_work_process"] == pytest.approx(110 / 84)
+    assert r[harness.STEP_RATIO + "cx_dbt"] == pytest.approx(1.2)  # 60 / 50
+    assert r[harness.STEP_RATIO + "land_crm"] == pytest.approx(2.0)
+    assert r[harness.STEP_RATIO + "quality_gate"] == pytest.approx(1.0)
+    assert r[harness.STEP_RATIO + "serving__cx_duckdb"] == pytest.approx(16 / 15.5)
+    # the figures against the ingest + dbt night are kept
+    assert r["dagster"] == pytest.approx(110 / 52) and r["dagster_work"] == pytest.approx(2.0)
+    assert r["dagster_same_work"] == pytest.approx((100 - 4 - 16) / 50)
+    assert r["dagster_dbt_step"] == pytest.approx(60 / 49)
+    assert harness.outside_steps(res["nightly_dagster"]) == pytest.approx(7.0)
+
+    (row,) = [line for line in harness.render(res).splitlines() if line.startswith("| 4 |")]
+    assert "against the same work bare (`nightly_bare_full`" in row
+    assert "**1.25×** (1.31× process)" in row
+    assert "cx_dbt 60.0 / 50.0 s 1.20×; serving__cx_duckdb 16.0 / 15.5 s 1.03×; cx_analytics 12.0 / 10.0 s 1.20×" in row
+    assert "land_crm 1.0 / 0.5 s 2.00×" in row and "outside the steps 7.0 / 0.0 s" in row
+    assert "2.12× process, 2.00× work, 1.60× without GX and publish; its dbt step 1.22×" in row
+    assert harness.TARGETS["dagster"] in row and "same work bare" in harness.TARGETS["dagster"]
+
+    # results without the bare run of the job's work render row 4 as before
+    del res["nightly_bare_full"]
+    assert "dagster_equal_work" not in harness.ratios(res)
+    (row,) = [line for line in harness.render(res).splitlines() if line.startswith("| 4 |")]
+    assert "2.12× (2.00× work; 1.60× without GX and publish, 20.0 s; its dbt step 1.22×" in row
+
+
+def test_a_nights_steps_are_the_medians_of_its_runs() -> None:
+    runs = [{"seconds": s, "wall_seconds": s, "peak_rss_mib": 1.0, "steps": {"cx_dbt": s, "land_crm": 1.0}}
+            for s in (10.0, 30.0, 20.0)]
+    assert harness._summary(runs)["steps"] == {"cx_dbt": 20.0, "land_crm": 1.0}
+    assert "steps" not in harness._summary([{"seconds": 1.0, "wall_seconds": 1.0, "peak_rss_mib": 1.0}])

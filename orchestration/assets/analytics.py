@@ -16,6 +16,7 @@ import dagster as dg
 
 from analytics import run as A
 from expectations import health, registry
+from orchestration import night
 from orchestration.publish import publish_health
 
 from ..partitions import daily_partitions, window_days
@@ -72,12 +73,7 @@ def cx_analytics(context: dg.AssetExecutionContext, cx: CxData) -> Iterator:
             failed.append(out.table)
 
     outputs = A.run_all(cx.root() / "warehouse.duckdb", as_of, on_output=report)
-    # a range (a backfill) is judged once, as of its last day: each day's row says as of which day
-    rows = [health.judged(day, SCHEMA_CHECK.name, out.table, not out.problems,
-                          subject=f"{out.frame.height} rows as of {as_of}",
-                          observed_value=len(out.problems), expected_range="0 problems",
-                          message="; ".join(out.problems) or None) for out in outputs for day in days]
-    health.write(cx.root(), days, "analytics", rows, run_id=context.run.run_id)
+    health.write(cx.root(), days, "analytics", night.analytics_health(outputs, days, as_of), run_id=context.run.run_id)
     for out in outputs:
         key = analytics_key(out.table)
         if out.written:

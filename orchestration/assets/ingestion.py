@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from expectations import anomaly, health, registry
-from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
+from expectations.drops import AuditHistory
 from ingestion import contract as C
-from ingestion.load import load_drop
 from ingestion.manifest import DropRefused
+from orchestration import night
 from orchestration.publish import publish_health
 
 from ..partitions import daily_partitions, window_days
@@ -115,12 +115,8 @@ def on_day_landed(callback: Callable[[str, dt.date], None]) -> Iterator[None]:
 
 
 def audit_history(cx: CxData, system: str, days: list[dt.date], cfg: dict) -> AuditHistory:
-    """The load audit a run landing ``days`` (in date order) judges with, read once: the dates whose
-    drops are the trailing history of its first date, through those a drop of its last date is in
-    the history of."""
-    history_days = int(cfg["anomaly"]["history_days"])
-    return AuditHistory(cx.zones(), system, days[0] - dt.timedelta(days=history_days),
-                        days[-1] + dt.timedelta(days=history_days))
+    """The load audit a run landing ``days`` judges with (``orchestration.night.audit_history``)."""
+    return night.audit_history(cx.zones(), system, days, cfg)
 
 
 def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: dt.date, cfg: dict,
@@ -133,20 +129,15 @@ def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: d
     by ``load_drop``; without it each judgment reads the audit from disk, with the same result."""
     zones = cx.zones()
     out = _Landed(day)
-    run_id = context.run.run_id
-    before = drop_counts(zones, system, day, audit)
-    try:
-        result = load_drop(zones, system, day, on_audit=audit.record if audit is not None else None)
-    except DropRefused as exc:
-        if not is_missing(exc.problem):
-            rows = drop_health(zones, system, day, None, error=str(exc), cfg=cfg)
-            health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=run_id)
-            out.refused = exc
-            return out
+    landing = night.land(cx.root(), zones, system, day, cfg, audit, lands_until, run_id=context.run.run_id)
+    rows, result = landing.rows, landing.load
+    if landing.refused is not None:
+        out.refused = landing.refused
+        return out
+    if landing.missing is not None:
         # not delivered yet: a warning; the night goes on with what the other systems delivered
+        exc = landing.missing
         context.log.warning("%s drop for %s not delivered yet: %s", system, day, exc)
-        rows = drop_health(zones, system, day, None, error=str(exc), missing=True, cfg=cfg)
-        health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=run_id)
         for e in C.entities_of(system):
             key = raw_key(system, e.name)
             out.metadata[key] = {"drop": "not delivered", "problem": exc.problem, "rows_loaded": 0,
@@ -155,18 +146,10 @@ def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: d
         if system in C.AUDITED_SYSTEMS:
             out.metadata[raw_key(system, C.LOAD_AUDIT)] = {"business_date": day.isoformat(), "drop": "not delivered"}
         return out
-    rows = drop_health(zones, system, day, result, cfg=cfg, audit=audit)
-    health.write(cx.root(), [day], f"ingest_{system}", rows, run_id=run_id)
-    history_days = int(cfg["anomaly"]["history_days"])
-    if (lands_until is None or day + dt.timedelta(days=history_days) > lands_until) \
-            and drop_counts(zones, system, day, audit) != before:
-        # a drop delivered late (or corrected): the drops after it were judged without it
-        later = rejudge_later(zones, system, day, cfg=cfg, audit=audit, after=lands_until)
-        for other, other_rows in later.items():
-            health.replace_checks(cx.root(), other, f"ingest_{system}", BASELINE_CHECKS, other_rows, run_id=run_id)
-        if later:
-            context.log.info("%s drop of %s changed the baselines of %d later drops (%s .. %s): judged again",
-                             system, day, len(later), min(later), max(later))
+    later = landing.rejudged
+    if later:
+        context.log.info("%s drop of %s changed the baselines of %d later drops (%s .. %s): judged again",
+                         system, day, len(later), min(later), max(later))
     out.blocks = any(r.blocks for r in rows)
     for e in result.entities:
         key = raw_key(system, e.entity)

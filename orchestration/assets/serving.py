@@ -9,6 +9,7 @@ import json
 import dagster as dg
 
 from expectations import health
+from orchestration import night
 from orchestration.publish import publish
 
 from ..partitions import daily_partitions
@@ -34,8 +35,7 @@ BI_ASSET_KEYS = [model_key(m) for m in BI_MODELS]
 def published_marts(context: dg.AssetExecutionContext, cx: CxData) -> dg.MaterializeResult:
     keys = context.partition_key_range
     record = health.read(cx.root())
-    window = record.filter(record["business_date"].cast(str).is_between(keys.start, keys.end))
-    blocked = health.blocking_failures(window)
+    window, blocked = night.publish_window(record, keys.start, keys.end)
     if blocked.height:  # defence in depth: never serve marts a blocking check failed on
         raise dg.Failure(description="blocking checks failed for this window; not publishing: "
                                      + ", ".join(sorted(set(blocked["check_name"].to_list()))))

@@ -15,10 +15,8 @@ health record is served at once (``publish_health``: the marts BI reads do not m
 fails naming what failed. Sources map to the ingestion assets, so it is one lineage graph.
 """
 
-import datetime as dt
 import json
 import time
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -32,13 +30,14 @@ from dagster_dbt import (
     get_asset_key_for_model,
 )
 
-from expectations import health, registry
+from expectations import health
 from ingestion import contract as C
 from ingestion import settings
 from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from ingestion.keys import KeySecretError
 from orchestration import spark_mirror
+from orchestration.night import PASSED, dbt_test_health, dbt_tests, record_dbt_tests  # noqa: F401 - re-exported
 from orchestration.publish import publish_health
 from orchestration.recovery import child_tags
 from orchestration.spark_server import SparkError
@@ -112,37 +111,6 @@ def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     return window_vars(window.start.date(), window.end.date())
 
 
-PASSED = ("pass", "success")
-
-
-def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
-    """The data tests of a dbt invocation by (generic test, model): (name, status, message) of each."""
-    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
-    for r in run_results.get("results", []):
-        node = manifest["nodes"].get(r["unique_id"]) or {}
-        if node.get("resource_type") != "test":
-            continue
-        name = node.get("name", r["unique_id"])
-        kind = registry.for_dbt_test(name, (node.get("test_metadata") or {}).get("name")).name
-        model = (node.get("attached_node") or (node.get("depends_on", {}).get("nodes") or ["?"])[0]).split(".")[-1]
-        groups[(kind, model)].append((name, str(r.get("status")), r.get("message") or ""))
-    return groups
-
-
-def dbt_test_health(groups: dict[tuple[str, str], list[tuple[str, str, str]]],
-                    days: list[dt.date]) -> list[health.HealthRow]:
-    """One row per date x generic test x model of ``groups`` (:func:`dbt_tests`): failed when any instance
-    failed (names them)."""
-    rows = []
-    for (kind, model), tests in sorted(groups.items()):
-        bad = [(name, status, msg) for name, status, msg in tests if status not in PASSED]
-        message = "; ".join(f"{name}: {status} {msg}".strip() for name, status, msg in bad[:10]) or None
-        for day in days:
-            rows.append(health.judged(day, kind, model, not bad, subject=f"{len(tests)} dbt tests",
-                                      observed_value=len(bad), expected_range="0 failing tests", message=message))
-    return rows
-
-
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -> Iterator:
     # dbt's YAML reads CX_DATA_DIR and the DuckDB settings: dagster-dbt starts dbt with a copy of this
     # process's environment (its cli() takes no env), so they are set from the settings for the call
@@ -192,8 +160,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     except FileNotFoundError:
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    groups = dbt_tests(run_results, manifest)
-    health.write(cx.root(), days, "dbt", dbt_test_health(groups, days), run_id=context.run.run_id)
+    groups = record_dbt_tests(cx.root(), days, run_results, manifest, run_id=context.run.run_id)
     tests = [status for group in groups.values() for _, status, _ in group]
     passed = sum(status in PASSED for status in tests)
     context.log.info(f"dbt tests: {passed} of {len(tests)} passed; each is in the data-health record "
