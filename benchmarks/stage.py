@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import json
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -243,11 +244,19 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     import dagster as dg
 
     from analytics import run as A
+    from ingestion import settings
     from orchestration.cli import QUIET
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def("nightly")
-    with dg.instance_for_test() as instance:
+    # the instance `cxw nightly` runs on: a DAGSTER_HOME holding the project's dagster.yaml (its batching
+    # event log), fresh for each night measured; its storage created before the clock starts (once per home)
+    home = a.data / "dagster_home_bench"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    with settings.exported(a.data, {"DAGSTER_HOME": str(home)}), dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
         t0 = time.perf_counter()
         result = job.execute_in_process(partition_key=a.day.isoformat(), instance=instance, raise_on_error=False,
                                         run_config=QUIET)
