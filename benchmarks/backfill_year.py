@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from ingestion import settings
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -99,7 +101,7 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, 
 
 
 def _env(data: Path, home: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CX_DATA_DIR")}
+    env = settings.subprocess_env(data, drop=("DAGSTER_HOME", "CX_DATA_DIR"))
     env["CX_DATA_DIR"] = str(data)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if home:
@@ -140,15 +142,8 @@ def _instance_split(home: Path) -> dict:
     """Each run's wall time and each step's, and the events stored by type, from the instance in ``home``."""
     from dagster import DagsterEventType, DagsterInstance
 
-    saved = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)  # dagster.yaml's event log reads it
-    try:
+    with settings.exported(None, {"DAGSTER_HOME": str(home)}):  # dagster.yaml's event log reads it
         instance = DagsterInstance.from_config(str(home))
-    finally:
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME")
-        else:
-            os.environ["DAGSTER_HOME"] = saved
     runs, events, steps = [], {}, {}
     for record in reversed(instance.get_run_records()):
         run = record.dagster_run
