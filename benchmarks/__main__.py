@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in measures if m not in harness.MEASURES]
         if unknown or "ingest" not in measures:
             ap.error(f"--measures: unknown {', '.join(unknown)}" if unknown else "--measures must include ingest")
-        if "nightly" in measures and "build" not in measures:
+        if "nightly" in measures and measures.index("nightly") < measures.index("build") if "build" in measures \
+                else "nightly" in measures:
             ap.error("--measures: nightly needs build (each night starts from the full build's warehouse)")
         scale = dataclasses.replace(scale, measures=measures)
     if scale.days < 2:

@@ -72,19 +72,41 @@ def test_dbt_profile_reads_the_same_duckdb_settings() -> None:
         assert f"{key}: \"{{{{ {expected}" in profile, (key, expected)
 
 
-def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_renders(tmp_path: Path) -> None:
-    """Scale L's shape at tiny size: no nights, the full build before the references, bare polars last."""
-    scale = dataclasses.replace(harness.SCALES["tiny"], measures=("ingest", "build", "handwritten", "bare"))
+def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_renders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scale L's shape at tiny size, within a memory limit the build cannot meet: ingestion interleaved with bare
+    polars, the full build (failed within the limit, recorded, then built within the default), one bare night on
+    that build (no copy of the warehouse, within the default limit), the hand-written script last."""
+    monkeypatch.setenv(harness.MEMORY_ENV, "1MB")
+    scale = dataclasses.replace(harness.SCALES["L"], customers=harness.SCALES["tiny"].customers,
+                                days=harness.SCALES["tiny"].days)
     logs: list[str] = []
     res = harness.run(scale, tmp_path / "work", log=logs.append)
-    ran = [line.strip().removesuffix(" ...") for line in logs if line.endswith(" ...")]
-    assert ran == ["generate", "ingest_ours", "dbt_full_build", "handwritten_sql", "ingest_bare"]
-    assert "nightly_bare" not in res and "dbt_kpi_only" not in res
+    ran = [line.strip().split(" ...")[0] for line in logs if " ..." in line]
+    assert ran == ["generate", "ingest_bare", "ingest_ours", "dbt_full_build", "dbt_full_build", "nightly_bare",
+                   "handwritten_sql", "handwritten_sql"]
+    # the memory target is the full build's: the night runs within the default limit
+    assert res["nights_memory_limit"] == harness.DEFAULT_MEMORY_LIMIT
+    assert any(harness.DEFAULT_MEMORY_LIMIT in line for line in logs if line.strip().startswith("nightly_bare"))
+    assert "nightly_dagster" not in res and "nightly_bare_full" not in res and "dbt_kpi_only" not in res
+    # the build that ran out is on record: the limit, where it stopped, what it reached; the re-run within the
+    # default limit is the build measured, and the night ran on top of it
+    failed = res["dbt_full_build" + harness.LIMITED]
+    assert failed["memory_limit"] == "1MB" and failed["seconds"] > 0 and failed["peak_rss_mib"] > 0
+    assert "memory" in failed["error"].lower(), failed["error"]
+    assert any(harness.DEFAULT_MEMORY_LIMIT in line for line in logs if line.strip().startswith("dbt_full_build"))
+    assert res["nightly_bare"]["last"]["kpi_rows"] >= res["dbt_full_build"]["last"]["kpi_rows"] > 0
+    assert not (tmp_path / "work" / "L" / "history.duckdb").exists()
     assert res["ingest_bare"]["last"]["rows"] == res["ingest_ours"]["last"]["rows"] == res["rows"] > 0
     assert res["handwritten_sql"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"] > 0
-    assert set(harness.ratios(res)) == {"ingestion", "build"}
+    assert set(harness.ratios(res)) == {"ingestion", "build", "incremental"}
+    text = harness.render(res)
+    assert "| 3 | nightly run" in text and "| 4 |" not in text and "the Dagster night" in text
+    assert "| 2m | full `dbt build` within memory_limit=1MB | **failed** after" in text
+    assert "| 2m | hand-written SQL within memory_limit=1MB | **failed** after" in text
+    monkeypatch.delenv(harness.MEMORY_ENV)
     # every stage's figures were saved as they came
-    work = tmp_path / "work" / "tiny"
+    work = tmp_path / "work" / "L"
     assert json.loads((work / "partial.json").read_text(encoding="utf-8"))["ingest_bare"] == res["ingest_bare"]
     # the drops are reused with the generation figures that describe them
     again = harness.run(dataclasses.replace(scale, measures=("ingest",)), tmp_path / "work", reuse_landing=True,
@@ -92,7 +114,8 @@ def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_render
     assert again["generate"] == res["generate"]
 
     # a run cut short after ingestion: rendered and recorded with what it has, the rest named as not measured
-    cut = {k: v for k, v in res.items() if k not in ("dbt_full_build", "handwritten_sql", "ingest_bare")}
+    cut = {k: v for k, v in res.items() if k not in ("dbt_full_build", "handwritten_sql", "ingest_bare",
+                                                      "nightly_bare") and not k.endswith(harness.LIMITED)}
     (tmp_path / "cut.json").write_text(json.dumps(cut), encoding="utf-8")
     results = tmp_path / "RESULTS.md"
     assert main(["--render", str(tmp_path / "cut.json"), "--record", "--results", str(results)]) == 0
