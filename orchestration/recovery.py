@@ -50,25 +50,27 @@ UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRu
               DagsterRunStatus.CANCELING]
 
 
-def _pid_start(pid: int) -> str | None:
-    """Start time of ``pid`` (field 22 of /proc/<pid>/stat), or None when no such process."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first), or None when no such
+    process. The command name (field 2) is in parentheses and may contain spaces."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    # the command name (field 2) is in parentheses and may contain spaces
-    return stat[stat.rindex(")") + 2:].split()[19]
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _pid_start(pid: int) -> str | None:
+    """Start time of ``pid`` (field 22 of /proc/<pid>/stat), or None when no such process."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
 
 
 def _running_since(pid: int) -> str | None:
     """``_pid_start`` of a process that still runs: None for a zombie too (it holds no file, no lock; a killed
     orphan stays one until its new parent reaps it, which in a container may be never)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
+    fields = _proc_stat(pid)
+    return None if not fields or fields[0] in ("Z", "X") else fields[19]
 
 
 def child_tags(pid: int) -> dict[str, str]:

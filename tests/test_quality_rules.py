@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from expectations import anomaly, health, registry
-from orchestration.assets.warehouse import dbt_project, dbt_test_health, dbt_tests
+from orchestration.assets.warehouse import dbt_project
+from orchestration.night import dbt_test_health, dbt_tests
 
 CFG = anomaly.load_config()["anomaly"]
 MONDAY = dt.date(2026, 11, 2)

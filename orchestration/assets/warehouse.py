@@ -37,7 +37,7 @@ from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from ingestion.keys import KeySecretError
 from orchestration import spark_mirror
-from orchestration.night import PASSED, dbt_test_health, dbt_tests, record_dbt_tests  # noqa: F401 - re-exported
+from orchestration.night import PASSED, record_dbt_tests
 from orchestration.publish import publish_health
 from orchestration.recovery import child_tags
 from orchestration.spark_server import SparkError
