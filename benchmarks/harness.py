@@ -21,6 +21,7 @@ import importlib.metadata as md
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,7 @@ TARGETS = {
 MEMORY_ENV = "CX_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = settings.BY_NAME[MEMORY_ENV].value_default
 LIMITED = "_failed_within_limit"
+FAILED = "_failed"  # a night that failed: recorded under its stage's name + FAILED
 
 
 class StageError(RuntimeError):
@@ -119,7 +121,7 @@ def run_stage(name: str, data: Path, log: Log = _stderr, env: dict[str, str] | N
         err_f.seek(0)
         stdout, stderr = out_f.read(), err_f.read()
     if proc.returncode != 0:
-        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-40:])
         raise StageError(f"benchmark stage {name!r} failed (exit {proc.returncode}):\n{tail}",
                          seconds=wall, peak_rss_mib=round(usage.ru_maxrss / 1024, 1))
     out = json.loads(stdout.strip().splitlines()[-1])
@@ -256,9 +258,22 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
                      if settings.duckdb_settings()["memory_limit"] != DEFAULT_MEMORY_LIMIT else None)
         res["nights_memory_limit"] = DEFAULT_MEMORY_LIMIT if night_env else settings.duckdb_settings()["memory_limit"]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in nights}
+
+        def night(name: str) -> bool:
+            """Run one night; a night that fails (at L: out of memory) is recorded under its name + FAILED with
+            its error, seconds and peak RSS, and the nights stop there (what follows the nights still runs)."""
+            try:
+                runs[name].append(run_stage(name, data, log, env=night_env, landing=landing, day=last))
+                return True
+            except StageError as exc:
+                log(f"  {name} failed after {exc.seconds:.0f} s (peak RSS {exc.peak_rss_mib:,.0f} MiB)")
+                res[name + FAILED] = {"memory_limit": res["nights_memory_limit"], "seconds": exc.seconds,
+                                      "peak_rss_mib": exc.peak_rss_mib, "error": str(exc)}
+                return False
+
         if repeat * len(nights) == 1:
             # one night in all (L: a copy of its warehouse would cost ~20 GB and minutes): on the build itself
-            runs[nights[0]].append(run_stage(nights[0], data, log, env=night_env, landing=landing, day=last))
+            night(nights[0])
         else:
             history = work / "history.duckdb"
             shutil.copyfile(data / "warehouse.duckdb", history)
@@ -281,14 +296,16 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
             # drifts during a round then favours neither): at M under a shared machine's falling load, the second
             # of the two ran up to 2x faster
             paired = [name for name in ("nightly_bare_full", "nightly_dagster") if name in nights]
+            ok = True
             for i in range(repeat):
                 for name in [n for n in nights if n not in paired] + (paired if i % 2 == 0 else paired[::-1]):
                     restore()
-                    runs[name].append(run_stage(name, data, log, env=night_env, landing=landing, day=last))
+                    ok = ok and night(name)
             history.unlink()
             shutil.rmtree(served)
         for name, done in runs.items():
-            res[name] = _summary(done)
+            if done:
+                res[name] = _summary(done)
         save()
 
     for measure in want:
@@ -401,8 +418,10 @@ def render(res: dict[str, Any]) -> str:
                                         ("dbt_full_build", "full build"), ("handwritten_sql", "hand-written SQL"),
                                         ("dbt_kpi_only", "`dbt run -s +kpi_experience_daily`"),
                                         ("nightly_bare", "nights (bare and Dagster)")) if not res.get(key)]
-    if res.get("nightly_bare") and not res.get("nightly_dagster"):
+    if (res.get("nightly_bare") or res.get("nightly_bare" + FAILED)) and not res.get("nightly_dagster"):
         missing.append("the Dagster night")
+    if res.get("nightly_bare" + FAILED):
+        missing = [m for m in missing if m != "nights (bare and Dagster)"]
     data = (f"Data: {rows:,} delivered records" if rows else "Data:") + (
         f" in {res['landing_bytes'] / 1e6:,.0f} MB of drops ({res['first_day']} .. {res['last_day']})")
     if res.get("warehouse_bytes"):
@@ -447,10 +466,8 @@ def render(res: dict[str, Any]) -> str:
                        ("dbt_kpi_only", "`dbt run -s +kpi_experience_daily`")):
         failed = res.get(key + LIMITED)
         if failed:  # the run above is the one within the default limit
-            error = next((line.strip() for line in failed["error"].splitlines()
-                          if "memory" in line.lower() or "Error" in line), failed["error"].splitlines()[0])
             lines.append(f"| 2m | {label} within memory_limit={failed['memory_limit']} | **failed** after "
-                         f"{_s(failed['seconds'])}: {error.replace('|', '/')[:300]} | - | - | {TARGETS['memory']} | "
+                         f"{_s(failed['seconds'])}: {_failure(failed['error'])} | - | - | {TARGETS['memory']} | "
                          f"{_mib(failed['peak_rss_mib'])} |")
     if ko:
         lines.append(f"| 2b | `dbt run -s +kpi_experience_daily` (same output as the script) | {_s(ko['seconds'])} | "
@@ -462,6 +479,15 @@ def render(res: dict[str, Any]) -> str:
                      f"(ingest {nb['last']['ingest_seconds']:.1f} s, dbt {nb['last']['dbt_seconds']:.1f} s) | "
                      f"full build {_s(fb['seconds'])} | {100 * r['incremental']:.1f} % | {TARGETS['incremental']} | "
                      f"{_mib(nb['peak_rss_mib'])} / {_mib(fb['peak_rss_mib'])} |")
+    for name, label in (("nightly_bare", "nightly run, one new day on {days} days of history (bare)"),
+                        ("nightly_bare_full", "the `nightly` job's work bare"),
+                        ("nightly_dagster", "Dagster `nightly` job")):
+        failed = res.get(name + FAILED)
+        if failed:
+            lines.append(f"| {'3' if name == 'nightly_bare' else '4'} | {label.format(days=sc['days'] - 1)} "
+                         f"within memory_limit={failed['memory_limit']} | **failed** after {_s(failed['seconds'])}: "
+                         f"{_failure(failed['error'])} | " + (f"full build {_s(fb['seconds'])}" if fb else "-")
+                         + f" | - | {TARGETS['incremental']} | {_mib(failed['peak_rss_mib'])} |")
     if nb and nd:
         lines.append(f"| 4 | Dagster `nightly` job (+ GX checks, publish) | {_s(nd['wall_seconds'])} process, "
                      f"{_s(nd['seconds'])} in the job | bare {_s(nb['wall_seconds'])} process, {_s(nb['seconds'])} "
@@ -489,6 +515,15 @@ def render(res: dict[str, Any]) -> str:
         notes.append(f"Slowest Dagster steps: {top_steps}.")
     lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines) + "\n"
+
+
+def _failure(error: str) -> str:
+    """A failed stage's error in a table cell: the models and tests that failed, then the first error line
+    (DuckDB's "Out of Memory Error: failed to pin ...")."""
+    nodes = list(dict.fromkeys(re.findall(r"Error in (?:model|test) (\w+)", error)))
+    first = next((line.strip() for line in error.splitlines() if re.search(r"\w Error: ", line)),
+                 error.strip().splitlines()[0] if error.strip() else "")
+    return ((", ".join(nodes) + ": " if nodes else "") + first).replace("|", "/")[:300]
 
 
 def _equal_work_row(res: dict[str, Any], r: dict[str, float]) -> str:

@@ -113,6 +113,20 @@ def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_render
                         log=logs.append)
     assert again["generate"] == res["generate"]
 
+    # a night that runs out of memory (as L's did within 12 GB): recorded with its error, not raised, and rendered
+    monkeypatch.setenv(harness.MEMORY_ENV, "12GB")
+    monkeypatch.setattr(harness, "DEFAULT_MEMORY_LIMIT", "1MB")  # the nights' limit
+    night = harness.run(dataclasses.replace(scale, measures=("ingest", "build", "nightly")), tmp_path / "work",
+                        reuse_landing=True, log=logs.append)
+    failed = night["nightly_bare" + harness.FAILED]
+    assert "nightly_bare" not in night and failed["memory_limit"] == "1MB" and failed["seconds"] > 0
+    assert "Out of Memory Error" in failed["error"] and failed["peak_rss_mib"] > 0
+    text = harness.render(night)
+    assert (f"| 3 | nightly run, one new day on {scale.days - 1} days of history (bare) within memory_limit=1MB "
+            "| **failed** after") in text
+    assert ": Out of Memory Error: " in text and "the Dagster night" in text and "nights (bare" not in text
+    monkeypatch.delenv(harness.MEMORY_ENV)
+
     # a run cut short after ingestion: rendered and recorded with what it has, the rest named as not measured
     cut = {k: v for k, v in res.items() if k not in ("dbt_full_build", "handwritten_sql", "ingest_bare",
                                                       "nightly_bare") and not k.endswith(harness.LIMITED)}
