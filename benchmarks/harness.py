@@ -404,8 +404,8 @@ def _s(x: float) -> str:
     return f"{x:,.2f} s" if x < 100 else f"{x:,.0f} s ({x / 60:.1f} min)"
 
 
-def _mib(x: float) -> str:
-    return f"{x:,.0f} MiB"
+def _mib(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f} MiB"  # None: not measured (a stage resumed by hand)
 
 
 def render(res: dict[str, Any]) -> str:
