@@ -83,6 +83,7 @@ MEMORY_ENV = "CX_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = settings.BY_NAME[MEMORY_ENV].value_default
 LIMITED = "_failed_within_limit"
 FAILED = "_failed"  # a night that failed: recorded under its stage's name + FAILED
+OUT_OF_MEMORY = "Out of Memory Error"  # DuckDB's error when a query cannot fit within memory_limit
 
 
 class StageError(RuntimeError):
@@ -299,8 +300,9 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
             ok = True
             for i in range(repeat):
                 for name in [n for n in nights if n not in paired] + (paired if i % 2 == 0 else paired[::-1]):
-                    restore()
-                    ok = ok and night(name)
+                    if ok:  # after a failed night, none runs (nor restores the history for it)
+                        restore()
+                        ok = night(name)
             history.unlink()
             shutil.rmtree(served)
         for name, done in runs.items():
@@ -323,8 +325,8 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
                 # (the memory target's figure), then measure it within the default limit, so that the measures
                 # after it (the night on top of the build) still run
                 limit = settings.duckdb_settings()["memory_limit"]
-                if limit == DEFAULT_MEMORY_LIMIT:
-                    raise
+                if limit == DEFAULT_MEMORY_LIMIT or OUT_OF_MEMORY not in str(exc):
+                    raise  # not the memory target's failure: a broken build is an error at any limit
                 log(f"  {name} failed within memory_limit={limit} after {exc.seconds:.0f} s "
                     f"(peak RSS {exc.peak_rss_mib:,.0f} MiB); again within {DEFAULT_MEMORY_LIMIT}")
                 res[name + LIMITED] = {"memory_limit": limit, "seconds": exc.seconds,

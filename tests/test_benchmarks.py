@@ -125,6 +125,24 @@ def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_render
     assert (f"| 3 | nightly run, one new day on {scale.days - 1} days of history (bare) within memory_limit=1MB "
             "| **failed** after") in text
     assert ": Out of Memory Error: " in text and "the Dagster night" in text and "nights (bare" not in text
+
+    # under a reduced limit, only running out of memory is the memory target's failure: any other error ends the run
+    real_stage = harness.run_stage
+    builds: list[object] = []
+
+    def broken(name: str, *args: object, **kwargs: object) -> dict:
+        if name == "dbt_full_build":
+            builds.append(kwargs.get("env"))
+            raise harness.StageError("Catalog Error: Table with name x does not exist!", seconds=1.0, peak_rss_mib=1.0)
+        return real_stage(name, *args, **kwargs)
+
+    monkeypatch.setattr(harness, "run_stage", broken)
+    with pytest.raises(harness.StageError, match="Catalog Error"):
+        harness.run(dataclasses.replace(scale, measures=("ingest", "build")), tmp_path / "work", reuse_landing=True,
+                    log=logs.append)
+    assert builds == [None]  # not retried within the default limit, and not recorded as the memory target's miss
+    assert "dbt_full_build" + harness.LIMITED not in json.loads((work / "partial.json").read_text(encoding="utf-8"))
+    monkeypatch.setattr(harness, "run_stage", real_stage)
     monkeypatch.delenv(harness.MEMORY_ENV)
 
     # a run cut short after ingestion: rendered and recorded with what it has, the rest named as not measured
