@@ -56,15 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in measures if m not in harness.MEASURES]
         if unknown or "ingest" not in measures:
             ap.error(f"--measures: unknown {', '.join(unknown)}" if unknown else "--measures must include ingest")
-        if "nightly" in measures and measures.index("nightly") < measures.index("build") if "build" in measures \
-                else "nightly" in measures:
+        if "nightly" in measures and ("build" not in measures or measures.index("nightly") < measures.index("build")):
             ap.error("--measures: nightly needs build (each night starts from the full build's warehouse)")
         scale = dataclasses.replace(scale, measures=measures)
     if scale.days < 2:
         ap.error("--days must be at least 2 (history plus one new night)")
     try:
         res = harness.run(scale, a.workdir, a.repeat, a.build_repeat, a.reuse_landing)
-    except harness.StageError as exc:
+    except (harness.StageError, harness.DiskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(harness.render(res))

@@ -54,6 +54,7 @@ class Scale:
     build_repeat: int  # runs per full build
     measures: tuple[str, ...] = MEASURES
     nights: tuple[str, ...] = NIGHTS  # the nightly measure's stages (each run from the same history)
+    disk_gb: float = 0  # free disk the run needs under its workdir, drops included (0: not checked)
 
 
 SCALES = {
@@ -63,9 +64,33 @@ SCALES = {
     # on demand only: hours (docs/benchmarks.md). Ingestion against bare polars, the full build (within the
     # memory target: run it with CX_DUCKDB_MEMORY_LIMIT=5GB), one bare night on top of that build (the Dagster
     # target is M's; a second night would need a copy of a ~20 GB warehouse), then the hand-written script
+    # needs ~100 GB of disk (2026-12-01): drops 30 GB, raw zone 5 GB, warehouse 25 GB, DuckDB's spill up to 35 GB
     "L": Scale("L", 1_000_000, 730, 1, 1, ("ingest", "bare", "build", "nightly", "handwritten"),
-               nights=("nightly_bare",)),
+               nights=("nightly_bare",), disk_gb=100),
 }
+
+
+class DiskError(RuntimeError):
+    """Too little free disk for the scale: refused before any stage runs (out of disk, DuckDB's spill ends a
+    run hours in with "No space left on device")."""
+
+
+def check_disk(scale: Scale, work: Path, reuse_landing: bool) -> None:
+    """Refuse a scale whose disk need (``Scale.disk_gb``, in proportion to customers x days when they are
+    overridden) exceeds the free disk under ``work``; drops reused from an earlier run count as available."""
+    base = SCALES.get(scale.name, scale)
+    if not scale.disk_gb or not base.customers or not base.days:
+        return
+    need = scale.disk_gb * 1e9 * (scale.customers * scale.days) / (base.customers * base.days)
+    landing = work / "landing"
+    have = shutil.disk_usage(work).free
+    if reuse_landing and landing.exists():
+        have += sum(f.stat().st_size for f in landing.rglob("*") if f.is_file())
+    if have < need:
+        raise DiskError(f"scale {scale.name} needs ~{need / 1e9:,.0f} GB of free disk under {work} (drops, raw zone, "
+                        f"warehouse and DuckDB's spill; docs/benchmarks.md), and {have / 1e9:,.0f} GB is free"
+                        + (" counting the reused drops" if reuse_landing and landing.exists() else "")
+                        + ": free space or pass --workdir on a larger disk")
 
 # issue 18's acceptance (one place; docs/benchmarks.md explains each)
 TARGETS = {
@@ -196,6 +221,7 @@ def run(scale: Scale, workdir: Path, repeat: int | None = None, build_repeat: in
                            "repeat": repeat, "build_repeat": build_repeat}
     t_all = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
+    check_disk(scale, work, reuse_landing)
     partial = work / "partial.json"
 
     def save() -> None:
@@ -416,14 +442,14 @@ def render(res: dict[str, Any]) -> str:
     v = m["versions"]
     rows = res.get("rows")
     gen = res.get("generate")
+    night_ran = res.get("nightly_bare") or res.get("nightly_bare" + FAILED)
     missing = [label for key, label in (("ingest_ours", "ingestion"), ("ingest_bare", "bare polars ingestion"),
                                         ("dbt_full_build", "full build"), ("handwritten_sql", "hand-written SQL"),
-                                        ("dbt_kpi_only", "`dbt run -s +kpi_experience_daily`"),
-                                        ("nightly_bare", "nights (bare and Dagster)")) if not res.get(key)]
-    if (res.get("nightly_bare") or res.get("nightly_bare" + FAILED)) and not res.get("nightly_dagster"):
+                                        ("dbt_kpi_only", "`dbt run -s +kpi_experience_daily`")) if not res.get(key)]
+    if not night_ran:
+        missing.append("nights (bare and Dagster)")
+    elif not res.get("nightly_dagster"):
         missing.append("the Dagster night")
-    if res.get("nightly_bare" + FAILED):
-        missing = [m for m in missing if m != "nights (bare and Dagster)"]
     data = (f"Data: {rows:,} delivered records" if rows else "Data:") + (
         f" in {res['landing_bytes'] / 1e6:,.0f} MB of drops ({res['first_day']} .. {res['last_day']})")
     if res.get("warehouse_bytes"):

@@ -159,7 +159,8 @@ def test_a_scale_leaves_measures_out_runs_them_in_its_order_and_a_cut_run_render
 
 
 @pytest.mark.parametrize(("measures", "message"), [
-    ("ingest,tea", "unknown tea"), ("build", "must include ingest"), ("ingest,nightly", "nightly needs build")])
+    ("ingest,tea", "unknown tea"), ("build", "must include ingest"), ("ingest,nightly", "nightly needs build"),
+    ("ingest,nightly,build", "nightly needs build")])
 def test_measures_are_checked(measures: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--scale", "tiny", "--measures", measures])
@@ -257,3 +258,16 @@ def test_a_nights_steps_are_the_medians_of_its_runs() -> None:
             for s in (10.0, 30.0, 20.0)]
     assert harness._summary(runs)["steps"] == {"cx_dbt": 20.0, "land_crm": 1.0}
     assert "steps" not in harness._summary([{"seconds": 1.0, "wall_seconds": 1.0, "peak_rss_mib": 1.0}])
+
+
+def test_a_scale_without_the_disk_it_needs_is_refused_before_any_stage(tmp_path: Path) -> None:
+    """Scale L ran out of disk hours in (DuckDB's spill beside 30 GB of drops): a scale's disk need is checked
+    first, in proportion to customers x days when they are overridden."""
+    exabyte = harness.Scale("huge", 300, 4, 1, 1, disk_gb=1e9)
+    with pytest.raises(harness.DiskError, match=r"scale huge needs ~1,000,000,000 GB of free disk under .*huge"):
+        harness.run(exabyte, tmp_path)
+    assert not (tmp_path / "huge" / "landing").exists(), "refused after generating"
+    # L's 100 GB at 10 customers x 2 days is a few kB: the check passes
+    small_l = dataclasses.replace(harness.SCALES["L"], customers=10, days=2)
+    harness.check_disk(small_l, tmp_path, reuse_landing=False)
+    assert harness.SCALES["L"].disk_gb == 100
