@@ -204,3 +204,40 @@
 
 {% macro spark__cx_fact_drop_later(relation, drop_column) -%}
 {%- endmacro %}
+
+{#- The changed keys of an incremental run staged before its query (fct_journey_events): `ctes`, the
+    model's CTEs ending with `changed` (cx_changed_keys and whatever it reads), are run by the model's
+    pre-hook into a temporary table, and the model's `changed` reads that table
+    (cx_staged_changed_keys(), none where nothing is staged). DuckDB only: within one query it keeps the
+    comparison's materialized CTEs in memory while the rest of the query runs (out of memory at scale L,
+    docs/benchmarks.md); the temporary table is the session's (dbt runs a model's hooks and query on one
+    connection) and is dropped by the post-hook (cx_drop_staged_changed_keys). Spark computes the keys in
+    the query. A full build stages nothing. -#}
+{% macro cx_stage_changed_keys(ctes) -%}
+    {%- set staged = cx_staged_changed_keys() -%}
+    {%- if staged %}
+    create or replace temporary table {{ staged.split('.')[-1] }} as
+    with {{ ctes }}
+    select * from changed
+    {%- endif %}
+{%- endmacro %}
+
+{% macro cx_drop_staged_changed_keys() -%}
+    {%- set staged = cx_staged_changed_keys() -%}
+    {%- if staged %}
+    drop table if exists {{ staged }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The staged changed keys' table of this model's incremental run (cx_stage_changed_keys), or none. -#}
+{% macro cx_staged_changed_keys() -%}
+    {{ return(adapter.dispatch('cx_staged_changed_keys', 'cx_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__cx_staged_changed_keys() -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro duckdb__cx_staged_changed_keys() -%}
+    {{ return('temp.main.' ~ model.name ~ '__changed_keys' if is_incremental() else none) }}
+{%- endmacro %}

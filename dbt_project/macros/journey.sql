@@ -104,3 +104,143 @@
     where {{ events[0].where }}
     {%- endif %}
 {%- endmacro %}
+
+
+{#- The billing facts of the journey (fct_journey_events), each keyed by its record (they carry
+    last_drop_date like the other facts): name -> (fact, key). A payment has an event only when failed
+    (journey_payment_failed, the column of fct_payments). -#}
+{% macro journey_billing_facts() -%}
+    {{ return({
+        'invoices': ('fct_invoices', 'invoice_key'),
+        'payments': ('fct_payments', 'payment_key'),
+        'refunds': ('fct_refunds', 'refund_key'),
+        'subscriptions': ('fct_subscriptions', 'subscription_key'),
+    }) }}
+{%- endmacro %}
+
+{% macro journey_payment_failed() -%}
+    {{ return('is_failed') }}
+{%- endmacro %}
+
+{#- The CTEs of fct_journey_events' sources (touch_records, touches, returns) and, on an incremental run,
+    of its changed source keys (`changed`, cx_changed_keys: the model's header says which). Rendered by the
+    model, and by its pre-hook that stages the changed keys (cx_stage_changed_keys): `staged`, the
+    staged table, makes `changed` read it instead of computing it. No leading `with`, no trailing comma. -#}
+{% macro journey_change_ctes(staged=none) %}
+    -- every touch with its customer key now; hashed (touch_key) only where a run reads it (touches, and on an
+    -- incremental run the touches of changed_touch_customers or from the new drops)
+    touch_records as (
+        select t.*, k.customer_key
+        from {{ ref('stg_crm__campaign_touches') }} as t
+        left join {{ ref('int_customer_keys') }} as k
+            on k.identifier = {{ customer_identifier('t.customer_id', 't.email_hash') }}
+    ),
+
+{%- if is_incremental() %}
+
+    -- the touches are compared per customer, unhashed (hashing every touch_id was most of a night's cost): a
+    -- touch has one event, with its time, under its customer_key. Among the touches not from the new drops
+    -- (cx_new_record) and the held touch events from drops before min_date, a customer whose count of touches
+    -- or sum of their times (epoch microseconds) differs between now and held has touches that moved to or
+    -- from them (an erasure request, an identity merge, a touch gone from staging, a touch whose held event
+    -- came from a later version a re-run of an older window deleted). These customers' touches are
+    -- recomputed, now (hashed: those only) and held, with the touches from the new drops and the held touch
+    -- events from drops on or after min_date. Touches moved both into and out of one customer in one night
+    -- with the same count and sum of times would go unnoticed.
+    held_touches as (
+        select source_key, customer_key, event_ts, last_drop_date
+        from {{ this }}
+        where source_entity = 'campaign_touches'
+    ),
+
+    changed_touch_customers as (
+        select coalesce(n.customer_key, held.customer_key) as customer_key
+        from (
+            select customer_key, count(*) as touches, sum(cast({{ epoch_micros('touched_at') }} as decimal(38, 0))) as time_sum
+            from touch_records
+            where customer_key is not null and touched_at is not null and not {{ cx_new_record('drop_date') }}
+            group by customer_key
+        ) as n
+        full outer join (
+            select customer_key, count(*) as touches, sum(cast({{ epoch_micros('event_ts') }} as decimal(38, 0))) as time_sum
+            from held_touches
+            where last_drop_date < {{ cx_min_date() }}
+            group by customer_key
+        ) as held on held.customer_key = n.customer_key
+        where n.touches is distinct from held.touches or n.time_sum is distinct from held.time_sum
+    ),
+{%- endif %}
+
+    touches as (
+        select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key
+        from touch_records as t
+        {%- if is_incremental() %}
+        where {{ cx_new_record('t.drop_date') }}
+           or t.customer_key in (select customer_key from changed_touch_customers)
+        {%- endif %}
+    ),
+
+    returns as (
+        select {{ cx_pseudonym('return', 'r.return_id') }} as return_key, o.customer_key, o.sales_channel,
+               coalesce(r.received_at, r.requested_at) as returned_at, r.reason,
+               greatest(r.drop_date, o.last_drop_date) as last_drop_date
+        from {{ ref('stg_erp__returns') }} as r
+        left join {{ ref('fct_orders') }} as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
+    )
+{%- if is_incremental() %},
+    {%- if staged %}
+
+    changed as (
+        select source_key from {{ staged }}
+    )
+    {%- else %}
+
+    -- every other current source record of an event: its source key, customer key now (null when it has no
+    -- event whatever its customer: a payment not failed) and the newest drop its events are built from
+    sources as (
+        select order_key as source_key, customer_key, last_drop_date as drop_date, source_drop_days
+        from {{ ref('fct_orders') }}
+        union all
+        select return_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }}) from returns
+        union all
+        select case_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
+        from {{ ref('fct_support_cases') }}
+        {%- for name, (fact, key) in journey_billing_facts().items() %}
+        {#- a payment has an event only when failed: the others compare as keys without events #}
+        union all
+        select {{ key }}, {{ 'case when ' ~ journey_payment_failed() ~ ' then customer_key end' if name == 'payments'
+                             else 'customer_key' }}, last_drop_date, cast(null as {{ dbt.type_bigint() }})
+        from {{ ref(fact) }}
+        {%- endfor %}
+        union all
+        select response_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
+        from {{ ref('fct_survey_responses') }}
+    ),
+
+    -- the sources compared with the held rows: a source key without a customer has no event, so it is left
+    -- out (fewer rows to join; a held key of such a source is changed all the same, as held and gone)
+    keyed_sources as (
+        select source_key, customer_key, source_drop_days from sources where customer_key is not null
+    ),
+
+    held_others as (
+        select source_key, customer_key, last_drop_date, source_drop_days
+        from {{ this }}
+        where source_entity <> 'campaign_touches'
+    ),
+
+    changed as (
+        -- touches: from the new drops, or of a changed customer, now and held
+        select touch_key as source_key from touches
+        union
+        select source_key
+        from held_touches
+        where last_drop_date >= {{ cx_min_date() }} or customer_key in (select customer_key from changed_touch_customers)
+        union
+        -- every other source key: cx_changed_keys against the held rows other than touches
+        {{ cx_changed_keys('sources', 'keyed_sources', 'source_key', 'source_key', ['customer_key', 'source_drop_days'],
+                           gone=true, held='held_others') }}
+    )
+    {%- endif %}
+{%- endif %}
+{%- endmacro %}

@@ -1,4 +1,9 @@
-{{ config(**cx_fact_config('source_key')) }}
+{%- set fact_config = cx_fact_config('source_key') %}
+{%- do fact_config.update({
+    'pre_hook': "{{ cx_stage_changed_keys(journey_change_ctes()) }}",
+    'post_hook': [fact_config.post_hook, "{{ cx_drop_staged_changed_keys() }}"],
+}) %}
+{{ config(**fact_config) }}
 -- One row per touchpoint across all systems: the customer journey as one event stream, with
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a
@@ -19,124 +24,16 @@
 -- rows of a changed key are replaced by its events now, possibly none (cx_fact_rows: an order no longer
 -- cancelled, a payment no longer failed, a customer_key become null); rows from drops after as_of are
 -- deleted. Nothing here depends on as_of itself; var rotate_keys forces a full rebuild.
+--
+-- The sources' CTEs and the changed keys' are journey_change_ctes (macros/journey.sql). On DuckDB the
+-- pre-hook computes the changed keys into a temporary table first (cx_stage_changed_keys) and the query
+-- reads them from it: in one query, DuckDB keeps the materialized CTEs of the comparison (every source key,
+-- every touch) in memory while the events are built, and at 2 years x 1M customers (scale L) that ran out
+-- of 12 GB; split in two, the night's journey takes ~40 s there. Spark computes them in the query.
 {%- set f = type_double() %}
-{%- set payment_failed = 'is_failed' %}
--- the billing facts, each keyed by its record (they carry last_drop_date like the other facts)
-{%- set billing = {
-    'invoices': ('fct_invoices', 'invoice_key'),
-    'payments': ('fct_payments', 'payment_key'),
-    'refunds': ('fct_refunds', 'refund_key'),
-    'subscriptions': ('fct_subscriptions', 'subscription_key'),
-} %}
--- every touch with its customer key now; hashed (touch_key) only where a run reads it (touches, and on an
--- incremental run the touches of changed_touch_customers or from the new drops)
-with touch_records as (
-    select t.*, k.customer_key
-    from {{ ref('stg_crm__campaign_touches') }} as t
-    left join {{ ref('int_customer_keys') }} as k
-        on k.identifier = {{ customer_identifier('t.customer_id', 't.email_hash') }}
-),
-
-{%- if is_incremental() %}
-
--- the touches are compared per customer, unhashed (hashing every touch_id was most of a night's cost): a
--- touch has one event, with its time, under its customer_key. Among the touches not from the new drops
--- (cx_new_record) and the held touch events from drops before min_date, a customer whose count of touches
--- or sum of their times (epoch microseconds) differs between now and held has touches that moved to or
--- from them (an erasure request, an identity merge, a touch gone from staging, a touch whose held event
--- came from a later version a re-run of an older window deleted). These customers' touches are
--- recomputed, now (hashed: those only) and held, with the touches from the new drops and the held touch
--- events from drops on or after min_date. Touches moved both into and out of one customer in one night
--- with the same count and sum of times would go unnoticed.
-held_touches as (
-    select source_key, customer_key, event_ts, last_drop_date
-    from {{ this }}
-    where source_entity = 'campaign_touches'
-),
-
-changed_touch_customers as (
-    select coalesce(n.customer_key, held.customer_key) as customer_key
-    from (
-        select customer_key, count(*) as touches, sum(cast({{ epoch_micros('touched_at') }} as decimal(38, 0))) as time_sum
-        from touch_records
-        where customer_key is not null and touched_at is not null and not {{ cx_new_record('drop_date') }}
-        group by customer_key
-    ) as n
-    full outer join (
-        select customer_key, count(*) as touches, sum(cast({{ epoch_micros('event_ts') }} as decimal(38, 0))) as time_sum
-        from held_touches
-        where last_drop_date < {{ cx_min_date() }}
-        group by customer_key
-    ) as held on held.customer_key = n.customer_key
-    where n.touches is distinct from held.touches or n.time_sum is distinct from held.time_sum
-),
-{%- endif %}
-
-touches as (
-    select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key
-    from touch_records as t
-    {%- if is_incremental() %}
-    where {{ cx_new_record('t.drop_date') }}
-       or t.customer_key in (select customer_key from changed_touch_customers)
-    {%- endif %}
-),
-
-returns as (
-    select {{ cx_pseudonym('return', 'r.return_id') }} as return_key, o.customer_key, o.sales_channel,
-           coalesce(r.received_at, r.requested_at) as returned_at, r.reason,
-           greatest(r.drop_date, o.last_drop_date) as last_drop_date
-    from {{ ref('stg_erp__returns') }} as r
-    left join {{ ref('fct_orders') }} as o on o.order_key = {{ cx_pseudonym('order', 'r.order_id') }}
-),
-{%- if is_incremental() %}
-
--- every other current source record of an event: its source key, customer key now (null when it has no
--- event whatever its customer: a payment not failed) and the newest drop its events are built from
-sources as (
-    select order_key as source_key, customer_key, last_drop_date as drop_date, source_drop_days
-    from {{ ref('fct_orders') }}
-    union all
-    select return_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }}) from returns
-    union all
-    select case_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
-    from {{ ref('fct_support_cases') }}
-    {%- for name, (fact, key) in billing.items() %}
-    {#- a payment has an event only when failed: the others compare as keys without events #}
-    union all
-    select {{ key }}, {{ 'case when ' ~ payment_failed ~ ' then customer_key end' if name == 'payments'
-                         else 'customer_key' }}, last_drop_date, cast(null as {{ dbt.type_bigint() }})
-    from {{ ref(fact) }}
-    {%- endfor %}
-    union all
-    select response_key, customer_key, last_drop_date, cast(null as {{ dbt.type_bigint() }})
-    from {{ ref('fct_survey_responses') }}
-),
-
--- the sources compared with the held rows: a source key without a customer has no event, so it is left
--- out (fewer rows to join; a held key of such a source is changed all the same, as held and gone)
-keyed_sources as (
-    select source_key, customer_key, source_drop_days from sources where customer_key is not null
-),
-
-held_others as (
-    select source_key, customer_key, last_drop_date, source_drop_days
-    from {{ this }}
-    where source_entity <> 'campaign_touches'
-),
-
-changed as (
-    -- touches: from the new drops, or of a changed customer, now and held
-    select touch_key as source_key from touches
-    union
-    select source_key
-    from held_touches
-    where last_drop_date >= {{ cx_min_date() }} or customer_key in (select customer_key from changed_touch_customers)
-    union
-    -- every other source key: cx_changed_keys against the held rows other than touches
-    {{ cx_changed_keys('sources', 'keyed_sources', 'source_key', 'source_key', ['customer_key', 'source_drop_days'],
-                       gone=true, held='held_others') }}
-),
-{%- endif %}
+{%- set billing = journey_billing_facts() %}
+{%- set payment_failed = journey_payment_failed() %}
+with {{ journey_change_ctes(staged=cx_staged_changed_keys()) }},
 
 lost as (
     select {{ cx_pseudonym('order', 'order_id') }} as order_key, min(updated_at) as lost_at
