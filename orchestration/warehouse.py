@@ -143,25 +143,39 @@ def manifest_is_stale(manifest_path: Path) -> bool:
     return any(p.stat().st_mtime > built for p in sources if p.exists())
 
 
-def ensure_manifest(manifest_path: Path) -> None:
+def ensure_manifest(manifest_path: Path) -> bool:
     """Parse the project when its manifest is missing or older than the project's files (no database
-    needed). `make install` and CI prepare it; this keeps a checkout whose models changed since
-    (a pull, an edit) loadable under plain `python`, `cxw` or pytest: a stale manifest makes
-    dagster-dbt fail on the first node it does not know."""
+    needed); return whether this call parsed it. `make install` and CI prepare it; this keeps a checkout
+    whose models changed since (a pull, an edit) loadable under plain `python`, `cxw` or pytest: a stale
+    manifest makes dagster-dbt fail on the first node it does not know.
+
+    Processes that find it stale at once (pytest's workers after an edit, `cxw` beside `dagster dev`) parse
+    one at a time, under an exclusive lock on ``.parse.lock`` beside the manifest, and each looks again once it
+    holds the lock: the first parses, the others find it fresh. Two parses writing the same target folder at
+    once left a manifest.json that was not JSON."""
     if not manifest_is_stale(manifest_path):
-        return
+        return False
+    import fcntl
+
     from dbt.cli.main import dbtRunner
 
-    args = ["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-            "--target-path", str(Path(manifest_path).parent), "--quiet"]
-    with settings.exported():  # the sources' locations in the manifest are under CX_DATA_DIR
-        result = dbtRunner().invoke(args)
-        if not result.success:
-            # dbt's partial parsing fails when a model's YAML entry moved to another file since the last
-            # parse ("dbt found two schema.yml entries for the same resource"): parse from scratch
-            result = dbtRunner().invoke([*args, "--no-partial-parse"])
+    target = Path(manifest_path).parent
+    target.mkdir(parents=True, exist_ok=True)
+    with (target / ".parse.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not manifest_is_stale(manifest_path):
+            return False
+        args = ["parse", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+                "--target-path", str(target), "--quiet"]
+        with settings.exported():  # the sources' locations in the manifest are under CX_DATA_DIR
+            result = dbtRunner().invoke(args)
+            if not result.success:
+                # dbt's partial parsing fails when a model's YAML entry moved to another file since the last
+                # parse ("dbt found two schema.yml entries for the same resource"): parse from scratch
+                result = dbtRunner().invoke([*args, "--no-partial-parse"])
     if not result.success:
         raise DbtError(f"dbt parse failed: {result.exception}")
+    return True
 
 
 # the profile's target for each engine (dbt_project/profiles.yml); None: the profile's default (DuckDB)

@@ -232,3 +232,23 @@ def test_a_floor_the_caller_knows_widens_the_band() -> None:
     assert anomaly.robust_band(MONDAY, 5.25, hist, CFG).surprising
     assert not anomaly.robust_band(MONDAY, 5.25, hist, CFG, min_spread=1.2).surprising
     assert anomaly.robust_band(MONDAY, 1.0, hist, CFG, min_spread=1.2).surprising
+
+
+def test_processes_that_find_the_manifest_stale_at_once_parse_it_once(tmp_path: Path) -> None:
+    """Two processes (pytest's workers after an edit) each find the manifest missing: one parses, the other
+    waits on the lock, finds it fresh and returns; the manifest is whole (two parses into one folder at once
+    left a manifest.json that was not JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "target" / "manifest.json"
+    code = ("import sys; from pathlib import Path; from orchestration.warehouse import ensure_manifest; "
+            "print(ensure_manifest(Path(sys.argv[1])))")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(manifest)], cwd=root, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    parsed = sorted(p.communicate(timeout=600)[0].strip().splitlines()[-1] for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert parsed == ["False", "True"]
+    assert any(k.startswith("model.cx_warehouse.fct_orders") for k in json.loads(manifest.read_text())["nodes"])
