@@ -208,9 +208,9 @@
 {#- The changed keys of an incremental run staged before its query (fct_journey_events): `ctes`, the
     model's CTEs ending with `changed` (cx_changed_keys and whatever it reads), are run by the model's
     pre-hook into a temporary table, and the model's `changed` reads that table
-    (cx_staged_changed_keys(), none where nothing is staged). DuckDB only: within one query it keeps the
-    comparison's materialized CTEs in memory while the rest of the query runs (out of memory at scale L,
-    docs/benchmarks.md); the temporary table is the session's (dbt runs a model's hooks and query on one
+    (cx_staged_changed_keys(), none where nothing is staged). DuckDB only: the journey's night as one query
+    ran out of 12 GB at scale L, where the comparison and the rest each fit on their own (docs/warehouse.md,
+    "Incremental facts"; benchmarks/RESULTS.md); the temporary table is the session's (dbt runs a model's hooks and query on one
     connection) and is dropped by the post-hook (cx_drop_staged_changed_keys). Spark computes the keys in
     the query. A full build stages nothing. -#}
 {% macro cx_stage_changed_keys(ctes) -%}

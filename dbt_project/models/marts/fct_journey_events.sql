@@ -27,9 +27,10 @@
 --
 -- The sources' CTEs and the changed keys' are journey_change_ctes (macros/journey.sql). On DuckDB the
 -- pre-hook computes the changed keys into a temporary table first (cx_stage_changed_keys) and the query
--- reads them from it: in one query, DuckDB keeps the materialized CTEs of the comparison (every source key,
--- every touch) in memory while the events are built, and at 2 years x 1M customers (scale L) that ran out
--- of 12 GB; split in two, the night's journey takes ~40 s there. Spark computes them in the query.
+-- reads them from it. In one query, at 2 years x 1M customers (scale L), the night ran out of 12 GB (DuckDB
+-- materializes the CTEs a query reads twice, and the comparison reads every source key and every touch;
+-- inlining the largest did not make it fit); split in two, the night's journey takes 58 s there.
+-- Spark computes them in the query.
 {%- set f = type_double() %}
 {%- set billing = journey_billing_facts() %}
 {%- set payment_failed = journey_payment_failed() %}
