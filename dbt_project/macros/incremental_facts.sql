@@ -216,7 +216,7 @@
 {% macro cx_stage_changed_keys(ctes) -%}
     {%- set staged = cx_staged_changed_keys() -%}
     {%- if staged %}
-    create or replace temporary table {{ staged.split('.')[-1] }} as
+    create or replace temporary table {{ staged }} as
     with {{ ctes }}
     select * from changed
     {%- endif %}
