@@ -56,7 +56,20 @@ changed as (
 {%- endif %}
 
 orders as (
-    select * from {{ ref('stg_erp__orders') }}
+    select
+        order_id,
+        crm_customer_id,
+        email_hash,
+        erp_account_id,
+        sales_channel,
+        currency,
+        total_amount,
+        status,
+        updated_at,
+        ordered_at,
+        ordered_local_date,
+        promised_delivery_date
+    from {{ ref('stg_erp__orders') }}
     {{ cx_where_changed('order_id') }}
 ),
 
@@ -65,15 +78,13 @@ order_drops as (
     {{ cx_record_summary('order_records', 'order_id', where=cx_where_changed('order_id')) }}
 ),
 
-delivery_promise as (
-    {{ promise_for('orders', 'order_id', 'delivery', channel='sales_channel') }}
+-- the delivery promise depends on the channel alone: one row per channel
+channels as (
+    select distinct sales_channel from {{ ref('stg_erp__orders') }}
 ),
 
-lines as (
-    select order_id, count(*) as lines, cast(sum(quantity) as bigint) as units_ordered
-    from {{ ref('stg_erp__order_lines') }}
-    {{ cx_where_changed('order_id') }}
-    group by order_id
+delivery_promise as (
+    {{ promise_for('channels', 'sales_channel', 'delivery', channel='sales_channel') }}
 ),
 
 line_delivery as (
@@ -94,9 +105,12 @@ line_delivery as (
     group by l.order_id, l.line_no, l.quantity
 ),
 
+-- one row per line above (a line is unique on order_id, line_no): the order's lines and their units too
 delivery as (
     select
         order_id,
+        count(*) as lines,
+        cast(sum(quantity) as bigint) as units_ordered,
         min(first_shipped_at) as first_shipped_at,
         -- delivered when every line has shipments and all of them are delivered
         min(case when shipments > 0 and undelivered_shipments = 0 then 1 else 0 end) = 1 as is_delivered,
@@ -122,7 +136,11 @@ invoices as (
 ),
 
 refunds as (
-    select order_id, cast(sum(amount_minor) as bigint) as refunded_minor, min(refunded_at) as first_refunded_at
+    select
+        order_id,
+        true as has_refund,
+        cast(sum(amount_minor) as bigint) as refunded_minor,
+        min(refunded_at) as first_refunded_at
     from {{ ref('int_refunds_with_invoices') }}
     where order_id is not null
     {{ cx_where_changed('order_id', keyword='and') }}
@@ -134,6 +152,18 @@ returns as (
     from {{ ref('stg_erp__returns') }}
     {{ cx_where_changed('order_id') }}
     group by order_id
+),
+
+-- the order's aggregates: one aggregation rather than six joins (macros/combine.sql)
+combined as (
+    {{ cx_combine_per_key('order_id', [
+        ['order_drops', ['last_drop_date', 'source_drop_days']],
+        ['delivery', ['lines', 'units_ordered', 'first_shipped_at', 'is_delivered', 'last_delivered_at',
+                      'last_delivered_local_date', 'all_lines_in_full', 'units_delivered', 'has_lost_shipment']],
+        ['invoices', ['invoice_id', 'invoiced_at', 'paid_at']],
+        ['refunds', ['has_refund', 'refunded_minor', 'first_refunded_at']],
+        ['returns', ['returns', 'first_returned_at']],
+    ], required='order_drops') }}
 )
 
 select
@@ -148,46 +178,41 @@ select
     o.ordered_at,
     o.ordered_local_date,
     o.promised_delivery_date,
-    coalesce(l.lines, 0) as lines,
-    coalesce(l.units_ordered, 0) as units_ordered,
-    d.first_shipped_at,
-    coalesce(d.is_delivered, false) as is_delivered,
-    case when d.is_delivered then d.last_delivered_at end as delivered_at,
-    case when d.is_delivered then d.last_delivered_local_date end as delivered_local_date,
+    coalesce(c.lines, 0) as lines,
+    coalesce(c.units_ordered, 0) as units_ordered,
+    c.first_shipped_at,
+    coalesce(c.is_delivered, false) as is_delivered,
+    case when c.is_delivered then c.last_delivered_at end as delivered_at,
+    case when c.is_delivered then c.last_delivered_local_date end as delivered_local_date,
     dp.promise_id as delivery_promise_id,
-    case when d.is_delivered
-        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
+    case when c.is_delivered
+        then {{ is_on_time('c.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
     end as is_on_time,
-    case when d.is_delivered then d.all_lines_in_full end as is_in_full,
-    case when d.is_delivered
-        then {{ is_on_time('d.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
-            and d.all_lines_in_full
+    case when c.is_delivered then c.all_lines_in_full end as is_in_full,
+    case when c.is_delivered
+        then {{ is_on_time('c.last_delivered_local_date', 'o.promised_delivery_date', 'dp.promise_target') }}
+            and c.all_lines_in_full
     end as is_otif,
-    case when d.is_delivered
-        then {{ promise_gap_days('d.last_delivered_local_date', 'o.promised_delivery_date') }}
+    case when c.is_delivered
+        then {{ promise_gap_days('c.last_delivered_local_date', 'o.promised_delivery_date') }}
     end as promise_gap_days,
-    coalesce(d.has_lost_shipment, false) as has_lost_shipment,
-    coalesce(d.units_delivered, 0) as units_delivered,
-    {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
-    i.invoiced_at,
-    i.paid_at,
-    coalesce(rt.returns, 0) as returns,
-    rt.first_returned_at,
-    coalesce(rf.refunded_minor, 0) as refunded_minor,
-    rf.first_refunded_at,
-    rf.order_id is not null as has_refund,
-    {{ hours_between('o.ordered_at', 'd.first_shipped_at') }} as hours_to_ship,
-    case when d.is_delivered then {{ hours_between('o.ordered_at', 'd.last_delivered_at') }} end as hours_to_deliver,
-    {{ hours_between('o.ordered_at', 'i.paid_at') }} as hours_to_pay,
-    od.last_drop_date,
-    od.source_drop_days
+    coalesce(c.has_lost_shipment, false) as has_lost_shipment,
+    coalesce(c.units_delivered, 0) as units_delivered,
+    {{ cx_pseudonym('invoice', 'c.invoice_id') }} as invoice_key,
+    c.invoiced_at,
+    c.paid_at,
+    coalesce(c.returns, 0) as returns,
+    c.first_returned_at,
+    coalesce(c.refunded_minor, 0) as refunded_minor,
+    c.first_refunded_at,
+    coalesce(c.has_refund, false) as has_refund,
+    {{ hours_between('o.ordered_at', 'c.first_shipped_at') }} as hours_to_ship,
+    case when c.is_delivered then {{ hours_between('o.ordered_at', 'c.last_delivered_at') }} end as hours_to_deliver,
+    {{ hours_between('o.ordered_at', 'c.paid_at') }} as hours_to_pay,
+    c.last_drop_date,
+    c.source_drop_days
 from orders as o
-inner join order_drops as od on od.order_id = o.order_id
-left join delivery_promise as dp on dp.order_id = o.order_id
-left join lines as l on l.order_id = o.order_id
-left join delivery as d on d.order_id = o.order_id
-left join invoices as i on i.order_id = o.order_id
-left join refunds as rf on rf.order_id = o.order_id
-left join returns as rt on rt.order_id = o.order_id
+inner join combined as c on c.order_id = o.order_id
+left join delivery_promise as dp on dp.sales_channel is not distinct from o.sales_channel
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
