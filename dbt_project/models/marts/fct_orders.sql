@@ -154,7 +154,7 @@ returns as (
     group by order_id
 ),
 
--- the order's aggregates: one aggregation rather than six joins (macros/combine.sql)
+-- the order's aggregates: one aggregation rather than six joins (macros/memory.sql)
 combined as (
     {{ cx_combine_per_key('order_id', [
         ['order_drops', ['last_drop_date', 'source_drop_days']],

@@ -1,4 +1,4 @@
-"""cx_combine_per_key (macros/combine.sql), compiled by dbt and evaluated in DuckDB against the left joins it
+"""cx_combine_per_key (macros/memory.sql), compiled by dbt and evaluated in DuckDB against the left joins it
 stands for."""
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ def test_one_aggregation_equals_the_left_joins(tmp_path: Path) -> None:
         ) as c
         order by order_id""")
     con = duckdb.connect()
-    got = con.sql(combined)
-    want = con.sql(JOINED)
-    assert got.fetchall() == want.fetchall()
-    assert got.fetchall() == [(1, "web", 10.5, 2, True, None, None), (2, "store", None, 1, False, None, None),
-                              (3, None, 7.0, None, None, 500, dt.date(2026, 1, 2))]
+    got, want = con.sql(combined), con.sql(JOINED)
+    rows = got.fetchall()
+    assert rows == want.fetchall()
+    assert rows == [(1, "web", 10.5, 2, True, None, None), (2, "store", None, 1, False, None, None),
+                    (3, None, 7.0, None, None, 500, dt.date(2026, 1, 2))]
     assert [str(t) for t in got.types] == [str(t) for t in want.types]  # the nulls take each column's type
     assert " join " not in combined.lower()
 

@@ -1,9 +1,11 @@
+{#- SQL shapes that keep a query within DuckDB's memory limit (CX_DUCKDB_MEMORY_LIMIT) at scale L, where
+    the plain shape ran out of 5 GB (benchmarks/RESULTS.md, "Scale L within 5 GB, model by model"). -#}
+
 {#- One row per `key` from relations or CTEs that each hold at most one row per key (`parts`: a list of
     [relation, [columns]], no column in two parts): their union all grouped by the key, each column the max
     of the one value its part gives (the other parts give null). It stands for `required` left-joined to the
-    other parts on the key, and keeps the keys of `required` only. Used where those joins would share one
-    probe: DuckDB holds the build side of every join of a probe in memory at once, where an aggregation
-    spills (fct_orders' eight joins ran out of 5 GB at scale L; benchmarks/RESULTS.md). -#}
+    other parts on the key, and keeps the keys of `required` only. For joins that run out of memory:
+    fct_orders' eight joins ran out of 5 GB at scale L on DuckDB, this aggregation (which spills) fits. -#}
 {% macro cx_combine_per_key(key, parts, required) -%}
     {%- set columns = [] %}
     {%- for part in parts %}{% for column in part[1] %}
