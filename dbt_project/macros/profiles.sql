@@ -121,3 +121,23 @@
 
 {% macro spark__cx_profiles_drop_gone(relation) -%}
 {%- endmacro %}
+
+{#- An answer's mark, for the as-of lookups of mart_customer_profiles: a string whose order is the answers'
+    order by time, then key (the greatest mark among a customer's answers up to a date is the latest answer's),
+    carrying the answer's date and a value: the time in microseconds (20 digits), the key right-padded with
+    spaces to 64 characters (a key sorts before the keys it begins, as in the keys' own order, given no
+    character below the space; response keys are 32 hex characters), the date (10 characters), then the
+    value. -#}
+{% macro cx_answer_mark(ts, key, d, value) -%}
+    {%- set s = dbt.type_string() -%}
+    {{ dbt.concat(["lpad(cast(" ~ epoch_micros(ts) ~ " as " ~ s ~ "), 20, '0')", "rpad(" ~ key ~ ", 64, ' ')",
+                   "cast(" ~ d ~ " as " ~ s ~ ")", value]) }}
+{%- endmacro %}
+
+{% macro cx_answer_mark_date(mark) -%}
+    cast(substr({{ mark }}, 85, 10) as date)
+{%- endmacro %}
+
+{% macro cx_answer_mark_value(mark) -%}
+    substr({{ mark }}, 95)
+{%- endmacro %}

@@ -9,8 +9,6 @@
 -- recomputed customers').
 {{ config(**cx_profiles_config()) }}
 {%- set s = profile_settings() %}
-{#- the answers any window of the rule can still hold on a date: the widest window -#}
-{%- set span = [s.answer_days, s.nps_days, s.moment_days] | max %}
 
 with horizon as (
     select {{ profile_horizon() }} as horizon_date
@@ -180,51 +178,69 @@ moments_on as (
     group by c.customer_key, c.d
 ),
 
--- on each date: the answers any window still holds, flagged by the windows they are in
-answers_on as (
+-- the answers as of each change date. The rule reads the latest answer of its answer window, the latest NPS
+-- answer of its NPS window and whether a positive answer follows the last negative moment: each is the latest
+-- such answer on or before the date, counted when its date is in the window (response_date is the UTC date of
+-- responded_at, so a later answer is never dated earlier); "follows" compares the latest positive answer's
+-- time with the last negative moment's. One running max per customer over the change dates and the answers
+-- together, answers first on a date; an answer's mark (cx_answer_mark) sorts as (time, key) and carries its
+-- date and value. (Before, every change date was joined to every answer its windows hold, 184 M rows at
+-- scale L, and ranked by two windows: that ran out of 5 GB of memory, and of 16 GB of disk for its spill;
+-- benchmarks/RESULTS.md.)
+marks as (
     select
-        m.customer_key,
-        m.d,
-        m.negative_moments_recent,
-        m.last_negative_ts,
-        a.ts,
-        a.response_key,
-        a.survey_type,
-        a.score,
-        a.moment,
-        a.d > cast({{ dbt.dateadd('day', -s.answer_days, 'm.d') }} as date) as in_answer_window,
-        a.survey_type = 'nps' and a.d > cast({{ dbt.dateadd('day', -s.nps_days, 'm.d') }} as date)
-            as in_nps_window
-    from moments_on as m
-    left join answers as a
-        on a.customer_key = m.customer_key
-       and a.d <= m.d
-       and a.d > cast({{ dbt.dateadd('day', -span, 'm.d') }} as date)
+        customer_key,
+        d,
+        1 as is_change_date,
+        negative_moments_recent,
+        {{ epoch_micros('last_negative_ts') }} as last_negative_micros,
+        null as answer_mark,
+        null as nps_mark,
+        null as positive_micros
+    from moments_on
+    union all
+    select
+        customer_key,
+        d,
+        0 as is_change_date,
+        null as negative_moments_recent,
+        null as last_negative_micros,
+        {{ cx_answer_mark('ts', 'response_key', 'd', 'moment') }} as answer_mark,
+        case when survey_type = 'nps'
+            then {{ cx_answer_mark('ts', 'response_key', 'd', 'cast(score as ' ~ dbt.type_string() ~ ')') }}
+        end as nps_mark,
+        case when moment = 'positive' then {{ epoch_micros('ts') }} end as positive_micros
+    from answers
 ),
 
-ranked as (
+as_of as (
+    {%- set running = 'over (partition by customer_key order by d, is_change_date rows between unbounded preceding and current row)' %}
     select
-        o.*,
-        row_number() over (
-            partition by o.customer_key, o.d, coalesce(o.in_answer_window, false)
-            order by o.ts desc, o.response_key desc) as answer_rank,
-        row_number() over (
-            partition by o.customer_key, o.d, coalesce(o.in_nps_window, false)
-            order by o.ts desc, o.response_key desc) as nps_rank
-    from answers_on as o
+        customer_key,
+        d,
+        is_change_date,
+        negative_moments_recent,
+        last_negative_micros,
+        max(answer_mark) {{ running }} as answer_mark,
+        max(nps_mark) {{ running }} as nps_mark,
+        max(positive_micros) {{ running }} as positive_micros
+    from marks
 ),
 
 inputs as (
     select
         customer_key,
         d,
-        max(case when in_answer_window and answer_rank = 1 then moment end) as latest_answer_moment,
-        max(negative_moments_recent) as negative_moments_recent,
-        max(case when moment = 'positive' and ts > last_negative_ts then 1 else 0 end) = 1
-            as positive_answer_after_last_negative,
-        max(case when in_nps_window and nps_rank = 1 then score end) as latest_nps_recent_score
-    from ranked
-    group by customer_key, d
+        case when {{ cx_answer_mark_date('answer_mark') }} > cast({{ dbt.dateadd('day', -s.answer_days, 'd') }} as date)
+            then {{ cx_answer_mark_value('answer_mark') }}
+        end as latest_answer_moment,
+        negative_moments_recent,
+        coalesce(positive_micros > last_negative_micros, false) as positive_answer_after_last_negative,
+        case when {{ cx_answer_mark_date('nps_mark') }} > cast({{ dbt.dateadd('day', -s.nps_days, 'd') }} as date)
+            then cast({{ cx_answer_mark_value('nps_mark') }} as {{ dbt.type_int() }})
+        end as latest_nps_recent_score
+    from as_of
+    where is_change_date = 1
 ),
 
 evaluated as (
