@@ -7,12 +7,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.warehouse import run_dbt
+from .dbt_inline import compile_inline
 
 
 def evaluate(tmp_path: Path, sql: str) -> tuple:
-    (result,) = run_dbt(["compile", "--inline", sql], data_dir=tmp_path)
-    (row,) = duckdb.sql(result.node.compiled_code).limit(1).fetchall()
+    (row,) = duckdb.sql(compile_inline(tmp_path, sql)).limit(1).fetchall()
     return row
 
 

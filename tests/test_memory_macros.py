@@ -9,7 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.warehouse import DbtError, run_dbt
+from orchestration.warehouse import DbtError
+
+from .dbt_inline import compile_inline
 
 PARTS = """
 with orders as (
@@ -33,13 +35,8 @@ order by o.order_id
 """
 
 
-def _compiled(tmp_path: Path, sql: str) -> str:
-    (result,) = run_dbt(["compile", "--inline", sql], data_dir=tmp_path)
-    return result.node.compiled_code
-
-
 def test_one_aggregation_equals_the_left_joins(tmp_path: Path) -> None:
-    combined = _compiled(tmp_path, PARTS + """
+    combined = compile_inline(tmp_path, PARTS + """
         select * from (
             {{ cx_combine_per_key('order_id', [
                 ['orders', ['channel', 'amount']],
@@ -66,6 +63,6 @@ def test_one_aggregation_equals_the_left_joins(tmp_path: Path) -> None:
 def test_refuses_ambiguous_parts(tmp_path: Path, capfd: pytest.CaptureFixture[str], parts: str, required: str,
                                  problem: str) -> None:
     with pytest.raises(DbtError):
-        _compiled(tmp_path, PARTS + f"select * from ({{{{ cx_combine_per_key('order_id', {parts}, "
+        compile_inline(tmp_path, PARTS + f"select * from ({{{{ cx_combine_per_key('order_id', {parts}, "
                                     f"required='{required}') }}}}) as c")
     assert f"cx_combine_per_key: {problem}" in capfd.readouterr().out

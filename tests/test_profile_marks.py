@@ -11,7 +11,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.warehouse import run_dbt
+from .dbt_inline import compile_inline
 
 KEYS = st.text(alphabet="0123456789abcdefr", min_size=1, max_size=40)
 TIMES = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 12, 31))
@@ -22,14 +22,8 @@ MARKS = "select {{ cx_answer_mark('ts', 'k', utc_date('ts'), 'v') }} as m from a
 LOOKUP = "select {{ cx_answer_mark_date('max(m)') }} as d, {{ cx_answer_mark_value('max(m)') }} as v from marks"
 
 
-def _sql(tmp_path: Path) -> tuple[str, str]:
-    marks, lookup = (run_dbt(["compile", "--inline", q], data_dir=tmp_path)[0].node.compiled_code
-                     for q in (MARKS, LOOKUP))
-    return marks, lookup
-
-
 def test_the_greatest_mark_is_the_latest_answer(tmp_path: Path) -> None:
-    marks, lookup = _sql(tmp_path)
+    marks, lookup = compile_inline(tmp_path, MARKS), compile_inline(tmp_path, LOOKUP)
     con = duckdb.connect()
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,0 +1,12 @@
+"""The SQL dbt compiles for an inline query (macros evaluated), for tests that run a macro's SQL themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestration.warehouse import run_dbt
+
+
+def compile_inline(data_dir: Path, sql: str) -> str:
+    (result,) = run_dbt(["compile", "--inline", sql], data_dir=data_dir)
+    return result.node.compiled_code
