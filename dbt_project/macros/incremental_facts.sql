@@ -210,9 +210,9 @@
     pre-hook into a temporary table, and the model's `changed` reads that table
     (cx_staged_changed_keys(), none where nothing is staged). DuckDB only: the journey's night as one query
     ran out of 12 GB at scale L, where the comparison and the rest each fit on their own (docs/warehouse.md,
-    "Incremental facts"; benchmarks/RESULTS.md); the temporary table is the session's (dbt runs a model's hooks and query on one
-    connection) and is dropped by the post-hook (cx_drop_staged_changed_keys). Spark computes the keys in
-    the query. A full build stages nothing. -#}
+    "Incremental facts"; benchmarks/RESULTS.md); the temporary table is the session's (dbt runs a model's
+    hooks and query on one connection) and is dropped by the post-hook (cx_drop_staged_changed_keys). Spark
+    computes the keys in the query. A full build stages nothing. -#}
 {% macro cx_stage_changed_keys(ctes) -%}
     {%- set staged = cx_staged_changed_keys() -%}
     {%- if staged %}

@@ -10,12 +10,14 @@
     {%- set columns = [] %}
     {%- for part in parts %}{% for column in part[1] %}
         {%- if column in columns or column == key -%}
-            {{ exceptions.raise_compiler_error("cx_combine_per_key: column " ~ column ~ " is the key or in two parts") }}
+            {{ exceptions.raise_compiler_error("cx_combine_per_key: column " ~ column
+                                                ~ " is the key or in two parts") }}
         {%- endif -%}
         {%- do columns.append(column) %}
     {%- endfor %}{% endfor %}
     {%- if required not in parts | map(attribute=0) | list -%}
-        {{ exceptions.raise_compiler_error("cx_combine_per_key: required part " ~ required ~ " is not among the parts") }}
+        {{ exceptions.raise_compiler_error("cx_combine_per_key: required part " ~ required
+                                            ~ " is not among the parts") }}
     {%- endif %}
     select
         {{ key }}

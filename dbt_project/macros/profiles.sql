@@ -124,20 +124,27 @@
 
 {#- An answer's mark, for the as-of lookups of mart_customer_profiles: a string whose order is the answers'
     order by time, then key (the greatest mark among a customer's answers up to a date is the latest answer's),
-    carrying the answer's date and a value: the time in microseconds (20 digits), the key right-padded with
-    spaces to 64 characters (a key sorts before the keys it begins, as in the keys' own order, given no
-    character below the space; response keys are 32 hex characters), the date (10 characters), then the
-    value. -#}
+    carrying the answer's date and a value: the time in microseconds (zero-padded), the key right-padded with
+    spaces (a key sorts before the keys it begins, as in the keys' own order, given no character below the
+    space; response keys are 32 hex characters), the date (10 characters), then the value. The widths are
+    cx_answer_mark_widths', which the readers of a mark below take their positions from. -#}
+{% macro cx_answer_mark_widths() -%}
+    {{ return({'micros': 20, 'key': 64, 'date': 10}) }}
+{%- endmacro %}
+
 {% macro cx_answer_mark(ts, key, d, value) -%}
     {%- set s = dbt.type_string() -%}
-    {{ dbt.concat(["lpad(cast(" ~ epoch_micros(ts) ~ " as " ~ s ~ "), 20, '0')", "rpad(" ~ key ~ ", 64, ' ')",
-                   "cast(" ~ d ~ " as " ~ s ~ ")", value]) }}
+    {%- set w = cx_answer_mark_widths() -%}
+    {{ dbt.concat(["lpad(cast(" ~ epoch_micros(ts) ~ " as " ~ s ~ "), " ~ w.micros ~ ", '0')",
+                   "rpad(" ~ key ~ ", " ~ w.key ~ ", ' ')", "cast(" ~ d ~ " as " ~ s ~ ")", value]) }}
 {%- endmacro %}
 
 {% macro cx_answer_mark_date(mark) -%}
-    cast(substr({{ mark }}, 85, 10) as date)
+    {%- set w = cx_answer_mark_widths() -%}
+    cast(substr({{ mark }}, {{ w.micros + w.key + 1 }}, {{ w.date }}) as date)
 {%- endmacro %}
 
 {% macro cx_answer_mark_value(mark) -%}
-    substr({{ mark }}, 95)
+    {%- set w = cx_answer_mark_widths() -%}
+    substr({{ mark }}, {{ w.micros + w.key + w.date + 1 }})
 {%- endmacro %}

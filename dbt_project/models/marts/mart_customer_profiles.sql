@@ -214,7 +214,8 @@ marks as (
 ),
 
 as_of as (
-    {%- set running = 'over (partition by customer_key order by d, is_change_date rows between unbounded preceding and current row)' %}
+    {%- set running = 'over (partition by customer_key order by d, is_change_date '
+                      ~ 'rows between unbounded preceding and current row)' %}
     select
         customer_key,
         d,
