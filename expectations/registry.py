@@ -78,10 +78,6 @@ CHECKS: tuple[Check, ...] = (
           "an unknown category falls out of every breakdown"),
     Check("unique_combination", "dbt models", BLOCKING, DBT, "the model's grain (several columns) is unique",
           "a duplicated grain double-counts"),
-    Check("ranks_one_to_n", "dbt models", BLOCKING, DBT,
-          "per partition (a customer's timeline) the ranks are exactly 1..n: no null, none below 1, no duplicate, "
-          "no gap (one pass over the view instead of not_null, in_range and unique_combination)",
-          "a rank missing, doubled or skipped puts a support tool's 'latest events' in the wrong order or drops one"),
     Check("in_range", "dbt models", BLOCKING, DBT, "values inside their logical range (durations >= 0, n >= 1, ...)",
           "an impossible value is a wrong number"),
     Check("expression_is_true", "dbt models", BLOCKING, DBT,

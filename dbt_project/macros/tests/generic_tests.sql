@@ -48,23 +48,3 @@ select a.total as model_total, b.total as compare_total
 from a cross join b
 where a.total <> b.total
 {% endtest %}
-
-{#- Groups (`partition_by`) whose ranks (`column_name`) are not exactly 1, 2, ..., n, n the group's rows:
-    a rank missing (null), below 1, repeated, or a gap. One pass over the model (each test of a view
-    computes the view again): n ranks, none null, n distinct, the least 1 and the greatest n are exactly
-    1..n. Stands for not_null(rank), in_range(rank >= 1) and unique_combination(group, rank) together. -#}
-{% test ranks_one_to_n(model, column_name, partition_by) %}
-select
-    {{ partition_by }},
-    count(*) as n,
-    count({{ column_name }}) as ranked,
-    count(distinct {{ column_name }}) as distinct_ranks,
-    min({{ column_name }}) as least_rank,
-    max({{ column_name }}) as greatest_rank
-from {{ model }}
-group by {{ partition_by }}
-having count({{ column_name }}) <> count(*)
-    or count(distinct {{ column_name }}) <> count(*)
-    or min({{ column_name }}) <> 1
-    or max({{ column_name }}) <> count(*)
-{% endtest %}
