@@ -38,11 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", type=Path, metavar="JSON",
                     help="render (and with --record, append) the results saved by an earlier run, e.g. the "
                          "partial.json of a run cut short, instead of running anything")
+    ap.add_argument("--night-reference", type=Path, metavar="JSON",
+                    help="the results of a smaller scale's run on this machine (benchmarks/results/*-S.json): row 3b "
+                         "compares this run's night with its night (the target: M's night <= 1.5x S's)")
     ap.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     ap.add_argument("--results", type=Path, default=harness.RESULTS, help="the Markdown file --record appends to")
     a = ap.parse_args(argv)
+    reference = json.loads(a.night_reference.read_text(encoding="utf-8")) if a.night_reference else None
+
+    def with_reference(res: dict) -> dict:
+        if reference:
+            res["night_reference"] = harness.night_reference(res, reference)
+        return res
+
     if a.render:
-        res = json.loads(a.render.read_text(encoding="utf-8"))
+        try:
+            res = with_reference(json.loads(a.render.read_text(encoding="utf-8")))
+        except ValueError as exc:
+            ap.error(f"--night-reference: {exc}")
         print(harness.render(res))
         if a.record:
             harness.record(res, a.results)
@@ -61,11 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         scale = dataclasses.replace(scale, measures=measures)
     if scale.days < 2:
         ap.error("--days must be at least 2 (history plus one new night)")
+    if reference:  # refused before hours of measuring, not after
+        try:
+            with_reference({"scale": dataclasses.asdict(scale), "machine": harness.machine(),
+                            "duckdb_settings": harness.settings.duckdb_settings()})
+        except ValueError as exc:
+            ap.error(f"--night-reference: {exc}")
     try:
         res = harness.run(scale, a.workdir, a.repeat, a.build_repeat, a.reuse_landing)
     except (harness.StageError, harness.DiskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    res = with_reference(res)  # checked before the run
     print(harness.render(res))
     if a.record:
         harness.record(res, a.results)

@@ -98,6 +98,7 @@ TARGETS = {
     "build": "full build with its tests ≤ 3× hand-written SQL",
     "kpi_only": "≤ 2× hand-written SQL",
     "incremental": "nightly < 10 % of full build at M; < 5 % and < 60 s at L",
+    "night_growth": "nightly at M ≤ 1.5× the nightly at S",
     "dagster": "Dagster nightly ≤ 1.2× the same work bare",
     "memory": "L full build within CX_DUCKDB_MEMORY_LIMIT=5GB, peak RSS < 6 GiB",
 }
@@ -384,6 +385,8 @@ def ratios(res: dict[str, Any]) -> dict[str, float]:
         out["kpi_only"] = res["dbt_kpi_only"]["seconds"] / res["handwritten_sql"]["seconds"]
     if have("nightly_bare", "dbt_full_build"):
         out["incremental"] = res["nightly_bare"]["seconds"] / res["dbt_full_build"]["seconds"]
+    if have("nightly_bare", "night_reference"):  # the night against a smaller scale's (M against S)
+        out["night_growth"] = res["nightly_bare"]["seconds"] / res["night_reference"]["nightly_bare"]["seconds"]
     if have("nightly_bare", "nightly_dagster"):
         nb, nd = res["nightly_bare"], res["nightly_dagster"]
         out["dagster"] = nd["wall_seconds"] / nb["wall_seconds"]
@@ -507,6 +510,14 @@ def render(res: dict[str, Any]) -> str:
                      f"(ingest {nb['last']['ingest_seconds']:.1f} s, dbt {nb['last']['dbt_seconds']:.1f} s) | "
                      f"full build {_s(fb['seconds'])} | {100 * r['incremental']:.1f} % | {TARGETS['incremental']} | "
                      f"{_mib(nb['peak_rss_mib'])} / {_mib(fb['peak_rss_mib'])} |")
+    ref = res.get("night_reference")
+    if nb and ref:
+        rs = ref["scale"]
+        lines.append(f"| 3b | the same night against the night of scale {rs['name']} ({rs['customers']:,} customers × "
+                     f"{rs['days']} days; harness run of {ref['date']}, same machine) | {_s(nb['seconds'])} | "
+                     f"{rs['name']}'s night {_s(ref['nightly_bare']['seconds'])} | {r['night_growth']:.2f}× | "
+                     f"{TARGETS['night_growth']} | {_mib(nb['peak_rss_mib'])} / "
+                     f"{_mib(ref['nightly_bare']['peak_rss_mib'])} |")
     for name, label in (("nightly_bare", "nightly run, one new day on {days} days of history (bare)"),
                         ("nightly_bare_full", "the `nightly` job's work bare"),
                         ("nightly_dagster", "Dagster `nightly` job")):
@@ -543,6 +554,26 @@ def render(res: dict[str, Any]) -> str:
         notes.append(f"Slowest Dagster steps: {top_steps}.")
     lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines) + "\n"
+
+
+def night_reference(res: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """What row 3b needs of ``other``, the results of a smaller scale's harness run (M's night against S's): its
+    scale, date, machine and bare night. Refused, naming why, unless it ran a bare night on a smaller scale on the
+    same kind of machine (CPU, cores, DuckDB settings but the spill folder): otherwise the ratio compares machines."""
+    if not other.get("nightly_bare"):
+        raise ValueError(f"the reference run (scale {other['scale']['name']}, {other['date']}) has no bare night")
+    if other["scale"]["customers"] * other["scale"]["days"] >= res["scale"]["customers"] * res["scale"]["days"]:
+        raise ValueError(f"the reference run's scale {other['scale']['name']} is not smaller than "
+                         f"{res['scale']['name']}")
+    for key in ("machine", "cpu", "cores"):
+        if other["machine"].get(key) != res["machine"].get(key):
+            raise ValueError(f"the reference run ran on another machine ({key}: {other['machine'].get(key)!r} against "
+                             f"{res['machine'].get(key)!r}): run both scales on one machine")
+    settings_of = ({k: v for k, v in r["duckdb_settings"].items() if k != "temp_directory"} for r in (other, res))
+    if next(settings_of) != next(settings_of):
+        raise ValueError("the reference run used other DuckDB settings: " + json.dumps(other["duckdb_settings"]))
+    return {"scale": other["scale"], "date": other["date"], "machine": other["machine"],
+            "nightly_bare": other["nightly_bare"]}
 
 
 def _failure(error: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,49 @@ def test_a_scale_without_the_disk_it_needs_is_refused_before_any_stage(tmp_path:
     small_l = dataclasses.replace(harness.SCALES["L"], customers=10, days=2)
     harness.check_disk(small_l, tmp_path, reuse_landing=False)
     assert harness.SCALES["L"].disk_gb == 100
+
+
+def _night_run(name: str, customers: int, days: int, night_s: float, cpu: str = "cpu") -> dict:
+    return {"scale": {"name": name, "customers": customers, "days": days}, "date": "2026-12-01",
+            "machine": {"machine": "x86_64", "cores": 2, "cpu": cpu, "mem_gib": 24, "python": "3.11",
+                        "versions": {"dagster": "1.13"}},
+            "duckdb_settings": {"threads": "2", "memory_limit": "12GB", "temp_directory": f"/tmp/{name}"},
+            "first_day": "2025-11-01", "last_day": "2026-10-31", "landing_bytes": 2e9, "rows": 1_000, "repeat": 2,
+            "build_repeat": 1, "total_seconds": 600, "dbt_full_build": _stage(80.0, 81.0, models=49, tests=440),
+            "nightly_bare": _stage(night_s, night_s + 1, rss=300.0, ingest_seconds=1.0, dbt_seconds=night_s - 1,
+                                   dbt={})}
+
+
+def test_row_3b_compares_the_night_with_a_smaller_scales_night_on_the_same_machine(tmp_path: Path) -> None:
+    """Hand-computed: M's night 45 s against S's 15 s is 3.00x (target 1.5x); a reference from another machine,
+    another DuckDB setting, a scale not smaller or without a night is refused, before a run and at render."""
+    m, s = _night_run("M", 100_000, 365, 45.0), _night_run("S", 10_000, 30, 15.0)
+    m["night_reference"] = harness.night_reference(m, s)
+    assert harness.ratios(m)["night_growth"] == pytest.approx(3.0)
+    (row,) = [line for line in harness.render(m).splitlines() if line.startswith("| 3b |")]
+    assert "night of scale S (10,000 customers × 30 days; harness run of 2026-12-01, same machine)" in row
+    assert "| 45.00 s | S's night 15.00 s | 3.00× |" in row and harness.TARGETS["night_growth"] in row
+    assert "1.5×" in harness.TARGETS["night_growth"]
+    del m["night_reference"]
+    assert "night_growth" not in harness.ratios(m)
+    assert not [line for line in harness.render(m).splitlines() if line.startswith("| 3b |")]
+
+    refusals = [(_night_run("S", 10_000, 30, 15.0, cpu="other"), "another machine (cpu"),
+                (_night_run("M2", 100_000, 365, 40.0), "not smaller than M"),
+                ({**s, "nightly_bare": None}, "has no bare night"),
+                ({**s, "duckdb_settings": {"threads": "1", "memory_limit": "12GB"}}, "other DuckDB settings")]
+    for other, message in refusals:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            harness.night_reference(m, other)
+    # the command line refuses it before measuring anything, and at render
+    ref = tmp_path / "S.json"
+    ref.write_text(json.dumps(refusals[0][0]))
+    res = tmp_path / "M.json"
+    res.write_text(json.dumps(m))
+    for argv in (["--render", str(res), "--night-reference", str(ref)],
+                 ["--scale", "tiny", "--workdir", str(tmp_path / "w"), "--night-reference", str(ref)]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert not (tmp_path / "w").exists()
+    ref.write_text(json.dumps(s))
+    assert main(["--render", str(res), "--night-reference", str(ref)]) == 0
