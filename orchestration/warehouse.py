@@ -215,6 +215,23 @@ def target_path(data_dir: Path, target: str | None) -> Path:
     return data_dir / ("dbt_target" if target is None else f"dbt_target_{target}")
 
 
+def release_duckdb() -> None:
+    """Close the warehouse that dbt-duckdb held open for an in-process dbt invocation. The profile keeps it open
+    for the whole invocation (``keep_open: true``, dbt_project/profiles.yml): otherwise dbt-duckdb closes the
+    file, checkpointing it, whenever no node holds a connection, and opens it again for the next node (137
+    times in a night at 100k customers x 1 year, ~15 % of its time). Kept open after the invocation, the file's
+    single-writer lock would stay with this process, and a later ``duckdb.connect`` of it here with other
+    settings (read-only, the publish) would fail. dbt as a subprocess (the Dagster steps) releases it on exit."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # the Spark-only install
+        return
+    env = DuckDBConnectionManager._ENV  # dbt-duckdb 1.11: the process's one environment, None when none
+    DuckDBConnectionManager.close_all_connections()  # forgets it
+    if env is not None and hasattr(env, "close"):
+        env.close()  # closes its database now, not when the environment is garbage-collected
+
+
 def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None = None,
             engine: str | None = None) -> list:
     """Run ``dbt <args>`` on the project for ``data_dir`` on ``engine`` ("duckdb" or "spark"; default
@@ -232,7 +249,10 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
         cli += ["--vars", json.dumps(other_vars)]
     # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret; the macros the run's window
     with dbt_environment(data_dir, target, window):
-        result = dbtRunner().invoke(cli)
+        try:
+            result = dbtRunner().invoke(cli)
+        finally:
+            release_duckdb()
     if not result.success:
         failed = []
         for r in getattr(result.result, "results", None) or []:

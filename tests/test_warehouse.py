@@ -76,6 +76,30 @@ def test_dbt_build_passes_every_test(warehouse: Path) -> None:
     assert {str(r.status) for r in tests} == {"pass"}
 
 
+def test_one_dbt_invocation_opens_the_warehouse_once_and_releases_it(warehouse: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """profiles.yml's keep_open: a dbt invocation of many nodes on two threads opens the DuckDB file once (with
+    keep_open false dbt-duckdb closed and reopened it whenever no node held a connection: 137 times in an M
+    night), and run_dbt closes it at the end, so that this process can open it again read-only."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.adapters.duckdb.environments import Environment
+
+    opened: list[str] = []
+    initialize_db = Environment.initialize_db.__func__
+
+    def counted(cls: type, creds: object, *args: object, **kwargs: object) -> object:
+        opened.append(str(getattr(creds, "path", "")))
+        return initialize_db(cls, creds, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "initialize_db", classmethod(counted))
+    results = run_dbt(["test", "--select", "fct_orders", "fct_invoices", "fct_support_cases",
+                       "--exclude-resource-type", "unit_test"], data_dir=warehouse)
+    assert len(results) >= 20 and not [r.node.name for r in results if str(r.status) in ("error", "fail")]
+    assert opened == [str(warehouse / "warehouse.duckdb")]
+    assert DuckDBConnectionManager._ENV is None
+    assert query(warehouse, "select count(*) as n from marts.fct_orders")["n"].item() > 0
+
+
 def test_nps_matches_polars_exactly(warehouse: Path, october_drops: Drops) -> None:
     r = _responses(october_drops.root).filter(pl.col("survey_type") == "nps")
     expected = r.group_by("kpi_date").agg(

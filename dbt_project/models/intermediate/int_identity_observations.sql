@@ -1,4 +1,8 @@
 -- Every customer reference seen in any system, as an identifier: a CRM id or an e-mail hash.
+-- A view: its two readers (int_identity_resolution, customer_match_rate) each scan three columns of the
+-- staging tables, which costs less than writing every record's reference again at every build and night
+-- (4.3 M rows at 100k customers x 1 year, ~3 s of each night).
+{{ config(materialized='view') }}
 {#- system, entity, the record's key, its CRM customer id, its e-mail hash (none: the entity has none) -#}
 {%- set references = [
     ('crm', 'customers', 'customer_id', 'customer_id', 'email_hash'),
