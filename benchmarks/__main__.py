@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import harness
+from ingestion import settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if reference:  # refused before hours of measuring, not after
         try:
             with_reference({"scale": dataclasses.asdict(scale), "machine": harness.machine(),
-                            "duckdb_settings": harness.settings.duckdb_settings()})
+                            "duckdb_settings": settings.duckdb_settings()})
         except ValueError as exc:
             ap.error(f"--night-reference: {exc}")
     try:
