@@ -64,5 +64,5 @@ def test_refuses_ambiguous_parts(tmp_path: Path, capfd: pytest.CaptureFixture[st
                                  problem: str) -> None:
     with pytest.raises(DbtError):
         compile_inline(tmp_path, PARTS + f"select * from ({{{{ cx_combine_per_key('order_id', {parts}, "
-                                    f"required='{required}') }}}}) as c")
+                                         f"required='{required}') }}}}) as c")
     assert f"cx_combine_per_key: {problem}" in capfd.readouterr().out

@@ -26,22 +26,22 @@ def test_the_greatest_mark_is_the_latest_answer(tmp_path: Path) -> None:
     marks, lookup = compile_inline(tmp_path, MARKS), compile_inline(tmp_path, LOOKUP)
     con = duckdb.connect()
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(ANSWERS)
-    def check(answers: list[tuple[dt.datetime, str, str]]) -> None:
+    def latest_by_marks(answers: list[tuple[dt.datetime, str, str]]) -> tuple:
+        """(date, value) of the greatest mark among ``answers`` (time, key, value)."""
         con.execute("create or replace table answers (ts timestamptz, k varchar, v varchar)")
         con.executemany("insert into answers values (?, ?, ?)",
                         [(t.replace(tzinfo=dt.UTC), k, v) for t, k, v in answers])
         con.execute(f"create or replace table marks as {marks}")
+        return con.sql(lookup).fetchall()[0]
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(ANSWERS)
+    def check(answers: list[tuple[dt.datetime, str, str]]) -> None:
         latest = max(answers, key=lambda a: (a[0], a[1]))
-        assert con.sql(lookup).fetchall()[0] == (latest[0].date(), latest[2])
+        assert latest_by_marks(answers) == (latest[0].date(), latest[2])
 
     check()
     # keys that begin one another, at the same time: the greater key is the later answer
     same = dt.datetime(2026, 3, 1, 10)
     for keys, want in ((("r1", "r10"), "r10"), (("r2", "r10"), "r2"), (("r3", "r30"), "r30")):
-        con.execute("create or replace table answers (ts timestamptz, k varchar, v varchar)")
-        con.executemany("insert into answers values (?, ?, ?)",
-                        [(same.replace(tzinfo=dt.UTC), k, k) for k in keys])
-        con.execute(f"create or replace table marks as {marks}")
-        assert con.sql(lookup).fetchall()[0] == (same.date(), want)
+        assert latest_by_marks([(same, k, k) for k in keys]) == (same.date(), want)
