@@ -49,12 +49,12 @@ crm_person as (
 ),
 
 profile as (
-    -- identifier as the facts name their customer ('crm:<id>' or 'email:<address>') -> person's segment, persona
-    select 'crm:' || p.customer_id as identifier, c.segment, c.persona
+    -- identifier as the facts name their customer ('crm:<id>' or 'email:<address>') -> the person's CRM profile
+    select 'crm:' || p.customer_id as identifier, c.customer_id as person_crm_id
     from crm_person as p
     inner join crm as c on c.customer_id = coalesce(p.person_crm_id, p.customer_id)
     union all
-    select 'email:' || e.email_norm, c.segment, c.persona
+    select 'email:' || e.email_norm, c.customer_id
     from (
         select email_norm, min(person_crm_id) as person_crm_id
         from crm_person where email_norm is not null group by email_norm
@@ -62,10 +62,29 @@ profile as (
     inner join crm as c on c.customer_id = e.person_crm_id
 ),
 
+-- segment and persona of each CRM profile by UTC date: the day's last version holds for the whole day, until
+-- the day of the next version; the first known version holds for every date before it too
+crm_versions as (
+    select
+        customer_id, segment, persona,
+        case when row_number() over (partition by customer_id order by version_date) > 1 then version_date end
+            as valid_from_date,
+        lead(version_date) over (partition by customer_id order by version_date) as valid_to_date
+    from (
+        select customer_id, segment, persona, cast(timezone('UTC', updated_at) as date) as version_date
+        from read_parquet('{{raw}}/crm/customers/*/data.parquet', union_by_name = true, hive_partitioning = false)
+        where _business_date <= date '{{as_of}}'
+        qualify row_number() over (
+            partition by customer_id, cast(timezone('UTC', updated_at) as date)
+            order by updated_at desc, _business_date desc, _extracted_at desc, _source_line desc
+        ) = 1
+    ) as versions
+),
+
 responses as (
     select
         cast(timezone('UTC', r.responded_at) as date) as kpi_date, r.survey_type, r.touchpoint, r.score,
-        c.segment, c.persona
+        c.person_crm_id
     from (
         select
             responded_at, survey_type, touchpoint, score,
@@ -87,7 +106,7 @@ cases as (
         s.channel, s.opened_at, s.first_response_at, s.resolved_at,
         s.status in ('solved', 'closed') as is_resolved,
         s.status in ('solved', 'closed') and s.customer_contacts = 1 and s.reopened_count = 0 as is_fcr,
-        c.segment, c.persona
+        c.person_crm_id
     from (
         select customer_id, channel, opened_at, first_response_at, resolved_at, status, customer_contacts,
                reopened_count
@@ -101,7 +120,7 @@ cases as (
 ),
 
 orders as (
-    select o.order_id, o.sales_channel, o.promised_delivery_date, c.segment, c.persona
+    select o.order_id, o.sales_channel, o.promised_delivery_date, c.person_crm_id
     from (
         select
             order_id, sales_channel, promised_delivery_date,
@@ -153,7 +172,7 @@ line_delivery as (
 
 deliveries as (
     select
-        o.sales_channel, o.segment, o.persona,
+        o.sales_channel, o.person_crm_id,
         cast(timezone('UTC', d.last_delivered_at) as date) as kpi_date,
         d.last_delivered_local_date <= o.promised_delivery_date as is_on_time,
         d.all_lines_in_full,
@@ -214,7 +233,7 @@ order_refunds as (
 invoiced_orders as (
     -- an order's invoice is its lowest invoice_id, unless void; dated by its issue date
     select
-        o.sales_channel, o.segment, o.persona,
+        o.sales_channel, o.person_crm_id,
         cast(timezone('UTC', i.issued_at) as date) as kpi_date,
         i.amount_due_minor, i.currency,
         rf.order_id is not null as has_refund,
@@ -231,7 +250,7 @@ invoiced_orders as (
 payment_attempts as (
     select
         cast(timezone('UTC', p.attempted_at) as date) as kpi_date, p.method, p.status = 'failed' as is_failed,
-        c.segment, c.persona
+        c.person_crm_id
     from payments as p
     left join invoices as i on i.invoice_id = p.invoice_id
     left join profile as c on c.identifier = i.identifier
@@ -239,58 +258,68 @@ payment_attempts as (
 
 -- one row per observation: nps counts promoters/detractors, rate/mean/median use x, ratio sums a / b
 events as (
-    select kpi_date, 'nps' as kpi, 'nps' as kind, segment, persona, cast(null as varchar) as channel, touchpoint,
+    select kpi_date, 'nps' as kpi, 'nps' as kind, person_crm_id, cast(null as varchar) as channel, touchpoint,
            case when score between 9 and 10 then 1 else 0 end as promoter,
            case when score between 0 and 6 then 1 else 0 end as detractor,
            cast(null as double) as x, cast(null as float) as a, cast(null as float) as b
     from responses where survey_type = 'nps' and score between 0 and 10
     union all
-    select kpi_date, 'csat', 'rate', segment, persona, null, touchpoint, 0, 0,
+    select kpi_date, 'csat', 'rate', person_crm_id, null, touchpoint, 0, 0,
            case when score >= 4 then 1.0 else 0.0 end, null, null
     from responses where survey_type = 'csat' and score between 1 and 5
     union all
-    select kpi_date, 'ces', 'mean', segment, persona, null, touchpoint, 0, 0, cast(score as float), null, null
+    select kpi_date, 'ces', 'mean', person_crm_id, null, touchpoint, 0, 0, cast(score as float), null, null
     from responses where survey_type = 'ces' and score is not null
     union all
-    select cast(timezone('UTC', resolved_at) as date), 'fcr_rate', 'rate', segment, persona, channel, 'support', 0, 0,
+    select cast(timezone('UTC', resolved_at) as date), 'fcr_rate', 'rate', person_crm_id, channel, 'support', 0, 0,
            case when is_fcr then 1.0 else 0.0 end, null, null
     from cases where is_resolved and resolved_at is not null
     union all
-    select cast(timezone('UTC', first_response_at) as date), 'first_response_hours_p50', 'median', segment, persona,
+    select cast(timezone('UTC', first_response_at) as date), 'first_response_hours_p50', 'median', person_crm_id,
            channel, 'support', 0, 0,
            date_diff('second', opened_at::timestamp, first_response_at::timestamp) / 3600.0, null, null
     from cases where first_response_at is not null
     union all
-    select cast(timezone('UTC', resolved_at) as date), 'resolution_hours_p50', 'median', segment, persona, channel,
+    select cast(timezone('UTC', resolved_at) as date), 'resolution_hours_p50', 'median', person_crm_id, channel,
            'support', 0, 0, date_diff('second', opened_at::timestamp, resolved_at::timestamp) / 3600.0, null, null
     from cases where is_resolved and resolved_at is not null
     union all
-    select kpi_date, 'on_time_delivery_rate', 'rate', segment, persona, sales_channel, 'delivery', 0, 0,
+    select kpi_date, 'on_time_delivery_rate', 'rate', person_crm_id, sales_channel, 'delivery', 0, 0,
            case when is_on_time then 1.0 else 0.0 end, null, null
     from deliveries
     union all
-    select kpi_date, 'otif_rate', 'rate', segment, persona, sales_channel, 'delivery', 0, 0,
+    select kpi_date, 'otif_rate', 'rate', person_crm_id, sales_channel, 'delivery', 0, 0,
            case when is_on_time and all_lines_in_full then 1.0 else 0.0 end, null, null
     from deliveries
     union all
-    select kpi_date, 'promise_gap_days_avg', 'mean', segment, persona, sales_channel, 'delivery', 0, 0,
+    select kpi_date, 'promise_gap_days_avg', 'mean', person_crm_id, sales_channel, 'delivery', 0, 0,
            cast(promise_gap_days as float), null, null
     from deliveries
     union all
-    select kpi_date, 'refund_rate_orders', 'rate', segment, persona, sales_channel, 'billing', 0, 0,
+    select kpi_date, 'refund_rate_orders', 'rate', person_crm_id, sales_channel, 'billing', 0, 0,
            case when has_refund then 1.0 else 0.0 end, null, null
     from invoiced_orders
     union all
-    select kpi_date, 'refund_rate_value', 'ratio', segment, persona, sales_channel, 'billing', 0, 0,
+    select kpi_date, 'refund_rate_value', 'ratio', person_crm_id, sales_channel, 'billing', 0, 0,
            null, cast(round(refunded_minor * fx_rate) as double), cast(round(amount_due_minor * fx_rate) as double)
     from (select *, cast(case currency when 'EUR' then 1.0 when 'GBP' then 1.16 when 'CHF' then 1.07 end as double)
                         as fx_rate
           from invoiced_orders) as converted  -- the dbt seed fx_rates, written out
     where fx_rate is not null
     union all
-    select kpi_date, 'payment_failure_rate', 'rate', segment, persona, method, 'billing', 0, 0,
+    select kpi_date, 'payment_failure_rate', 'rate', person_crm_id, method, 'billing', 0, 0,
            case when is_failed then 1.0 else 0.0 end, null, null
     from payment_attempts
+),
+
+-- each observation with its customer's segment and persona on its date
+attributed as (
+    select e.*, v.segment, v.persona
+    from events as e
+    left join crm_versions as v
+        on v.customer_id = e.person_crm_id
+        and (v.valid_from_date is null or v.valid_from_date <= e.kpi_date)
+        and (v.valid_to_date is null or e.kpi_date < v.valid_to_date)
 ),
 
 -- every KPI overall and per segment, persona, channel and touchpoint (a null dimension value is no group)
@@ -320,7 +349,7 @@ aggregated as (
         quantile_cont(x, 0.5) as x_median,
         sum(a) as a_sum,
         sum(b) as b_sum
-    from events
+    from attributed
     where kpi_date >= date '1970-01-01' and kpi_date <= date '{{as_of}}'
     group by grouping sets (
         (kpi_date, kpi, kind), (kpi_date, kpi, kind, segment), (kpi_date, kpi, kind, persona),

@@ -3,8 +3,10 @@ night recomputes only the KPI dates whose inputs (or finality) changed.
 
 A small company is generated and its drops are edited so that two nights deliver records belonging
 to KPI dates about seven weeks old: a refund for an invoice issued then; a CRM profile update that
-moves an old customer to another segment (the segment and persona dimensions come from the current
-profile); an erasure request of another old customer; and a new version of an old NPS answer whose
+moves an old customer to another segment from the night on, and a corrected re-extract of another old
+customer's first profile version that moves it to another segment since its first days (the segment and
+persona dimensions are the customer's as of the KPI date); an erasure request of another old customer;
+and a new version of an old NPS answer whose
 response date moves later, so that its old date loses the answer (a date only the previous version
 names). The first drop also carries answers dated years before the rest of the history (a company's
 initial load): two answers of one day, one of which the second night moves 20 days later (earlier than any
@@ -79,11 +81,13 @@ def _add_old_refund(landing: Path, night: dt.date) -> dict:
     return {"issue_date": dt.date.fromisoformat(invoices[payment["invoice_id"]]["issued_at"][:10])}
 
 
-def _move_old_customer(landing: Path, night: dt.date, rank: int = 0, change: dict | None = None) -> dict:
+def _move_old_customer(landing: Path, night: dt.date, rank: int = 0, change: dict | None = None,
+                       correct_first: bool = False) -> dict:
     """A new version of a consumer who ordered in the first days, delivered on `night`: now enterprise
-    (or `change`). Of those, the one with the `rank`-th most orders never cancelled in the first three
-    drops (ties by id), so that some of their KPI cells lie before the lookback whatever the generator's
-    random draws."""
+    (or `change`), updated on `night`; or, with `correct_first`, a corrected copy of the customer's first
+    version (its updated_at kept: the same version re-extracted, which replaces the copy delivered first).
+    Of those, the one with the `rank`-th most orders never cancelled in the first three drops (ties by id),
+    so that some of their KPI cells lie before the lookback whatever the generator's random draws."""
     crm = landing / "crm"
     first_orders = pl.concat([read_csv_file(landing / "erp" / (START + dt.timedelta(days=d)).isoformat()
                                             / "orders.csv", "erp") for d in range(3)], how="diagonal_relaxed")
@@ -98,7 +102,11 @@ def _move_old_customer(landing: Path, night: dt.date, rank: int = 0, change: dic
     row = (latest.filter((pl.col("segment") == "consumer") & (pl.col("is_deleted") == "false"))
            .join(counts, left_on="customer_id", right_on="crm_customer_id")
            .sort(["len", "customer_id"], descending=[True, False]).drop("len").row(rank, named=True))
-    row |= (change or {"segment": "enterprise"}) | {"updated_at": f"{night.isoformat()}T09:00:00Z"}
+    if correct_first:
+        row = versions.filter(pl.col("customer_id") == row["customer_id"]).sort("updated_at").row(0, named=True)
+        row |= change or {"segment": "enterprise"}
+    else:
+        row |= (change or {"segment": "enterprise"}) | {"updated_at": f"{night.isoformat()}T09:00:00Z"}
     path = crm / night.isoformat() / "customers.csv"
     header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     line = io.StringIO()
@@ -195,6 +203,7 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     edits = {"refund": _add_old_refund(data / "landing", NIGHTS[2]),
              "customer": _move_old_customer(data / "landing", NIGHTS[1]),
              "erased": _move_old_customer(data / "landing", NIGHTS[1], rank=1, change={"is_deleted": "true"}),
+             "corrected": _move_old_customer(data / "landing", NIGHTS[1], rank=2, correct_first=True),
              "answer": _move_old_answer(data / "landing", NIGHTS[1])}
     # after the edits above: the CRM profiles they deliver are avoided
     edits["ancient"] = _plant_ancient_answer(data / "landing", NIGHTS[2])
@@ -297,7 +306,8 @@ def test_night_by_night_equals_full_refresh(company: tuple[Path, dict]) -> None:
 
     # the late records reached cells older than the lookback, and the nights recomputed them
     moved = _changed_before(built[0], built[1], NIGHTS[1] - dt.timedelta(days=LOOKBACK))
-    assert moved.filter(pl.col("dimension") == "segment").height > 0, "segment change not recomputed"
+    # the corrected first version moved an old customer's segment since its first days (as of the KPI date)
+    assert moved.filter(pl.col("dimension") == "segment").height > 0, "segment correction not recomputed"
     refunded = _changed_before(built[1], built[2], NIGHTS[2] - dt.timedelta(days=LOOKBACK)).filter(
         (pl.col("kpi") == "refund_rate_value") & (pl.col("dimension") == "all"))
     assert refunded["kpi_date"].to_list() == [edits["refund"]["issue_date"]]

@@ -14,7 +14,8 @@
       ratio         `numerator`, `denominator`: amounts, each summed (sum / sum); refund_rate_value's are
                     converted per invoice to whole minor units of the reporting currency: sums of whole
                     numbers are exact, so the value does not depend on the order rows are added in
-    channel and touchpoint come from the family's CTE, segment and persona from dim_customer. -#}
+    channel and touchpoint come from the family's CTE, segment and persona as of the KPI date
+    (cx_customer_attributes_by_date). -#}
 {% macro kpi_families() -%}
     {%- set float = type_double() -%}
     {{ return({
@@ -199,7 +200,7 @@
 {%- endmacro %}
 
 {#- A 40-bit hash (macros/keys.sql cx_hash_row) of what kpi_grouped reads of one observation, besides its
-    date and KPI: its breakdown values (kpi_dimensions: segment and persona joined from dim_customer) and
+    date and KPI: its breakdown values (kpi_dimensions: segment and persona as of its date) and
     its measures (kpi_measure_columns). kpi_experience_daily sums it per date and KPI (input_hash, with
     input_count), and recomputes a date whose sum or count differs from the held one: every column the
     aggregation reads must be hashed here, or a change of it alone would not be recomputed. -#}
@@ -214,6 +215,43 @@
         {%- do families.append(family) -%}
     {%- endfor -%}{%- endfor -%}
     {{ return(families) }}
+{%- endmacro %}
+
+{#- The customer's segment and persona on each UTC date, as ranges of dates (docs/kpi-decisions.md,
+    "Segment and persona as of the date"): the versions of the person's primary CRM profile
+    (dim_customer_history.is_primary_profile, the profile dim_customer describes the person by), the last
+    version of a day holding for that whole day, until the day of the next version. The first known version
+    also holds for every date before it (valid_from_date null): a first drop carries only the profiles'
+    current versions, dated by their last update, not their history. valid_to_date (exclusive) is null for
+    the current version. A select of customer_key, segment, persona, valid_from_date, valid_to_date; join it
+    with cx_customer_on_date. -#}
+{% macro cx_customer_attributes_by_date() -%}
+    select
+        customer_key,
+        segment,
+        persona,
+        case when row_number() over (partition by customer_key order by version_date) > 1
+            then version_date end as valid_from_date,
+        lead(version_date) over (partition by customer_key order by version_date) as valid_to_date
+    from (
+        select
+            customer_key, segment, persona,
+            {{ utc_date('valid_from') }} as version_date,
+            row_number() over (
+                partition by customer_key, {{ utc_date('valid_from') }} order by valid_from desc
+            ) as rank_in_day
+        from {{ ref('dim_customer_history') }}
+        where is_primary_profile and customer_key is not null
+    ) as versions
+    where rank_in_day = 1
+{%- endmacro %}
+
+{#- The join condition of a record dated `on_date` of customer `customer_key` with the version of its
+    customer's attributes (`attributes`, an alias of cx_customer_attributes_by_date) on that date. -#}
+{% macro cx_customer_on_date(attributes, customer_key, on_date) -%}
+    {{ attributes }}.customer_key = {{ customer_key }}
+    and ({{ attributes }}.valid_from_date is null or {{ attributes }}.valid_from_date <= {{ on_date }})
+    and ({{ attributes }}.valid_to_date is null or {{ on_date }} < {{ attributes }}.valid_to_date)
 {%- endmacro %}
 
 {#- The breakdowns of every KPI cell: 'all' and one dimension at a time. -#}

@@ -32,8 +32,14 @@ select
     v.acquisition_channel,
     v.marketing_consent,
     v.is_deleted,
+    -- the profile dim_customer describes the person by (the person's first CRM profile): the segment and
+    -- persona the KPI marts break down by, as of each date (int_customer_attributes_by_date)
+    p.identifier is not null as is_primary_profile,
     v.updated_at as valid_from,
     lead(v.updated_at) over (partition by v.customer_id order by v.updated_at) as valid_to,
     lead(v.updated_at) over (partition by v.customer_id order by v.updated_at) is null as is_current
 from versions as v
 left join {{ ref('int_customer_keys') }} as k on k.identifier = {{ dbt.concat(["'crm:'", "v.customer_id"]) }}
+-- a CRM profile is its person's own identifier when it is the person's first profile (int_identity_resolution)
+left join {{ ref('int_identity_resolution') }} as p
+    on p.identifier = {{ dbt.concat(["'crm:'", "v.customer_id"]) }} and p.person_id = p.identifier

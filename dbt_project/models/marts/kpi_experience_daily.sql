@@ -37,8 +37,9 @@
 --   cell, as in a full refresh.
 {{ kpi_check_finality() }}
 
+-- each customer's segment and persona by date (macros/kpi_experience.sql)
 with customers as (
-    select customer_key, segment, persona from {{ ref('dim_customer') }}
+{{ cx_customer_attributes_by_date() }}
 ),
 
 -- the KPI families' records, each with its customer, channel and touchpoint (macros/kpi_experience.sql)
@@ -57,7 +58,7 @@ observations as (
 with_customer as (
     select o.*, c.segment, c.persona
     from observations as o
-    left join customers as c on c.customer_key = o.customer_key
+    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
     where o.kpi_date < {{ cx_max_date() }}
       and o.kpi_date <= {{ cx_as_of() }}
 ),

@@ -68,7 +68,7 @@ additive as (
 
 -- the medians, from their observations
 customers as (
-    select customer_key, segment, persona from {{ ref('dim_customer') }}
+{{ cx_customer_attributes_by_date() }}
 ),
 
 {%- for family in kpi_families_of(medians) %}
@@ -80,7 +80,7 @@ customers as (
 median_observations as (
     select o.*, c.segment, c.persona
     from ({{ kpi_observations(medians) }}) as o
-    left join customers as c on c.customer_key = o.customer_key
+    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
     where o.kpi_date < {{ cx_max_date() }}
       and o.kpi_date <= {{ cx_as_of() }}
 ),

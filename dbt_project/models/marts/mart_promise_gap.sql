@@ -10,8 +10,9 @@ with outcomes as (
     select * from {{ ref('fct_promise_outcomes') }}
 ),
 
+-- each customer's segment by date, as the KPI marts break down by it (macros/kpi_experience.sql)
 customers as (
-    select customer_key, segment from {{ ref('dim_customer') }}
+{{ cx_customer_attributes_by_date() }}
 ),
 
 with_gap as (
@@ -26,7 +27,7 @@ with_gap as (
         case when o.is_broken then 1 else 0 end as broken,
         o.gap
     from outcomes as o
-    left join customers as c on c.customer_key = o.customer_key
+    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.promise_date') }}
 ),
 
 grouped as (
