@@ -33,7 +33,7 @@ select
     v.marketing_consent,
     v.is_deleted,
     -- the profile dim_customer describes the person by (the person's first CRM profile): the segment and
-    -- persona the KPI marts break down by, as of each date (int_customer_attributes_by_date)
+    -- persona the KPI marts break down by, as of each date (macros/kpi_experience.sql)
     p.identifier is not null as is_primary_profile,
     v.updated_at as valid_from,
     lead(v.updated_at) over (partition by v.customer_id order by v.updated_at) as valid_to,
