@@ -2,19 +2,28 @@
 -- Parquet zone: the reference the dbt build is benchmarked against (benchmarks/handwritten.py).
 -- Placeholders, replaced as plain text: {{raw}} (raw zone, no trailing slash), {{as_of}} (YYYY-MM-DD:
 -- only drops with business_date <= as_of count, and only KPI dates <= as_of).
--- Same rules as the dbt models (current version per key, identity resolution, KPI definitions and
--- statistics of dbt_project/macros/kpi.sql), but only the rows and columns this mart needs.
+-- Same rules as the dbt models (current version per key, identity resolution, segment and persona as of
+-- the KPI date, KPI definitions and statistics of dbt_project/macros/kpi.sql), but only the rows and
+-- columns this mart needs.
 create or replace table kpi_experience_daily as
 with
+-- every delivered CRM version up to as_of, read once: the current profiles and their versions by date below
+crm_delivered as (
+    select
+        customer_id, segment, persona, created_at, email, country, phone, updated_at,
+        _business_date, _extracted_at, _source_line
+    from read_parquet('{{raw}}/crm/customers/*/data.parquet', union_by_name = true, hive_partitioning = false)
+    where _business_date <= date '{{as_of}}'
+),
+
 -- current version of each key among the drops up to as_of: newest version, drop, extract, line
 crm as (
     select
-        customer_id, segment, persona, created_at,
+        customer_id, created_at,
         nullif(lower(trim(email)), '') as email_norm,
         country,
         replace(replace(replace(replace(phone, ' ', ''), '.', ''), '-', ''), '/', '') as phone_digits
-    from read_parquet('{{raw}}/crm/customers/*/data.parquet', union_by_name = true, hive_partitioning = false)
-    where _business_date <= date '{{as_of}}'
+    from crm_delivered
     qualify row_number() over (
         partition by customer_id order by updated_at desc, _business_date desc, _extracted_at desc, _source_line desc
     ) = 1
@@ -72,8 +81,7 @@ crm_versions as (
         lead(version_date) over (partition by customer_id order by version_date) as valid_to_date
     from (
         select customer_id, segment, persona, cast(timezone('UTC', updated_at) as date) as version_date
-        from read_parquet('{{raw}}/crm/customers/*/data.parquet', union_by_name = true, hive_partitioning = false)
-        where _business_date <= date '{{as_of}}'
+        from crm_delivered
         qualify row_number() over (
             partition by customer_id, cast(timezone('UTC', updated_at) as date)
             order by updated_at desc, _business_date desc, _extracted_at desc, _source_line desc
