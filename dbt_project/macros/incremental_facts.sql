@@ -16,7 +16,7 @@
 
     A fact keyed by a parent whose records include child records that point at it (an order's lines,
     shipments, returns, invoices and refunds; an invoice's payments and their refunds) passes
-    `summed=true`: a new version of a child can point it at another parent (a shipment moved to another
+    a `summary` of its records (cx_changed_keys(summary=...)): a new version of a child can point it at another parent (a shipment moved to another
     order, cash re-applied to another invoice). The new parent is recomputed (the record is new), but the
     old one has no new record and its last_drop_date can be old. It is found by its records now: the fact
     keeps per row `source_drop_days` (cx_record_summary, a contract column), the sum over its records of
@@ -50,33 +50,41 @@
     rows are built from. Changed: a record of a drop on or after the window's first date (the window's
     drops, and rows a corrected re-extract or the re-run of an older window rewrote), or after the newest
     drop the table holds (a night after the re-run of an older window catches up on the drops in between).
-    The other arguments: cx_held_changed. -#}
+    `summary` (a fact keyed by a parent, see above): the model's CTE of cx_record_summary(records, key), one
+    row per key; the new records are then found from it (a key's newest drop is new when one of its records
+    is), and its source_drop_days is compared with the held row's. The records are aggregated once, for this
+    and for the rows' own last_drop_date and source_drop_days, rather than held as every record (about 75
+    million rows for fct_orders at scale L, materialized because two CTEs read them: 1.5 GB more memory and
+    5 s more in the night). The other arguments: cx_held_changed. -#}
 {% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
-                          gone=false, held=none, summed=false) -%}
-    {%- if summed and gone -%}
-        {{ exceptions.raise_compiler_error("cx_changed_keys(summed=true) does not support gone=true") }}
+                          gone=false, held=none, summary=none) -%}
+    {%- if summary and gone -%}
+        {{ exceptions.raise_compiler_error("cx_changed_keys(summary=...) does not support gone=true") }}
     {%- endif %}
     {%- do cx_require_held_columns() %}
+    {%- if summary %}
+    select s.{{ key }}
+    from {{ summary }} as s
+    where {{ cx_new_record('s.' ~ drop_column, drop_column) }}
+    union
+    {#- every key with the sum of its records' drops now, compared with the held row's (a parent that lost a
+        record, or one that gained a record that is not new) #}
+    {%- set summed_now = '(select n.*, s.source_drop_days from ' ~ keyed_now ~ ' as n left join '
+                          ~ summary ~ ' as s on s.' ~ key ~ ' = n.' ~ key ~ ')' %}
+    {{ cx_held_changed(summed_now, key, fact_key, compare + ['source_drop_days'], drop_column, gone, held) }}
+    {%- else %}
     select r.{{ key }}
     from {{ records }} as r
     where {{ cx_new_record('r.drop_date', drop_column) }}
     union
-    {%- if summed %}
-    {#- every key with the sum of its records' drops now, compared with the held row's (a parent that lost a
-        record, or one that gained a record that is not new) #}
-    {%- set summary = cx_record_summary(records, key, drop_column) %}
-    {%- set summed_now = '(select n.*, s.source_drop_days from ' ~ keyed_now ~ ' as n left join ('
-                          ~ summary ~ ') as s on s.' ~ key ~ ' = n.' ~ key ~ ')' %}
-    {{ cx_held_changed(summed_now, key, fact_key, compare + ['source_drop_days'], drop_column, gone, held) }}
-    {%- else %}
     {{ cx_held_changed(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
     {%- endif %}
 {%- endmacro %}
 
 {#- Per key of `records` (a relation or CTE of (`key`, drop_date), every staging record the fact's rows
     are built from): `drop_column`, the newest drop, and `source_drop_days`, the sum of the drops as day
-    numbers (days since 1970-01-01). A summed fact (cx_changed_keys(summed=true)) keeps both per row,
-    computed here, and the next night compares source_drop_days with the records' then.
+    numbers (days since 1970-01-01). A fact keyed by a parent (cx_changed_keys(summary=...)) keeps both per
+    row, computed here, and the next night compares source_drop_days with the records' then.
     `where`: a filter of the records (cx_where_changed). -#}
 {% macro cx_record_summary(records, key, drop_column='last_drop_date', where='') -%}
     select
@@ -126,12 +134,53 @@
     fct_journey_events, fct_customer_stage_transitions): one full outer join, in which a key the table
     does not hold compares as held with nulls (a customer_key that appears: a refund whose payment
     arrives, an event re-keyed to a customer without transitions yet), and a held key that `keyed_now` no
-    longer holds is changed too; its rows are replaced by none (cx_fact_rows). -#}
+    longer holds is changed too; its rows are replaced by none (cx_fact_rows).
+    Without `gone`, DuckDB compares 64-bit hashes (duckdb__cx_held_changed). -#}
 {% macro cx_held_changed(keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
                          gone=false, held=none) -%}
     {%- if gone and key != fact_key -%}
         {{ exceptions.raise_compiler_error("cx_held_changed(gone=true) needs key = fact_key, got " ~ key ~ ", " ~ fact_key) }}
     {%- endif %}
+    {%- if not gone -%}
+        {{ return(adapter.dispatch('cx_held_changed', 'cx_warehouse')(keyed_now, key, fact_key, compare, drop_column, held)) }}
+    {%- endif %}
+    {{ cx_held_changed_exact(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
+{%- endmacro %}
+
+{% macro default__cx_held_changed(keyed_now, key, fact_key, compare, drop_column, held) -%}
+    {{ return(cx_held_changed_exact(keyed_now, key, fact_key, compare, drop_column, false, held)) }}
+{%- endmacro %}
+
+{#- DuckDB: the same comparison on 64-bit hashes (`hash`) of the fact key and of the `compare` columns
+    together, rather than on the columns. The held side is every row of the table, and DuckDB builds its
+    join's hash table from it: at scale L, fct_orders' 13.9 million rows with their 32-character order_key
+    and customer_key took 4.3 GB, and two facts' nights at once exhausted the default 12 GB (RESULTS.md,
+    "The night's key comparison on hashes"); on hashes, 24 bytes a row. What a collision can do:
+    - of two fact keys: a key is also compared with another key's held row, so it may be recomputed
+      needlessly; never missed, as its own row still joins;
+    - of a key's `compare` columns now and held (a change that hashes the same): the change is missed,
+      about once in 2^64 changed keys. The exact comparison (default__) stays on Spark and for `gone`.
+    `hash` is null-safe (a null hashes apart from every value, at its position) and hashes an integer the
+    same at every width, so the two sides must only agree on their columns' kinds, as the contract makes
+    them: a column spelled as a string on one side and a number on the other would compare as changed on
+    every key (a slow night, not a wrong one). -#}
+{% macro duckdb__cx_held_changed(keyed_now, key, fact_key, compare, drop_column, held) -%}
+    select n.{{ key }}
+    from (
+        select {{ key }}, hash({{ fact_key }}) as cx_key_hash, hash({{ compare | join(', ') }}) as cx_compare_hash
+        from {{ keyed_now }}
+    ) as n
+    inner join (
+        select hash({{ fact_key }}) as cx_key_hash, hash({{ compare | join(', ') }}) as cx_compare_hash,
+               {{ drop_column }}
+        from {{ held or this }}
+    ) as held on held.cx_key_hash = n.cx_key_hash
+    where held.{{ drop_column }} >= {{ cx_min_date() }}
+       or held.cx_compare_hash <> n.cx_compare_hash
+{%- endmacro %}
+
+{#- cx_held_changed by the columns themselves (null-safe `is distinct from`). -#}
+{% macro cx_held_changed_exact(keyed_now, key, fact_key, compare, drop_column, gone, held) -%}
     select {{ 'coalesce(n.' ~ key ~ ', held.' ~ fact_key ~ ')' if gone else 'n.' ~ key }}
     from {{ keyed_now }} as n
     {{ 'full outer' if gone else 'inner' }} join {{ held or this }} as held on held.{{ fact_key }} = n.{{ fact_key }}

@@ -7,7 +7,7 @@
 -- those drops or later, the invoices whose customer_key changed (an erasure request or an identity
 -- merge), and the invoices whose records' sum of drops (source_drop_days) differs from the held row's (an
 -- invoice that lost a payment re-applied to another invoice, and that payment's refunds; cx_changed_keys
--- (summed=true)); the rows of invoices gone from staging are deleted. Nothing here depends on as_of itself (an
+-- (summary=...)); the rows of invoices gone from staging are deleted. Nothing here depends on as_of itself (an
 -- open invoice past its due date is not flagged "overdue as of today"), so open invoices need no nightly
 -- pass. var rotate_keys forces a full refresh.
 
@@ -23,6 +23,11 @@ with invoice_records as (
     inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
     where r.invoice_id is not null
 ),
+-- per invoice: the newest drop among its records and the sum of their drops (the night's comparison, and the
+-- rows' own last_drop_date and source_drop_days)
+invoice_summary as (
+    {{ cx_record_summary('invoice_records', 'invoice_id') }}
+),
 {%- if is_incremental() %}
 
 -- every invoice with its served key and its customer key now (the key map can re-key an unchanged invoice)
@@ -37,7 +42,7 @@ keyed_now as (
 ),
 
 changed as (
-    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summed=true) }}
+    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summary='invoice_summary') }}
 ),
 {%- endif %}
 
@@ -48,7 +53,7 @@ invoices as (
 
 -- the newest drop among the invoice's records and the sum of their drops (the next night's comparison)
 invoice_drops as (
-    {{ cx_record_summary('invoice_records', 'invoice_id', where=cx_where_changed('invoice_id')) }}
+    select * from invoice_summary {{ cx_where_changed('invoice_id') }}
 ),
 
 paid as (

@@ -11,7 +11,7 @@
 -- whose row came from those drops or later, the orders whose customer_key changed, and the orders whose
 -- records' sum of drops (source_drop_days) differs from the held row's: an order that lost a record whose
 -- new version points at another order (a shipment moved by a data correction) has no new record of its
--- own (cx_changed_keys(summed=true)); the rows of orders gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
+-- own (cx_changed_keys(summary=...)); the rows of orders gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
 -- A change of the seed brand_promises needs a full refresh; var rotate_keys forces one.
 
 -- every staging record an order is built from, with the drop it came from
@@ -37,6 +37,11 @@ with order_records as (
     inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
     where r.order_id is not null
 ),
+-- per order: the newest drop among its records and the sum of their drops (the night's comparison, and the
+-- rows' own last_drop_date and source_drop_days)
+order_summary as (
+    {{ cx_record_summary('order_records', 'order_id') }}
+),
 {%- if is_incremental() %}
 
 -- every order with its served key and its customer key now (the key map can re-key an unchanged order)
@@ -51,7 +56,7 @@ keyed_now as (
 ),
 
 changed as (
-    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summed=true) }}
+    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summary='order_summary') }}
 ),
 {%- endif %}
 
@@ -75,7 +80,7 @@ orders as (
 
 -- the newest drop among the order's records and the sum of their drops (the next night's comparison)
 order_drops as (
-    {{ cx_record_summary('order_records', 'order_id', where=cx_where_changed('order_id')) }}
+    select * from order_summary {{ cx_where_changed('order_id') }}
 ),
 
 -- the delivery promise depends on the channel alone: one row per channel

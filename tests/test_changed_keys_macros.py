@@ -1,0 +1,62 @@
+"""The night's comparison of the held rows with the current ones (cx_held_changed,
+macros/incremental_facts.sql): on DuckDB it joins and compares 64-bit hashes; it must flag exactly the
+keys the comparison of the columns themselves flags (cx_held_changed_exact, Spark's), on planted rows that
+cover each way a key can change or not: a compared column changed, set to null, null on both sides, the
+held row from the window's drops, a key only now or only held, and integers of different widths on the two
+sides (a key's source_drop_days an integer now, a bigint held)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from .dbt_inline import compile_inline
+
+WINDOW = {"as_of": "2026-10-31", "min_date": "2026-10-31", "max_date": "2026-11-01"}
+
+ROWS = """
+with keyed_now as (
+    select * from (values
+        ('o1', 'k1', 'c1', 100),      -- unchanged
+        ('o2', 'k2', 'c2b', 200),     -- customer re-keyed (an identity merge)
+        ('o3', 'k3', null, 300),      -- customer erased to no key
+        ('o4', 'k4', null, 400),      -- no customer on either side: unchanged
+        ('o5', 'k5', 'c5', 501),      -- a record gained (the sum of drops rose)
+        ('o6', 'k6', 'c6', null),     -- every record lost
+        ('o7', 'k7', 'c7', 700),      -- held row from the window's drops (a re-run rewrites it)
+        ('o8', 'k8', 'c8', 800),      -- new: no held row (the new records find it, not this comparison)
+        ('o10', 'k10', 'c10', 0)      -- unchanged, a zero sum
+    ) as t (order_id, order_key, customer_key, source_drop_days)
+),
+held as (
+    select order_key, customer_key, cast(source_drop_days as bigint) as source_drop_days,
+           cast(last_drop_date as date) as last_drop_date
+    from (values
+        ('k1', 'c1', 100, '2026-10-01'),
+        ('k2', 'c2', 200, '2026-10-01'),
+        ('k3', 'c3', 300, '2026-10-01'),
+        ('k4', null, 400, '2026-10-01'),
+        ('k5', 'c5', 500, '2026-10-01'),
+        ('k6', 'c6', 600, '2026-10-01'),
+        ('k7', 'c7', 700, '2026-10-31'),
+        ('k9', 'c9', 900, '2026-10-01'),  -- held only: gone from staging (not this comparison's)
+        ('k10', 'c10', 0, '2026-10-01')
+    ) as t (order_key, customer_key, source_drop_days, last_drop_date)
+)
+"""
+
+ARGS = "'keyed_now', 'order_id', 'order_key', ['customer_key', 'source_drop_days'], 'last_drop_date'"
+
+
+def test_the_hashed_comparison_flags_what_the_exact_one_flags(tmp_path: Path) -> None:
+    hashed = compile_inline(tmp_path, ROWS + f"select * from ({{{{ cx_held_changed({ARGS}, held='held') }}}}) as c",
+                            WINDOW)
+    exact = compile_inline(tmp_path, ROWS + f"select * from ({{{{ cx_held_changed_exact({ARGS}, false, 'held') }}}})"
+                                            " as c", WINDOW)
+    assert "hash(" in hashed and "is distinct from" not in hashed  # DuckDB takes the hashed path
+    assert "is distinct from" in exact
+    con = duckdb.connect()
+    got = sorted(r[0] for r in con.sql(hashed).fetchall())
+    assert got == sorted(r[0] for r in con.sql(exact).fetchall())
+    assert got == ["o2", "o3", "o5", "o6", "o7"]
