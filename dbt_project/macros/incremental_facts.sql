@@ -33,11 +33,17 @@
 
 {#- The config of an incremental fact keyed by `key`. `var('rotate_keys')` (cxw keys rotate) rebuilds it
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
-    replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql). -#}
-{% macro cx_fact_config(key, drop_column='last_drop_date') -%}
+    replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql).
+    `changes`: the name of the macro of the model's CTEs ending with `changed` (macros/fact_changes.sql), whose
+    changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops. -#}
+{% macro cx_fact_config(key, drop_column='last_drop_date', changes=none) -%}
     {%- set config = {'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
                       'on_schema_change': 'fail', 'cx_keep_through_as_of': drop_column,
                       'post_hook': "{{ cx_fact_drop_later(this, '" ~ drop_column ~ "') }}"} -%}
+    {%- if changes -%}
+        {%- do config.update({'pre_hook': "{{ cx_stage_changed_keys(" ~ changes ~ "()) }}",
+                              'post_hook': [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"]}) -%}
+    {%- endif -%}
     {%- if var('rotate_keys', false) -%}
         {%- do config.update({'full_refresh': true}) -%}
     {%- endif -%}
@@ -254,7 +260,8 @@
 {% macro spark__cx_fact_drop_later(relation, drop_column) -%}
 {%- endmacro %}
 
-{#- The changed keys of an incremental run staged before its query (fct_journey_events): `ctes`, the
+{#- The changed keys of an incremental run staged before its query (fct_journey_events, and the facts of
+    macros/fact_changes.sql, through cx_fact_config(changes=...)): `ctes`, the
     model's CTEs ending with `changed` (cx_changed_keys and whatever it reads), are run by the model's
     pre-hook into a temporary table, and the model's `changed` reads that table
     (cx_staged_changed_keys(), none where nothing is staged). DuckDB only: the journey's night as one query

@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('invoice_key')) }}
+{{ config(**cx_fact_config('invoice_key', changes='fct_invoices_changes')) }}
 -- One row per invoice with what was paid and refunded against it.
 --
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
@@ -11,40 +11,8 @@
 -- open invoice past its due date is not flagged "overdue as of today"), so open invoices need no nightly
 -- pass. var rotate_keys forces a full refresh.
 
--- every staging record an invoice is built from, with the drop it came from
-with invoice_records as (
-    select invoice_id, drop_date from {{ ref('stg_billing__invoices') }}
-    union all
-    select invoice_id, drop_date from {{ ref('stg_billing__payments') }} where invoice_id is not null
-    union all
-    -- a refund counts on its payment's invoice (the payment's own drop is the line above)
-    select r.invoice_id, f.drop_date
-    from {{ ref('int_refunds_with_invoices') }} as r
-    inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
-    where r.invoice_id is not null
-),
--- per invoice: the newest drop among its records and the sum of their drops (the night's comparison, and the
--- rows' own last_drop_date and source_drop_days)
-invoice_summary as (
-    {{ cx_record_summary('invoice_records', 'invoice_id') }}
-),
-{%- if is_incremental() %}
-
--- every invoice with its served key and its customer key now (the key map can re-key an unchanged invoice)
-keyed_now as (
-    select
-        i.invoice_id,
-        {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
-        k.customer_key
-    from {{ ref('stg_billing__invoices') }} as i
-    left join {{ ref('int_customer_keys') }} as k
-        on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
-),
-
-changed as (
-    {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summary='invoice_summary') }}
-),
-{%- endif %}
+-- the invoices' records and, on a night, the changed invoices (macros/fact_changes.sql)
+with {{ fct_invoices_changes(staged=cx_staged_changed_keys()) }},
 
 invoices as (
     select * from {{ ref('stg_billing__invoices') }}
@@ -53,7 +21,7 @@ invoices as (
 
 -- the newest drop among the invoice's records and the sum of their drops (the next night's comparison)
 invoice_drops as (
-    select * from invoice_summary {{ cx_where_changed('invoice_id') }}
+    {{ cx_record_summary('invoice_records', 'invoice_id', where=cx_where_changed('invoice_id')) }}
 ),
 
 paid as (

@@ -1,9 +1,4 @@
-{%- set fact_config = cx_fact_config('source_key') %}
-{%- do fact_config.update({
-    'pre_hook': "{{ cx_stage_changed_keys(journey_change_ctes()) }}",
-    'post_hook': [fact_config.post_hook, "{{ cx_drop_staged_changed_keys() }}"],
-}) %}
-{{ config(**fact_config) }}
+{{ config(**cx_fact_config('source_key', changes='journey_change_ctes')) }}
 -- One row per touchpoint across all systems: the customer journey as one event stream, with
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a

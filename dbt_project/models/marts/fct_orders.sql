@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('order_key')) }}
+{{ config(**cx_fact_config('order_key', changes='fct_orders_changes')) }}
 -- One row per order: an accumulating snapshot from order to payment, delivery, return and refund.
 -- Delivered = every line's shipments delivered; on time = last delivery's Europe/Paris date within
 -- the brand's delivery promise (seed brand_promises: days after the promised date, 0 = on or before
@@ -14,51 +14,8 @@
 -- own (cx_changed_keys(summary=...)); the rows of orders gone from staging are deleted. Nothing here depends on as_of itself (open orders need no nightly pass).
 -- A change of the seed brand_promises needs a full refresh; var rotate_keys forces one.
 
--- every staging record an order is built from, with the drop it came from
-with order_records as (
-    select order_id, drop_date from {{ ref('stg_erp__orders') }}
-    union all
-    select order_id, drop_date from {{ ref('stg_erp__order_lines') }}
-    union all
-    select order_id, drop_date from {{ ref('stg_erp__shipments') }}
-    union all
-    select order_id, drop_date from {{ ref('stg_erp__returns') }}
-    union all
-    select order_id, drop_date from {{ ref('stg_billing__invoices') }} where order_id is not null
-    union all
-    -- a refund counts on its payment's invoice's order: the refund's and the payment's drops
-    select r.order_id, f.drop_date
-    from {{ ref('int_refunds_with_invoices') }} as r
-    inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
-    where r.order_id is not null
-    union all
-    select r.order_id, p.drop_date
-    from {{ ref('int_refunds_with_invoices') }} as r
-    inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
-    where r.order_id is not null
-),
--- per order: the newest drop among its records and the sum of their drops (the night's comparison, and the
--- rows' own last_drop_date and source_drop_days)
-order_summary as (
-    {{ cx_record_summary('order_records', 'order_id') }}
-),
-{%- if is_incremental() %}
-
--- every order with its served key and its customer key now (the key map can re-key an unchanged order)
-keyed_now as (
-    select
-        o.order_id,
-        {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
-        k.customer_key
-    from {{ ref('stg_erp__orders') }} as o
-    left join {{ ref('int_customer_keys') }} as k
-        on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
-),
-
-changed as (
-    {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summary='order_summary') }}
-),
-{%- endif %}
+-- the orders' records and, on a night, the changed orders (macros/fact_changes.sql)
+with {{ fct_orders_changes(staged=cx_staged_changed_keys()) }},
 
 orders as (
     select
@@ -80,7 +37,7 @@ orders as (
 
 -- the newest drop among the order's records and the sum of their drops (the next night's comparison)
 order_drops as (
-    select * from order_summary {{ cx_where_changed('order_id') }}
+    {{ cx_record_summary('order_records', 'order_id', where=cx_where_changed('order_id')) }}
 ),
 
 -- the delivery promise depends on the channel alone: one row per channel

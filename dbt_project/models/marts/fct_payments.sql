@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('payment_key')) }}
+{{ config(**cx_fact_config('payment_key', changes='fct_payments_changes')) }}
 -- One row per payment attempt.
 --
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a night recomputes
@@ -8,32 +8,8 @@
 -- an identity merge re-keys the invoice's customer); the rows of payments gone from staging are deleted.
 -- Nothing here depends on as_of itself. var rotate_keys forces a full refresh.
 
--- every staging record a payment is built from, with the drop it came from
-with payment_records as (
-    select payment_id, drop_date from {{ ref('stg_billing__payments') }}
-    union all
-    select p.payment_id, i.drop_date
-    from {{ ref('stg_billing__payments') }} as p
-    inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
-),
-{%- if is_incremental() %}
-
--- every payment with its served key and its customer key now (the key map can re-key an unchanged payment)
-keyed_now as (
-    select
-        p.payment_id,
-        {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
-        k.customer_key
-    from {{ ref('stg_billing__payments') }} as p
-    left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
-    left join {{ ref('int_customer_keys') }} as k
-        on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
-),
-
-changed as (
-    {{ cx_changed_keys('payment_records', 'keyed_now', 'payment_id', 'payment_key') }}
-),
-{%- endif %}
+-- the payments' records and, on a night, the changed payments (macros/fact_changes.sql)
+with {{ fct_payments_changes(staged=cx_staged_changed_keys()) }},
 
 payments as (
     select * from {{ ref('stg_billing__payments') }}

@@ -1,0 +1,149 @@
+{#- The records and changed keys of the largest incremental facts (fct_orders, fct_invoices, fct_payments):
+    the import CTEs their models open with (`with {{ fct_orders_changes(staged=cx_staged_changed_keys()) }},`)
+    and that their pre-hook runs first on DuckDB (cx_fact_config(changes=...), cx_stage_changed_keys), as
+    fct_journey_events' (journey_change_ctes, macros/journey.sql). Each renders the fact's records CTE (every
+    staging record its rows are built from, with its drop) and, on an incremental run, `changed`: computed
+    here (cx_changed_keys), or read from the staged table (`staged`).
+
+    Why staged on DuckDB: in one query, DuckDB cannot know how few keys `changed` holds (62 thousand of 13.9
+    million orders on an L night), and builds each `in (select ... from changed)` filter's hash table from
+    the filtered table instead: every order with its columns, 4.7 GB for fct_orders at scale L, beside the
+    comparison's own. Staged, the table's row count is known and the filters are built from the keys: the
+    night's fct_orders query fits within 5 GB (it failed there in one query) and its second part takes 5.5 s
+    at L (RESULTS.md, "The night's key comparison on hashes, its changed keys staged"). Spark computes them in
+    the query. No leading `with`, no trailing comma. -#}
+
+{% macro fct_orders_changes(staged=none) %}
+    -- every staging record an order is built from, with the drop it came from
+    order_records as (
+        select order_id, drop_date from {{ ref('stg_erp__orders') }}
+        union all
+        select order_id, drop_date from {{ ref('stg_erp__order_lines') }}
+        union all
+        select order_id, drop_date from {{ ref('stg_erp__shipments') }}
+        union all
+        select order_id, drop_date from {{ ref('stg_erp__returns') }}
+        union all
+        select order_id, drop_date from {{ ref('stg_billing__invoices') }} where order_id is not null
+        union all
+        -- a refund counts on its payment's invoice's order: the refund's and the payment's drops
+        select r.order_id, f.drop_date
+        from {{ ref('int_refunds_with_invoices') }} as r
+        inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
+        where r.order_id is not null
+        union all
+        select r.order_id, p.drop_date
+        from {{ ref('int_refunds_with_invoices') }} as r
+        inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
+        where r.order_id is not null
+    )
+{%- if is_incremental() %},
+    {%- if staged %}
+
+    changed as (
+        select order_id from {{ staged }}
+    )
+    {%- else %}
+
+    -- per order: the newest drop among its records and the sum of their drops, compared with the held row's
+    order_summary as (
+        {{ cx_record_summary('order_records', 'order_id') }}
+    ),
+
+    -- every order with its served key and its customer key now (the key map can re-key an unchanged order)
+    keyed_now as (
+        select
+            o.order_id,
+            {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
+            k.customer_key
+        from {{ ref('stg_erp__orders') }} as o
+        left join {{ ref('int_customer_keys') }} as k
+            on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
+    ),
+
+    changed as (
+        {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summary='order_summary') }}
+    )
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
+{% macro fct_invoices_changes(staged=none) %}
+    -- every staging record an invoice is built from, with the drop it came from
+    invoice_records as (
+        select invoice_id, drop_date from {{ ref('stg_billing__invoices') }}
+        union all
+        select invoice_id, drop_date from {{ ref('stg_billing__payments') }} where invoice_id is not null
+        union all
+        -- a refund counts on its payment's invoice (the payment's own drop is the line above)
+        select r.invoice_id, f.drop_date
+        from {{ ref('int_refunds_with_invoices') }} as r
+        inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
+        where r.invoice_id is not null
+    )
+{%- if is_incremental() %},
+    {%- if staged %}
+
+    changed as (
+        select invoice_id from {{ staged }}
+    )
+    {%- else %}
+
+    -- per invoice: the newest drop among its records and the sum of their drops, compared with the held row's
+    invoice_summary as (
+        {{ cx_record_summary('invoice_records', 'invoice_id') }}
+    ),
+
+    -- every invoice with its served key and its customer key now (the key map can re-key an unchanged invoice)
+    keyed_now as (
+        select
+            i.invoice_id,
+            {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
+            k.customer_key
+        from {{ ref('stg_billing__invoices') }} as i
+        left join {{ ref('int_customer_keys') }} as k
+            on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+    ),
+
+    changed as (
+        {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summary='invoice_summary') }}
+    )
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
+{% macro fct_payments_changes(staged=none) %}
+    -- every staging record a payment is built from, with the drop it came from
+    payment_records as (
+        select payment_id, drop_date from {{ ref('stg_billing__payments') }}
+        union all
+        select p.payment_id, i.drop_date
+        from {{ ref('stg_billing__payments') }} as p
+        inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+    )
+{%- if is_incremental() %},
+    {%- if staged %}
+
+    changed as (
+        select payment_id from {{ staged }}
+    )
+    {%- else %}
+
+    -- every payment with its served key and its customer key now (the key map can re-key an unchanged payment)
+    keyed_now as (
+        select
+            p.payment_id,
+            {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
+            k.customer_key
+        from {{ ref('stg_billing__payments') }} as p
+        left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
+        left join {{ ref('int_customer_keys') }} as k
+            on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+    ),
+
+    changed as (
+        {{ cx_changed_keys('payment_records', 'keyed_now', 'payment_id', 'payment_key') }}
+    )
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
