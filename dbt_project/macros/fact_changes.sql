@@ -9,9 +9,9 @@
     million orders on an L night), and builds each `in (select ... from changed)` filter's hash table from
     the filtered table instead: every order with its columns, 4.7 GB for fct_orders at scale L, beside the
     comparison's own. Staged, the table's row count is known and the filters are built from the keys: the
-    night's fct_orders query fits within 5 GB (it failed there in one query) and its second part takes 5.5 s
-    at L (RESULTS.md, "The night's key comparison on hashes, its changed keys staged"). Spark computes them in
-    the query. No leading `with`, no trailing comma. -#}
+    night's fct_orders query fits within 5 GB (it failed there in one query) and its second part takes 6 s
+    at L (benchmarks/RESULTS.md, "The night's key comparison on hashes, the largest facts' changed keys
+    staged"). Spark computes them in the query. No leading `with`, no trailing comma. -#}
 
 {% macro fct_orders_changes(staged=none) %}
     -- every staging record an order is built from, with the drop it came from

@@ -15,21 +15,21 @@
       and each import CTE filtered with {{ cx_where_changed('case_id', 'changed') }}.
 
     A fact keyed by a parent whose records include child records that point at it (an order's lines,
-    shipments, returns, invoices and refunds; an invoice's payments and their refunds) passes
-    a `summary` of its records (cx_changed_keys(summary=...)): a new version of a child can point it at another parent (a shipment moved to another
-    order, cash re-applied to another invoice). The new parent is recomputed (the record is new), but the
-    old one has no new record and its last_drop_date can be old. It is found by its records now: the fact
-    keeps per row `source_drop_days` (cx_record_summary, a contract column), the sum over its records of
-    their drop as a day number (days since 1970-01-01, about 20,000 now), which a lost record lowers and a
-    gained one raises; a night compares it with the sum now. It also tells apart a parent that loses a
-    record and gains another from another drop the same night (a re-run of an older window or a retraction
-    restoring an older version that points at it, as another record leaves it), which a count of records
-    would not; and a count adds nothing to it: two counts c1 < c2 give different sums while the records'
-    drops span fewer days than 20,000 / c2 (50 records over 400 days). Left unnoticed: a parent that, the same night, loses
-    records and gains others that are not new (restored by a re-run or a retraction) whose drops add up to
-    the same days (one record for another of the same drop). A fact keyed by its own record (a payment, a
-    refund, a case) does not need it: every other record of its row is found through the key's own
-    record, whose new version is new. -#}
+    shipments, returns, invoices and refunds; an invoice's payments and their refunds) passes a `summary` of
+    its records (cx_changed_keys(summary=...)): a new version of a child can point it at another parent (a
+    shipment moved to another order, cash re-applied to another invoice). The new parent is recomputed (the
+    record is new), but the old one has no new record and its last_drop_date can be old. It is found by its
+    records now: the fact keeps per row `source_drop_days` (cx_record_summary, a contract column), the sum
+    over its records of their drop as a day number (days since 1970-01-01, about 20,000 now), which a lost
+    record lowers and a gained one raises; a night compares it with the sum now. It also tells apart a parent
+    that loses a record and gains another from another drop the same night (a re-run of an older window or a
+    retraction restoring an older version that points at it, as another record leaves it), which a count of
+    records would not; and a count adds nothing to it: two counts c1 < c2 give different sums while the
+    records' drops span fewer days than 20,000 / c2 (50 records over 400 days). Left unnoticed: a parent that,
+    the same night, loses records and gains others that are not new (restored by a re-run or a retraction)
+    whose drops add up to the same days (one record for another of the same drop). A fact keyed by its own
+    record (a payment, a refund, a case) does not need it: every other record of its row is found through the
+    key's own record, whose new version is new. -#}
 
 {#- The config of an incremental fact keyed by `key`. `var('rotate_keys')` (cxw keys rotate) rebuilds it
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
@@ -58,10 +58,9 @@
     drop the table holds (a night after the re-run of an older window catches up on the drops in between).
     `summary` (a fact keyed by a parent, see above): the model's CTE of cx_record_summary(records, key), one
     row per key; the new records are then found from it (a key's newest drop is new when one of its records
-    is), and its source_drop_days is compared with the held row's. The records are aggregated once, for this
-    and for the rows' own last_drop_date and source_drop_days, rather than held as every record (about 75
-    million rows for fct_orders at scale L, materialized because two CTEs read them: 1.5 GB more memory and
-    5 s more in the night). The other arguments: cx_held_changed. -#}
+    is), and its source_drop_days is compared with the held row's. The records are aggregated once for both,
+    rather than held as every record (about 75 million rows for fct_orders at scale L, materialized because
+    two CTEs read them: 1.1 GB more memory and about 5 s more at L). The other arguments: cx_held_changed. -#}
 {% macro cx_changed_keys(records, keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
                           gone=false, held=none, summary=none) -%}
     {%- if summary and gone -%}
@@ -148,7 +147,8 @@
         {{ exceptions.raise_compiler_error("cx_held_changed(gone=true) needs key = fact_key, got " ~ key ~ ", " ~ fact_key) }}
     {%- endif %}
     {%- if not gone -%}
-        {{ return(adapter.dispatch('cx_held_changed', 'cx_warehouse')(keyed_now, key, fact_key, compare, drop_column, held)) }}
+        {{ return(adapter.dispatch('cx_held_changed', 'cx_warehouse')(keyed_now, key, fact_key, compare,
+                                                                       drop_column, held)) }}
     {%- endif %}
     {{ cx_held_changed_exact(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
 {%- endmacro %}
@@ -160,8 +160,9 @@
 {#- DuckDB: the same comparison on 64-bit hashes (`hash`) of the fact key and of the `compare` columns
     together, rather than on the columns. The held side is every row of the table, and DuckDB builds its
     join's hash table from it: at scale L, fct_orders' 13.9 million rows with their 32-character order_key
-    and customer_key took 4.3 GB, and two facts' nights at once exhausted the default 12 GB (RESULTS.md,
-    "The night's key comparison on hashes"); on hashes, 24 bytes a row. What a collision can do:
+    and customer_key took 4.3 GB (on the night L's first night ran out of the default 12 GB, with
+    fct_payments' night at the same time); on hashes, 24 bytes a row (benchmarks/RESULTS.md, "The night's
+    key comparison on hashes, the largest facts' changed keys staged"). What a collision can do:
     - of two fact keys: a key is also compared with another key's held row, so it may be recomputed
       needlessly; never missed, as its own row still joins;
     - of a key's `compare` columns now and held (a change that hashes the same): the change is missed,
