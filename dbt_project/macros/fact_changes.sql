@@ -13,9 +13,47 @@
     at L (benchmarks/RESULTS.md, "The night's key comparison on hashes, the largest facts' changed keys
     staged"). Spark computes them in the query. No leading `with`, no trailing comma. -#}
 
+{#- The CTEs of one fact: `<entity>_records` (`records`, a select of (<entity>_id, drop_date)) and, on an
+    incremental run, `changed`: read from `staged`, or computed by cx_changed_keys from the records and
+    `keyed_now` (a select of every current <entity>_id with its served key <entity>_key and the compared
+    columns as the build computes them). `summed`: a fact keyed by a parent (cx_changed_keys(summary=...)),
+    whose records are summed per key first (`<entity>_summary`). -#}
+{% macro cx_fact_changes(entity, records, keyed_now, staged=none, summed=false) %}
+    {%- set id = entity ~ '_id' %}
+    -- every staging record a row of the fact is built from, with the drop it came from
+    {{ entity }}_records as (
+        {{ records }}
+    )
+{%- if is_incremental() %},
+    {%- if staged %}
+
+    changed as (
+        select {{ id }} from {{ staged }}
+    )
+    {%- else %}
+    {%- if summed %}
+
+    -- per key: the newest drop among its records and the sum of their drops, compared with the held row's
+    {{ entity }}_summary as (
+        {{ cx_record_summary(entity ~ '_records', id) }}
+    ),
+    {%- endif %}
+
+    -- every current key with its served key and its customer key now (the key map can re-key an unchanged row)
+    keyed_now as (
+        {{ keyed_now }}
+    ),
+
+    changed as (
+        {{ cx_changed_keys(entity ~ '_records', 'keyed_now', id, entity ~ '_key',
+                           summary=(entity ~ '_summary') if summed else none) }}
+    )
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
 {% macro fct_orders_changes(staged=none) %}
-    -- every staging record an order is built from, with the drop it came from
-    order_records as (
+    {%- set records %}
         select order_id, drop_date from {{ ref('stg_erp__orders') }}
         union all
         select order_id, drop_date from {{ ref('stg_erp__order_lines') }}
@@ -36,22 +74,8 @@
         from {{ ref('int_refunds_with_invoices') }} as r
         inner join {{ ref('stg_billing__payments') }} as p on p.payment_id = r.payment_id
         where r.order_id is not null
-    )
-{%- if is_incremental() %},
-    {%- if staged %}
-
-    changed as (
-        select order_id from {{ staged }}
-    )
-    {%- else %}
-
-    -- per order: the newest drop among its records and the sum of their drops, compared with the held row's
-    order_summary as (
-        {{ cx_record_summary('order_records', 'order_id') }}
-    ),
-
-    -- every order with its served key and its customer key now (the key map can re-key an unchanged order)
-    keyed_now as (
+    {%- endset %}
+    {%- set keyed_now %}
         select
             o.order_id,
             {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
@@ -59,18 +83,12 @@
         from {{ ref('stg_erp__orders') }} as o
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
-    ),
-
-    changed as (
-        {{ cx_changed_keys('order_records', 'keyed_now', 'order_id', 'order_key', summary='order_summary') }}
-    )
-    {%- endif %}
-{%- endif %}
+    {%- endset %}
+    {{ cx_fact_changes('order', records, keyed_now, staged, summed=true) }}
 {% endmacro %}
 
 {% macro fct_invoices_changes(staged=none) %}
-    -- every staging record an invoice is built from, with the drop it came from
-    invoice_records as (
+    {%- set records %}
         select invoice_id, drop_date from {{ ref('stg_billing__invoices') }}
         union all
         select invoice_id, drop_date from {{ ref('stg_billing__payments') }} where invoice_id is not null
@@ -80,22 +98,8 @@
         from {{ ref('int_refunds_with_invoices') }} as r
         inner join {{ ref('stg_billing__refunds') }} as f on f.refund_id = r.refund_id
         where r.invoice_id is not null
-    )
-{%- if is_incremental() %},
-    {%- if staged %}
-
-    changed as (
-        select invoice_id from {{ staged }}
-    )
-    {%- else %}
-
-    -- per invoice: the newest drop among its records and the sum of their drops, compared with the held row's
-    invoice_summary as (
-        {{ cx_record_summary('invoice_records', 'invoice_id') }}
-    ),
-
-    -- every invoice with its served key and its customer key now (the key map can re-key an unchanged invoice)
-    keyed_now as (
+    {%- endset %}
+    {%- set keyed_now %}
         select
             i.invoice_id,
             {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
@@ -103,34 +107,19 @@
         from {{ ref('stg_billing__invoices') }} as i
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
-    ),
-
-    changed as (
-        {{ cx_changed_keys('invoice_records', 'keyed_now', 'invoice_id', 'invoice_key', summary='invoice_summary') }}
-    )
-    {%- endif %}
-{%- endif %}
+    {%- endset %}
+    {{ cx_fact_changes('invoice', records, keyed_now, staged, summed=true) }}
 {% endmacro %}
 
 {% macro fct_payments_changes(staged=none) %}
-    -- every staging record a payment is built from, with the drop it came from
-    payment_records as (
+    {%- set records %}
         select payment_id, drop_date from {{ ref('stg_billing__payments') }}
         union all
         select p.payment_id, i.drop_date
         from {{ ref('stg_billing__payments') }} as p
         inner join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
-    )
-{%- if is_incremental() %},
-    {%- if staged %}
-
-    changed as (
-        select payment_id from {{ staged }}
-    )
-    {%- else %}
-
-    -- every payment with its served key and its customer key now (the key map can re-key an unchanged payment)
-    keyed_now as (
+    {%- endset %}
+    {%- set keyed_now %}
         select
             p.payment_id,
             {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
@@ -139,11 +128,6 @@
         left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
-    ),
-
-    changed as (
-        {{ cx_changed_keys('payment_records', 'keyed_now', 'payment_id', 'payment_key') }}
-    )
-    {%- endif %}
-{%- endif %}
+    {%- endset %}
+    {{ cx_fact_changes('payment', records, keyed_now, staged) }}
 {% endmacro %}
