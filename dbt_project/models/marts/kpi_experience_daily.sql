@@ -25,9 +25,10 @@
 --     further); and nothing else is recomputed, however old the record;
 --   - a date with a cell whose finality moved with as_of: is_final held <> (final_date <= as_of) now
 --     (a cell turning final on a forward night; after the re-run of an older window, the reverse).
---   The fingerprint pass reads the observations once and hashes them (a fraction of the aggregation:
---   grouping sets over six breakdowns, medians, standard deviations), and the dates it finds are the
---   only ones aggregated. Held cells after as_of or on/after max_date (the re-run of an older window
+--   The fingerprint pass reads every observation and hashes it into its date's and KPI's sums (cheaper than
+--   the aggregation: grouping sets over six breakdowns, medians, standard deviations, but it reads the whole
+--   history: the cost of this model's night that grows with history); the dates it finds are read again,
+--   and are the only ones aggregated. Held cells after as_of or on/after max_date (the re-run of an older window
 --   over a newer table) are neither compared nor replaced, as before.
 --   A found date with no observation left (all its records withdrawn, erased or moved to other dates)
 --   aggregates to no cell, and delete+insert (insert_overwrite on Spark) replaces only the dates the run
@@ -98,13 +99,28 @@ recompute_dates as (
 ),
 {%- endif %}
 
--- the dates a run computes: on an incremental run, those found above
+-- the dates a run computes. A full build: every date of the pass above. An incremental run: the dates found
+-- above, their observations read again from the families and joined with the customers again, instead of
+-- kept from the fingerprint pass. Kept, the pass's observations are a table as large as the history's
+-- observations with every column (DuckDB materializes a CTE read twice: at L 140 M rows, 21 GB, most of
+-- it spilled, most of the night's time of this model); read again, the fingerprint pass streams into its
+-- aggregate, and the few dates' observations are what is kept (docs/warehouse.md, The daily KPI mart)
+{%- if is_incremental() %}
+recomputed_observations as (
+{{ kpi_observations() }}
+),
+
+windowed as (
+    select o.*, c.segment, c.persona
+    from recomputed_observations as o
+    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
+    where o.kpi_date in (select kpi_date from recompute_dates)
+),
+{%- else %}
 windowed as (
     select * from with_customer
-    {%- if is_incremental() %}
-    where kpi_date in (select kpi_date from recompute_dates)
-    {%- endif %}
 ),
+{%- endif %}
 
 -- every dimension in one aggregation, a dimension's cells its known values (macros/kpi_experience.sql)
 aggregated as (
