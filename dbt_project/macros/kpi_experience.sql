@@ -254,6 +254,15 @@
     and ({{ attributes }}.valid_to_date is null or {{ on_date }} < {{ attributes }}.valid_to_date)
 {%- endmacro %}
 
+{#- The observations of `relation` (alias o) where `where` holds, each with its customer's segment and persona
+    on its date, from the CTE `customers` (cx_customer_attributes_by_date). -#}
+{% macro kpi_with_customer(relation, where) -%}
+    select o.*, c.segment, c.persona
+    from {{ relation }} as o
+    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
+    where {{ where }}
+{%- endmacro %}
+
 {#- The breakdowns of every KPI cell: 'all' and one dimension at a time. -#}
 {% macro kpi_dimensions() -%}
     {{ return(['all', 'segment', 'persona', 'channel', 'touchpoint', 'promise']) }}

@@ -57,11 +57,7 @@ observations as (
 
 -- the observations of the dates a run can compute, with the customer's attributes (joined once)
 with_customer as (
-    select o.*, c.segment, c.persona
-    from observations as o
-    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
-    where o.kpi_date < {{ cx_max_date() }}
-      and o.kpi_date <= {{ cx_as_of() }}
+{{ kpi_with_customer('observations', 'o.kpi_date < ' ~ cx_max_date() ~ ' and o.kpi_date <= ' ~ cx_as_of()) }}
 ),
 
 -- every date's and KPI's fingerprint: what the aggregation below reads (macros/kpi_experience.sql)
@@ -111,10 +107,7 @@ recomputed_observations as (
 ),
 
 windowed as (
-    select o.*, c.segment, c.persona
-    from recomputed_observations as o
-    left join customers as c on {{ cx_customer_on_date('c', 'o.customer_key', 'o.kpi_date') }}
-    where o.kpi_date in (select kpi_date from recompute_dates)
+{{ kpi_with_customer('recomputed_observations', 'o.kpi_date in (select kpi_date from recompute_dates)') }}
 ),
 {%- else %}
 windowed as (
