@@ -1,12 +1,23 @@
-"""A dbt-duckdb plugin that hands the key secret (ingestion/keys.py) to each DuckDB session.
+"""A dbt-duckdb plugin that prepares each DuckDB session dbt opens.
 
-The secret goes into the session variable ``cx_key_secret``, which the ``cx_pseudonym`` macro reads
-with ``getvariable``: compiled SQL, dbt's logs and ``target/`` only ever hold the variable's name.
+- The key secret (ingestion/keys.py) goes into the session variable ``cx_key_secret``, which the
+  ``cx_pseudonym`` macro reads with ``getvariable``: compiled SQL, dbt's logs and ``target/`` only ever
+  hold the variable's name.
+- Each session's share of memory for query intermediates (hash tables, sorts): DuckDB's
+  ``operator_memory_limit``, a per-session setting. ``memory_limit`` is one budget for the whole database,
+  and dbt runs a model per thread, each in its own session: without a share, the first of two heavy models
+  takes the whole budget for its hash tables and the second runs out of memory instead of spilling
+  (scale L within 5 GB: ``fct_orders`` beside ``fct_invoices`` or ``fct_payments``; docs/benchmarks.md).
+  ``CX_DUCKDB_OPERATOR_MEMORY_LIMIT`` (docs/settings.md): ``auto`` gives each of dbt's threads an equal
+  share of :data:`AUTO_FRACTION` of the memory limit, a DuckDB size sets it, ``none`` leaves DuckDB's
+  default (no share: a session may take the whole limit).
+
 Configured in ``dbt_project/profiles.yml`` (``plugins``); imports neither Dagster nor dbt-core.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
@@ -14,17 +25,60 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from ingestion.keys import load_secret
 
 VARIABLE = "cx_key_secret"
+AUTO = "auto"
+NONE = "none"
+# of the memory limit, what the sessions' intermediates may hold together; the rest is for what DuckDB
+# does not count as an operator's (table data being written, materialized results, the allocator's caches)
+AUTO_FRACTION = 0.8
+_UNITS = {"bytes": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
+
+
+def size_bytes(text: str) -> int | None:
+    """A DuckDB size as DuckDB writes or reads one ('4.6 GiB', '5GB', '512 bytes') in bytes; None if not one."""
+    match = _SIZE.match(text or "")
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def operator_share(setting: str, memory_limit: str, sessions: int) -> str | None:
+    """The ``operator_memory_limit`` a session gets (a DuckDB size), or None to leave DuckDB's default.
+
+    ``setting`` is ``CX_DUCKDB_OPERATOR_MEMORY_LIMIT``'s value, ``memory_limit`` DuckDB's limit as the
+    session reports it, ``sessions`` dbt's threads. Raises ValueError naming the variable for a value that
+    is none of ``auto``, ``none`` or a DuckDB size."""
+    value = (setting or AUTO).strip()
+    if value.lower() == NONE:
+        return None
+    if value.lower() != AUTO:
+        if size_bytes(value) is None:
+            raise ValueError(f"CX_DUCKDB_OPERATOR_MEMORY_LIMIT={setting!r}: not 'auto', 'none' or a DuckDB size "
+                             "such as 2GB or 1500MiB (docs/settings.md)")
+        return value
+    limit = size_bytes(memory_limit)
+    if limit is None:  # no limit DuckDB reports as a size: nothing to share
+        return None
+    return f"{int(limit * AUTO_FRACTION / max(1, sessions)) // 2**10}KiB"
 
 
 class Plugin(BasePlugin):
-    def initialize(self, plugin_config: dict[str, Any]) -> None:  # noqa: ARG002 - nothing to configure
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
         self._secret = load_secret()
+        self._setting = str(plugin_config.get("operator_memory_limit") or AUTO)
+        self._sessions = int(plugin_config.get("sessions") or 1)
+        operator_share(self._setting, "1GB", self._sessions)  # a malformed value fails before any model runs
 
     def _set(self, con: Any) -> None:  # noqa: ANN401 - a DuckDB connection or dbt-duckdb's cursor wrapper
         con.execute(f"set variable {VARIABLE} = ?", [self._secret])
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        share = operator_share(self._setting, str(limit), self._sessions)
+        if share is not None:
+            con.execute(f"set operator_memory_limit = '{share}'")
 
     def configure_connection(self, conn: Any) -> None:  # noqa: ANN401
         self._set(conn)
 
-    def configure_cursor(self, cursor: Any) -> None:  # noqa: ANN401 - variables are per session (cursor)
+    def configure_cursor(self, cursor: Any) -> None:  # noqa: ANN401 - settings and variables are per session
         self._set(cursor)
