@@ -139,6 +139,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CX_DUCKDB_TEMP_DIRECTORY", "duckdb_temp_directory", "path", "`$CX_DATA_DIR/duckdb_tmp`",
              "Where DuckDB spills: on the data disk, not `/tmp`.",
              parse=_path, read_by="cxw, Dagster, dbt", dbt_default="$CX_DATA_DIR/duckdb_tmp"),
+    Variable("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", None, "DuckDB size, `auto` or `none`", "`auto`",
+             "Each dbt session's share of memory for hash tables and sorts (DuckDB's `operator_memory_limit`), "
+             "so that two heavy models built at once spill instead of running out of memory: `auto` gives "
+             "each of dbt's threads an equal share of 80 % of `CX_DUCKDB_MEMORY_LIMIT`, a size sets the share, "
+             "`none` lets a session take the whole limit (`orchestration/dbt_plugin.py`; docs/benchmarks.md).",
+             read_by="dbt's plugin", dbt_default="auto"),
     Variable("CX_KEY_SECRET", "key_secret", "secret", None,
              "The secret behind the pseudonymous keys, for secret managers that inject environment variables; "
              "wins over `CX_KEY_SECRET_FILE` (docs/privacy.md).",

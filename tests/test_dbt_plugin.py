@@ -1,0 +1,86 @@
+"""What orchestration/dbt_plugin.py sets in each DuckDB session dbt opens: the key secret and the session's
+share of memory for intermediates (DuckDB's per-session ``operator_memory_limit``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion.keys import load_secret
+from orchestration import dbt_plugin
+from orchestration.warehouse import DbtError, run_dbt
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("5GB", 5 * 10**9), ("4.6 GiB", int(4.6 * 2**30)), ("1500MiB", 1500 * 2**20), ("512 bytes", 512),
+    ("2kb", 2000), ("1 TiB", 2**40), ("", None), ("80%", None), ("GB", None), ("5 parsecs", None),
+    ("-1", None),
+])
+def test_size_bytes_reads_duckdb_sizes_only(text: str, expected: int | None) -> None:
+    assert dbt_plugin.size_bytes(text) == expected
+
+
+def test_operator_share_auto_none_explicit_and_malformed() -> None:
+    # auto: 80 % of the limit, split between the sessions, in whole KiB
+    assert dbt_plugin.operator_share("auto", "5GB", 2) == f"{int(5 * 10**9 * 0.8 / 2) // 1024}KiB"
+    assert dbt_plugin.operator_share("AUTO", "10GB", 4) == f"{int(10 * 10**9 * 0.8 / 4) // 1024}KiB"
+    assert dbt_plugin.operator_share("", "10GB", 1) == f"{8 * 10**9 // 1024}KiB", "unset is auto"
+    assert dbt_plugin.operator_share("auto", "10GB", 0) == dbt_plugin.operator_share("auto", "10GB", 1)
+    # a limit DuckDB does not report as a size: nothing to share, DuckDB's default stays
+    assert dbt_plugin.operator_share("auto", "unlimited", 2) is None
+    assert dbt_plugin.operator_share("none", "5GB", 2) is None
+    assert dbt_plugin.operator_share(" None ", "5GB", 2) is None
+    assert dbt_plugin.operator_share("1500MiB", "5GB", 2) == "1500MiB"
+    with pytest.raises(ValueError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='half'"):
+        dbt_plugin.operator_share("half", "5GB", 2)
+
+
+def _session_settings(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str, str]:
+    return con.execute("select current_setting('operator_memory_limit'), current_setting('memory_limit'), "
+                       "getvariable('cx_key_secret')").fetchone()
+
+
+def test_the_plugin_sets_each_session_it_is_handed() -> None:
+    plugin = dbt_plugin.Plugin("cx", {"operator_memory_limit": "auto", "sessions": 2})
+    con = duckdb.connect(config={"memory_limit": "2GB"})
+    cursor = con.cursor()
+    plugin.configure_connection(con)
+    plugin.configure_cursor(cursor)
+    for session in (con, cursor):
+        share, limit, secret = _session_settings(session)
+        assert secret == load_secret()
+        # DuckDB reports sizes rounded to 0.1 of a unit: compare in bytes, within that rounding
+        expected = dbt_plugin.size_bytes(limit) * 0.8 / 2
+        assert abs(dbt_plugin.size_bytes(share) - expected) <= 0.05 * 2**30
+    other = con.cursor()  # a session the plugin was not handed keeps DuckDB's default
+    assert _session_settings(other)[0] is None
+    plugin = dbt_plugin.Plugin("cx", {"operator_memory_limit": "none", "sessions": 2})
+    plugin.configure_cursor(other)
+    assert _session_settings(other)[0] is None
+    with pytest.raises(ValueError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT"):
+        dbt_plugin.Plugin("cx", {"operator_memory_limit": "lots", "sessions": 2})
+
+
+SHOW = "select current_setting('operator_memory_limit') as share, current_setting('memory_limit') as lim"
+
+
+def _dbt_session(data: Path) -> tuple[str | None, str]:
+    results = run_dbt(["show", "--inline", SHOW], data)
+    row = results[0].agate_table.rows[0]
+    return row["share"], row["lim"]
+
+
+def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through profiles.yml as every dbt call runs it: the share follows CX_DUCKDB_MEMORY_LIMIT and dbt's two
+    threads, an explicit size wins, a malformed value fails dbt naming it (`none`: the test above)."""
+    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "1GB")
+    share, limit = _dbt_session(tmp_path)
+    # both reported rounded to 0.1 MiB
+    assert abs(dbt_plugin.size_bytes(share) - dbt_plugin.size_bytes(limit) * 0.8 / 2) <= 0.1 * 2**20
+    monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "300MiB")
+    assert _dbt_session(tmp_path)[0] == "300.0 MiB"
+    monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "lots")
+    with pytest.raises(DbtError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='lots'"):
+        _dbt_session(tmp_path)
