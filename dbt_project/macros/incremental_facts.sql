@@ -140,17 +140,22 @@
     does not hold compares as held with nulls (a customer_key that appears: a refund whose payment
     arrives, an event re-keyed to a customer without transitions yet), and a held key that `keyed_now` no
     longer holds is changed too; its rows are replaced by none (cx_fact_rows).
-    Without `gone`, DuckDB compares 64-bit hashes (duckdb__cx_held_changed). -#}
+    DuckDB compares 64-bit hashes (duckdb__cx_held_changed; with `gone`, duckdb__cx_held_changed_gone). -#}
 {% macro cx_held_changed(keyed_now, key, fact_key, compare=['customer_key'], drop_column='last_drop_date',
                          gone=false, held=none) -%}
     {%- if gone and key != fact_key -%}
         {{ exceptions.raise_compiler_error("cx_held_changed(gone=true) needs key = fact_key, got " ~ key ~ ", " ~ fact_key) }}
     {%- endif %}
-    {%- if not gone -%}
-        {{ return(adapter.dispatch('cx_held_changed', 'cx_warehouse')(keyed_now, key, fact_key, compare,
-                                                                       drop_column, held)) }}
+    {%- if gone -%}
+        {{ return(adapter.dispatch('cx_held_changed_gone', 'cx_warehouse')(keyed_now, key, compare, drop_column,
+                                                                            held)) }}
     {%- endif %}
-    {{ cx_held_changed_exact(keyed_now, key, fact_key, compare, drop_column, gone, held) }}
+    {{ return(adapter.dispatch('cx_held_changed', 'cx_warehouse')(keyed_now, key, fact_key, compare, drop_column,
+                                                                   held)) }}
+{%- endmacro %}
+
+{% macro default__cx_held_changed_gone(keyed_now, key, compare, drop_column, held) -%}
+    {{ return(cx_held_changed_exact(keyed_now, key, key, compare, drop_column, true, held)) }}
 {%- endmacro %}
 
 {% macro default__cx_held_changed(keyed_now, key, fact_key, compare, drop_column, held) -%}
@@ -184,6 +189,49 @@
     ) as held on held.cx_key_hash = n.cx_key_hash
     where held.{{ drop_column }} >= {{ cx_min_date() }}
        or held.cx_compare_hash <> n.cx_compare_hash
+{%- endmacro %}
+
+{#- DuckDB, `gone` (a key that only the held rows or only `keyed_now` hold is changed; key = fact_key): the full
+    outer join on 64-bit hashes too, rather than on the keys, which are 32-character strings. At scale M the
+    journey's night spent 2.6 s of its 3.6 s comparison in that join on source_key (3.8 million held events);
+    on hashes the join's build side is 24 bytes a row (benchmarks/RESULTS.md, "The journey's comparison on
+    hashes"). The join yields the changed hashes; the keys are then read back from both sides by their hash (a
+    gone key is only held, and its held rows are not carried through the join). The compared hash includes a
+    second hash of the key (`'cx:' || key`), so that two keys whose hashes collide compare as changed (their
+    compared columns may be equal: two orders of one customer with the same drops): a gone key whose hash
+    collides with a present one's is then still found, and both are recomputed (one needlessly). A key is
+    missed only when both 64-bit hashes of two keys collide, or when a change hashes the same (the same odds as
+    duckdb__cx_held_changed's). `held` and `keyed_now` are each read twice: a CTE that holds every row is
+    then materialized by DuckDB, so pass the held rows as a relation or a parenthesized query
+    (fct_journey_events' held events). -#}
+{% macro duckdb__cx_held_changed_gone(keyed_now, key, compare, drop_column, held) -%}
+    {%- set held = held or this %}
+    {%- set compared = "hash('cx:' || cast(" ~ key ~ " as varchar), " ~ compare | join(', ') ~ ")" %}
+    select cx_changed.{{ key }}
+    from (
+        with cx_changed_hashes as (
+            select coalesce(n.cx_key_hash, held.cx_key_hash) as cx_key_hash
+            from (
+                select hash({{ key }}) as cx_key_hash, {{ compared }} as cx_compare_hash
+                from {{ keyed_now }} as now_rows
+            ) as n
+            full outer join (
+                select hash({{ key }}) as cx_key_hash, {{ compared }} as cx_compare_hash, {{ drop_column }}
+                from {{ held }} as held_rows
+            ) as held on held.cx_key_hash = n.cx_key_hash
+            where held.{{ drop_column }} >= {{ cx_min_date() }}
+               or n.cx_key_hash is null
+               or held.cx_key_hash is null
+               or held.cx_compare_hash <> n.cx_compare_hash
+        )
+        select now_keys.{{ key }}
+        from {{ keyed_now }} as now_keys
+        where hash(now_keys.{{ key }}) in (select cx_key_hash from cx_changed_hashes)
+        union
+        select held_keys.{{ key }}
+        from {{ held }} as held_keys
+        where hash(held_keys.{{ key }}) in (select cx_key_hash from cx_changed_hashes)
+    ) as cx_changed
 {%- endmacro %}
 
 {#- cx_held_changed by the columns themselves (null-safe `is distinct from`). -#}
