@@ -193,7 +193,7 @@
 
 {#- DuckDB, `gone` (a key that only the held rows or only `keyed_now` hold is changed; key = fact_key): the full
     outer join on 64-bit hashes too, rather than on the keys, which are 32-character strings. At scale M the
-    journey's night spent 2.6 s of its 3.6 s comparison in that join on source_key (3.8 million held events);
+    journey's night spent 0.8-1.8 s of its 1.9-2.9 s comparison in that join on source_key (3.8 million held events);
     on hashes the join's build side is 24 bytes a row (benchmarks/RESULTS.md, "The journey's comparison on
     hashes"). The join yields the changed hashes; the keys are then read back from both sides by their hash (a
     gone key is only held, and its held rows are not carried through the join). The compared hash includes a
