@@ -9,9 +9,8 @@ held rows (the journey holds each event of a source)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
+import pytest
 
 from .dbt_inline import compile_inline
 
@@ -51,11 +50,8 @@ held as (
 ARGS = "'keyed_now', 'order_id', 'order_key', ['customer_key', 'source_drop_days'], 'last_drop_date'"
 
 
-def test_the_hashed_comparison_flags_what_the_exact_one_flags(tmp_path: Path) -> None:
-    hashed = compile_inline(tmp_path, ROWS + f"select * from ({{{{ cx_held_changed({ARGS}, held='held') }}}}) as c",
-                            WINDOW)
-    exact = compile_inline(tmp_path, ROWS + f"select * from ({{{{ cx_held_changed_exact({ARGS}, false, 'held') }}}})"
-                                            " as c", WINDOW)
+def test_the_hashed_comparison_flags_what_the_exact_one_flags(compiled: dict[str, str]) -> None:
+    hashed, exact = compiled["hashed"], compiled["exact"]
     assert "hash(" in hashed and "is distinct from" not in hashed  # DuckDB takes the hashed path
     assert "is distinct from" in exact
     con = duckdb.connect()
@@ -94,11 +90,8 @@ held as (
 GONE_ARGS = "'keyed_now', 'source_key', 'source_key', ['customer_key', 'source_drop_days'], 'last_drop_date'"
 
 
-def test_the_hashed_comparison_with_gone_keys_flags_what_the_exact_one_flags(tmp_path: Path) -> None:
-    hashed = compile_inline(tmp_path, GONE_ROWS + f"select * from ({{{{ cx_held_changed({GONE_ARGS}, gone=true, "
-                            "held='held') }}) as c", WINDOW)
-    exact = compile_inline(tmp_path, GONE_ROWS + f"select * from ({{{{ cx_held_changed_exact({GONE_ARGS}, true, "
-                           "'held') }}) as c", WINDOW)
+def test_the_hashed_comparison_with_gone_keys_flags_what_the_exact_one_flags(compiled: dict[str, str]) -> None:
+    hashed, exact = compiled["gone_hashed"], compiled["gone_exact"]
     assert "full outer join" in hashed and "hash(" in hashed and "is distinct from" not in hashed
     assert "full outer join" in exact and "is distinct from" in exact
     con = duckdb.connect()
@@ -108,13 +101,21 @@ def test_the_hashed_comparison_with_gone_keys_flags_what_the_exact_one_flags(tmp
     assert got == ["s2", "s3", "s5", "s6", "s7"]
 
 
-def test_a_gone_key_whose_hash_collides_with_a_present_one_is_still_found(tmp_path: Path) -> None:
+def test_a_gone_key_whose_hash_collides_with_a_present_one_is_still_found(compiled: dict[str, str]) -> None:
     """Two keys whose 64-bit hashes collide: planted by replacing DuckDB's hash of the key alone (the join's key)
     with a constant in the compiled SQL, so every key collides with every other. A gone key joins a present
     key's row with the same compared columns (two orders of one customer with the same drops); the second hash
     of the key in the compared hash still tells them apart, so the gone key is found (and the present one
     recomputed needlessly)."""
-    rows = """
+    collided = compiled["collision"]
+    for key in ("source_key", "now_keys.source_key", "held_keys.source_key"):
+        collided = collided.replace(f"hash({key})", "hash(0)")
+    assert collided.count("hash(0)") == 4
+    con = duckdb.connect()
+    assert sorted(r[0] for r in con.sql(collided).fetchall()) == ["s1", "s7"]
+
+
+COLLISION_ROWS = """
 with keyed_now as (
     select * from (values ('s1', 'c1', 100)) as t (source_key, customer_key, source_drop_days)
 ),
@@ -125,10 +126,23 @@ held as (
         (source_key, customer_key, source_drop_days, last_drop_date)
 )
 """
-    hashed = compile_inline(tmp_path, rows + f"select * from ({{{{ cx_held_changed({GONE_ARGS}, gone=true, "
-                            "held='held') }}) as c", WINDOW)
-    collided = hashed.replace("hash(source_key)", "hash(0)").replace("hash(now_keys.source_key)", "hash(0)") \
-                     .replace("hash(held_keys.source_key)", "hash(0)")
-    assert collided.count("hash(0)") == 4
-    con = duckdb.connect()
-    assert sorted(r[0] for r in con.sql(collided).fetchall()) == ["s1", "s7"]
+
+SPLIT = "\n/* cx-split */\n"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every query of this file, compiled by dbt in one call (each dbt call parses the project again)."""
+    def select(rows: str, call: str) -> str:
+        return rows + f"select * from ({{{{ {call} }}}}) as c"
+
+    queries = {
+        "hashed": select(ROWS, f"cx_held_changed({ARGS}, held='held')"),
+        "exact": select(ROWS, f"cx_held_changed_exact({ARGS}, false, 'held')"),
+        "gone_hashed": select(GONE_ROWS, f"cx_held_changed({GONE_ARGS}, gone=true, held='held')"),
+        "gone_exact": select(GONE_ROWS, f"cx_held_changed_exact({GONE_ARGS}, true, 'held')"),
+        "collision": select(COLLISION_ROWS, f"cx_held_changed({GONE_ARGS}, gone=true, held='held')"),
+    }
+    parts = compile_inline(tmp_path_factory.mktemp("compile"), SPLIT.join(queries.values()), WINDOW).split(SPLIT)
+    assert len(parts) == len(queries)
+    return dict(zip(queries, parts, strict=True))
