@@ -129,8 +129,9 @@
 {#- The keys (a select of `key`) the comparison of the held rows with the current ones changes:
     - `keyed_now`, a relation or CTE of every current source key with its fact key (`fact_key`) and the
       `compare` columns as the full build computes them now;
-    - `held`: the table's rows ({{ this }} by default; a CTE of some of them when the caller compares the
-      others another way, fct_journey_events), with `fact_key`, `drop_column` and the `compare` columns.
+    - `held`: the table's rows ({{ this }} by default; some of them when the caller compares the others another
+      way, fct_journey_events: a parenthesized query rather than a CTE, as the `gone` comparison on DuckDB reads
+      it twice), with `fact_key`, `drop_column` and the `compare` columns.
     Changed: a key whose held row came from a drop on or after the window's first date (its records may
     have been rewritten or deleted: a re-run of an older window), or whose `compare` columns differ
     (null-safe: `is distinct from`; customer_key: an erasure request or an identity merge re-keys a customer
