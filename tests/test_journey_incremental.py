@@ -33,10 +33,8 @@ from .test_facts_incremental import _delay_a_refunded_payment, _erase_a_customer
 MODELS = {"fct_journey_events": "source_key", "fct_customer_stage_transitions": "customer_key"}
 SELECT = ["--select", "+fct_customer_stage_transitions",
           "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
-JOURNEY = ["--select", "+fct_journey_events", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 DAY = dt.timedelta(days=1)
 STATES = ["N", "N+1", "N+2", "rerun", "final"]
-RECORD = "fct_customer_stage_transitions__changed_customers"
 
 
 def _tables(data: Path) -> dict[str, pl.DataFrame]:
@@ -51,24 +49,10 @@ def _full_refresh(data: Path, as_of: dt.date, into: Path) -> dict[str, pl.DataFr
     return _tables(into)
 
 
-def _record(data: Path) -> pl.DataFrame | None:
-    """The transitions' record of the customers the journey's runs changed (macros/change_log.sql)."""
-    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        found = con.execute("select count(*) from information_schema.tables where table_schema = 'change_log' "
-                            f"and table_name = '{RECORD}'").fetchall()[0][0]
-        return con.sql(f"select * from change_log.{RECORD}").pl() if found else None
-
-
-def _night(data: Path, start: dt.date, full_into: Path, logged: bool = True) -> tuple[dict, dict]:
+def _night(data: Path, start: dt.date, full_into: Path) -> tuple[dict, dict]:
     """Runs the window [start, start + 1 day) incrementally (checked: each model reads the changed keys
-    only; the transitions read them from the journey's record when `logged`, else compare); returns its
-    tables and a full refresh's as of `start` over the same raw zone."""
+    only); returns its tables and a full refresh's as of `start` over the same raw zone."""
     results = run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(start, start + DAY))
-    (transitions,) = [r.node for r in results if r.node.name == "fct_customer_stage_transitions"]
-    assert (f"change_log.{RECORD} where" in transitions.compiled_code) == logged
-    assert ("full outer join" in transitions.compiled_code) != logged
-    empty = _record(data)
-    assert empty is not None and empty.height == 0, "the transitions' run left its record"
     for name, key in MODELS.items():
         (node,) = [r.node for r in results if r.node.name == name]
         assert "changed as (" in node.compiled_code, f"{name} did not run incrementally"
@@ -122,27 +106,12 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dt.date, dict, dic
     want: dict = {}
     land(night, superseded_first=True)
     got["N"], want["N"] = _night(data, night, tmp_path_factory.mktemp("full_N"))
-    # N+1 (the erasure's night: events re-keyed away from a customer) runs the journey alone first: the
-    # night's run of both then finds none of those changes itself, and the transitions take them from the
-    # journey's record of the run before
-    land(night + DAY)
-    run_dbt(["build", *JOURNEY], data_dir=data, dbt_vars=window_vars(night + DAY, night + 2 * DAY))
-    recorded = _record(data)
-    assert recorded is not None and recorded.height > 0 and not recorded["everything"].any()
-    got["N+1"], want["N+1"] = _night(data, night + DAY, tmp_path_factory.mktemp("full_N1"))
-    # a warehouse from before the record (an upgrade): the journey starts it with `everything`, and the
-    # transitions compare
-    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
-        con.execute(f"drop table change_log.{RECORD}")
-    land(night + 2 * DAY)
-    got["N+2"], want["N+2"] = _night(data, night + 2 * DAY, tmp_path_factory.mktemp("full_N2"), logged=False)
+    for d in (1, 2):
+        land(night + d * DAY)
+        got[f"N+{d}"], want[f"N+{d}"] = _night(data, night + d * DAY, tmp_path_factory.mktemp(f"full_N{d}"))
     land_reextract(data, reextracted, night)
     got["rerun"], want["rerun"] = _night(data, night, tmp_path_factory.mktemp("full_rerun"))
-    # a full build of the journey alone: its record says `everything`, and the transitions compare
-    run_dbt(["run", "--select", "fct_journey_events", "--full-refresh"], data_dir=data,
-            dbt_vars={"as_of": night.isoformat()})
-    assert _record(data)["everything"].to_list() == [True]
-    got["final"], want["final"] = _night(data, night + 2 * DAY, tmp_path_factory.mktemp("full_final"), logged=False)
+    got["final"], want["final"] = _night(data, night + 2 * DAY, tmp_path_factory.mktemp("full_final"))
     return night, got, want
 
 

@@ -35,30 +35,14 @@
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
     replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql).
     `changes`: the name of the macro of the model's CTEs ending with `changed` (macros/fact_changes.sql), whose
-    changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops.
-    `changed_customers_for`: the models that read the customers this fact's runs change from a record
-    (macros/change_log.sql; needs `changes`); `consumes_changed_customers`: this model reads such a record,
-    and empties it after its run. -#}
-{% macro cx_fact_config(key, drop_column='last_drop_date', changes=none, changed_customers_for=[],
-                        consumes_changed_customers=false) -%}
-    {%- set drop_later = "{{ cx_fact_drop_later(this, '" ~ drop_column ~ "') }}" -%}
+    changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops. -#}
+{% macro cx_fact_config(key, drop_column='last_drop_date', changes=none) -%}
     {%- set config = {'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
                       'on_schema_change': 'fail', 'cx_keep_through_as_of': drop_column,
-                      'post_hook': [drop_later]} -%}
-    {%- if changed_customers_for and not changes -%}
-        {{ exceptions.raise_compiler_error("cx_fact_config(changed_customers_for=...) needs changes=...") }}
-    {%- endif -%}
+                      'post_hook': "{{ cx_fact_drop_later(this, '" ~ drop_column ~ "') }}"} -%}
     {%- if changes -%}
-        {%- set record = "(" ~ changed_customers_for ~ ", '" ~ key ~ "', cx_staged_changed_keys()" -%}
-        {%- do config.update({'pre_hook': ["{{ cx_stage_changed_keys(" ~ changes ~ "()) }}"],
-                              'post_hook': [drop_later, "{{ cx_drop_staged_changed_keys() }}"]}) -%}
-        {%- if changed_customers_for -%}
-            {%- do config.pre_hook.append("{{ cx_record_held_customers" ~ record ~ ") }}") -%}
-            {%- do config.post_hook.insert(0, "{{ cx_record_written_customers" ~ record ~ ") }}") -%}
-        {%- endif -%}
-    {%- endif -%}
-    {%- if consumes_changed_customers -%}
-        {%- do config.post_hook.append("{{ cx_consume_change_log() }}") -%}
+        {%- do config.update({'pre_hook': "{{ cx_stage_changed_keys(" ~ changes ~ "()) }}",
+                              'post_hook': [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"]}) -%}
     {%- endif -%}
     {%- if var('rotate_keys', false) -%}
         {%- do config.update({'full_refresh': true}) -%}

@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('customer_key', consumes_changed_customers=true)) }}
+{{ config(**cx_fact_config('customer_key')) }}
 -- Stage transitions per customer: each time the journey moves to another stage, when, from
 -- which stage, and how long the customer stayed in the previous one (hours). Events at the same
 -- instant are ordered by event_id, here and for left_at: two changes at one instant (a stage entered
@@ -14,29 +14,16 @@
 -- differs from the held ones, who have events from the window's drops, or whom the journey no longer
 -- holds (their transitions are deleted: cx_fact_rows). One pass over the journey's events per night
 -- (a hash and a sum) instead of ordering them all; var rotate_keys forces a full rebuild.
--- On DuckDB the journey's runs record the customers they change (macros/change_log.sql; docs/warehouse.md,
--- "Change records"), and a night recomputes those, with no pass over every event; it compares as above
--- where the record cannot say (after a full build of the journey, or before its first record).
-{%- set logged = cx_changed_customers_log() %}
-{%- if logged %}{% do cx_require_held_columns() %}{% endif %}
-with
-{%- if logged %}
-changed as (
-    select distinct customer_key from {{ logged }} where customer_key is not null
-),
-{%- endif %}
-
-journeys as (
+with journeys as (
     select
         customer_key,
         cast(sum({{ cx_hash_row(['event_id', 'stage', 'event_ts']) }}) as bigint) as journey_fingerprint,
         max(last_drop_date) as last_drop_date,
         max(last_drop_date) as drop_date
     from {{ ref('fct_journey_events') }}
-    {{ cx_where_changed('customer_key') if logged }}
     group by customer_key
 ),
-{%- if is_incremental() and not logged %}
+{%- if is_incremental() %}
 
 changed as (
     {{ cx_changed_keys('journeys', 'journeys', 'customer_key', 'customer_key',

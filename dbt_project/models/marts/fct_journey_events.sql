@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('source_key', changes='journey_change_ctes', changed_customers_for=['fct_customer_stage_transitions'])) }}
+{{ config(**cx_fact_config('source_key', changes='journey_change_ctes')) }}
 -- One row per touchpoint across all systems: the customer journey as one event stream, with
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a
