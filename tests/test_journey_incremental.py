@@ -63,6 +63,9 @@ def _night(data: Path, start: dt.date, full_into: Path) -> tuple[dict, dict]:
     # on DuckDB the changed keys come from the pre-hook's temporary table, not from the query itself
     # (macros/incremental_facts.sql cx_stage_changed_keys: one query ran out of memory at scale L)
     assert "select source_key from temp.main.fct_journey_events__changed_keys" in events.compiled_code
+    # and the touches' per-customer comparison from the first pre-hook's (computed once a night)
+    assert "select customer_key from temp.main.fct_journey_events__changed_touch_customers" in events.compiled_code
+    assert "time_sum" not in events.compiled_code
     assert "held_others" not in events.compiled_code
     return _tables(data), _full_refresh(data, start, full_into)
 

@@ -35,14 +35,26 @@
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
     replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql).
     `changes`: the name of the macro of the model's CTEs ending with `changed` (macros/fact_changes.sql), whose
-    changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops. -#}
-{% macro cx_fact_config(key, drop_column='last_drop_date', changes=none) -%}
+    changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops.
+    `stage_first`: a CTE of `changes` that both the changed keys and the model's query read, staged by a
+    pre-hook before them; `changes` then takes `staged_first`, the table it is staged in (fct_journey_events:
+    changed_touch_customers, one pass over every touch and held touch event instead of two). -#}
+{% macro cx_fact_config(key, drop_column='last_drop_date', changes=none, stage_first=none) -%}
     {%- set config = {'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
                       'on_schema_change': 'fail', 'cx_keep_through_as_of': drop_column,
                       'post_hook': "{{ cx_fact_drop_later(this, '" ~ drop_column ~ "') }}"} -%}
+    {%- if stage_first and not changes -%}
+        {{ exceptions.raise_compiler_error("cx_fact_config(stage_first=...) needs changes=...") }}
+    {%- endif -%}
     {%- if changes -%}
-        {%- do config.update({'pre_hook': "{{ cx_stage_changed_keys(" ~ changes ~ "()) }}",
-                              'post_hook': [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"]}) -%}
+        {%- set pre_hooks, post_hooks, first = [], [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"], '' -%}
+        {%- if stage_first -%}
+            {%- do pre_hooks.append("{{ cx_stage_changed_keys(" ~ changes ~ "(), '" ~ stage_first ~ "') }}") -%}
+            {%- do post_hooks.append("{{ cx_drop_staged_changed_keys('" ~ stage_first ~ "') }}") -%}
+            {%- set first = "staged_first=cx_staged_changed_keys('" ~ stage_first ~ "')" -%}
+        {%- endif -%}
+        {%- do pre_hooks.append("{{ cx_stage_changed_keys(" ~ changes ~ "(" ~ first ~ ")) }}") -%}
+        {%- do config.update({'pre_hook': pre_hooks, 'post_hook': post_hooks}) -%}
     {%- endif -%}
     {%- if var('rotate_keys', false) -%}
         {%- do config.update({'full_refresh': true}) -%}
@@ -318,32 +330,35 @@
     ran out of 12 GB at scale L, where the comparison and the rest each fit on their own (docs/warehouse.md,
     "Incremental facts"; benchmarks/RESULTS.md); the temporary table is the session's (dbt runs a model's
     hooks and query on one connection) and is dropped by the post-hook (cx_drop_staged_changed_keys). Spark
-    computes the keys in the query. A full build stages nothing. -#}
-{% macro cx_stage_changed_keys(ctes) -%}
-    {%- set staged = cx_staged_changed_keys() -%}
+    computes the keys in the query. A full build stages nothing. `cte`: another CTE of `ctes` to stage
+    (cx_fact_config(stage_first=...)). -#}
+{% macro cx_stage_changed_keys(ctes, cte='changed') -%}
+    {%- set staged = cx_staged_changed_keys(cte) -%}
     {%- if staged %}
     create or replace temporary table {{ staged }} as
     with {{ ctes }}
-    select * from changed
+    select * from {{ cte }}
     {%- endif %}
 {%- endmacro %}
 
-{% macro cx_drop_staged_changed_keys() -%}
-    {%- set staged = cx_staged_changed_keys() -%}
+{% macro cx_drop_staged_changed_keys(cte='changed') -%}
+    {%- set staged = cx_staged_changed_keys(cte) -%}
     {%- if staged %}
     drop table if exists {{ staged }}
     {%- endif %}
 {%- endmacro %}
 
-{#- The staged changed keys' table of this model's incremental run (cx_stage_changed_keys), or none. -#}
-{% macro cx_staged_changed_keys() -%}
-    {{ return(adapter.dispatch('cx_staged_changed_keys', 'cx_warehouse')()) }}
+{#- The table of this model's incremental run where cx_stage_changed_keys staged its CTE `cte` (`changed`:
+    the changed keys), or none. -#}
+{% macro cx_staged_changed_keys(cte='changed') -%}
+    {{ return(adapter.dispatch('cx_staged_changed_keys', 'cx_warehouse')(cte)) }}
 {%- endmacro %}
 
-{% macro default__cx_staged_changed_keys() -%}
+{% macro default__cx_staged_changed_keys(cte) -%}
     {{ return(none) }}
 {%- endmacro %}
 
-{% macro duckdb__cx_staged_changed_keys() -%}
-    {{ return('temp.main.' ~ model.name ~ '__changed_keys' if is_incremental() else none) }}
+{% macro duckdb__cx_staged_changed_keys(cte) -%}
+    {%- set name = 'changed_keys' if cte == 'changed' else cte -%}
+    {{ return('temp.main.' ~ model.name ~ '__' ~ name if is_incremental() else none) }}
 {%- endmacro %}

@@ -124,9 +124,12 @@
 
 {#- The CTEs of fct_journey_events' sources (touch_records, touches, returns) and, on an incremental run,
     of its changed source keys (`changed`, cx_changed_keys: the model's header says which). Rendered by the
-    model, and by its pre-hook that stages the changed keys (cx_stage_changed_keys): `staged`, the
-    staged table, makes `changed` read it instead of computing it. No leading `with`, no trailing comma. -#}
-{% macro journey_change_ctes(staged=none) %}
+    model, and by its pre-hooks that stage changed_touch_customers and then the changed keys
+    (cx_stage_changed_keys): `staged_first` and `staged`, the staged tables, make changed_touch_customers and
+    `changed` read them instead of computing them (the touches' comparison, two group-bys over every touch
+    and held touch event, is done once a night: about 0.4 s at scale M, 9 s at L). No leading `with`, no
+    trailing comma. -#}
+{% macro journey_change_ctes(staged=none, staged_first=none) %}
     -- every touch with its customer key now; hashed (touch_key) only where a run reads it (touches, and on an
     -- incremental run the touches of changed_touch_customers or from the new drops)
     touch_records as (
@@ -156,6 +159,9 @@
     {%- endset %}
 
     changed_touch_customers as (
+    {%- if staged_first %}
+        select customer_key from {{ staged_first }}
+    {%- else %}
         select coalesce(n.customer_key, held.customer_key) as customer_key
         from (
             select customer_key, count(*) as touches, sum(cast({{ epoch_micros('touched_at') }} as decimal(38, 0))) as time_sum
@@ -170,6 +176,7 @@
             group by customer_key
         ) as held on held.customer_key = n.customer_key
         where n.touches is distinct from held.touches or n.time_sum is distinct from held.time_sum
+    {%- endif %}
     ),
 {%- endif %}
 

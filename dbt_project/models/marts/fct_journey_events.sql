@@ -1,4 +1,4 @@
-{{ config(**cx_fact_config('source_key', changes='journey_change_ctes')) }}
+{{ config(**cx_fact_config('source_key', changes='journey_change_ctes', stage_first='changed_touch_customers')) }}
 -- One row per touchpoint across all systems: the customer journey as one event stream, with
 -- stages and moments of truth (docs/journey.md). Anonymous touches (no id, no e-mail) are excluded.
 -- source_key is the pseudonymous key of the source record (the facts' order_key, case_key, ...; for a
@@ -21,15 +21,17 @@
 -- deleted. Nothing here depends on as_of itself; var rotate_keys forces a full rebuild.
 --
 -- The sources' CTEs and the changed keys' are journey_change_ctes (macros/journey.sql). On DuckDB the
--- pre-hook computes the changed keys into a temporary table first (cx_stage_changed_keys) and the query
--- reads them from it. In one query, at 2 years x 1M customers (scale L), the night ran out of 12 GB (DuckDB
--- materializes the CTEs a query reads twice, and the comparison reads every source key and every touch;
--- inlining the largest did not make it fit); split in two, the night's journey takes 58 s there.
+-- pre-hooks compute changed_touch_customers, then the changed keys, into temporary tables first
+-- (cx_stage_changed_keys) and the query reads them from there. In one query, at 2 years x 1M customers
+-- (scale L), the night ran out of 12 GB (DuckDB materializes the CTEs a query reads twice, and the
+-- comparison reads every source key and every touch; inlining the largest did not make it fit); split in
+-- two, the night's journey takes 58 s there.
 -- Spark computes them in the query.
 {%- set f = type_double() %}
 {%- set billing = journey_billing_facts() %}
 {%- set payment_failed = journey_payment_failed() %}
-with {{ journey_change_ctes(staged=cx_staged_changed_keys()) }},
+with {{ journey_change_ctes(staged=cx_staged_changed_keys(),
+                          staged_first=cx_staged_changed_keys('changed_touch_customers')) }},
 
 lost as (
     select {{ cx_pseudonym('order', 'order_id') }} as order_key, min(updated_at) as lost_at
