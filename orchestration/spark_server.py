@@ -169,6 +169,11 @@ class LocalServer:
             # the default 200 shuffle partitions make every small join 200 tasks on 2 cores
             "--conf", "spark.sql.shuffle.partitions=4",
             "--conf", "spark.ui.enabled=false",
+            # planned for a small window (tests, demos): adaptive execution re-plans after each stage and
+            # whole-stage code generation compiles each query's Java first, which costs more than it saves on a
+            # few thousand rows (the KPI mart's unit tests 58 s -> 36 s; docs/spark.md, "Parity")
+            "--conf", "spark.sql.adaptive.enabled=false",
+            "--conf", "spark.sql.codegen.wholeStage=false",
             # source views read every nightly file of an entity: later contract versions add columns
             "--conf", "spark.sql.parquet.mergeSchema=true",
             # instants as Parquet's UTC-adjusted TIMESTAMP (not the legacy INT96): DuckDB reads them back as
