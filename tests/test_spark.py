@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import shutil
 import socket
 import time
@@ -341,7 +342,19 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
         assert cursor.fetchone()[0] == 0, "the emptied date kept cells"
         cursor.execute("show partitions marts.kpi_experience_daily")
         assert not [p for (p,) in cursor.fetchall() if ANCIENT.isoformat() in p], "the emptied date kept a partition"
+        # the swaps left none of their own tables (<table>__cx_rows, __cx_new, __cx_old)
+        for schema in ("staging", "marts", "restricted"):
+            cursor.execute(f"show tables in {schema} like '*__cx_*'")
+            assert not cursor.fetchall(), f"a swap left a table in {schema}"
         cursor.close()
+    # each swap read the night's rows from the table it wrote them to, never dbt-spark's view of the model's query
+    # (Spark runs the query again for each read of the view: docs/spark.md, "Parity")
+    swaps = [statement.split(None, 1) for log in sorted((spark_data / "dbt_logs").glob("dbt.log*"))
+             for statement in log.read_text(encoding="utf-8", errors="replace").split("create table ")[1:]]
+    swaps = [(name, re.split(r"\n(?:\x1b\[0m)?\d\d:\d\d:\d\d", rest, maxsplit=1)[0])  # to the log's next line
+             for name, rest in swaps if name.endswith("__cx_new")]
+    assert len(swaps) >= 20, [name for name, _ in swaps]
+    assert not [name for name, sql in swaps if "__dbt_tmp" in sql or "__cx_rows" not in sql]
     mirror = spark_data / "spark_incremental.duckdb"
     spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck.parent))
     a, b = _tables(duck, views=False), _tables(mirror)
