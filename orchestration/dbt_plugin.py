@@ -10,9 +10,10 @@
   (scale L within 5 GB: ``fct_orders`` beside ``fct_invoices`` or ``fct_payments``; docs/benchmarks.md).
   ``CX_DUCKDB_OPERATOR_MEMORY_LIMIT`` (docs/settings.md): ``auto`` gives each of dbt's threads an equal
   share of :data:`AUTO_FRACTION` of the memory limit, a DuckDB size sets it, ``none`` leaves DuckDB's
-  default (no share: a session may take the whole limit).
+  default (no share: a session may take the whole limit). The threads are the profile's, or those of
+  ``dbt --threads N`` when the invocation overrides them (dbt-core's flags, read when dbt opens the database).
 
-Configured in ``dbt_project/profiles.yml`` (``plugins``); imports neither Dagster nor dbt-core.
+Configured in ``dbt_project/profiles.yml`` (``plugins``); imports no Dagster, and of dbt-core only its flags.
 """
 
 from __future__ import annotations
@@ -63,11 +64,26 @@ def operator_share(setting: str, memory_limit: str, sessions: int) -> str | None
     return f"{int(limit * AUTO_FRACTION / max(1, sessions)) // 2**10}KiB"
 
 
+def threads_override() -> int | None:
+    """``dbt --threads N`` of the running invocation (dbt-core's flags), None when it does not override the
+    profile's threads (or no dbt invocation runs: flags not set)."""
+    try:
+        from dbt.flags import get_flags
+        threads = getattr(get_flags(), "THREADS", None)
+    except Exception:  # noqa: BLE001 - outside an invocation dbt's flags may be unset or of another shape
+        return None
+    try:
+        return int(threads) if threads else None
+    except (TypeError, ValueError):
+        return None
+
+
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self._secret = load_secret()
         self._setting = str(plugin_config.get("operator_memory_limit") or AUTO)
-        self._sessions = int(plugin_config.get("sessions") or 1)
+        # the profile's threads (the `sessions` anchor), unless this invocation runs another number
+        self._sessions = threads_override() or int(plugin_config.get("sessions") or 1)
         operator_share(self._setting, "1GB", self._sessions)  # a malformed value fails before any model runs
 
     def _set(self, con: Any) -> None:  # noqa: ANN401 - a DuckDB connection or dbt-duckdb's cursor wrapper

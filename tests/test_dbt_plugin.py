@@ -66,20 +66,24 @@ def test_the_plugin_sets_each_session_it_is_handed() -> None:
 SHOW = "select current_setting('operator_memory_limit') as share, current_setting('memory_limit') as lim"
 
 
-def _dbt_session(data: Path) -> tuple[str | None, str]:
-    results = run_dbt(["show", "--inline", SHOW], data)
+def _dbt_session(data: Path, *args: str) -> tuple[str | None, str]:
+    results = run_dbt(["show", *args, "--inline", SHOW], data)
     row = results[0].agate_table.rows[0]
     return row["share"], row["lim"]
 
 
 def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through profiles.yml as every dbt call runs it: the share follows CX_DUCKDB_MEMORY_LIMIT and dbt's two
-    threads; CX_DUCKDB_OPERATOR_MEMORY_LIMIT reaches the plugin (a malformed value fails dbt, named). A size and
-    `none`: the tests above, on real sessions (each dbt call here parses the project again, ~10 s)."""
+    threads (or `--threads N`'s); CX_DUCKDB_OPERATOR_MEMORY_LIMIT reaches the plugin (a malformed value fails
+    dbt, named). A size and `none`: the tests above, on real sessions (each dbt call here parses the project
+    again, ~10 s)."""
     monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "1GB")
     share, limit = _dbt_session(tmp_path)
     # both reported rounded to 0.1 MiB
     assert abs(dbt_plugin.size_bytes(share) - dbt_plugin.size_bytes(limit) * 0.8 / 2) <= 0.1 * 2**20
+    # `dbt --threads 5` overrides the profile's threads: five sessions share the same 80 %
+    share, limit = _dbt_session(tmp_path, "--threads", "5")
+    assert abs(dbt_plugin.size_bytes(share) - dbt_plugin.size_bytes(limit) * 0.8 / 5) <= 0.1 * 2**20
     monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "lots")
     with pytest.raises(DbtError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='lots'"):
         _dbt_session(tmp_path)
