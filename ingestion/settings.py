@@ -102,6 +102,18 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
+def _spark_conf(raw: str) -> tuple[tuple[str, str], ...]:
+    """``spark.a=1 spark.b=x``: whitespace-separated Spark properties, in order (a value holds no space)."""
+    pairs = []
+    for token in raw.split():
+        key, sep, value = token.partition("=")
+        if not sep or not key.startswith("spark.") or key == "spark." or not value:
+            raise SettingsError(f"CX_SPARK_CONF={raw!r}: {token!r} is not a Spark property as key=value "
+                                f"(e.g. spark.sql.adaptive.enabled=true)")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: the declaration the settings object and docs/settings.md follow."""
@@ -142,7 +154,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", None, "DuckDB size, `auto` or `none`", "`auto`",
              "Each dbt session's share of memory for hash tables and sorts (DuckDB's `operator_memory_limit`), "
              "so that two heavy models built at once spill instead of running out of memory: `auto` gives "
-             "each of dbt's threads an equal share of 80 % of `CX_DUCKDB_MEMORY_LIMIT`, a size sets the share, "
+             "each of dbt's threads (the profile's 2, or `dbt --threads N`'s) an equal share of 80 % of "
+             "`CX_DUCKDB_MEMORY_LIMIT`, a size sets the share, "
              "`none` lets a session take the whole limit (`orchestration/dbt_plugin.py`; docs/benchmarks.md).",
              read_by="dbt's plugin", dbt_default="auto"),
     Variable("CX_KEY_SECRET", "key_secret", "secret", None,
@@ -228,6 +241,13 @@ VARIABLES: tuple[Variable, ...] = (
              "them there, and the gates and the publish read them from there through `warehouse.duckdb`. For a "
              "cluster, a path this machine reads the cluster's warehouse at (docs/spark.md).",
              parse=_path),
+    Variable("CX_SPARK_CONF", "spark_conf", "key=value ...", None,
+             "Spark properties for the local Thrift server (`cxw spark start`), whitespace-separated, each passed "
+             "as `--conf` after the project's own: e.g. `spark.sql.adaptive.enabled=true "
+             "spark.sql.codegen.wholeStage=true` for windows much larger than a test's, where the defaults, "
+             "planned for small windows, cost more than they save (docs/spark.md). The properties the build "
+             "relies on (warehouse, time zone, Parquet timestamps and schema merging) cannot be overridden.",
+             parse=_spark_conf, value_default=()),
     Variable("JAVA_HOME", "java_home", "path", None,
              "The Java runtime the local Spark Thrift server runs on (Java reads it itself); unset, the `java` on "
              "`PATH`.",
@@ -269,6 +289,7 @@ class Settings:
     spark_home: Path | None
     spark_driver_memory: str
     spark_warehouse_dir: Path | None
+    spark_conf: tuple[tuple[str, str], ...]
     java_home: Path | None
     crash_at: tuple[str, ...]
 

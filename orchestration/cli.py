@@ -34,7 +34,18 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-@click.group()
+class _CxGroup(click.Group):
+    """``cxw``'s top group: a malformed setting (settings.SettingsError, read wherever a command first needs the
+    settings) is a one-line error naming the variable, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except settings.SettingsError as exc:
+            raise click.ClickException(f"{exc} (docs/settings.md)") from None
+
+
+@click.group(cls=_CxGroup)
 def main() -> None:
     """Customer-experience warehouse: land, validate, model and publish CX data."""
     _stop_on_sigterm()

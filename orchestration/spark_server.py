@@ -115,6 +115,19 @@ def _alive(pid: int) -> bool:
     return _signal_reaches(os.kill, pid)
 
 
+# what CX_SPARK_CONF may not set (it may tune the rest): what the build's correctness rests on, and what has a
+# setting of its own (spark-submit would take its flag over the property, silently)
+PINNED_CONF = {
+    "spark.sql.warehouse.dir": "set CX_SPARK_WAREHOUSE_DIR instead",
+    "spark.driver.memory": "set CX_SPARK_DRIVER_MEMORY instead",
+    "spark.master": "the local server runs local[2]; for a cluster, point CX_SPARK_HOST at its Thrift server",
+    "spark.driver.extraJavaOptions": "it places the metastore under the data directory",
+    "spark.sql.session.timeZone": "instants are UTC everywhere in the project",
+    "spark.sql.parquet.mergeSchema": "the sources read every nightly file of an entity",
+    "spark.sql.parquet.outputTimestampType": "DuckDB reads the tables back (spark_mirror.py)",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalServer:
     """The local Thrift server of one data directory."""
@@ -125,12 +138,14 @@ class LocalServer:
     spark_home: Path | None
     driver_memory: str = "4g"
     warehouse: Path | None = None  # default: <data_dir>/spark/warehouse
+    conf: tuple[tuple[str, str], ...] = ()  # CX_SPARK_CONF: passed after the project's own --conf
 
     @classmethod
     def from_settings(cls, data_dir: Path | None = None) -> LocalServer:
         s = settings.current()
         return cls(Path(data_dir or s.data_dir).resolve(), s.spark_host, s.spark_port,
-                   s.spark_home or default_spark_home(), s.spark_driver_memory, s.spark_warehouse_dir)
+                   s.spark_home or default_spark_home(), s.spark_driver_memory, s.spark_warehouse_dir,
+                   s.spark_conf)
 
     @property
     def root(self) -> Path:
@@ -154,6 +169,10 @@ class LocalServer:
             where = f"{self.spark_home}/bin/spark-submit" if self.spark_home else ".venv-spark (pyspark)"
             raise SparkError(f"Spark not found: no {where}. Run `make install` (it installs pyspark into "
                              f".venv-spark) or set CX_SPARK_HOME to a Spark distribution.")
+        pinned = [key for key, _ in self.conf if key in PINNED_CONF]
+        if pinned:
+            raise SparkError("CX_SPARK_CONF may not set " + "; ".join(f"{key} ({PINNED_CONF[key]})" for key in pinned)
+                             + ": remove it from CX_SPARK_CONF.")
         metastore = self.root / "metastore_db"
         return [
             str(self.spark_home / "bin" / "spark-submit"),
@@ -182,6 +201,8 @@ class LocalServer:
             "--hiveconf", f"javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={metastore};create=true",
             "--hiveconf", f"hive.server2.thrift.port={self.port}",
             "--hiveconf", f"hive.server2.thrift.bind.host={self.host}",
+            # spark-submit keeps the last --conf of a key: the user's CX_SPARK_CONF wins over the defaults above
+            *[arg for key, value in self.conf for arg in ("--conf", f"{key}={value}")],
             "spark-internal",
         ]
 

@@ -44,3 +44,18 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path) -> None:
         result = runner.invoke(main, ["generate", "--out", str(tmp_path), *args])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_a_malformed_setting_is_one_line_naming_the_variable(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("CX_DATA_DIR", str(tmp_path / "data"))
+    for name, value, says, command in (
+            ("CX_SLOT_WAIT_SECONDS", "soon", "CX_SLOT_WAIT_SECONDS='soon' is not a number of seconds", ["status"]),
+            ("CX_SPARK_CONF", "adaptive=true", "'adaptive=true' is not a Spark property as key=value",
+             ["spark", "start"])):
+        monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1 and result.exception is not None, result.output
+        assert says in result.output and "docs/settings.md" in result.output, result.output
+        assert "Traceback" not in result.output
+        monkeypatch.delenv(name)
+

@@ -33,6 +33,7 @@ import polars as pl
 import pytest
 
 from ingestion import contract as C
+from ingestion import settings
 from ingestion.keys import load_secret, pseudonym
 from ingestion.load import Zones, load_drop
 from orchestration import spark_mirror
@@ -108,6 +109,8 @@ def spark_data(landing: Path, tmp_path_factory: pytest.TempPathFactory, monkeypa
     monkeypatch_module.setenv("CX_DATA_DIR", str(data))
     monkeypatch_module.setenv("CX_SPARK_PORT", str(_free_port()))
     monkeypatch_module.setenv("CX_SPARK_DRIVER_MEMORY", "2g")
+    # a property of no effect, to see CX_SPARK_CONF reach the server (test_cx_spark_conf_reaches_the_server)
+    monkeypatch_module.setenv("CX_SPARK_CONF", "spark.cx.conf_probe=on")
     server = LocalServer.from_settings(data)
     started = time.perf_counter()
     server.start(echo=lambda _m: None)
@@ -406,6 +409,42 @@ def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built:
     assert nightly["person_id"].is_unique().all(), "the delete+insert swap duplicated a person"
     kept = nightly.filter(pl.col("person_id").is_in(full["person_id"].implode()))
     assert_same_table("restricted.int_customer_key_map", full.drop("first_seen_as_of"), kept.drop("first_seen_as_of"))
+
+
+@pytest.mark.spark
+def test_cx_spark_conf_reaches_the_server(spark_data: Path) -> None:
+    from pyhive import hive
+
+    with hive.connect(host="127.0.0.1", port=int(os.environ["CX_SPARK_PORT"])) as con:
+        cursor = con.cursor()
+        cursor.execute("set spark.cx.conf_probe")
+        assert cursor.fetchall() == [("spark.cx.conf_probe", "on")]
+        cursor.execute("set spark.sql.adaptive.enabled")  # the project's default where CX_SPARK_CONF is silent
+        assert cursor.fetchall() == [("spark.sql.adaptive.enabled", "false")]
+        cursor.close()
+
+
+def test_cx_spark_conf_comes_after_the_defaults_and_may_not_set_what_the_build_relies_on(tmp_path: Path) -> None:
+    conf = (("spark.sql.adaptive.enabled", "true"), ("spark.sql.codegen.wholeStage", "true"))
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "spark-submit").write_text("")
+    command = LocalServer(tmp_path, "127.0.0.1", 1, home, conf=conf).command()
+    confs = [command[i + 1] for i, arg in enumerate(command) if arg == "--conf"]
+    # spark-submit keeps the last value of a key: the user's come last, just before the primary resource
+    assert confs[-2:] == ["spark.sql.adaptive.enabled=true", "spark.sql.codegen.wholeStage=true"]
+    assert "spark.sql.adaptive.enabled=false" in confs[:-2] and command[-1] == "spark-internal"
+    for key, says in (("spark.sql.session.timeZone", "UTC everywhere"), ("spark.driver.memory",
+                                                                          "CX_SPARK_DRIVER_MEMORY"),
+                      ("spark.sql.warehouse.dir", "CX_SPARK_WAREHOUSE_DIR")):
+        server = LocalServer(tmp_path, "127.0.0.1", 1, home, conf=(*conf, (key, "x")))
+        with pytest.raises(SparkError, match=rf"CX_SPARK_CONF may not set {re.escape(key)} \(.*{says}"):
+            server.command()
+    assert settings.Settings.from_env({"CX_SPARK_CONF": " spark.a=1\tspark.b=x=y "}).spark_conf == (
+        ("spark.a", "1"), ("spark.b", "x=y"))
+    for raw in ("adaptive=true", "spark.a", "spark.a=", "spark.=1"):
+        with pytest.raises(settings.SettingsError, match=r"CX_SPARK_CONF=.* is not a Spark property as key=value"):
+            settings.Settings.from_env({"CX_SPARK_CONF": raw})
 
 
 # --- bad configuration: messages that say what to start, install or set -----------------------------
