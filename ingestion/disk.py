@@ -13,7 +13,7 @@ class DiskFull(OSError):
 
     def __init__(self, path: Path, what_is_intact: str = "the previous version is intact") -> None:
         self.path = Path(path)
-        free = _free(self.path)
+        free = free_bytes(self.path)
         room = f"{free:,} bytes free there" if free is not None else "free space unknown"
         super().__init__(errno.ENOSPC, f"no space left on device writing {self.path} ({room}); nothing was "
                                        f"replaced: {what_is_intact}. Free space on that filesystem, then re-run")
@@ -31,7 +31,8 @@ def is_disk_full(exc: BaseException) -> bool:
                                    "database or disk is full"))  # the last: SQLite (Dagster's instance)
 
 
-def _free(path: Path) -> int | None:
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the filesystem of ``path`` (or of its nearest existing parent); None if unknown."""
     for p in (path, *path.parents):
         if p.exists():
             try:

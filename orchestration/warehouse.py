@@ -99,6 +99,30 @@ class DbtError(RuntimeError):
     pass
 
 
+OUT_OF_MEMORY = ("Out of Memory Error", "failed to pin block", "failed to allocate data")  # DuckDB's messages
+
+
+def resource_advice(message: str, data_dir: Path | None = None) -> str | None:
+    """What to do about a dbt failure DuckDB gave for lack of memory or disk (``message``: dbt's error text),
+    naming the setting and its value in force; None for any other failure. Said beside the error by ``run_dbt``
+    and by the Dagster dbt step."""
+    from ingestion.disk import free_bytes, is_disk_full
+
+    s = settings.current()
+    if any(text in message for text in OUT_OF_MEMORY):
+        return (f"DuckDB ran out of memory within memory_limit={s.duckdb_memory_limit} (CX_DUCKDB_MEMORY_LIMIT), "
+                f"which dbt's threads share: raise it if the machine has the memory (the build at scale L, 1M "
+                f"customers x 2 years, fits within 5GB; docs/benchmarks.md, 'Scale L'), then re-run")
+    if is_disk_full(RuntimeError(message)) or "no space left on device" in message.lower():  # DiskFull's words
+        temp = Path(s.duckdb_settings(data_dir)["temp_directory"])
+        free = free_bytes(temp)
+        room = f"{free / 1e9:,.1f} GB free there" if free is not None else "free space unknown"
+        return (f"the disk is full: DuckDB spills to {temp} ({room}; CX_DUCKDB_TEMP_DIRECTORY) and writes the "
+                f"warehouse beside it; free space, or point CX_DUCKDB_TEMP_DIRECTORY at a larger disk (a build at "
+                f"scale L spills up to ~35 GB; docs/benchmarks.md)")
+    return None
+
+
 def with_venv_dbt(project: DbtProject) -> DbtProject:
     """``project`` with a preparer that runs ``DBT_EXECUTABLE``.
 
@@ -258,7 +282,9 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
         for r in getattr(result.result, "results", None) or []:
             if str(r.status) in ("error", "fail"):
                 failed.append(f"{r.node.name}: {r.status} {r.message or ''}".strip())
-        raise DbtError(f"dbt {' '.join(args)} failed: " + ("; ".join(failed[:10]) or str(result.exception)))
+        said = "; ".join(failed[:10]) or str(result.exception)
+        advice = resource_advice(said, data_dir)
+        raise DbtError(f"dbt {' '.join(args)} failed: {said}" + (f". {advice}" if advice else ""))
     return list(getattr(result.result, "results", None) or [])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingestion.disk import DiskFull
 from ingestion.keys import load_secret
 from orchestration import dbt_plugin
 from orchestration.warehouse import DbtError, run_dbt
@@ -87,3 +88,37 @@ def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkey
     monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "lots")
     with pytest.raises(DbtError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='lots'"):
         _dbt_session(tmp_path)
+
+
+# --- a dbt failure for lack of memory or disk says what to set (orchestration/warehouse.py, resource_advice) ----
+
+def test_a_build_out_of_memory_names_the_limit_and_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real DuckDB out-of-memory failure through run_dbt: the error keeps DuckDB's words and adds the limit in
+    force with what to do."""
+    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "20MB")
+    heavy = "select count(*) as n from (select distinct range::varchar || 'x' as s from range(5000000)) as d"
+    with pytest.raises(DbtError, match=r"Out of Memory Error") as err:
+        run_dbt(["show", "--inline", heavy], tmp_path)
+    said = str(err.value)
+    assert "memory_limit=20MB (CX_DUCKDB_MEMORY_LIMIT)" in said and "raise it" in said, said
+
+
+def test_resource_advice_for_each_kind_of_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.warehouse import resource_advice
+
+    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "5GB")
+    for message in ("fct_orders error (Out of Memory Error: failed to allocate data of size 1.5 MiB "
+                    "(4.6 GiB/4.6 GiB used))", "fct_invoices error (failed to pin block of size 256.0 KiB "
+                    "(4.6 GiB/4.6 GiB used))"):
+        assert "memory_limit=5GB (CX_DUCKDB_MEMORY_LIMIT)" in resource_advice(message, tmp_path)
+    full = ('fct_journey_events error (IO Error: Could not write file "/x/duckdb_tmp/duckdb_temp_storage-0.tmp": '
+            "No space left on device)")
+    advice = resource_advice(full, tmp_path)
+    assert f"spills to {tmp_path / 'duckdb_tmp'} (" in advice and " GB free there" in advice, advice
+    # as the project's own DiskFull words it (the health record, beside dbt's failure)
+    assert "CX_DUCKDB_TEMP_DIRECTORY" in resource_advice(str(DiskFull(tmp_path / "health" / "x.parquet")), tmp_path)
+    monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "big" / "tmp"))
+    assert f"spills to {tmp_path / 'big' / 'tmp'} (" in resource_advice(full, tmp_path)
+    # anything else (a test's failure, a broken key, SQL) gets no advice: the error says it all
+    for message in ("unique_fct_orders_order_key fail 3", "Binder Error: column x not found", ""):
+        assert resource_advice(message, tmp_path) is None

@@ -49,6 +49,7 @@ from orchestration.warehouse import (
     ensure_manifest,
     landed_since_build,
     mark_built,
+    resource_advice,
     spark_read_back,
     target_path,
     window_env,
@@ -160,11 +161,19 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     except FileNotFoundError:
         run_results = {}
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    groups = record_dbt_tests(cx.root(), days, run_results, manifest, run_id=context.run.run_id)
-    tests = [status for group in groups.values() for _, status, _ in group]
-    passed = sum(status in PASSED for status in tests)
-    context.log.info(f"dbt tests: {passed} of {len(tests)} passed; each is in the data-health record "
-                     f"({len(groups)} rows per date, per generic test and model)")
+    unrecorded: DiskFull | None = None
+    try:
+        groups = record_dbt_tests(cx.root(), days, run_results, manifest, run_id=context.run.run_id)
+    except DiskFull as exc:
+        if invocation.is_successful():
+            raise
+        # the disk that stopped dbt stops the record too: dbt's failure is the news, said below beside this
+        groups, unrecorded = {}, exc
+    if unrecorded is None:
+        tests = [status for group in groups.values() for _, status, _ in group]
+        passed = sum(status in PASSED for status in tests)
+        context.log.info(f"dbt tests: {passed} of {len(tests)} passed; each is in the data-health record "
+                         f"({len(groups)} rows per date, per generic test and model)")
     crashpoint("dbt.health_written")
     if not invocation.is_successful():
         # a model's error says why (DuckDB names the file when the disk is full); a test's failure is its count
@@ -172,12 +181,18 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
                   + (f" ({(r.get('message') or '').strip().splitlines()[0][:300]})"
                      if r.get("status") == "error" and r.get("message") else "")
                   for r in run_results.get("results", []) if r.get("status") in ("error", "fail")]
+        if not failed:  # no node's result says why (run_results.json unwritten: the disk, a crash of dbt)
+            failed.append(str(invocation.get_error()))
+        if unrecorded is not None:
+            failed.append(str(unrecorded))
         try:
             publish_health(cx.root() / "serving", health.read(cx.root()))
         except DiskFull as exc:  # the health record cannot be served either: say so beside dbt's failure
             failed.append(str(exc))
-        raise dg.Failure(description="dbt build failed, nothing published (data_health updated): "
-                                     + ("; ".join(failed[:10]) or str(invocation.get_error())),
+        said = "; ".join(failed[:10])
+        advice = resource_advice(said, cx.root())
+        raise dg.Failure(description="dbt build failed, nothing published (data_health updated): " + said
+                                     + (f". {advice}" if advice else ""),
                          metadata={"failed": "\n".join(failed) or "see the dbt logs"})
     mark_built(cx.root(), target, started)
     if target == "spark":
