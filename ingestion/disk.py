@@ -26,8 +26,8 @@ def is_disk_full(exc: BaseException) -> bool:
     """ENOSPC, as Python, polars (Rust: "os error 28") or DuckDB ("No space left on device") report it."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    text = str(exc)
-    return any(s in text for s in ("No space left on device", "os error 28", "Disk quota exceeded",
+    text = str(exc).lower()  # DuckDB says "No space left on device", our own DiskFull "no space left on device"
+    return any(s in text for s in ("no space left on device", "os error 28", "disk quota exceeded",
                                    "database or disk is full"))  # the last: SQLite (Dagster's instance)
 
 

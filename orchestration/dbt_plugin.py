@@ -69,12 +69,8 @@ def threads_override() -> int | None:
     profile's threads (or no dbt invocation runs: flags not set)."""
     try:
         from dbt.flags import get_flags
-        threads = getattr(get_flags(), "THREADS", None)
+        return int(getattr(get_flags(), "THREADS", None) or 0) or None
     except Exception:  # noqa: BLE001 - outside an invocation dbt's flags may be unset or of another shape
-        return None
-    try:
-        return int(threads) if threads else None
-    except (TypeError, ValueError):
         return None
 
 

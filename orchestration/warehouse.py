@@ -113,7 +113,7 @@ def resource_advice(message: str, data_dir: Path | None = None) -> str | None:
         return (f"DuckDB ran out of memory within memory_limit={s.duckdb_memory_limit} (CX_DUCKDB_MEMORY_LIMIT), "
                 f"which dbt's threads share: raise it if the machine has the memory (the build at scale L, 1M "
                 f"customers x 2 years, fits within 5GB; docs/benchmarks.md, 'Scale L'), then re-run")
-    if is_disk_full(RuntimeError(message)) or "no space left on device" in message.lower():  # DiskFull's words
+    if is_disk_full(RuntimeError(message)):
         temp = Path(s.duckdb_settings(data_dir)["temp_directory"])
         free = free_bytes(temp)
         room = f"{free / 1e9:,.1f} GB free there" if free is not None else "free space unknown"

@@ -193,7 +193,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         advice = resource_advice(said, cx.root())
         raise dg.Failure(description="dbt build failed, nothing published (data_health updated): " + said
                                      + (f". {advice}" if advice else ""),
-                         metadata={"failed": "\n".join(failed) or "see the dbt logs"})
+                         metadata={"failed": "\n".join(failed)})
     mark_built(cx.root(), target, started)
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
