@@ -943,3 +943,15 @@ def test_restricted_twin_has_the_360_customers_minus_the_erased(warehouse: Path)
     # not published: BI reads the marts schema only
     assert query(warehouse, "select count(*) from information_schema.tables where table_schema = 'marts' "
                             "and table_name = 'mart_customer_360_pii'").item() == 0
+
+
+def test_dbt_sends_no_usage_events(warehouse: Path) -> None:
+    """dbt_project.yml's flags: no anonymous usage events from our runs (Dagster's telemetry is off too). With
+    dbt's default, the build's debug log holds a 'Sending event' line per node and, without a network, an
+    error flushing them at the end (checked: the test fails with the flag set to true)."""
+    import dbt.tracking
+
+    log = (warehouse / "dbt_logs" / "dbt.log").read_text(encoding="utf-8")
+    assert "Running with dbt" in log and "START sql" in log  # the module's build wrote this log
+    assert "Sending event" not in log and "trying to flush usage events" not in log
+    assert dbt.tracking.active_user is None or dbt.tracking.active_user.do_not_track
