@@ -136,6 +136,15 @@ VARIABLES: tuple[Variable, ...] = (
              "copy BI reads, health records, alerts, the writer lock. Relative paths are resolved against the "
              "working directory.",
              parse=_path, value_default=Path("data"), read_by="cxw, Dagster, dbt", dbt_default="../data"),
+    Variable("CX_DBT_THREADS", "dbt_threads", "int", "`2`",
+             "dbt's threads on DuckDB: models and tests built at once (the profile's `threads`). Each runs in its "
+             "own session of the one warehouse, with its share of memory (`CX_DUCKDB_OPERATOR_MEMORY_LIMIT`). "
+             "`1` builds one node at a time: the way out of an out-of-memory failure on a small machine, at "
+             "the cost of time (a night at M is bound by the two cores' work, so more does not pay there; "
+             "docs/benchmarks.md). A change makes dbt parse the whole project again once (~5 s at M). "
+             "`dbt --threads N` overrides it for one call.",
+             parse=_positive_int("CX_DBT_THREADS"), value_default=2, read_by="cxw, Dagster, dbt",
+             dbt_default="2"),
     Variable("CX_DUCKDB_THREADS", "duckdb_threads", "int", "`2`",
              "DuckDB threads, for dbt's connection and the benchmarks' own (the reference machine has 2 cores).",
              parse=_positive_int("CX_DUCKDB_THREADS"), value_default=2, read_by="cxw, Dagster, dbt",
@@ -154,7 +163,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", None, "DuckDB size, `auto` or `none`", "`auto`",
              "Each dbt session's share of memory for hash tables and sorts (DuckDB's `operator_memory_limit`), "
              "so that two heavy models built at once spill instead of running out of memory: `auto` gives "
-             "each of dbt's threads (the profile's 2, or `dbt --threads N`'s) an equal share of 80 % of "
+             "each of dbt's threads (`CX_DBT_THREADS`, or `dbt --threads N`'s) an equal share of 80 % of "
              "`CX_DUCKDB_MEMORY_LIMIT`, a size sets the share, "
              "`none` lets a session take the whole limit (`orchestration/dbt_plugin.py`; docs/benchmarks.md).",
              read_by="dbt's plugin", dbt_default="auto"),
@@ -267,6 +276,7 @@ class Settings:
     """The values of :data:`VARIABLES` (one field each, same order); see :func:`current`."""
 
     data_dir: Path
+    dbt_threads: int
     duckdb_threads: int
     duckdb_memory_limit: str
     duckdb_preserve_insertion_order: bool
@@ -406,8 +416,8 @@ def dbt_env(data_dir: Path | None = None) -> dict[str, str]:
     root = Path(data_dir).resolve() if data_dir else s.data_dir
     duck = s.duckdb_settings(root)
     return {DATA_DIR_ENV: str(root), **{env: duck[key] for key, (env, _default) in DUCKDB_SETTINGS_ENV.items()},
-            "CX_SPARK_HOST": s.spark_host, "CX_SPARK_PORT": str(s.spark_port),
-            "CX_SPARK_THREADS": str(s.spark_threads)}
+            "CX_DBT_THREADS": str(s.dbt_threads), "CX_SPARK_HOST": s.spark_host,
+            "CX_SPARK_PORT": str(s.spark_port), "CX_SPARK_THREADS": str(s.spark_threads)}
 
 
 def subprocess_env(data_dir: Path | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:

@@ -78,7 +78,7 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self._secret = load_secret()
         self._setting = str(plugin_config.get("operator_memory_limit") or AUTO)
-        # the profile's threads (the `sessions` anchor), unless this invocation runs another number
+        # the profile's threads (CX_DBT_THREADS, handed as `sessions`), unless this invocation runs another number
         self._sessions = threads_override() or int(plugin_config.get("sessions") or 1)
         operator_share(self._setting, "1GB", self._sessions)  # a malformed value fails before any model runs
 

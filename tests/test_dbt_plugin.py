@@ -3,6 +3,7 @@ share of memory for intermediates (DuckDB's per-session ``operator_memory_limit`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -74,10 +75,10 @@ def _dbt_session(data: Path, *args: str) -> tuple[str | None, str]:
 
 
 def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through profiles.yml as every dbt call runs it: the share follows CX_DUCKDB_MEMORY_LIMIT and dbt's two
-    threads (or `--threads N`'s); CX_DUCKDB_OPERATOR_MEMORY_LIMIT reaches the plugin (a malformed value fails
-    dbt, named). A size and `none`: the tests above, on real sessions (each dbt call here parses the project
-    again, ~10 s)."""
+    """Through profiles.yml as every dbt call runs it: the share follows CX_DUCKDB_MEMORY_LIMIT and dbt's threads
+    (two by default, CX_DBT_THREADS, `--threads N`); CX_DUCKDB_OPERATOR_MEMORY_LIMIT reaches the plugin (a
+    malformed value fails dbt, named). A size and `none`: the tests above, on real sessions (each dbt call here
+    parses the project again, ~10 s)."""
     monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "1GB")
     share, limit = _dbt_session(tmp_path)
     # both reported rounded to 0.1 MiB
@@ -85,6 +86,13 @@ def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkey
     # `dbt --threads 5` overrides the profile's threads: five sessions share the same 80 %
     share, limit = _dbt_session(tmp_path, "--threads", "5")
     assert abs(dbt_plugin.size_bytes(share) - dbt_plugin.size_bytes(limit) * 0.8 / 5) <= 0.1 * 2**20
+    # CX_DBT_THREADS sets the profile's threads, and the sessions' shares with them: one thread takes all 80 %
+    monkeypatch.setenv("CX_DBT_THREADS", "1")
+    share, limit = _dbt_session(tmp_path)
+    assert abs(dbt_plugin.size_bytes(share) - dbt_plugin.size_bytes(limit) * 0.8) <= 0.1 * 2**20
+    concurrency = re.findall(r"Concurrency: (\d+) threads", (tmp_path / "dbt_logs" / "dbt.log").read_text("utf-8"))
+    assert concurrency[-3:] == ["2", "5", "1"], concurrency
+    monkeypatch.delenv("CX_DBT_THREADS")
     monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "lots")
     with pytest.raises(DbtError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='lots'"):
         _dbt_session(tmp_path)
@@ -110,7 +118,9 @@ def test_resource_advice_for_each_kind_of_failure(tmp_path: Path, monkeypatch: p
     for message in ("fct_orders error (Out of Memory Error: failed to allocate data of size 1.5 MiB "
                     "(4.6 GiB/4.6 GiB used))", "fct_invoices error (failed to pin block of size 256.0 KiB "
                     "(4.6 GiB/4.6 GiB used))"):
-        assert "memory_limit=5GB (CX_DUCKDB_MEMORY_LIMIT)" in resource_advice(message, tmp_path)
+        advice = resource_advice(message, tmp_path)
+        assert "memory_limit=5GB (CX_DUCKDB_MEMORY_LIMIT)" in advice and "dbt's 2 threads" in advice, advice
+        assert "CX_DBT_THREADS=1" in advice, advice
     full = ('fct_journey_events error (IO Error: Could not write file "/x/duckdb_tmp/duckdb_temp_storage-0.tmp": '
             "No space left on device)")
     advice = resource_advice(full, tmp_path)

@@ -46,7 +46,8 @@ def test_defaults_and_types(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("CX_SLOT_WAIT_SECONDS", "soon", "not a number"), ("CX_SLOT_WAIT_SECONDS", "-1", "negative"),
-    ("CX_DUCKDB_THREADS", "many", "not a whole number"), ("CX_PARTITIONS_START", "2024-13-01", "not a date"),
+    ("CX_DUCKDB_THREADS", "many", "not a whole number"), ("CX_DBT_THREADS", "two", "not a whole number"),
+    ("CX_PARTITIONS_START", "2024-13-01", "not a date"),
     ("CX_DUCKDB_PRESERVE_INSERTION_ORDER", "maybe", "not true or false"),
 ])
 def test_a_malformed_value_names_its_variable(name: str, value: str, says: str) -> None:
