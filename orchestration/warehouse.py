@@ -111,9 +111,10 @@ def resource_advice(message: str, data_dir: Path | None = None) -> str | None:
     s = settings.current()
     if any(text in message for text in OUT_OF_MEMORY):
         return (f"DuckDB ran out of memory within memory_limit={s.duckdb_memory_limit} (CX_DUCKDB_MEMORY_LIMIT), "
-                f"which dbt's {s.dbt_threads} threads share (CX_DBT_THREADS): raise it if the machine has the "
+                f"which dbt's {s.dbt_threads} thread(s) share (CX_DBT_THREADS): raise it if the machine has the "
                 f"memory (the build at scale L, 1M customers x 2 years, fits within 5GB; docs/benchmarks.md, "
-                f"'Scale L'), or set CX_DBT_THREADS=1 to build one model at a time, then re-run")
+                f"'Scale L')" + (", or set CX_DBT_THREADS=1 to build one model at a time" if s.dbt_threads > 1 else "")
+                + ", then re-run")
     if is_disk_full(RuntimeError(message)):
         temp = Path(s.duckdb_settings(data_dir)["temp_directory"])
         free = free_bytes(temp)

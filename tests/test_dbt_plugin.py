@@ -119,8 +119,12 @@ def test_resource_advice_for_each_kind_of_failure(tmp_path: Path, monkeypatch: p
                     "(4.6 GiB/4.6 GiB used))", "fct_invoices error (failed to pin block of size 256.0 KiB "
                     "(4.6 GiB/4.6 GiB used))"):
         advice = resource_advice(message, tmp_path)
-        assert "memory_limit=5GB (CX_DUCKDB_MEMORY_LIMIT)" in advice and "dbt's 2 threads" in advice, advice
-        assert "CX_DBT_THREADS=1" in advice, advice
+        assert "memory_limit=5GB (CX_DUCKDB_MEMORY_LIMIT)" in advice and "dbt's 2 thread(s)" in advice, advice
+        assert "set CX_DBT_THREADS=1" in advice, advice
+    monkeypatch.setenv("CX_DBT_THREADS", "1")  # already one model at a time: only the limit is left to raise
+    advice = resource_advice("fct_orders error (Out of Memory Error: failed to allocate data)", tmp_path)
+    assert "dbt's 1 thread(s)" in advice and "set CX_DBT_THREADS=1" not in advice and "then re-run" in advice, advice
+    monkeypatch.delenv("CX_DBT_THREADS")
     full = ('fct_journey_events error (IO Error: Could not write file "/x/duckdb_tmp/duckdb_temp_storage-0.tmp": '
             "No space left on device)")
     advice = resource_advice(full, tmp_path)
