@@ -62,7 +62,9 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
     from analytics import run as A
     from expectations import gate, health
     from ingestion import contract as C
-    from ingestion.load import Zones, load_drop
+    from ingestion import settings
+    from ingestion.load import Zones
+    from ingestion.pool import load_drops
     from orchestration.publish import publish
     from orchestration.warehouse import NIGHTLY_EXCLUDE, dbt_var, run_dbt, window_vars
 
@@ -71,10 +73,11 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
     zones = Zones(landing, data / "raw", data / "quarantine")
     warehouse = data / "warehouse.duckdb"
 
-    def ingest() -> None:
-        for day in days:
-            for system in C.SYSTEMS:
-                load_drop(zones, system, day)
+    def ingest() -> None:  # as the ranged `ingest` runs land them: each system's dates, CX_INGEST_WORKERS at once
+        for system in C.SYSTEMS:
+            for _day, outcome in load_drops(zones, system, days, workers=settings.ingest_workers()):
+                if not hasattr(outcome, "entities"):
+                    raise outcome
 
     _timed(ingest, split, "ingestion")
     end = last + dt.timedelta(days=1)

@@ -3,8 +3,9 @@
     python -m benchmarks.ingestion_throughput --customers 100000 --days 30 [--repeat 3]
     python -m benchmarks.ingestion_throughput --landing data/landing
 
-1. ours: ``ingestion.load.load_drop`` for every drop (manifest checks, parsing, validation,
-   quarantine, lineage, atomic Parquet writes, audit) - the function the Dagster assets call;
+1. ours: ``ingestion.load.load_drop`` for every drop (manifest checks, parsing, validation, quarantine,
+   lineage, atomic Parquet writes, audit) - the function the Dagster assets call - each system's dates
+   through ``ingestion.pool.load_drops``, ``CX_INGEST_WORKERS`` processes at once, as a ranged run lands them;
 2. bare: ``pl.read_csv`` (after decoding cp1252) / ``pl.read_ndjson`` + ``write_parquet`` per file.
 
 Prints rows/s for both and the ratio; ``--record`` appends a line to benchmarks/RESULTS.md.
@@ -26,8 +27,10 @@ from pathlib import Path
 import polars as pl
 
 from ingestion import contract as C
-from ingestion.load import Zones, load_drop
-from ingestion.manifest import complete_drops
+from ingestion import settings
+from ingestion.load import Zones
+from ingestion.manifest import DropRefused, complete_drops
+from ingestion.pool import load_drops
 from simulator import GeneratorConfig, generate
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -51,12 +54,20 @@ def bare_polars(landing: Path, out: Path) -> int:
     return rows
 
 
-def ours(landing: Path, out: Path) -> int:
+def ours(landing: Path, out: Path, workers: int | None = None) -> int:
+    """What the ranged ``ingest`` run lands (``ingestion.pool.load_drops``: each system's dates, ``workers``
+    processes at once, ``CX_INGEST_WORKERS`` by default)."""
     zones = Zones(landing, out / "raw", out / "quarantine")
-    rows = 0
+    workers = settings.ingest_workers() if workers is None else workers
+    days: dict[str, list[dt.date]] = {}
     for system, day, _folder in complete_drops(landing):
-        result = load_drop(zones, system, day)
-        rows += sum(e.manifest_rows for e in result.entities)
+        days.setdefault(system, []).append(day)
+    rows = 0
+    for system, dates in days.items():
+        for _day, result in load_drops(zones, system, sorted(dates), workers=workers):
+            if isinstance(result, DropRefused):
+                raise result
+            rows += sum(e.manifest_rows for e in result.entities)
     return rows
 
 

@@ -44,7 +44,8 @@ def generate(a: argparse.Namespace) -> dict[str, Any]:
 
 @stage
 def ingest_ours(a: argparse.Namespace) -> dict[str, Any]:
-    """``ingestion.load.load_drop`` (what the Dagster assets call) for every drop into ``--data``."""
+    """``ingestion.load.load_drop`` (what the Dagster assets call) for every drop into ``--data``, each system's
+    dates through ``ingestion.pool.load_drops`` as a ranged run lands them (``CX_INGEST_WORKERS`` at once)."""
     from benchmarks.ingestion_throughput import ours
 
     t0 = time.perf_counter()

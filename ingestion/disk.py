@@ -13,6 +13,7 @@ class DiskFull(OSError):
 
     def __init__(self, path: Path, what_is_intact: str = "the previous version is intact") -> None:
         self.path = Path(path)
+        self.what_is_intact = what_is_intact
         free = free_bytes(self.path)
         room = f"{free:,} bytes free there" if free is not None else "free space unknown"
         super().__init__(errno.ENOSPC, f"no space left on device writing {self.path} ({room}); nothing was "
@@ -20,6 +21,9 @@ class DiskFull(OSError):
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+    def __reduce__(self):  # noqa: ANN204 - as built (a worker process's error, ingestion/pool.py)
+        return type(self), (self.path, self.what_is_intact)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -26,6 +26,9 @@ class DropRefused(Exception):
         self.problem = _printable(problem)
         super().__init__(f"{self.path}: {self.problem}")
 
+    def __reduce__(self):  # noqa: ANN204 - as built (a refusal crosses from a worker process, ingestion/pool.py)
+        return type(self), (self.path, self.problem)
+
 
 def _printable(text: str) -> str:
     """A file name that is not valid UTF-8 reaches Python with lone surrogates: escape them, so the

@@ -168,6 +168,13 @@ VARIABLES: tuple[Variable, ...] = (
              "`CX_DUCKDB_MEMORY_LIMIT`, a size sets the share, "
              "`none` lets a session take the whole limit (`orchestration/dbt_plugin.py`; docs/benchmarks.md).",
              read_by="dbt's plugin", dbt_default="auto"),
+    Variable("CX_INGEST_WORKERS", "ingest_workers", "int", "`2`",
+             "Processes that land the drops of a range at once (`cxw ingest`/`cxw backfill` over several dates, "
+             "Dagster's ranged backfills): each lands whole drops of one system, and each date is still judged "
+             "in date order against the dates before it (`ingestion/pool.py`). `1` lands one drop after another "
+             "in the run's own process. A single night's drops always land in the run's own process. Each "
+             "worker holds one drop in memory at a time (a few hundred MiB at M).",
+             parse=_positive_int("CX_INGEST_WORKERS"), value_default=2),
     Variable("CX_KEY_SECRET", "key_secret", "secret", None,
              "The secret behind the pseudonymous keys, for secret managers that inject environment variables; "
              "wins over `CX_KEY_SECRET_FILE` (docs/privacy.md).",
@@ -282,6 +289,7 @@ class Settings:
     duckdb_memory_limit: str
     duckdb_preserve_insertion_order: bool
     duckdb_temp_directory: Path | None
+    ingest_workers: int
     key_secret: str | None = field(repr=False)
     key_secret_file: Path | None
     partitions_start: dt.date
@@ -341,6 +349,11 @@ def current() -> Settings:
     snapshot = tuple(os.environ.get(var.name) for var in _READ)
     data_dir = snapshot[0]  # CX_DATA_DIR: an absolute one does not depend on the working directory
     return _built(snapshot, "" if data_dir and os.path.isabs(data_dir) else os.getcwd())
+
+
+def ingest_workers() -> int:
+    """``CX_INGEST_WORKERS``: the processes that land a range's drops at once (ingestion/pool.py)."""
+    return current().ingest_workers
 
 
 def crash_at() -> tuple[str, ...]:

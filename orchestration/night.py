@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from expectations import anomaly, gate, health, registry
 from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion.load import DropLoad, Zones, load_drop
 from ingestion.manifest import DropRefused
+from ingestion.pool import load_drops
 from orchestration.warehouse import dbt_var
 
 
@@ -49,18 +51,45 @@ def land(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict | None =
     same run lands, and judges, after this one. ``audit``: the system's load audit held in memory by the run
     (:func:`audit_history`), kept current by ``load_drop``; without it each judgment reads it from disk."""
     cfg = cfg or anomaly.load_config()
-    source = f"ingest_{system}"
     before = drop_counts(zones, system, day, audit)
     try:
-        load = load_drop(zones, system, day, on_audit=audit.record if audit is not None else None)
+        outcome: DropLoad | DropRefused = load_drop(zones, system, day,
+                                                    on_audit=audit.record if audit is not None else None)
     except DropRefused as exc:
-        missing = is_missing(exc.problem)
-        rows = drop_health(zones, system, day, None, error=str(exc), missing=missing, cfg=cfg)
+        outcome = exc
+    return _judge(root, zones, system, day, cfg, audit, lands_until, run_id, before, outcome)
+
+
+def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: dict | None = None,
+               audit: AuditHistory | None = None, run_id: str | None = None,
+               workers: int = 1) -> Iterator[Landing]:
+    """:func:`land` for each date of ``days`` (consecutive, in date order), as a ranged run lands them: the
+    drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``), each judged here in date
+    order against the dates before it, with the same health rows, record and audit as one :func:`land` after
+    another with ``lands_until`` the range's last date. Yields each date's landing once it is judged."""
+    cfg = cfg or anomaly.load_config()
+    lands_until = days[-1] if len(days) > 1 else None
+    # what each date contributed to the baselines before this run: read before any drop of the range lands
+    before = {day: drop_counts(zones, system, day, audit) for day in days}
+    for day, outcome in load_drops(zones, system, days, on_audit=audit.record if audit is not None else None,
+                                   workers=workers):
+        yield _judge(root, zones, system, day, cfg, audit, lands_until, run_id, before[day], outcome)
+
+
+def _judge(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict, audit: AuditHistory | None,
+           lands_until: dt.date | None, run_id: str | None, before: list[tuple],
+           outcome: DropLoad | DropRefused) -> Landing:
+    """The health rows of one landed (or refused) drop, written to the record; the later dates judged again
+    when it changed what their baselines hold (``before``: its contribution before it landed)."""
+    source = f"ingest_{system}"
+    if isinstance(outcome, DropRefused):
+        missing = is_missing(outcome.problem)
+        rows = drop_health(zones, system, day, None, error=str(outcome), missing=missing, cfg=cfg)
         health.write(root, [day], source, rows, run_id=run_id)
-        return Landing(None, rows, missing=exc) if missing else Landing(None, rows, refused=exc)
-    rows = drop_health(zones, system, day, load, cfg=cfg, audit=audit)
+        return Landing(None, rows, missing=outcome) if missing else Landing(None, rows, refused=outcome)
+    rows = drop_health(zones, system, day, outcome, cfg=cfg, audit=audit)
     health.write(root, [day], source, rows, run_id=run_id)
-    out = Landing(load, rows)
+    out = Landing(outcome, rows)
     history_days = int(cfg["anomaly"]["history_days"])
     if (lands_until is None or day + dt.timedelta(days=history_days) > lands_until) \
             and drop_counts(zones, system, day, audit) != before:

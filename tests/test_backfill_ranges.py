@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingestion import contract as C
+from ingestion import pool, settings
 from orchestration.assets import ingestion as ingestion_assets
 from orchestration.assets.ingestion import ingest_assets, raw_key
 from orchestration.cli import main
@@ -71,10 +72,13 @@ def _zone(root: Path) -> dict[str, list[tuple]]:
 def test_a_ranged_run_lands_what_one_run_per_date_lands(landing: Path, tmp_path: Path) -> None:
     ranged = _data_dir(landing, tmp_path / "ranged")
     daily = _data_dir(landing, tmp_path / "daily")
+    pool._stop_all()
     with dg.instance_for_test() as instance:
         result = dg.materialize(ingest_assets, tags=RANGE, resources={"cx": CxData(data_dir=str(ranged))},
                                 instance=instance)
         assert result.success
+        # the range's drops were landed by CX_INGEST_WORKERS (2) worker processes, kept for the next range
+        assert settings.ingest_workers() == 2 and len(pool._idle) == 2
         assert len(instance.get_runs()) == 1
         # one materialization per asset and date, each with its own date's facts
         for system, name in C.ENTITIES:

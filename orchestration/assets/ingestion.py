@@ -18,6 +18,7 @@ import dagster as dg
 from expectations import anomaly, health, registry
 from expectations.drops import AuditHistory
 from ingestion import contract as C
+from ingestion import settings
 from ingestion.manifest import DropRefused
 from orchestration import night
 from orchestration.publish import publish_health
@@ -127,9 +128,15 @@ def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: d
     rewrites their whole record then: they are not judged again here, the dates after it are.
     ``audit``: the system's load audit held in memory by the run (``audit_history``), kept current
     by ``load_drop``; without it each judgment reads the audit from disk, with the same result."""
+    landing = night.land(cx.root(), cx.zones(), system, day, cfg, audit, lands_until, run_id=context.run.run_id)
+    return _landed(context, cx, system, day, landing)
+
+
+def _landed(context: dg.AssetExecutionContext, cx: CxData, system: str, day: dt.date,
+            landing: night.Landing) -> _Landed:
+    """What the step reports of one date's landing (``night.land``, ``night.land_range``)."""
     zones = cx.zones()
     out = _Landed(day)
-    landing = night.land(cx.root(), zones, system, day, cfg, audit, lands_until, run_id=context.run.run_id)
     rows, result = landing.rows, landing.load
     if landing.refused is not None:
         out.refused = landing.refused
@@ -230,10 +237,19 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
         days = window_days(context)
         audit = audit_history(cx, system, days, cfg)  # read once for the run, kept current as it lands
         landed = []
-        for day in days:  # in date order: each drop is judged against the drops landed before it
-            landed.append(_land_day(context, cx, system, day, cfg, days[-1] if len(days) > 1 else None, audit))
+        if len(days) == 1:
+            landed.append(_land_day(context, cx, system, days[0], cfg, None, audit))
             for listener in list(_day_listeners):
-                listener(system, day)
+                listener(system, days[0])
+        else:
+            # a range: the drops landed by worker processes at once (CX_INGEST_WORKERS), each judged here in
+            # date order against the drops before it, as one date after another would be
+            for landing_, day in zip(night.land_range(cx.root(), cx.zones(), system, days, cfg, audit,
+                                                      run_id=context.run.run_id, workers=settings.ingest_workers()),
+                                     days, strict=True):
+                landed.append(_landed(context, cx, system, day, landing_))
+                for listener in list(_day_listeners):
+                    listener(system, day)
         refused = [d for d in landed if d.refused is not None]
         if refused or any(d.blocks for d in landed):  # the step fails: serve the record now
             publish_health(cx.root() / "serving", health.read(cx.root()))
