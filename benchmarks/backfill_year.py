@@ -10,12 +10,14 @@ never written), and is timed from outside: wall time, and the process's CPU time
 measured (at M each holds about 4 GB), so only one exists at a time.
 
 - **bare**: what the backfill does, framework-free, with the same calls in the same order:
-  ``ingestion.load.load_drop`` for every business date and system; ONE ``dbt build`` with the args and
-  window the ``warehouse`` job's dbt step passes (``build --exclude-resource-type unit_test``, window
-  [first, last + 1), as_of = last: ``orchestration.warehouse.window_vars``); the quality gate
-  (``expectations.gate.evaluate`` over the window); the Python analyses (``analytics.run.run_all`` as of
-  the last day); the publish (``orchestration.publish.publish`` with the health record). ``cxw build
-  --as-of`` runs the same dbt build with the unit tests too (CI's concern, not the night's).
+  ``ingestion.load.load_drop`` for every business date and system (each system's dates through
+  ``ingestion.pool.load_drops``, ``CX_INGEST_WORKERS`` at once, as the ranged ``ingest`` runs land
+  them); ONE ``dbt build`` with the args and window the ``warehouse`` job's dbt step passes
+  (``build --exclude-resource-type unit_test``, window [first, last + 1), as_of = last:
+  ``orchestration.warehouse.window_vars``); the quality gate (``expectations.gate.evaluate`` over the
+  window); the Python analyses (``analytics.run.run_all`` as of the last day); the publish
+  (``orchestration.publish.publish`` with the health record). ``cxw build --as-of`` runs the same dbt
+  build with the unit tests too (CI's concern, not the night's).
 - **ours**: ``python -m orchestration.cli backfill --start FIRST --end LAST`` exactly as a user runs it,
   with ``CX_DATA_DIR`` the fresh data directory and ``DAGSTER_HOME`` a fresh folder holding the project's
   ``dagster.yaml`` (the SQLite instance with the batching event log). It runs the ``ingest`` job once per

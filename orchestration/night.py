@@ -16,7 +16,7 @@ from pathlib import Path
 from expectations import anomaly, gate, health, registry
 from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion.load import DropLoad, Zones, load_drop
-from ingestion.manifest import DropRefused
+from ingestion.manifest import DropRefused, drop_folder
 from ingestion.pool import load_drops
 from orchestration.warehouse import dbt_var
 
@@ -60,17 +60,35 @@ def land(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict | None =
     return _judge(root, zones, system, day, cfg, audit, lands_until, run_id, before, outcome)
 
 
+# the drops of a range worth landing in worker processes: below this many bytes in all, one process lands them
+# (a worker's start, importing polars, is 1-2.5 s of CPU; a drop lands at roughly 20-40 MB/s of CPU)
+POOL_MIN_BYTES = 64 * 2**20
+
+
+def drop_bytes(zones: Zones, system: str, days: list[dt.date]) -> int:
+    """The bytes of ``system``'s drops of ``days`` in the landing zone (what a range has to land)."""
+    total = 0
+    for day in days:
+        folder = drop_folder(zones.landing, system, day)
+        if folder.is_dir():
+            total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    return total
+
+
 def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: dict | None = None,
                audit: AuditHistory | None = None, run_id: str | None = None,
                workers: int = 1) -> Iterator[Landing]:
     """:func:`land` for each date of ``days`` (consecutive, in date order), as a ranged run lands them: the
-    drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``), each judged here in date
+    drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``; one process when the range's
+    drops hold less than ``POOL_MIN_BYTES``), each judged here in date
     order against the dates before it, with the same health rows, record and audit as one :func:`land` after
     another with ``lands_until`` the range's last date. Yields each date's landing once it is judged."""
     cfg = cfg or anomaly.load_config()
     lands_until = days[-1] if len(days) > 1 else None
     # what each date contributed to the baselines before this run: read before any drop of the range lands
     before = {day: drop_counts(zones, system, day, audit) for day in days}
+    if workers > 1 and drop_bytes(zones, system, days) < POOL_MIN_BYTES:
+        workers = 1  # starting the workers (importing polars) would cost more than they save
     for day, outcome in load_drops(zones, system, days, on_audit=audit.record if audit is not None else None,
                                    workers=workers):
         yield _judge(root, zones, system, day, cfg, audit, lands_until, run_id, before[day], outcome)

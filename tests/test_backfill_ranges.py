@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from ingestion import contract as C
 from ingestion import pool, settings
+from orchestration import night
 from orchestration.assets import ingestion as ingestion_assets
 from orchestration.assets.ingestion import ingest_assets, raw_key
 from orchestration.cli import main
@@ -69,10 +70,14 @@ def _zone(root: Path) -> dict[str, list[tuple]]:
     return out
 
 
-def test_a_ranged_run_lands_what_one_run_per_date_lands(landing: Path, tmp_path: Path) -> None:
+def test_a_ranged_run_lands_what_one_run_per_date_lands(landing: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     ranged = _data_dir(landing, tmp_path / "ranged")
     daily = _data_dir(landing, tmp_path / "daily")
     pool._stop_all()
+    # these drops are small (a few MB): one process would land them; worker processes are what is tested
+    assert night.drop_bytes(CxData(data_dir=str(ranged)).zones(), "erp", _days()) < night.POOL_MIN_BYTES
+    monkeypatch.setattr(night, "POOL_MIN_BYTES", 0)
     with dg.instance_for_test() as instance:
         result = dg.materialize(ingest_assets, tags=RANGE, resources={"cx": CxData(data_dir=str(ranged))},
                                 instance=instance)
