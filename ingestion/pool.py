@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import polars as pl
 
+from . import settings
 from .load import AuditSink, DropLoad, Zones, load_drop
 from .manifest import DropRefused
 
@@ -68,8 +69,8 @@ class _Worker:
     """One ``python -m ingestion.pool`` process: one task at a time, sent and answered as pickles."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH"))
-                                                            if p)}
+        env = settings.subprocess_env()  # this process's environment: the worker reads the same settings
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen([sys.executable, "-m", "ingestion.pool", str(os.getpid())], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=os.getcwd())
         self.day: dt.date | None = None  # the date being landed
