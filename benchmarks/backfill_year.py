@@ -66,6 +66,7 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
     from ingestion import contract as C
     from ingestion import settings
     from ingestion.load import Zones
+    from ingestion.manifest import DropRefused
     from ingestion.pool import load_drops
     from orchestration.publish import publish
     from orchestration.warehouse import NIGHTLY_EXCLUDE, dbt_var, run_dbt, window_vars
@@ -78,7 +79,7 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
     def ingest() -> None:  # as the ranged `ingest` runs land them: each system's dates, CX_INGEST_WORKERS at once
         for system in C.SYSTEMS:
             for _day, outcome in load_drops(zones, system, days, workers=settings.ingest_workers()):
-                if not hasattr(outcome, "entities"):
+                if isinstance(outcome, DropRefused):
                     raise outcome
 
     _timed(ingest, split, "ingestion")

@@ -173,8 +173,7 @@ VARIABLES: tuple[Variable, ...] = (
              "Dagster's ranged backfills): each lands whole drops of one system, and each date is still judged "
              "in date order against the dates before it (`ingestion/pool.py`). `1` lands one drop after another "
              "in the run's own process. A single night's drops, and a range's under 64 MB, land in the run's "
-             "own process. Each "
-             "worker holds one drop in memory at a time (a few hundred MiB at M).",
+             "own process. Each worker holds one drop in memory at a time (a few hundred MiB at M).",
              parse=_positive_int("CX_INGEST_WORKERS"), value_default=2),
     Variable("CX_KEY_SECRET", "key_secret", "secret", None,
              "The secret behind the pseudonymous keys, for secret managers that inject environment variables; "

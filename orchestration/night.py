@@ -15,7 +15,7 @@ from pathlib import Path
 
 from expectations import anomaly, gate, health, registry
 from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
-from ingestion.load import DropLoad, Zones, load_drop
+from ingestion.load import DropLoad, Zones
 from ingestion.manifest import DropRefused, drop_folder
 from ingestion.pool import load_drops
 from orchestration.warehouse import dbt_var
@@ -44,20 +44,13 @@ class Landing:
 
 
 def land(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict | None = None,
-         audit: AuditHistory | None = None, lands_until: dt.date | None = None, run_id: str | None = None) -> Landing:
-    """Land ``system``'s drop of ``day`` (``load_drop``) and write its health rows; a refused drop is recorded
-    and returned, not raised. A drop that changed what the later drops' baselines hold (delivered late, corrected)
-    has the later dates judged again, except those up to ``lands_until`` (a ranged run's last date), which the
-    same run lands, and judges, after this one. ``audit``: the system's load audit held in memory by the run
-    (:func:`audit_history`), kept current by ``load_drop``; without it each judgment reads it from disk."""
-    cfg = cfg or anomaly.load_config()
-    before = drop_counts(zones, system, day, audit)
-    try:
-        outcome: DropLoad | DropRefused = load_drop(zones, system, day,
-                                                    on_audit=audit.record if audit is not None else None)
-    except DropRefused as exc:
-        outcome = exc
-    return _judge(root, zones, system, day, cfg, audit, lands_until, run_id, before, outcome)
+         audit: AuditHistory | None = None, run_id: str | None = None) -> Landing:
+    """Land ``system``'s drop of ``day`` (``load_drop``, in this process) and write its health rows; a refused
+    drop is recorded and returned, not raised. A drop that changed what the later drops' baselines hold
+    (delivered late, corrected) has the later dates judged again. ``audit``: the system's load audit held in
+    memory by the run (:func:`audit_history`), kept current by ``load_drop``; without it each judgment reads it
+    from disk. :func:`land_range` for one date."""
+    return next(land_range(root, zones, system, [day], cfg, audit, run_id=run_id))
 
 
 # the drops of a range worth landing in worker processes: below this many bytes in all, one process lands them
@@ -78,11 +71,11 @@ def drop_bytes(zones: Zones, system: str, days: list[dt.date]) -> int:
 def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: dict | None = None,
                audit: AuditHistory | None = None, run_id: str | None = None,
                workers: int = 1) -> Iterator[Landing]:
-    """:func:`land` for each date of ``days`` (consecutive, in date order), as a ranged run lands them: the
-    drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``; one process when the range's
-    drops hold less than ``POOL_MIN_BYTES``), each judged here in date
-    order against the dates before it, with the same health rows, record and audit as one :func:`land` after
-    another with ``lands_until`` the range's last date. Yields each date's landing once it is judged."""
+    """Land each date of ``days`` (consecutive, in date order) and write its health rows, as a ranged run lands
+    them: the drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``; one process for a
+    single date, or when the range's drops hold less than ``POOL_MIN_BYTES``), each judged here in date order
+    against the dates before it. The later dates a drop's change re-judges are only those after the range
+    (the range's own are judged as they come). Yields each date's landing once it is judged."""
     cfg = cfg or anomaly.load_config()
     lands_until = days[-1] if len(days) > 1 else None
     # what each date contributed to the baselines before this run: read before any drop of the range lands

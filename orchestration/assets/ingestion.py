@@ -120,21 +120,10 @@ def audit_history(cx: CxData, system: str, days: list[dt.date], cfg: dict) -> Au
     return night.audit_history(cx.zones(), system, days, cfg)
 
 
-def _land_day(context: dg.AssetExecutionContext, cx: CxData, system: str, day: dt.date, cfg: dict,
-              lands_until: dt.date | None = None, audit: AuditHistory | None = None) -> _Landed:
-    """Land ``system``'s drop of ``day`` and record its health, exactly as a single-day run does; a
-    refused drop is recorded and returned, not raised (the caller publishes and fails). The dates up
-    to ``lands_until`` (a ranged run's last date) are landed after this one by the same run, which
-    rewrites their whole record then: they are not judged again here, the dates after it are.
-    ``audit``: the system's load audit held in memory by the run (``audit_history``), kept current
-    by ``load_drop``; without it each judgment reads the audit from disk, with the same result."""
-    landing = night.land(cx.root(), cx.zones(), system, day, cfg, audit, lands_until, run_id=context.run.run_id)
-    return _landed(context, cx, system, day, landing)
-
-
 def _landed(context: dg.AssetExecutionContext, cx: CxData, system: str, day: dt.date,
             landing: night.Landing) -> _Landed:
-    """What the step reports of one date's landing (``night.land``, ``night.land_range``)."""
+    """What the step reports of one date's landing (``night.land_range``): a refused drop is returned, not
+    raised (the caller publishes and fails)."""
     zones = cx.zones()
     out = _Landed(day)
     rows, result = landing.rows, landing.load
@@ -237,19 +226,14 @@ def build_ingest_assets(system: str) -> dg.AssetsDefinition:
         days = window_days(context)
         audit = audit_history(cx, system, days, cfg)  # read once for the run, kept current as it lands
         landed = []
-        if len(days) == 1:
-            landed.append(_land_day(context, cx, system, days[0], cfg, None, audit))
+        # in date order: each drop is judged against the drops landed before it; a range's drops are landed by
+        # worker processes at once (CX_INGEST_WORKERS), a single date's in this process
+        for landing, day in zip(night.land_range(cx.root(), cx.zones(), system, days, cfg, audit,
+                                                 run_id=context.run.run_id, workers=settings.ingest_workers()),
+                                days, strict=True):
+            landed.append(_landed(context, cx, system, day, landing))
             for listener in list(_day_listeners):
-                listener(system, days[0])
-        else:
-            # a range: the drops landed by worker processes at once (CX_INGEST_WORKERS), each judged here in
-            # date order against the drops before it, as one date after another would be
-            for landing_, day in zip(night.land_range(cx.root(), cx.zones(), system, days, cfg, audit,
-                                                      run_id=context.run.run_id, workers=settings.ingest_workers()),
-                                     days, strict=True):
-                landed.append(_landed(context, cx, system, day, landing_))
-                for listener in list(_day_listeners):
-                    listener(system, day)
+                listener(system, day)
         refused = [d for d in landed if d.refused is not None]
         if refused or any(d.blocks for d in landed):  # the step fails: serve the record now
             publish_health(cx.root() / "serving", health.read(cx.root()))
