@@ -5,11 +5,13 @@ built by dbt on DuckDB and on a local Spark Thrift server (``cxw spark start``'s
 its warehouse and metastore in the test's data directory). ``dbt build`` on Spark runs every model,
 seed, data test and unit test. Then every mart must be non-empty and equal on both engines: the same
 columns and types, the same rows (order ignored), keys, counts and dates exactly, floats to 1e-9
-relative; customer keys are the keyed hash of ingestion/keys.py on both. The incremental path is
-compared too: Spark builds the window minus its last day, then that day incrementally (the KPI mart's
-date-partition overwrite, the key map's delete+insert swap), and must equal DuckDB's full build. The
-first drop carries an answer dated years before the window, the only observation of its date, which the
-last day moves into the window: the KPI mart's night must leave that date with no partition.
+relative; customer keys are the keyed hash of ingestion/keys.py on both. Both builds are as of the
+window's day before the last (PREV). The incremental path is compared next, on the same Spark warehouse:
+Spark runs the last day as a night (the KPI mart's date-partition overwrite, the delete+insert swaps),
+and must equal DuckDB's full build through the last day. The parity tests read Spark's state as of PREV,
+so they run before the night (file order; each checks it). The first drop carries an answer dated years
+before the window, the only observation of its date, which the last day moves into the window: the KPI
+mart's night must leave that date with no partition.
 
 Bad configuration (no server, Java missing, Spark missing) gives messages naming what to do. The builds
 are marked ``spark``: ``make test`` runs them (first, beside the other worker's files; the step's times
@@ -52,11 +54,20 @@ from . import drop_edit
 
 START = dt.date(2026, 10, 22)  # the fall-back night (25th) and the end of October inside the window
 DAYS = 14
+LAST = START + dt.timedelta(days=DAYS - 1)  # the night the incremental test runs
+PREV = LAST - dt.timedelta(days=1)  # the as_of of both full builds the parity tests compare
 ANCIENT = dt.date(2023, 6, 15)  # the date of an answer in the first drop, and of no other record
 CFG = GeneratorConfig(customers=600, days=DAYS, start=START, seed=23)
 SCHEMAS = ("marts", "restricted")
 FLOAT_REL = 1e-9
 TIMINGS: dict[str, float] = {}
+NIGHT: dict[str, bool] = {"ran": False}  # set once Spark's warehouse holds the last night
+
+
+def _before_the_night() -> None:
+    """The parity tests compare Spark's warehouse as of PREV: the night (spark_night) changes it."""
+    assert not NIGHT["ran"], ("Spark's warehouse already holds the last night: the parity tests run before "
+                              "test_incremental_runs_on_spark_equal_the_full_build (keep the file's order)")
 
 
 def _free_port() -> int:
@@ -152,10 +163,11 @@ def _manifest(data: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def built(spark_data: Path, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(DuckDB warehouse, DuckDB file reading what Spark built), both full builds of the whole window."""
+    """(DuckDB warehouse, DuckDB file reading what Spark built), both full builds as of PREV. Spark's build
+    is also the history the incremental test's night runs on (no second build of it)."""
     duck = tmp_path_factory.mktemp("duck_data")
     _ingest(duck, landing)
-    as_of = {"as_of": (START + dt.timedelta(days=DAYS - 1)).isoformat()}
+    as_of = {"as_of": PREV.isoformat()}
     # DuckDB's side: the models and seeds (its data and unit tests run in make test's test_warehouse.py)
     _timed("duckdb build", run_dbt, ["build", "--exclude-resource-type", "test", "--exclude-resource-type",
                                      "unit_test"], data_dir=duck, dbt_vars=as_of, engine="duckdb")
@@ -215,6 +227,7 @@ def assert_same_table(name: str, a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 @pytest.mark.spark
 def test_every_mart_is_the_same_on_spark_and_duckdb(built: tuple[Path, Path]) -> None:
+    _before_the_night()
     duck, spark = built
     a, b = _tables(duck, views=False), _tables(spark)
     assert set(a) == set(b), f"tables only on DuckDB: {set(a) - set(b)}, only on Spark: {set(b) - set(a)}"
@@ -233,6 +246,7 @@ def test_the_daily_profile_view_is_the_same_on_spark_and_duckdb(built: tuple[Pat
     above: customers per day and profile must be the same on both engines."""
     from pyhive import hive
 
+    _before_the_night()
     duck, _ = built
     sql = ("select cast(profile_date as string) as d, profile, count(*) as n "
            "from marts.mart_customer_profile_daily group by profile_date, profile")
@@ -253,8 +267,9 @@ def test_the_views_served_from_a_spark_build_are_duckdbs(spark_data: Path, built
     views from a Spark build is what it serves from a DuckDB build."""
     from orchestration.warehouse import spark_read_back
 
+    _before_the_night()
     duck, _ = built
-    spark_read_back(spark_data, {"as_of": (START + dt.timedelta(days=DAYS - 1)).isoformat()})
+    spark_read_back(spark_data, {"as_of": PREV.isoformat()})
     window = spark_data / "warehouse.duckdb"
     with duckdb.connect(str(window), read_only=True) as con:
         views = {t for (t,) in con.execute("select table_name from information_schema.tables "
@@ -274,6 +289,7 @@ def _relation(path: Path, name: str) -> pl.DataFrame:
 
 @pytest.mark.spark
 def test_customer_keys_are_the_keyed_hash_on_both_engines(built: tuple[Path, Path], landing: Path) -> None:
+    _before_the_night()
     duck, spark = built
     sql = ("select l.customer_key, i.identifier from restricted.customer_key_link as l "
            "join restricted.int_customer_keys as i on i.customer_key = l.customer_key "
@@ -306,36 +322,42 @@ def test_the_key_secret_is_in_no_file_spark_or_dbt_wrote(built: tuple[Path, Path
     assert scanned > 100 and (spark_data / "spark" / "thriftserver.log").stat().st_size > 0
 
 
+@pytest.fixture(scope="module")
+def duck_last(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DuckDB's full build through the last day (models and seeds): what Spark's night must equal."""
+    duck = tmp_path_factory.mktemp("duck_last")
+    _ingest(duck, landing)
+    _timed("duckdb build through the last day", run_dbt, ["build", "--exclude-resource-type", "test",
+                                                          "--exclude-resource-type", "unit_test"],
+           data_dir=duck, dbt_vars={"as_of": LAST.isoformat()}, engine="duckdb")
+    return duck / "warehouse.duckdb"
+
+
 @pytest.mark.spark
-def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path]) -> None:
-    """Spark rebuilds the key map (and what it reads), the seven incremental facts (fct_orders,
-    fct_support_cases, fct_survey_responses, fct_invoices, fct_payments, fct_refunds, fct_subscriptions, and
-    what they read), fct_journey_events and fct_customer_stage_transitions, source_key_link, the KPI mart
-    and mart_customer_profiles (and what it reads) as of the day before the last, then runs the last day as
-    a partition window: the KPI mart (date-partition overwrite), the key map, the seven facts, the journey
-    and its transitions, the link and the profiles (delete+insert swaps) equal DuckDB's full build. (Tests
-    ran in the full build: `dbt run` here.)"""
-    duck, _ = built
-    last = START + dt.timedelta(days=DAYS - 1)
+def test_incremental_runs_on_spark_equal_the_full_build(spark_data: Path, built: tuple[Path, Path],
+                                                        duck_last: Path) -> None:
+    """On Spark's full build as of the day before the last (the parity tests' build: every model, the key
+    map holding the persons seen through that day), Spark runs the last day as a partition window over the
+    key map, the seven incremental facts (fct_orders, fct_support_cases, fct_survey_responses, fct_invoices,
+    fct_payments, fct_refunds, fct_subscriptions), fct_journey_events and fct_customer_stage_transitions,
+    source_key_link, the KPI mart and mart_customer_profiles, and what they read: the KPI mart (date-partition
+    overwrite), the key map, the seven facts, the journey and its transitions, the link and the profiles
+    (delete+insert swaps) equal DuckDB's full build through the last day. (Tests ran in the full build:
+    `dbt run` here.) Everything the KPI mart reads runs too: its tables (the promise outcomes, the follow-ups)
+    hold the day before the last from the full build, and the KPI mart's rows of the last day read them."""
+    duck, last = duck_last, LAST
     models = ("+int_customer_key_map +fct_orders +fct_support_cases +fct_survey_responses +fct_invoices "
               "+fct_payments +fct_refunds +fct_subscriptions +fct_customer_stage_transitions +source_key_link "
-              "kpi_experience_daily +mart_customer_profiles")
-    # the key map keeps its rows through --full-refresh (full_refresh=false): drop it, so that the night
-    # adds the persons first seen on the last day through the delete+insert swap
+              "+kpi_experience_daily +mart_customer_profiles")
     from pyhive import hive
 
-    with hive.connect(host="127.0.0.1", port=int(os.environ["CX_SPARK_PORT"])) as con:
-        cursor = con.cursor()
-        cursor.execute("drop table if exists restricted.int_customer_key_map")
-        cursor.close()
-    run_dbt(["run", "--full-refresh", "--select", models], data_dir=spark_data,
-            dbt_vars={"as_of": (last - dt.timedelta(days=1)).isoformat()}, engine="spark")
     ancient = f"select count(*) from marts.kpi_experience_daily where kpi_date = date '{ANCIENT.isoformat()}'"
     with hive.connect(host="127.0.0.1", port=int(os.environ["CX_SPARK_PORT"])) as con:
         cursor = con.cursor()
         cursor.execute(ancient)
         assert cursor.fetchone()[0] > 0, "the planted answer's date has no cell before the night"
         cursor.close()
+    NIGHT["ran"] = True
     _timed("spark incremental night", run_dbt, ["run", "--select", models], data_dir=spark_data,
            dbt_vars=window_vars(last, last + dt.timedelta(days=1)), engine="spark")
     # the night emptied the date ANCIENT: its placeholder was written, then its partition dropped
