@@ -3,8 +3,9 @@
     python -m benchmarks.stage <stage> --data DIR [--landing DIR] [--day YYYY-MM-DD] ...
 
 The last line on stdout is a JSON object: ``seconds`` (the stage's work, timed in-process, imports
-excluded), ``peak_rss_mib`` (this process's high-water mark) and stage-specific figures. The parent
-(``benchmarks.harness``) also times the whole process, imports included.
+excluded), ``peak_rss_mib`` (the stage's process tree: see ``TreeRss``), ``self_peak_rss_mib`` (this
+process's own high-water mark) and stage-specific figures. The parent (``benchmarks.harness``) also times the
+whole process, imports included.
 """
 
 from __future__ import annotations
@@ -12,15 +13,77 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """The resident set of ``root`` and every live descendant (``/proc``, summed): what the stage holds at once,
+    its ingestion workers (``ingestion.pool``, ``CX_INGEST_WORKERS`` processes) included."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:  # ended between the listing and the read
+                continue
+            # the field after the state, past the command name in parentheses (which may hold spaces)
+            children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
+    tree, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as fh:
+                total += int(fh.read().split()[1]) * PAGE
+        except OSError:
+            continue
+    return total
+
+
+class TreeRss:
+    """The peak of the stage's process tree's summed RSS, sampled every ``interval`` seconds by a thread.
+    A sample can miss a short spike, so the peak reported is never below this process's own high-water mark
+    (``getrusage``), which cannot. Without ``/proc`` only that high-water mark is reported."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="tree-rss", daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> TreeRss:
+        if os.path.isdir("/proc/self"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def figures(self) -> dict[str, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return {"peak_rss_mib": round(max(own, self.peak) / 2**20, 1), "self_peak_rss_mib": round(own / 2**20, 1)}
 
 
 def stage(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], dict[str, Any]]:
@@ -302,9 +365,10 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     from ingestion import settings  # stdlib only: no weight in the stage's figures
     a.data.mkdir(parents=True, exist_ok=True)
-    with settings.exported(a.data):  # CX_DATA_DIR (and the DuckDB settings) for the stage and the dbt it runs
+    # CX_DATA_DIR (and the DuckDB settings) for the stage and the dbt it runs
+    with settings.exported(a.data), TreeRss() as rss:
         out = STAGES[a.stage](a)
-    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out.update(rss.figures())
     sys.stdout.flush()
     print(json.dumps(out, default=str))
 

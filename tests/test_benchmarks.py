@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -334,3 +337,28 @@ def test_row_3b_compares_the_night_with_a_smaller_scales_night_on_the_same_machi
     assert not (tmp_path / "w").exists()
     ref.write_text(json.dumps(s))
     assert main(["--render", str(res), "--night-reference", str(ref)]) == 0
+
+
+def test_a_stages_peak_rss_sums_the_workers_it_starts() -> None:
+    """Two children holding 120 MiB each at the same time: the tree's peak counts both (the ingestion workers'
+    memory), while the stage's own high-water mark stays far below one of them. In a fresh process, as a stage
+    runs: this test's worker may have grown past 120 MiB on earlier tests."""
+    script = textwrap.dedent("""
+        import json, subprocess, sys
+        from benchmarks.stage import TreeRss
+        hold = "import time; b = bytearray(120 * 2**20); print('ok', flush=True); time.sleep(1.2)"
+        with TreeRss(interval=0.05) as rss:
+            procs = [subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE) for _ in range(2)]
+            for proc in procs:
+                assert proc.stdout.readline().strip() == b"ok"  # both hold their memory now
+            for proc in procs:
+                proc.stdout.close()
+                assert proc.wait() == 0
+        print(json.dumps(rss.figures()))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["self_peak_rss_mib"] < 120, figures
+    # both children at once (one alone, with this process, would stay under self + 120)
+    assert figures["peak_rss_mib"] >= 2 * 120 and figures["peak_rss_mib"] > figures["self_peak_rss_mib"] + 120, figures
