@@ -30,7 +30,6 @@ import functools
 import inspect
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchmarks import harness
+from benchmarks.stage import own_peak_rss_bytes
 from ingestion import settings
 
 TARGET = 1.2
@@ -76,15 +76,9 @@ def scale_label(customers: int, days: int) -> str:
 
 
 def _rss_mib() -> float:
-    """This process's peak RSS. VmHWM where there is /proc: on Linux, ru_maxrss of a child process
-    carries the parent's RSS at fork time (here the parent may hold GiBs after generating the drops)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak RSS (``benchmarks.stage.own_peak_rss_bytes``: the parent may hold GiBs after
+    generating the drops, and ``ru_maxrss`` would carry them)."""
+    return round(own_peak_rss_bytes() / 2**20, 1)
 
 
 def rows_scanned(profile: dict[str, Any]) -> dict[str, int]:
