@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import io
 import platform
-import resource
 import shutil
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.stage import TreeRss
 from ingestion import contract as C
 from ingestion import settings
 from ingestion.load import Zones
@@ -96,14 +96,15 @@ def main() -> None:
         landing = tmp / "landing"
         generate(GeneratorConfig(customers=args.customers, days=args.days), landing)
     try:
-        # interleaved in one run so both see the same machine state
-        t_bare, rows_bare = measure(bare_polars, landing, args.repeat)
-        t_ours, rows_ours = measure(ours, landing, args.repeat)
+        # interleaved in one run so both see the same machine state; the memory of the ingestion workers counts
+        with TreeRss() as rss:
+            t_bare, rows_bare = measure(bare_polars, landing, args.repeat)
+            t_ours, rows_ours = measure(ours, landing, args.repeat)
     finally:
         if tmp:
             shutil.rmtree(tmp)
     assert rows_bare == rows_ours, (rows_bare, rows_ours)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = rss.figures()["peak_rss_mib"]  # with a generated landing, never below the generation's peak
     line = (f"| {dt.date.today()} | ingestion vs bare polars | {platform.machine()} {platform.python_version()} "
             f"polars {pl.__version__} | {args.customers if not args.landing else '-'} x {args.days} | "
             f"{rows_ours:,} rows | ours {t_ours:.2f} s ({rows_ours / t_ours:,.0f} rows/s) | "
