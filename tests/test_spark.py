@@ -65,7 +65,7 @@ NIGHT: dict[str, bool] = {"ran": False}  # set once Spark's warehouse holds the 
 
 
 def _before_the_night() -> None:
-    """The parity tests compare Spark's warehouse as of PREV: the night (spark_night) changes it."""
+    """The parity tests compare Spark's warehouse as of PREV: the incremental test's night changes it."""
     assert not NIGHT["ran"], ("Spark's warehouse already holds the last night: the parity tests run before "
                               "test_incremental_runs_on_spark_equal_the_full_build (keep the file's order)")
 
@@ -161,18 +161,23 @@ def _manifest(data: Path) -> dict:
     return json.loads((target_path(data, engine_target("duckdb")) / "manifest.json").read_text(encoding="utf-8"))
 
 
+def _duckdb_build(duck: Path, landing: Path, as_of: dt.date, label: str) -> Path:
+    """Every drop of the window landed into ``duck``, then DuckDB's models and seeds as of ``as_of`` (its data and
+    unit tests run in make test's test_warehouse.py)."""
+    _ingest(duck, landing)
+    _timed(label, run_dbt, ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
+           data_dir=duck, dbt_vars={"as_of": as_of.isoformat()}, engine="duckdb")
+    return duck
+
+
 @pytest.fixture(scope="module")
 def built(spark_data: Path, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(DuckDB warehouse, DuckDB file reading what Spark built), both full builds as of PREV. Spark's build
     is also the history the incremental test's night runs on (no second build of it)."""
-    duck = tmp_path_factory.mktemp("duck_data")
-    _ingest(duck, landing)
-    as_of = {"as_of": PREV.isoformat()}
-    # DuckDB's side: the models and seeds (its data and unit tests run in make test's test_warehouse.py)
-    _timed("duckdb build", run_dbt, ["build", "--exclude-resource-type", "test", "--exclude-resource-type",
-                                     "unit_test"], data_dir=duck, dbt_vars=as_of, engine="duckdb")
+    duck = _duckdb_build(tmp_path_factory.mktemp("duck_data"), landing, PREV, "duckdb build")
     # every model, seed, data test and unit test, on Spark
-    _timed("spark build (all tests)", run_dbt, ["build"], data_dir=spark_data, dbt_vars=as_of, engine="spark")
+    _timed("spark build (all tests)", run_dbt, ["build"], data_dir=spark_data, dbt_vars={"as_of": PREV.isoformat()},
+           engine="spark")
     mirror = spark_data / "spark_mirror.duckdb"
     spark_mirror.refresh(mirror, LocalServer.from_settings(spark_data).warehouse_dir, _manifest(duck))
     return duck / "warehouse.duckdb", mirror
@@ -325,11 +330,7 @@ def test_the_key_secret_is_in_no_file_spark_or_dbt_wrote(built: tuple[Path, Path
 @pytest.fixture(scope="module")
 def duck_last(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DuckDB's full build through the last day (models and seeds): what Spark's night must equal."""
-    duck = tmp_path_factory.mktemp("duck_last")
-    _ingest(duck, landing)
-    _timed("duckdb build through the last day", run_dbt, ["build", "--exclude-resource-type", "test",
-                                                          "--exclude-resource-type", "unit_test"],
-           data_dir=duck, dbt_vars={"as_of": LAST.isoformat()}, engine="duckdb")
+    duck = _duckdb_build(tmp_path_factory.mktemp("duck_last"), landing, LAST, "duckdb build through the last day")
     return duck / "warehouse.duckdb"
 
 
