@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
-from benchmarks.stage import own_peak_rss_bytes
+from benchmarks.stage import own_peak_rss_mib
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with settings.exported(a.dir):
             out = _build(a.dir, a.as_of, bool(a.tests)) if a.step == "build" else _score(a.dir, a.as_of, a.seed)
-        out["peak_rss_mib"] = round(own_peak_rss_bytes() / 2**20, 1)  # not ru_maxrss: see there
+        out["peak_rss_mib"] = own_peak_rss_mib()  # not ru_maxrss: see there
         sys.stdout.flush()
         print(json.dumps(out, default=str))
         return 0

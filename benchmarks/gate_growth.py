@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchmarks import harness
-from benchmarks.stage import own_peak_rss_bytes
+from benchmarks.stage import own_peak_rss_mib
 from ingestion import settings
 
 TARGET = 1.2
@@ -73,12 +73,6 @@ def scale_label(customers: int, days: int) -> str:
         if (sc.customers, sc.days) == (customers, days):
             return name
     return f"{customers}x{days}"
-
-
-def _rss_mib() -> float:
-    """This process's peak RSS (``benchmarks.stage.own_peak_rss_bytes``: the parent may hold GiBs after
-    generating the drops, and ``ru_maxrss`` would carry them)."""
-    return round(own_peak_rss_bytes() / 2**20, 1)
 
 
 def rows_scanned(profile: dict[str, Any]) -> dict[str, int]:
@@ -259,7 +253,7 @@ def worker(warehouse: Path, day: dt.date, docs: Path, currency: str) -> None:
               "rows_read": result.rows_read,
               "statuses": statuses, "flagged": sorted({r.check_name for r in result.rows
                                                        if r.status in ("fail", "warn")}),
-              "docs_files": sum(1 for p in docs.rglob("*") if p.is_file()), "peak_rss_mib": _rss_mib()})
+              "docs_files": sum(1 for p in docs.rglob("*") if p.is_file()), "peak_rss_mib": own_peak_rss_mib()})
 
 
 def scan(gate: Any, warehouse: Path, day: dt.date, end: dt.date, docs: Path, currency: str,

@@ -70,6 +70,10 @@ def own_peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # without /proc: an upper bound
 
 
+def own_peak_rss_mib() -> float:
+    return round(own_peak_rss_bytes() / 2**20, 1)
+
+
 class TreeRss:
     """The peak of the stage's process tree's summed RSS, sampled every ``interval`` seconds by a thread.
     A sample can miss a short spike, so the peak reported is never below this process's own high-water mark,
