@@ -320,11 +320,18 @@ _JSON_TYPES: dict[str, tuple[pl.DataType, pa.DataType]] = {"int": (pl.Int64(), p
 _JSON_TEXT = (pl.Utf8(), pa.string())
 
 
+# the survey's answers as Arrow reads them: the fields ``_survey_answers`` reads, each of its JSON type
+_ANSWERS = pa.list_(pa.struct([("question_id", pa.string()), ("value", pa.int64()), ("scale_min", pa.int64()),
+                               ("scale_max", pa.int64()), ("text", pa.string())]))
+
+
 def _jsonl_schema(e: C.Entity, arrow: bool = False) -> dict[str, pl.DataType] | pa.Schema:
-    """The flat JSON Lines columns of ``e`` with their polars types (or, with ``arrow``, as an Arrow schema)."""
+    """The flat JSON Lines columns of ``e`` with their polars types (or, with ``arrow``, as an Arrow schema,
+    with the survey's nested answers)."""
     types = {c.name: _JSON_TYPES.get(c.type, _JSON_TEXT) for c in e.columns if c.type != "answers"}
     if arrow:
-        return pa.schema([(name, t[1]) for name, t in types.items()])
+        nested = [(c.name, _ANSWERS) for c in e.columns if c.type == "answers"]
+        return pa.schema([(name, t[1]) for name, t in types.items()] + nested)
     return {name: t[0] for name, t in types.items()}
 
 
@@ -346,60 +353,97 @@ _EXTRA_TYPES = (pa.int64(), pa.bool_(), pa.string())
 _JSON_ESCAPED = r"[\x00-\x1f\\\"]"  # what json.dumps(ensure_ascii=False) would escape in a string
 
 
-def _extra_json(extra: list[str], table: pa.Table) -> pl.Expr | None:
-    """``_extra`` as ``_jsonl_exact`` writes it, ``json.dumps({k: v for k in sorted(extra)},
-    ensure_ascii=False)``, for a file in which every record holds every extra field with a non-null value
-    of a type in ``_EXTRA_TYPES`` (a string with nothing to escape): None otherwise."""
+def _extra_json(extra: list[str], table: pa.Table, data: bytes) -> pl.Expr | None:
+    """``_extra`` as ``_jsonl_exact`` writes it, ``json.dumps({k: v for k in sorted(keys)},
+    ensure_ascii=False)`` over the extra keys each record holds (null for a record that holds none), for a
+    file whose extra fields are each of a type in ``_EXTRA_TYPES`` (a string with nothing to escape):
+    None otherwise. Arrow reads an absent field and a field spelled ``null`` alike, and the exact path
+    keeps ``{"k": null}`` for the second: a field with nulls stays here only when ``"k": null`` appears
+    nowhere in the file (the caller has checked that it holds no backslash, so no string value can
+    spell it either)."""
     parts: list[pl.Expr] = []
-    for i, k in enumerate(sorted(extra)):
+    for k in sorted(extra):
         column = table.column(k)
-        if column.type not in _EXTRA_TYPES or column.null_count or re.search(_JSON_ESCAPED, k):
+        if column.type not in _EXTRA_TYPES or re.search(_JSON_ESCAPED, k):
+            return None
+        if column.null_count and re.search(b'"' + re.escape(k.encode("utf-8")) + rb'"\s*:\s*null', data):
             return None
         value = pl.col(k).cast(pl.Utf8)
         if column.type == pa.string():
             if pc.any(pc.match_substring_regex(column, _JSON_ESCAPED)).as_py():
                 return None
             value = pl.lit('"') + value + pl.lit('"')
-        parts += [pl.lit(("{" if i == 0 else ", ") + f'"{k}": '), value]
-    return pl.concat_str([*parts, pl.lit("}")])
+        parts.append(pl.lit(f'"{k}": ') + value)  # null where the record does not hold the field
+    held = pl.concat_str(parts, separator=", ", ignore_nulls=True)
+    return pl.when(held != "").then(pl.lit("{") + held + pl.lit("}"))
+
+
+def _answers_flat(df: pl.DataFrame) -> dict[str, pl.Series] | None:
+    """The survey's answers flattened as ``_survey_answers`` flattens them (the score answer's question,
+    value and scale; the comment's text), when every record's answers are ones it accepts: an array of
+    objects with a question id, exactly one score answer with its three integers, at most one comment
+    with its text, the score's question that of the survey type. None otherwise: the exact path then
+    names each record's problem."""
+    n = df.height
+    # one row per answer, in record order; null answers, an empty array or a null answer give a row of nulls
+    rows = df.select(_i=pl.int_range(pl.len(), dtype=pl.Int64), _a=pl.col("answers")).explode("_a").unnest("_a")
+    if rows["question_id"].null_count():
+        return None
+    is_comment = rows["question_id"] == "comment"
+    comments, scores = rows.filter(is_comment), rows.filter(~is_comment)
+    if (scores.height != n or not (scores["_i"] == pl.int_range(n, dtype=pl.Int64, eager=True)).all()
+            or scores.select(pl.any_horizontal(pl.col("value", "scale_min", "scale_max").is_null()).any()).item()
+            or comments["text"].null_count() or comments["_i"].n_unique() != comments.height):
+        return None
+    survey_type = df["survey_type"]
+    checked = survey_type.is_in(list(C.SCALES)).fill_null(False)
+    if (checked & (survey_type != scores["question_id"])).any():
+        return None
+    comment = pl.Series("comment", [None] * n, pl.Utf8).scatter(comments["_i"], comments["text"])
+    return {"score_question_id": scores["question_id"], "score": scores["value"], "scale_min": scores["scale_min"],
+            "scale_max": scores["scale_max"], "comment": comment}
 
 
 def _jsonl_fast(e: C.Entity, data: bytes) -> tuple[pl.DataFrame, list[str]] | None:
-    """Arrow's JSON reader with the contract's JSON types, for flat records (not the survey's nested
-    answers): (the frame, the drifted fields). It is strict: a value of another JSON type (``"9"`` for an
-    integer, ``9`` for a string), a malformed or non-object line, a key twice in an object all fail the
-    whole file, and so does a line that is not one object (a blank line, two objects on a line: records
-    would no longer sit on line i + 1; ``_one_object_per_line``). Fields the contract does not name (drift)
-    stay on this path only when every record has each of them, with a value ``_extra_json`` writes as the
-    exact path would, and the file holds no backslash (no escape whose decoding could differ). Otherwise
-    the file takes the exact path, which finds each record's line and problem. None means: take the
-    exact path."""
-    if e.system == "survey" or not data or data.startswith(BOM.encode("utf-8")) or not _one_object_per_line(data):
+    """Arrow's JSON reader with the contract's JSON types (the survey's answers as a list of structs):
+    (the frame, the drifted fields). It is strict: a value of another JSON type (``"9"`` for an integer,
+    ``9`` for a string), a malformed or non-object line, a key twice in an object (nested too), a control
+    character or a lone surrogate in a string all fail the whole file, and so does a line that is not one
+    object (a blank line, two objects on a line: records would no longer sit on line i + 1;
+    ``_one_object_per_line``). Fields the contract does not name (drift) stay on this path only when each
+    has a type ``_extra_json`` writes as the exact path would and the file holds no backslash (no escape
+    whose decoding could differ); the survey's answers only when ``_answers_flat`` accepts every record's.
+    Otherwise the file takes the exact path, which finds each record's line and problem. None means: take
+    the exact path."""
+    if not data or data.startswith(BOM.encode("utf-8")) or not _one_object_per_line(data):
         return None
     schema = _jsonl_schema(e, arrow=True)
-    try:
+    try:  # the contract's fields as declared; drifted ones (and a field inside the answers) typed by Arrow
         table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-            explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False))
-    except pa.ArrowInvalid as exc:
-        if "unexpected field" not in str(exc) or b"\\" in data:
-            return None
-        try:  # drift: read again, the extra fields typed by Arrow
-            table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False))
-        except pa.ArrowInvalid:
-            return None
+            explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False))
+    except pa.ArrowInvalid:
+        return None
     records = data.count(b"\n") + (not data.endswith(b"\n"))
-    if table.num_rows != records:
+    if table.num_rows != records or any(table.schema.field(f.name).type != f.type for f in schema):
         return None
     extra = [k for k in table.column_names if k not in schema.names]
     if extra:
-        encoded = _extra_json(extra, table)
+        if b"\\" in data:
+            return None
+        encoded = _extra_json(extra, table, data)
         if encoded is None:
             return None
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
+    answers: dict[str, pl.Series] = {}
+    if e.system == "survey":
+        flat = _answers_flat(df)
+        if flat is None:
+            return None
+        answers = flat
     frame = df.select(
         *[pl.col(name).cast(dtype) for name, dtype in _jsonl_schema(e).items()],  # type: ignore[union-attr]
+        *[pl.lit(series).alias(name) for name, series in answers.items()],
         _source_line=pl.int_range(1, df.height + 1, dtype=pl.Int64), _problem=pl.lit(None, pl.Utf8),
         _extra=encoded if extra else pl.lit(None, pl.Utf8))
     return frame, sorted(extra)

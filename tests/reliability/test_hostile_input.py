@@ -711,7 +711,8 @@ def test_fuzz_manifest_parser_refuses_by_name_or_succeeds(manifest_drop: tuple[P
                   "no other exception")
 
 
-@pytest.mark.parametrize("target", [("crm", "customers"), ("erp", "orders"), ("billing", "invoices")], ids="/".join)
+@pytest.mark.parametrize("target", [("crm", "customers"), ("erp", "orders"), ("billing", "invoices"),
+                                    ("survey", "responses")], ids="/".join)
 def test_fuzz_fast_and_exact_parsers_agree(target: tuple[str, str]) -> None:
     """The fast (Arrow) path may decline a file, never read it differently from the exact path."""
     from ingestion import readers as R
