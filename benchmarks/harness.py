@@ -54,7 +54,24 @@ class Scale:
     build_repeat: int  # runs per full build
     measures: tuple[str, ...] = MEASURES
     nights: tuple[str, ...] = NIGHTS  # the nightly measure's stages (each run from the same history)
-    disk_gb: float = 0  # free disk the run needs under its workdir, drops included (0: not checked)
+    # free disk the run needs under its workdir, in GB at the scale's customers x days: the drops, then what each
+    # part of the run adds (``DISK_PARTS``: a part counts when one of its measures runs); empty: not checked
+    disk_gb: tuple[tuple[str, float], ...] = ()
+
+    def disk_need_gb(self) -> dict[str, float]:
+        """The parts of ``disk_gb`` this run's measures need, drops first."""
+        held = dict(self.disk_gb)
+        return {part: gb for part, gb in held.items()
+                if part == "drops" or any(m in self.measures for m in DISK_PARTS[part][1])}
+
+
+# what each part of ``Scale.disk_gb`` holds, and the measures that need it
+DISK_PARTS = {
+    "drops": ("drops", ()),
+    "raw": ("raw and quarantine zones", MEASURES),  # every measure starts from our ingestion's zones
+    "bare": ("bare polars' copy", ("bare",)),  # removed after each run
+    "warehouse": ("warehouse file and DuckDB's spill", ("kpi_only", "handwritten", "build", "nightly")),
+}
 
 
 SCALES = {
@@ -66,7 +83,8 @@ SCALES = {
     # target is M's; a second night would need a copy of a ~20 GB warehouse), then the hand-written script
     # needs ~100 GB of disk (2026-12-01): drops 30 GB, raw zone 5 GB, warehouse 25 GB, DuckDB's spill up to 35 GB
     "L": Scale("L", 1_000_000, 730, 1, 1, ("ingest", "bare", "build", "nightly", "handwritten"),
-               nights=("nightly_bare",), disk_gb=100),
+               nights=("nightly_bare",),
+               disk_gb=(("drops", 32), ("raw", 5), ("bare", 7), ("warehouse", 56))),  # 100 GB in all
 }
 
 
@@ -76,21 +94,26 @@ class DiskError(RuntimeError):
 
 
 def check_disk(scale: Scale, work: Path, reuse_landing: bool) -> None:
-    """Refuse a scale whose disk need (``Scale.disk_gb``, in proportion to customers x days when they are
-    overridden) exceeds the free disk under ``work``; drops reused from an earlier run count as available."""
+    """Refuse a scale whose disk need exceeds the free disk under ``work``: ``Scale.disk_gb``, the parts its
+    measures need (``--measures ingest,bare`` at L needs the drops and two copies of them, not the warehouse's
+    spill), in proportion to customers x days when they are overridden; drops reused from an earlier run count
+    as available."""
     base = SCALES.get(scale.name, scale)
-    if not scale.disk_gb or not base.customers or not base.days:
+    parts = scale.disk_need_gb()
+    if not parts or not base.customers or not base.days:
         return
-    need = scale.disk_gb * 1e9 * (scale.customers * scale.days) / (base.customers * base.days)
+    ratio = (scale.customers * scale.days) / (base.customers * base.days)
+    need = sum(parts.values()) * 1e9 * ratio
     landing = work / "landing"
     have = shutil.disk_usage(work).free
     if reuse_landing and landing.exists():
         have += sum(f.stat().st_size for f in landing.rglob("*") if f.is_file())
     if have < need:
-        raise DiskError(f"scale {scale.name} needs ~{need / 1e9:,.0f} GB of free disk under {work} (drops, raw zone, "
-                        f"warehouse and DuckDB's spill; docs/benchmarks.md), and {have / 1e9:,.0f} GB is free"
+        spelled = ", ".join(f"{DISK_PARTS[part][0]} {gb * ratio:,.0f}" for part, gb in parts.items())
+        raise DiskError(f"scale {scale.name} needs ~{need / 1e9:,.0f} GB of free disk under {work} ({spelled}; "
+                        f"docs/benchmarks.md), and {have / 1e9:,.0f} GB is free"
                         + (" counting the reused drops" if reuse_landing and landing.exists() else "")
-                        + ": free space or pass --workdir on a larger disk")
+                        + ": free space, pass --workdir on a larger disk, or run fewer --measures")
 
 # issue 18's acceptance (one place; docs/benchmarks.md explains each)
 TARGETS = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -283,14 +284,36 @@ def test_a_nights_steps_are_the_medians_of_its_runs() -> None:
 def test_a_scale_without_the_disk_it_needs_is_refused_before_any_stage(tmp_path: Path) -> None:
     """Scale L ran out of disk hours in (DuckDB's spill beside 30 GB of drops): a scale's disk need is checked
     first, in proportion to customers x days when they are overridden."""
-    exabyte = harness.Scale("huge", 300, 4, 1, 1, disk_gb=1e9)
+    exabyte = harness.Scale("huge", 300, 4, 1, 1, disk_gb=(("drops", 1e9),))
     with pytest.raises(harness.DiskError, match=r"scale huge needs ~1,000,000,000 GB of free disk under .*huge"):
         harness.run(exabyte, tmp_path)
     assert not (tmp_path / "huge" / "landing").exists(), "refused after generating"
     # L's 100 GB at 10 customers x 2 days is a few kB: the check passes
     small_l = dataclasses.replace(harness.SCALES["L"], customers=10, days=2)
     harness.check_disk(small_l, tmp_path, reuse_landing=False)
-    assert harness.SCALES["L"].disk_gb == 100
+    assert sum(gb for _part, gb in harness.SCALES["L"].disk_gb) == 100
+
+
+def test_the_disk_a_run_needs_is_that_of_its_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """L's ingestion against bare polars needs its drops and two copies of them (44 GB), not the warehouse's
+    spill (100 GB in all): a machine with 60 GB free can measure it."""
+    L = harness.SCALES["L"]
+    ingestion = dataclasses.replace(L, measures=("ingest", "bare"))
+    assert ingestion.disk_need_gb() == {"drops": 32, "raw": 5, "bare": 7}
+    assert dataclasses.replace(L, measures=("ingest",)).disk_need_gb() == {"drops": 32, "raw": 5}
+    assert sum(dataclasses.replace(L, measures=("ingest", "build")).disk_need_gb().values()) == 93
+    free = shutil.disk_usage(tmp_path)._replace(free=60 * 10**9)
+    monkeypatch.setattr(harness.shutil, "disk_usage", lambda _path: free)
+    harness.check_disk(ingestion, tmp_path, reuse_landing=False)
+    with pytest.raises(harness.DiskError, match=r"needs ~100 GB .*\(drops 32, raw and quarantine zones 5, "
+                                                r"bare polars' copy 7, warehouse file and DuckDB's spill 56;"):
+        harness.check_disk(L, tmp_path, reuse_landing=False)
+    # drops reused from an earlier run count as available: 60 GB free beside 45 GB of them is enough for L
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    with (landing / "drops.bin").open("wb") as fh:
+        fh.truncate(45 * 10**9)  # sparse: its size counts, not its blocks
+    harness.check_disk(L, tmp_path, reuse_landing=True)
 
 
 def _night_run(name: str, customers: int, days: int, night_s: float, cpu: str = "cpu") -> dict:
