@@ -342,6 +342,9 @@ def _one_object_per_line(data: bytes) -> bool:
     reader skips blank lines and reads two objects on one line (``{..}{..}``) as two records: together
     they could add up to the line count while the exact path sees other records on other lines."""
     lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    if b"\r" not in data:  # two passes: every line break between two lines is a "}\n{" (none holds two)
+        return (data.startswith(b"{") and (data.endswith(b"}\n") or data.endswith(b"}"))
+                and data.count(b"}\n{") == lines - 1)
     ends = data.count(b"}\n") + data.count(b"}\r\n") + (not data.endswith(b"\n") and data.rstrip(b"\r").endswith(b"}"))
     return data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
 

@@ -220,3 +220,27 @@ def test_two_comments_and_a_field_inside_the_answers_take_the_exact_path(tmp_pat
         path = tmp_path / "responses.jsonl"
         path.write_bytes(data)
         assert read_file(RESPONSES, path).frame["_problem"].to_list() == [None]
+
+
+def test_the_two_pass_line_check_agrees_with_the_four_pass_one_on_every_short_input() -> None:
+    """``_one_object_per_line`` counts two patterns when the file holds no CR (every line break between two
+    lines a "}\\n{"), four otherwise (the definition below, which it replaced): the same answer on every
+    string of up to 7 of the characters that matter."""
+    from itertools import product
+
+    from ingestion.readers import _one_object_per_line
+
+    def four_passes(data: bytes) -> bool:
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        ends = (data.count(b"}\n") + data.count(b"}\r\n")
+                + (not data.endswith(b"\n") and data.rstrip(b"\r").endswith(b"}")))
+        return data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
+
+    checked = accepted = 0
+    for n in range(8):
+        for chars in product((b"{", b"}", b"\n", b"\r", b"a"), repeat=n):
+            data = b"".join(chars)
+            assert _one_object_per_line(data) == four_passes(data), data
+            checked += 1
+            accepted += four_passes(data)
+    assert checked == 97_656 and accepted > 100
