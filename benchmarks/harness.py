@@ -638,5 +638,9 @@ def record(res: dict[str, Any], path: Path = RESULTS) -> None:
         fh.write("\n" + render(res))
     stamp = dt.datetime.now().strftime("%H%M")
     raw = path.with_name("results") / f"{res['date']}-{stamp}-{res['scale']['name']}.json"
+    n = 1
+    while raw.exists():  # two runs recorded in one minute (``--render`` of several): the second beside the first
+        n += 1
+        raw = raw.with_name(f"{res['date']}-{stamp}-{res['scale']['name']}-{n}.json")
     raw.parent.mkdir(exist_ok=True)
     raw.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")

@@ -385,3 +385,17 @@ def test_a_stages_peak_rss_sums_the_workers_it_starts() -> None:
     assert figures["self_peak_rss_mib"] < 120, figures
     # both children at once (one alone, with this process, would stay under self + 120)
     assert figures["peak_rss_mib"] >= 2 * 120 and figures["peak_rss_mib"] > figures["self_peak_rss_mib"] + 120, figures
+
+
+def test_two_runs_recorded_in_one_minute_keep_both_result_files(tmp_path: Path) -> None:
+    """``--render a.json --record`` then ``--render b.json --record`` within a minute: each run's raw figures
+    are kept (the second file used to replace the first, named by the minute alone)."""
+    recorded = sorted((Path(harness.__file__).parent / "results").glob("*-M.json"))[-1]
+    res = json.loads(recorded.read_text(encoding="utf-8"))
+    other = {**res, "total_seconds": -1.0}
+    harness.record(res, tmp_path / "RESULTS.md")
+    harness.record(other, tmp_path / "RESULTS.md")
+    files = sorted((tmp_path / "results").glob("*.json"))
+    assert [json.loads(f.read_text(encoding="utf-8"))["total_seconds"] for f in files] \
+        in ([res["total_seconds"], -1.0], [-1.0, res["total_seconds"]])
+    assert (tmp_path / "RESULTS.md").read_text(encoding="utf-8").count("## ") == 2
