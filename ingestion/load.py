@@ -18,9 +18,10 @@ written.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,9 @@ from .comments import with_comment_tags
 from .disk import DiskFull, is_disk_full
 from .disk import fsync as _fsync
 from .faults import crashpoint
-from .manifest import DropRefused, Manifest, drop_folder, read_manifest, read_verified
-from .readers import read_file
-from .validate import TS_TYPE, validate
+from .manifest import DropRefused, Manifest, ManifestFile, drop_folder, read_manifest
+from .readers import RawFile, read_file
+from .validate import TS_TYPE, validate, validate_many
 
 AUDIT_DIR = "_load_audit"
 AUDIT_SCHEMA = {
@@ -50,6 +51,8 @@ QUARANTINE_SCHEMA = {
 }
 
 EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)  # a file with nothing quarantined
+_EMPTY_QUARANTINE_FILE: list[bytes] = []  # its Parquet bytes, written once per process: most files quarantine
+# nothing, and polars costs as much to write an empty frame as a small one (half the cost of copying these bytes)
 
 
 @dataclass
@@ -159,7 +162,14 @@ class _Batch:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_name(path)
         self.staged.append((tmp, path))
-        df.write_parquet(tmp, compression="zstd", statistics=True)
+        if df is EMPTY_QUARANTINE:
+            if not _EMPTY_QUARANTINE_FILE:
+                buffer = io.BytesIO()
+                df.write_parquet(buffer, compression="zstd", statistics=True)
+                _EMPTY_QUARANTINE_FILE.append(buffer.getvalue())
+            tmp.write_bytes(_EMPTY_QUARANTINE_FILE[0])
+        else:
+            df.write_parquet(tmp, compression="zstd", statistics=True)
         self.syncs.append((_syncs().submit(_fsync, tmp), path))
 
     def end_group(self) -> None:
@@ -262,61 +272,152 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
     """Verify, parse, validate and land one drop. Raises ``DropRefused`` (after auditing it) if refused.
     ``on_audit`` is told of the attempt's audit entry once it is written (refused or loaded), e.g. to
     keep a cache of the load audit current without reading it back."""
-    loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    crashpoint("ingest.before_load")
-    folder = drop_folder(zones.landing, system, business_date)
-    placeholder = [EntityLoad(e.name, f"{system}/{business_date.isoformat()}/{e.filename}", 0, 0, 0, "")
-                   for e in C.entities_of(system)]
+    for _day, outcome in load_drop_range(zones, system, [business_date], loaded_at, on_audit):
+        if isinstance(outcome, DropRefused):
+            raise outcome
+        return outcome
+    raise AssertionError("unreachable: one date, one outcome")
+
+
+@dataclass
+class _Read:
+    """One drop read and parsed, not yet validated or written (``load_drop_range``)."""
+
+    day: dt.date
+    loaded_at: dt.datetime
     manifest: Manifest | None = None
-    loads: list[EntityLoad] = []
-    # each entity's files written (to temporary names) and fsynced in the background as soon as the
-    # entity is validated, while the next is read; renamed only once the whole drop is read, validated
-    # and synced (``_Batch``): a refused drop removes them and changes nothing in the zones
-    batch = _Batch()
+    files: list[tuple[ManifestFile, str, RawFile, float]] = field(default_factory=list)  # (file, source, raw, s)
+    checked: list[tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=list)  # validate's, per file
+    refused: DropRefused | None = None
+    error: Exception | None = None  # any other error reading it: raised at its date's turn
+
+
+def _refuse_unforeseen(path: Path, exc: Exception) -> DropRefused:
+    """A hostile file the readers do not foresee: refused, by name."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return DropRefused(path, f"internal error reading this file ({type(exc).__name__}: {first}); "
+                             "nothing from this drop was loaded: please report it")
+
+
+def _read_drop(zones: Zones, system: str, day: dt.date, loaded_at: dt.datetime | None) -> _Read:
+    """Read and parse every file of one drop (nothing written); a refusal or another error is kept, not
+    raised."""
+    drop = _Read(day, loaded_at or dt.datetime.now(dt.UTC).replace(microsecond=0))
+    crashpoint("ingest.before_load")
     try:
+        # the bytes parsed are the bytes hashed: each file read once, by the manifest's check
+        contents: dict[Path, bytes] = {}
+        drop.manifest = read_manifest(drop_folder(zones.landing, system, day), system, day, contents)
+        for f in drop.manifest.files:
+            t0 = time.perf_counter()
+            data = contents.pop(f.path)
+            try:
+                raw = read_file(f.entity, f.path, data)
+            except (DropRefused, MemoryError):
+                raise
+            except Exception as exc:
+                raise _refuse_unforeseen(f.path, exc) from exc
+            del data
+            drop.files.append((f, f.path.relative_to(zones.landing).as_posix(), raw, time.perf_counter() - t0))
+    except DropRefused as exc:
+        drop.refused, drop.files = exc, []
+    except Exception as exc:  # noqa: BLE001 - raised at its date's turn, after the dates before it are landed
+        drop.error, drop.files = exc, []
+    return drop
+
+
+def _validate_drops(drops: list[_Read]) -> None:
+    """Validate the files of every drop read (``validate_many``: one plan per entity for the range), then
+    check each file's count against its manifest; a drop with a problem is refused whole. Each file's
+    ``duration_s`` gets its share of the validation time, by rows."""
+    readable = [d for d in drops if d.refused is None and d.error is None]
+    raws = [raw for d in readable for _f, _s, raw, _t in d.files]
+    t0 = time.perf_counter()
+    try:
+        checked = validate_many(raws)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - found again file by file below, where it names its file
+        checked = []
+    seconds = time.perf_counter() - t0
+    rows = sum(raw.frame.height for raw in raws) or 1
+    at = 0
+    for d in readable:
+        first, at = at, at + len(d.files)
         try:
-            manifest = read_manifest(folder, system, business_date)
-            lineage = _lineage_columns(manifest, loaded_at)
-            # the quarantine's columns besides the file's: the same for every file of the drop
-            q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
-                      "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
-            for f in manifest.files:
-                t0 = time.perf_counter()
-                source = f.path.relative_to(zones.landing).as_posix()
-                # the bytes parsed are the bytes hashed: read once, checked against the manifest's sha256 again
-                data = read_verified(f)
-                try:
-                    raw = read_file(f.entity, f.path, data)
-                    valid, quarantined = validate(raw)
-                except (DropRefused, MemoryError):
-                    raise
-                except Exception as exc:  # a hostile file the readers do not foresee: refuse it, by name
-                    first = (str(exc).strip().splitlines() or [""])[0][:200]
-                    raise DropRefused(f.path, f"internal error reading this file ({type(exc).__name__}: {first}); "
-                                              "nothing from this drop was loaded: please report it") from exc
-                del data
+            for k, (f, source, raw, t) in enumerate(d.files):
+                if checked:
+                    valid, quarantined = checked[first + k]
+                else:
+                    try:
+                        valid, quarantined = validate(raw)
+                    except MemoryError:
+                        raise
+                    except Exception as exc:
+                        raise _refuse_unforeseen(f.path, exc) from exc
                 n = valid.height + quarantined.height
                 if n != f.rows:
                     raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
-                if (system, f.entity.name) == ("survey", "responses"):
-                    valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
-                q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
-                q = EMPTY_QUARANTINE if not quarantined.height else quarantined.select(
-                    [q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
-                     for name, dtype in QUARANTINE_SCHEMA.items()])
-                loads.append(EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
-                                        raw.extra_columns, time.perf_counter() - t0))
-                batch.stage(_lineage(valid, source, lineage), zones.data_file(system, f.entity.name, business_date))
-                batch.stage(q, zones.quarantine_file(system, f.entity.name, business_date))
-                batch.end_group()
+                d.files[k] = (f, source, raw, t + seconds * raw.frame.height / rows)
+                d.checked.append((valid, quarantined))
         except DropRefused as exc:
-            batch.abort(exc)
-            refused = DropLoad(system, business_date, "refused", placeholder,
-                               manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
-                               str(exc))
-            _audit(zones, refused, {}, loaded_at, on_audit)
-            raise
-        assert manifest is not None
+            d.refused, d.files, d.checked = exc, [], []
+
+
+def load_drop_range(zones: Zones, system: str, days: list[dt.date], loaded_at: dt.datetime | None = None,
+                    on_audit: AuditSink | None = None) -> Iterator[tuple[dt.date, DropLoad | DropRefused]]:
+    """``load_drop`` for each date of ``days``, yielding ``(date, load or refusal)`` in that order; the same
+    zones and audit as one ``load_drop`` after another. The drops are read and their files validated
+    together (one polars plan per entity for the range: at a few thousand records a file, planning costs
+    polars more than checking), then landed one after another in date order, each as ``load_drop`` lands
+    one: written, synced, renamed, audited (``on_audit`` told) before the next is written. Any other error
+    of a date is raised at its turn; the later dates are then not landed. Holds every drop of the range
+    in memory at once: callers give it ranges of bounded size (``ingestion.pool``)."""
+    drops = [_read_drop(zones, system, day, loaded_at) for day in days]
+    _validate_drops(drops)
+    for drop in drops:
+        yield drop.day, _land_read(zones, system, drop, on_audit)
+        drop.files, drop.checked = [], []  # landed: its frames are no longer needed
+
+
+def _land_read(zones: Zones, system: str, drop: _Read, on_audit: AuditSink | None) -> DropLoad | DropRefused:
+    """Write one drop read and validated: each file to its temporary name, synced, every one renamed over
+    the previous version entity by entity, then the audit. A refused drop changes nothing but its audit."""
+    business_date, loaded_at, manifest = drop.day, drop.loaded_at, drop.manifest
+    if drop.error is not None:
+        raise drop.error
+    if drop.refused is not None:
+        placeholder = [EntityLoad(e.name, f"{system}/{business_date.isoformat()}/{e.filename}", 0, 0, 0, "")
+                       for e in C.entities_of(system)]
+        refused = DropLoad(system, business_date, "refused", placeholder,
+                           manifest.extracted_at if manifest else None, manifest.digest if manifest else None,
+                           str(drop.refused))
+        _audit(zones, refused, {}, loaded_at, on_audit)
+        return drop.refused
+    assert manifest is not None
+    folder = drop_folder(zones.landing, system, business_date)
+    lineage = _lineage_columns(manifest, loaded_at)
+    # the quarantine's columns besides the file's: the same for every file of the drop
+    q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
+              "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
+    loads: list[EntityLoad] = []
+    # each file written (to a temporary name) and fsynced in the background while the next is written;
+    # renamed only once every file of the drop is written and synced (``_Batch``)
+    batch = _Batch()
+    try:
+        for (f, source, raw, seconds), (valid, quarantined) in zip(drop.files, drop.checked, strict=True):
+            t0 = time.perf_counter()
+            if (system, f.entity.name) == ("survey", "responses"):
+                valid = with_comment_tags(valid)  # topics and tone of the comment (ingestion/comments.py)
+            q_columns = {**q_drop, "entity": pl.lit(f.entity.name), "file": pl.lit(source)}
+            q = EMPTY_QUARANTINE if not quarantined.height else quarantined.select(
+                [q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
+                 for name, dtype in QUARANTINE_SCHEMA.items()])
+            batch.stage(_lineage(valid, source, lineage), zones.data_file(system, f.entity.name, business_date))
+            batch.stage(q, zones.quarantine_file(system, f.entity.name, business_date))
+            batch.end_group()
+            loads.append(EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
+                                    raw.extra_columns, seconds + time.perf_counter() - t0))
         delivered = {f.entity.name for f in manifest.files}
         for e in C.entities_of(system):
             if e.name in delivered:
@@ -333,8 +434,6 @@ def load_drop(zones: Zones, system: str, business_date: dt.date,
             batch.end_group()
         # every file of the drop synced, then renamed, entity by entity, then their folders synced
         batch.commit()
-    except DropRefused:
-        raise
     except BaseException as exc:
         error = batch.abort(exc)
         if error is exc:

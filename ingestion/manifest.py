@@ -136,21 +136,13 @@ def _sha256_of(path: Path, what: str) -> str:
     return h.hexdigest()
 
 
-def read_verified(f: ManifestFile) -> bytes:
-    """The bytes of one listed file, read once, checked again against the sha256 the manifest gave.
-
-    Readers parse exactly these bytes: a file that changed since ``read_manifest`` hashed it (still
-    being written, replaced, grown) is refused instead of loading bytes nobody verified."""
-    data = _read_regular(f.path, "listed in the manifest")
-    digest = hashlib.sha256(data).hexdigest()
-    _require(digest == f.sha256, f.path, f"file changed after its manifest was checked: sha256 mismatch: manifest "
-                                         f"says {f.sha256}, file now has {digest}")
-    return data
-
-
-def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest:
+def read_manifest(folder: Path, system: str, business_date: dt.date,
+                  contents: dict[Path, bytes] | None = None) -> Manifest:
     """Parse and check a drop's manifest and every file it lists (presence, sha256, nothing extra).
 
+    With ``contents``, each listed file is read whole, once, and the bytes hashed are kept there by path:
+    the readers parse exactly the bytes that were checked (a file changed after its check, still being
+    written or replaced, is never read again). Without it, each file is hashed in chunks.
     Row counts are reconciled after parsing (``loaded + quarantined = rows``). Symbolic links are
     never followed: a drop folder, system folder, manifest or file that is a link refuses the drop.
     """
@@ -205,7 +197,11 @@ def read_manifest(folder: Path, system: str, business_date: dt.date) -> Manifest
         _require(isinstance(sha, str) and SHA256_HEX.fullmatch(sha) is not None, where,
                  f"sha256 {sha!r} must be 64 hexadecimal digits")
         file_path = folder / rel
-        digest = _sha256_of(file_path, "listed in the manifest")
+        if contents is None:
+            digest = _sha256_of(file_path, "listed in the manifest")
+        else:
+            data = contents[file_path] = _read_regular(file_path, "listed in the manifest")
+            digest = hashlib.sha256(data).hexdigest()
         _require(digest == sha.lower(), file_path, f"sha256 mismatch: manifest says {sha}, file has {digest}")
         files.append(ManifestFile(expected[name], file_path, rows, digest))
     missing = [n for n in expected if n not in seen]

@@ -209,8 +209,11 @@ QUARANTINED_SCHEMA = {"line": pl.Int64, "column": pl.Utf8, "reason": pl.Utf8, "r
 
 def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a file into (typed valid records, quarantined records with column and reason)."""
-    df = raw.frame
-    plan = _plan(raw.entity)
+    return _validate(raw.frame, _plan(raw.entity))
+
+
+def _validate(df: pl.DataFrame, plan: _Plan, keep: tuple[str, ...] = ()) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``validate`` of ``df``; ``keep``: columns carried into both results, after their own."""
     typed = plan.typed
     marked = df.with_columns(plan.quick)
     if plan.regap is not None:  # local timestamps: the exact parse again for the rows left null
@@ -220,16 +223,47 @@ def validate(raw: RawFile) -> tuple[pl.DataFrame, pl.DataFrame]:
             marked = marked.with_columns([marked[c].scatter(rows, exact[c]) for c in plan.local])
     marked = marked.with_columns(_bad=plan.bad)
     if not marked["_bad"].any():
-        return marked.select(*typed, "_source_line", "_extra"), pl.DataFrame(schema=QUARANTINED_SCHEMA)
+        return (marked.select(*typed, "_source_line", "_extra", *keep),
+                pl.DataFrame(schema={**QUARANTINED_SCHEMA, **{k: df.schema[k] for k in keep}}))
     bad = marked.filter(pl.col("_bad")).with_columns(_check=plan.first)
     column, reason = plan.column_and_reason(tuple(bad["_check"].unique().sort()))
     bad = bad.with_columns(_reason=reason, _column=column)
     # the valid rows' columns only, filtered (not every raw text column, filtered and then dropped)
-    valid = marked.lazy().filter(~pl.col("_bad")).select(*typed, "_source_line", "_extra").collect()
+    valid = marked.lazy().filter(~pl.col("_bad")).select(*typed, "_source_line", "_extra", *keep).collect()
     text_cols = [c for c in df.columns if not c.startswith("_")]
     quarantined = bad.select(
         line=pl.col("_source_line"), column=pl.col("_column"), reason=pl.col("_reason"),
         record=pl.struct([pl.col(c).cast(pl.Utf8) for c in text_cols]).struct.json_encode() if text_cols
         else pl.lit("{}"),
+        **{k: pl.col(k) for k in keep},
     )
     return valid, quarantined
+
+
+_PART = "__part"  # which file of a group a row came from (``validate_many``)
+
+
+def validate_many(raws: list[RawFile]) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """``[validate(r) for r in raws]``, with one polars plan per group of files of the same entity and
+    the same columns (names, order and types): a file of a few thousand records costs polars more to
+    plan and start than to check, so the files of a range of dates are checked together and split
+    again. Every check is row by row (a record's problem, its column and reason, its line), so a file's
+    results are the same alone or in a group (tests/test_validate_many.py). A file whose columns differ
+    (drift, another order) is a group of its own."""
+    groups: dict[tuple[int, tuple[tuple[str, pl.DataType], ...]], list[int]] = {}
+    for i, raw in enumerate(raws):
+        groups.setdefault((id(raw.entity), tuple(raw.frame.schema.items())), []).append(i)
+    out: list[tuple[pl.DataFrame, pl.DataFrame] | None] = [None] * len(raws)
+    for members in groups.values():
+        if len(members) == 1:
+            out[members[0]] = validate(raws[members[0]])
+            continue
+        frame = pl.concat([raws[i].frame.with_columns(pl.lit(j, pl.UInt32).alias(_PART))
+                           for j, i in enumerate(members)], rechunk=False)
+        valid, quarantined = _validate(frame, _plan(raws[members[0]].entity), keep=(_PART,))
+        valid_parts = valid.partition_by(_PART, as_dict=True, include_key=False, maintain_order=True)
+        q_parts = quarantined.partition_by(_PART, as_dict=True, include_key=False, maintain_order=True)
+        no_valid, no_q = valid.drop(_PART).clear(), pl.DataFrame(schema=QUARANTINED_SCHEMA)
+        for j, i in enumerate(members):
+            out[i] = (valid_parts.get((j,), no_valid), q_parts.get((j,), no_q))
+    return out  # type: ignore[return-value]

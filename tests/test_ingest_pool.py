@@ -103,9 +103,14 @@ def test_another_error_is_raised_at_its_dates_turn(landing: Path, tmp_path: Path
                 assert zones.data_file("crm", "customers", day).exists()
 
 
-def test_stopping_early_lands_no_date_beyond_those_started(landing: Path, tmp_path: Path) -> None:
+def test_stopping_early_lands_no_date_beyond_those_started(landing: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The caller stops after the first date: the dates never submitted are never landed, and those a
-    worker had started are finished before the call returns (nothing writes into the zones after it)."""
+    worker had started are finished before the call returns (nothing writes into the zones after it).
+    One date a range, so that the eight dates are more than the ranges started at once."""
+    from ingestion import pool
+
+    monkeypatch.setattr(pool, "RANGE_DATES", 1)
     days = _days()
     zones = Zones(landing, tmp_path / "raw", tmp_path / "quarantine")
     workers = 2
@@ -164,7 +169,9 @@ def test_a_dead_worker_is_named_and_a_killed_parent_takes_its_workers(landing: P
     done = subprocess.run(_script(land), env={**env, "CX_CRASH_AT": "ingest.before_audit"}, capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "WorkerDied: the worker process landing the survey drop of 2026-09-01 died" in done.stdout
+    # the first range of eight dates and two workers: four dates (``pool.ranges``)
+    assert "WorkerDied: the worker process landing the survey drops of 2026-09-01 to 2026-09-04 (4 dates) died" \
+        in done.stdout
     assert "re-run to land it whole" in done.stdout
     assert "landed 20" not in done.stdout
     # 2. the parent killed while its workers land: they die with it (no worker left writing into the zones)

@@ -202,15 +202,15 @@ def test_a_drop_is_swapped_in_only_once_every_file_is_written_and_synced(
     before = _inodes(zones)
     assert len(before) == files
     calls = {"n": 0}
-    real_write = pl.DataFrame.write_parquet
+    real_stage = load_module._Batch.stage
 
-    def failing_last_write(self: pl.DataFrame, file, *args, **kwargs):  # noqa: ANN001, ANN202
+    def failing_last_write(self, df: pl.DataFrame, path: Path) -> None:  # noqa: ANN001
         calls["n"] += 1
-        real_write(self, file, *args, **kwargs)
+        real_stage(self, df, path)  # the file written to its temporary name, then the error
         if calls["n"] == files:
             raise OSError("disk error (simulated)")
 
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", failing_last_write)
+    monkeypatch.setattr(load_module._Batch, "stage", failing_last_write)
     with pytest.raises(OSError, match="simulated"):
         load_drop(zones, "erp", day)
     monkeypatch.undo()
