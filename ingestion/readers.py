@@ -335,18 +335,22 @@ def _jsonl_schema(e: C.Entity, arrow: bool = False) -> dict[str, pl.DataType] | 
     return {name: t[0] for name, t in types.items()}
 
 
-def _one_object_per_line(data: bytes) -> bool:
-    """Every line starts with ``{`` and ends with ``}`` (before an optional CR): then no line is blank and
-    no object runs over a line end (after a ``}`` that leaves an object open, a ``{`` is not valid JSON),
-    so a reader that finds as many records as lines found exactly one per line, on line i + 1. Arrow's
-    reader skips blank lines and reads two objects on one line (``{..}{..}``) as two records: together
-    they could add up to the line count while the exact path sees other records on other lines."""
+def _one_object_per_line(data: bytes) -> int | None:
+    """The number of lines, when every line starts with ``{`` and ends with ``}`` (before an optional CR);
+    else None. Then no line is blank and no object runs over a line end (after a ``}`` that leaves an
+    object open, a ``{`` is not valid JSON), so a reader that finds as many records as lines found exactly
+    one per line, on line i + 1. Arrow's reader skips blank lines and reads two objects on one line
+    (``{..}{..}``) as two records: together they could add up to the line count while the exact path sees
+    other records on other lines."""
     lines = data.count(b"\n") + (not data.endswith(b"\n"))
     if b"\r" not in data:  # two passes: every line break between two lines is a "}\n{" (none holds two)
-        return (data.startswith(b"{") and (data.endswith(b"}\n") or data.endswith(b"}"))
-                and data.count(b"}\n{") == lines - 1)
-    ends = data.count(b"}\n") + data.count(b"}\r\n") + (not data.endswith(b"\n") and data.rstrip(b"\r").endswith(b"}"))
-    return data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
+        one = (data.startswith(b"{") and (data.endswith(b"}\n") or data.endswith(b"}"))
+               and data.count(b"}\n{") == lines - 1)
+    else:
+        ends = (data.count(b"}\n") + data.count(b"}\r\n")
+                + (not data.endswith(b"\n") and data.rstrip(b"\r").endswith(b"}")))
+        one = data.startswith(b"{") and data.count(b"\n{") == lines - 1 and ends == lines
+    return lines if one else None
 
 
 # the Arrow types of a drifted (extra) field the fast path writes back into ``_extra`` exactly as
@@ -418,7 +422,8 @@ def _jsonl_fast(e: C.Entity, data: bytes) -> tuple[pl.DataFrame, list[str]] | No
     whose decoding could differ); the survey's answers only when ``_answers_flat`` accepts every record's.
     Otherwise the file takes the exact path, which finds each record's line and problem. None means: take
     the exact path."""
-    if not data or data.startswith(BOM.encode("utf-8")) or not _one_object_per_line(data):
+    records = _one_object_per_line(data) if data and not data.startswith(BOM.encode("utf-8")) else None
+    if records is None:
         return None
     schema = _jsonl_schema(e, arrow=True)
     try:  # the contract's fields as declared; drifted ones (and a field inside the answers) typed by Arrow
@@ -426,7 +431,6 @@ def _jsonl_fast(e: C.Entity, data: bytes) -> tuple[pl.DataFrame, list[str]] | No
             explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False))
     except pa.ArrowInvalid:
         return None
-    records = data.count(b"\n") + (not data.endswith(b"\n"))
     if table.num_rows != records or any(table.schema.field(f.name).type != f.type for f in schema):
         return None
     extra = [k for k in table.column_names if k not in schema.names]
