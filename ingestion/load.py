@@ -224,12 +224,23 @@ def write_parquet_files(groups: list[list[tuple[pl.DataFrame, Path]]], entities:
         raise error from exc
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ts_lit(value: dt.datetime) -> pl.Expr:
+    """``pl.lit(value).cast(TS_TYPE)`` (a naive value read as UTC, as that cast reads it), built from its
+    microseconds: polars spends about 0.26 ms turning a time-zone-aware datetime into a literal, 0.02 ms
+    an integer (three a drop, 1,460 drops a year at any scale)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return pl.lit((aware - _EPOCH) // dt.timedelta(microseconds=1), pl.Int64).cast(TS_TYPE)
+
+
 def _lineage_columns(manifest: Manifest, loaded_at: dt.datetime) -> list[pl.Expr]:
     """The lineage columns every file of a drop shares (built once per drop: a literal costs more to
     build than to add to a file's rows)."""
     return [pl.lit(manifest.business_date, pl.Date).alias("_business_date"),
-            pl.lit(manifest.extracted_at).cast(TS_TYPE).alias("_extracted_at"),
-            pl.lit(loaded_at).cast(TS_TYPE).alias("_loaded_at")]
+            _ts_lit(manifest.extracted_at).alias("_extracted_at"),
+            _ts_lit(loaded_at).alias("_loaded_at")]
 
 
 def _lineage(df: pl.DataFrame, source: str, drop_columns: list[pl.Expr]) -> pl.DataFrame:
@@ -399,7 +410,7 @@ def _land_read(zones: Zones, system: str, drop: _Read, on_audit: AuditSink | Non
     lineage = _lineage_columns(manifest, loaded_at)
     # the quarantine's columns besides the file's: the same for every file of the drop
     q_drop = {"system": pl.lit(system), "business_date": pl.lit(business_date, pl.Date),
-              "_loaded_at": pl.lit(loaded_at).cast(TS_TYPE)}
+              "_loaded_at": _ts_lit(loaded_at)}
     loads: list[EntityLoad] = []
     # each file written (to a temporary name) and fsynced in the background while the next is written;
     # renamed only once every file of the drop is written and synced (``_Batch``)

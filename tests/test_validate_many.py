@@ -241,3 +241,15 @@ def test_drop_bytes_counts_a_drops_files(landing: Path) -> None:
     folder = drop_folder(landing, "erp", START)
     assert pool._drop_bytes(zones, "erp", START) == sum(p.stat().st_size for p in folder.iterdir())
     assert pool._drop_bytes(zones, "erp", START - dt.timedelta(days=400)) == 0
+
+
+@pytest.mark.parametrize("value", [
+    dt.datetime(2026, 11, 1, 3, tzinfo=dt.UTC),
+    dt.datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=dt.UTC),
+    dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),  # another offset
+    dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),  # before the epoch
+    dt.datetime(2026, 11, 1, 3, 4, 5, 6),  # naive: read as UTC, as the cast reads it
+])
+def test_a_timestamp_literal_from_its_microseconds_is_the_cast_one(value: dt.datetime) -> None:
+    frame = pl.DataFrame({"k": [1]})
+    assert frame.select(a=L._ts_lit(value)).equals(frame.select(a=pl.lit(value).cast(L.TS_TYPE)))
