@@ -253,3 +253,18 @@ def test_drop_bytes_counts_a_drops_files(landing: Path) -> None:
 def test_a_timestamp_literal_from_its_microseconds_is_the_cast_one(value: dt.datetime) -> None:
     frame = pl.DataFrame({"k": [1]})
     assert frame.select(a=L._ts_lit(value)).equals(frame.select(a=pl.lit(value).cast(L.TS_TYPE)))
+
+
+def test_the_range_size_benchmark_lands_the_same_zones_with_each_size(landing: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks.range_size`` (how RANGE_DATES was chosen) on the week: its table, and the zones of each
+    size identical (it exits with the differences otherwise); RANGE_DATES is left as it was."""
+    from benchmarks import range_size
+
+    held = pool.RANGE_DATES
+    range_size.main([str(landing), "--start", START.isoformat(), "--days", str(DAYS), "--sizes", "1,3",
+                     "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "the zones of every setting identical" in out
+    assert "| 1 |" in out and "| 3 |" in out
+    assert held == pool.RANGE_DATES
