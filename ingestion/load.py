@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -369,7 +369,8 @@ def _validate_drops(drops: list[_Read]) -> None:
                 n = valid.height + quarantined.height
                 if n != f.rows:
                     raise DropRefused(f.path, f"manifest says {f.rows} records, the file holds {n}")
-                d.files[k] = (f, source, raw, t + seconds * raw.frame.height / rows)
+                # the raw text columns are no longer needed once validated: only their drift is kept
+                d.files[k] = (f, source, replace(raw, frame=raw.frame.clear()), t + seconds * raw.frame.height / rows)
                 d.checked.append((valid, quarantined))
         except DropRefused as exc:
             d.refused, d.files, d.checked = exc, [], []
