@@ -6,13 +6,12 @@ Zones (Parquet, one file per entity and business date, see docs/ingestion.md, "Z
     quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet
     raw/_load_audit/<system>/business_date=YYYY-MM-DD/<delivery>.parquet
 
-The whole drop is read and validated before anything is renamed into place: a refused drop changes
-nothing in the zones (only its audit entry is written; the temporary files of the entities validated
-before the refused file are removed). Each file is written to a temporary name (as soon as its entity
-is validated), synced and renamed over the previous version, so a re-run or a corrected re-extract
-replaces the partition and a crash leaves the previous version readable. The files of a drop are
-written and synced as one batch before any is renamed, and are durable before its audit entry is
-written.
+The whole drop is read and validated before anything is written: a refused drop changes nothing in the
+zones (only its audit entry is written). Each file is written to a temporary name, synced and renamed
+over the previous version, so a re-run or a corrected re-extract replaces the partition and a crash
+leaves the previous version readable. The files of a drop are written and synced as one batch before
+any is renamed, and are durable before its audit entry is written. ``load_drop_range`` lands several
+dates of a system: read and validated together, then landed one after another, each as above.
 """
 
 from __future__ import annotations

@@ -3,16 +3,18 @@
 A backfill range (or a first drop with years of history) lands hundreds of drops of each system. One
 drop is a few seconds of CPU in Python and polars: parsing, validating, writing Parquet. One process
 cannot use a second core for it (the GIL: two threads gave 0.44x bare polars against 0.33x, RESULTS.md),
-so :func:`load_drops` lands the drops of a range in ``workers`` processes, each drop whole in one
-worker (:func:`ingestion.load.load_drop`, unchanged: its atomic writes, its audit), and hands each
-result back in date order, together with the load-audit entries the worker wrote, so the caller
-judges each date against the dates before it exactly as a loop would.
+so :func:`load_drops` lands the drops of a range in ``workers`` processes, and hands each result back
+in date order, together with the load-audit entries the worker wrote, so the caller judges each date
+against the dates before it exactly as a loop would. A worker is given a few consecutive dates at a
+time (:func:`ranges`) and lands them with :func:`ingestion.load.load_drop_range`: their files validated
+together (one polars plan per entity), then each drop whole, as ``load_drop`` lands one (its atomic
+writes, its audit), in date order.
 
 What a worker writes is each drop's own files (``raw/<system>/<entity>/business_date=D``, its
 quarantine and its audit file): no two drops of a range share a file, so landing them at once gives
 the same zones as landing them one by one (``tests/test_ingest_pool.py`` compares every file). A
 drop still lands whole or not at all; while a date is handed back, at most ``2 x workers`` later
-dates are being landed or queued. If the run stops (an error, Ctrl-C), the dates not started are
+ranges are being landed or waiting to be handed back. If the run stops (an error, Ctrl-C), the dates not started are
 never landed and the ones being landed are waited for, so no worker writes after the call returns;
 if the parent is killed, its workers are killed with it (Linux), and the next run's clean-up removes
 their temporary files as after any crash. A worker is ``python -m ingestion.pool``, talking pickles
@@ -20,7 +22,7 @@ over its stdin and stdout: not ``multiprocessing``, whose workers import the par
 again (a script without a ``__main__`` guard would fail) and whose forks would copy Dagster's and
 polars' threads.
 
-``workers=1`` lands in this process, one drop after another (no pool): a single date always does.
+``workers=1`` lands in this process, range after range (no pool): a single date always does.
 """
 
 from __future__ import annotations
