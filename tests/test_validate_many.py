@@ -148,6 +148,30 @@ def test_a_range_lands_the_zones_of_one_drop_after_another(landing: Path, tmp_pa
     assert not list(many.raw.glob(f"erp/*/business_date={broken}/*"))
 
 
+def test_a_range_of_two_contract_versions_lands_as_date_by_date(landing: Path, tmp_path: Path) -> None:
+    """A company moving to contract version 2 mid-range (crm's follow-up feed starts): the version-1 drops
+    carry no follow-ups, so the entity's files of the range are the version-2 dates' only, and each version-1
+    date lands its empty partition, as date by date."""
+    import shutil
+
+    copy = tmp_path / "landing"
+    shutil.copytree(landing, copy)
+    old = tmp_path / "v1"
+    generate(GeneratorConfig(customers=400, days=DAYS, start=START, seed=11, contract_version=1), old)
+    v1_days = _days()[:3]
+    for day in v1_days:
+        shutil.rmtree(drop_folder(copy, "crm", day))
+        shutil.copytree(drop_folder(old, "crm", day), drop_folder(copy, "crm", day))
+    one, many = (Zones(copy, tmp_path / k / "raw", tmp_path / k / "quarantine") for k in ("one", "many"))
+    alone = [(day, load_drop(one, "crm", day, loaded_at=LOADED_AT).contract_version) for day in _days()]
+    together = [(day, outcome.contract_version)
+                for day, outcome in load_drop_range(many, "crm", _days(), loaded_at=LOADED_AT)]
+    assert together == alone == [(d, 1 if d in v1_days else C.CONTRACT_VERSION) for d in _days()]
+    diff = differences(tmp_path / "one", tmp_path / "many")
+    assert not diff, diff
+    assert pl.read_parquet(many.data_file("crm", "feedback_followups", v1_days[0])).height == 0
+
+
 def test_an_error_reading_a_drop_is_raised_at_its_turn(landing: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An error that is not a refusal (here the disk, reading the fourth date's file) is read with the whole
