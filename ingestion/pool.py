@@ -170,6 +170,14 @@ def _take(n: int) -> list[_Worker]:
     return live[:n] + [_Worker() for _ in range(n - len(live[:n]))]
 
 
+def idle_workers() -> int:
+    """Worker processes of this process started earlier and waiting for work (a range costs them no start)."""
+    with _lock:
+        if _owner != os.getpid():
+            return 0
+        return sum(1 for w in _idle if w.proc.poll() is None)
+
+
 def _give_back(workers: list[_Worker]) -> None:
     with _lock:
         _idle.extend(w for w in workers if w.proc.poll() is None and not w.days)

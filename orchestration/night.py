@@ -17,7 +17,7 @@ from expectations import anomaly, gate, health, registry
 from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion.load import DropLoad, Zones
 from ingestion.manifest import DropRefused, drop_folder
-from ingestion.pool import load_drops
+from ingestion.pool import idle_workers, load_drops
 from orchestration.warehouse import dbt_var
 
 
@@ -53,8 +53,9 @@ def land(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict | None =
     return next(land_range(root, zones, system, [day], cfg, audit, run_id=run_id))
 
 
-# the drops of a range worth landing in worker processes: below this many bytes in all, one process lands them
-# (a worker's start, importing polars, is 1-2.5 s of CPU; a drop lands at roughly 20-40 MB/s of CPU)
+# the drops of a range worth starting worker processes for: below this many bytes in all, one process lands them
+# (a worker's start, importing polars, is 1-2.5 s of CPU; a drop lands at roughly 20-40 MB/s of CPU). Workers
+# already started (an earlier system's or range's, kept by ``ingestion.pool``) land any range: they cost no start
 POOL_MIN_BYTES = 64 * 2**20
 
 
@@ -73,14 +74,15 @@ def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: 
                workers: int = 1) -> Iterator[Landing]:
     """Land each date of ``days`` (consecutive, in date order) and write its health rows, as a ranged run lands
     them: the drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``; one process for a
-    single date, or when the range's drops hold less than ``POOL_MIN_BYTES``), each judged here in date order
+    single date, or when the range's drops hold less than ``POOL_MIN_BYTES`` and no worker is started yet), each
+    judged here in date order
     against the dates before it. The later dates a drop's change re-judges are only those after the range
     (the range's own are judged as they come). Yields each date's landing once it is judged."""
     cfg = cfg or anomaly.load_config()
     lands_until = days[-1] if len(days) > 1 else None
     # what each date contributed to the baselines before this run: read before any drop of the range lands
     before = {day: drop_counts(zones, system, day, audit) for day in days}
-    if workers > 1 and drop_bytes(zones, system, days) < POOL_MIN_BYTES:
+    if workers > 1 and idle_workers() < workers and drop_bytes(zones, system, days) < POOL_MIN_BYTES:
         workers = 1  # starting the workers (importing polars) would cost more than they save
     for day, outcome in load_drops(zones, system, days, on_audit=audit.record if audit is not None else None,
                                    workers=workers):

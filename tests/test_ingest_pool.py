@@ -203,10 +203,13 @@ def test_errors_cross_the_process_boundary_whole() -> None:
 
 def test_a_small_range_lands_in_the_runs_own_process(landing: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """``night.land_range`` starts workers only for a range worth them (``POOL_MIN_BYTES`` of drops)."""
+    """``night.land_range`` starts workers only for a range worth them (``POOL_MIN_BYTES`` of drops); workers
+    already started (an earlier range's, kept by the pool) land a small range too: they cost no start."""
     from ingestion import pool
     from orchestration import night
 
+    pool._stop_all()  # the workers earlier tests of this process left idle
+    assert pool.idle_workers() == 0
     days = _days(4)
     zones = Zones(landing, tmp_path / "raw", tmp_path / "quarantine")
     assert 0 < night.drop_bytes(zones, "crm", days) < night.POOL_MIN_BYTES
@@ -225,3 +228,10 @@ def test_a_small_range_lands_in_the_runs_own_process(landing: Path, tmp_path: Pa
     files = sorted(p.relative_to(tmp_path / "raw") for p in (tmp_path / "raw").rglob("*.parquet"))
     assert files and files == sorted(p.relative_to(tmp_path / "w" / "raw") for p in (tmp_path / "w" / "raw").rglob(
         "*.parquet"))  # (the rows differ by loaded_at only: the first test compares them with a fixed one)
+    # the two workers are idle now: the small range, under the threshold again, is theirs
+    assert pool.idle_workers() == 2
+    monkeypatch.setattr(night, "POOL_MIN_BYTES", 64 * 2**20)
+    zones3 = Zones(landing, tmp_path / "k" / "raw", tmp_path / "k" / "quarantine")
+    kept = [(r.load.status if r.load else None, len(r.rows)) for r in
+            night.land_range(tmp_path / "k", zones3, "crm", days, workers=2)]
+    assert started == [2, 2] and kept == small
