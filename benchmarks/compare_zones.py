@@ -23,8 +23,9 @@ import polars as pl
 LOADED_AT = dt.datetime(2026, 11, 1, 3, tzinfo=dt.UTC)
 
 
-def land(landing: Path, out: Path) -> None:
-    """Each system's dates as a ranged run lands them in one process (``load_drops``, ``workers=1``)."""
+def land(landing: Path, out: Path, only: set[dt.date] | None = None) -> tuple[float, float]:
+    """Each system's complete drops (of the dates in ``only``, if given) as a ranged run lands them in one
+    process (``load_drops``, ``workers=1``): (wall s, CPU s)."""
     from ingestion.load import Zones
     from ingestion.manifest import complete_drops
     from ingestion.pool import load_drops
@@ -32,12 +33,13 @@ def land(landing: Path, out: Path) -> None:
     zones = Zones(landing, out / "raw", out / "quarantine")
     days: dict[str, list[dt.date]] = {}
     for system, day, _folder in complete_drops(landing):
-        days.setdefault(system, []).append(day)
+        if only is None or day in only:
+            days.setdefault(system, []).append(day)
     t0, c0 = time.perf_counter(), time.process_time()
     for system, dates in days.items():
         for _day, _outcome in load_drops(zones, system, sorted(dates), workers=1, loaded_at=LOADED_AT):
             pass
-    print(f"{time.perf_counter() - t0:.2f} s wall, {time.process_time() - c0:.2f} s CPU")
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def differences(a: Path, b: Path) -> list[str]:
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("b", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "land":
-        land(args.landing, args.out)
+        wall, cpu = land(args.landing, args.out)
+        print(f"{wall:.2f} s wall, {cpu:.2f} s CPU")
         return
     diff = differences(args.a, args.b)
     n = sum(1 for _ in args.a.rglob("*.parquet"))

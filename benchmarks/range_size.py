@@ -15,26 +15,18 @@ import datetime as dt
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.compare_zones import LOADED_AT, differences
-from ingestion import contract as C
+from benchmarks import compare_zones
 from ingestion import pool
-from ingestion.load import Zones
 
 
 def land(landing: Path, out: Path, days: list[dt.date], size: int) -> tuple[float, float]:
     """Every system's drops of ``days`` in this process, ``size`` dates a range: (wall s, CPU s)."""
-    zones = Zones(landing, out / "raw", out / "quarantine")
     held = pool.RANGE_DATES
     pool.RANGE_DATES = size
     try:
-        t0, c0 = time.perf_counter(), time.process_time()
-        for system in C.SYSTEMS:
-            for _day, _outcome in pool.load_drops(zones, system, days, workers=1, loaded_at=LOADED_AT):
-                pass
-        return time.perf_counter() - t0, time.process_time() - c0
+        return compare_zones.land(landing, out, set(days))
     finally:
         pool.RANGE_DATES = held
 
@@ -60,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"round {r + 1}, {size} dates a range: {times[size][-1][0]:.2f} s wall, "
                       f"{times[size][-1][1]:.2f} s CPU", flush=True)
         for size in sizes[1:]:
-            diff = differences(work / f"{sizes[0]}", work / f"{size}")
+            diff = compare_zones.differences(work / f"{sizes[0]}", work / f"{size}")
             if diff:
                 raise SystemExit(f"{size} dates a range landed other zones than {sizes[0]}: {diff[:5]}")
     finally:

@@ -17,6 +17,7 @@ dates of a system: read and validated together, then landed one after another, e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import time
@@ -50,8 +51,15 @@ QUARANTINE_SCHEMA = {
 }
 
 EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)  # a file with nothing quarantined
-_EMPTY_QUARANTINE_FILE: list[bytes] = []  # its Parquet bytes, written once per process: most files quarantine
-# nothing, and polars costs as much to write an empty frame as a small one (half the cost of copying these bytes)
+
+
+@functools.cache
+def _empty_quarantine_file() -> bytes:
+    """``EMPTY_QUARANTINE``'s Parquet file, written once per process: most files quarantine nothing, and polars
+    costs as much to write an empty frame as a small one (twice the cost of copying these bytes)."""
+    buffer = io.BytesIO()
+    EMPTY_QUARANTINE.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
 
 
 @dataclass
@@ -162,11 +170,7 @@ class _Batch:
         tmp = _tmp_name(path)
         self.staged.append((tmp, path))
         if df is EMPTY_QUARANTINE:
-            if not _EMPTY_QUARANTINE_FILE:
-                buffer = io.BytesIO()
-                df.write_parquet(buffer, compression="zstd", statistics=True)
-                _EMPTY_QUARANTINE_FILE.append(buffer.getvalue())
-            tmp.write_bytes(_EMPTY_QUARANTINE_FILE[0])
+            tmp.write_bytes(_empty_quarantine_file())
         else:
             df.write_parquet(tmp, compression="zstd", statistics=True)
         self.syncs.append((_syncs().submit(_fsync, tmp), path))

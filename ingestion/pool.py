@@ -50,7 +50,7 @@ AHEAD_PER_WORKER = 2  # ranges being landed or landed and not yet handed back, p
 # the drops a worker (or a run's own process) reads and validates together: one polars plan per entity for the
 # range instead of one per file (at 100k customers, about a third of the validation's CPU; RESULTS.md, 2026-12-04)
 RANGE_DATES = 8
-RANGE_BYTES = 32 << 20  # a range's drops as delivered: about 8 x their size is held in memory while it lands
+RANGE_BYTES = 32 << 20  # a range's drops as delivered, all held in memory (as typed frames) while it lands
 _ROOT = Path(__file__).resolve().parents[1]
 
 AuditEntry = tuple[str, dt.date, str, pl.DataFrame]
@@ -80,7 +80,7 @@ def _land_range(zones: Zones, system: str, days: list[dt.date],
     return answers
 
 
-def _drop_bytes(zones: Zones, system: str, day: dt.date) -> int:
+def drop_size(zones: Zones, system: str, day: dt.date) -> int:
     """The bytes of one drop's files as delivered (0 for a drop not there)."""
     try:
         with os.scandir(drop_folder(zones.landing, system, day)) as entries:
@@ -94,14 +94,14 @@ def ranges(zones: Zones, system: str, days: list[dt.date], workers: int) -> list
     dates and ``RANGE_BYTES`` of drops each (a date alone if it is larger: a first drop with years of
     history), and towards the end of ``days`` no more than a worker's share of the dates left, so that no
     worker waits long for another's last range."""
+    sizes = [drop_size(zones, system, day) for day in days]
     out: list[list[dt.date]] = []
     i = 0
     while i < len(days):
         share = min(RANGE_DATES, -(-(len(days) - i) // max(workers, 1)))
-        size = _drop_bytes(zones, system, days[i])
-        j = i + 1
-        while j < i + share and size + (b := _drop_bytes(zones, system, days[j])) <= RANGE_BYTES:
-            size += b
+        size, j = sizes[i], i + 1
+        while j < i + share and size + sizes[j] <= RANGE_BYTES:
+            size += sizes[j]
             j += 1
         out.append(days[i:j])
         i = j

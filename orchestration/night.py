@@ -16,8 +16,8 @@ from pathlib import Path
 from expectations import anomaly, gate, health, registry
 from expectations.drops import BASELINE_CHECKS, AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
 from ingestion.load import DropLoad, Zones
-from ingestion.manifest import DropRefused, drop_folder
-from ingestion.pool import idle_workers, load_drops
+from ingestion.manifest import DropRefused
+from ingestion.pool import drop_size, idle_workers, load_drops
 from orchestration.warehouse import dbt_var
 
 
@@ -61,12 +61,7 @@ POOL_MIN_BYTES = 64 * 2**20
 
 def drop_bytes(zones: Zones, system: str, days: list[dt.date]) -> int:
     """The bytes of ``system``'s drops of ``days`` in the landing zone (what a range has to land)."""
-    total = 0
-    for day in days:
-        folder = drop_folder(zones.landing, system, day)
-        if folder.is_dir():
-            total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    return total
+    return sum(drop_size(zones, system, day) for day in days)
 
 
 def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: dict | None = None,

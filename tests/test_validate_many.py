@@ -229,7 +229,7 @@ def test_an_unforeseen_error_in_the_checks_refuses_its_drop_by_name(landing: Pat
 @pytest.fixture()
 def sizes(monkeypatch: pytest.MonkeyPatch) -> dict[dt.date, int]:
     held: dict[dt.date, int] = {}
-    monkeypatch.setattr(pool, "_drop_bytes", lambda _zones, _system, day: held.get(day, 0))
+    monkeypatch.setattr(pool, "drop_size", lambda _zones, _system, day: held.get(day, 0))
     return held
 
 
@@ -263,8 +263,8 @@ def test_ranges_hold_at_most_range_bytes_and_a_larger_drop_alone(sizes: dict[dt.
 def test_drop_bytes_counts_a_drops_files(landing: Path) -> None:
     zones = Zones(landing, Path("/nowhere/raw"), Path("/nowhere/q"))
     folder = drop_folder(landing, "erp", START)
-    assert pool._drop_bytes(zones, "erp", START) == sum(p.stat().st_size for p in folder.iterdir())
-    assert pool._drop_bytes(zones, "erp", START - dt.timedelta(days=400)) == 0
+    assert pool.drop_size(zones, "erp", START) == sum(p.stat().st_size for p in folder.iterdir())
+    assert pool.drop_size(zones, "erp", START - dt.timedelta(days=400)) == 0
 
 
 @pytest.mark.parametrize("value", [
