@@ -23,19 +23,24 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+import dagster._check as check
 from dagster import Field
 from dagster._config import StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy import exc as db_exc
 from sqlalchemy.engine import Connection
 
 from ingestion import settings
+
+if TYPE_CHECKING:
+    from dagster._core.events import AssetCheckEvaluationPlanned
 
 DEFAULT_BATCH_SIZE = 10_000  # events buffered per batch at most: a run's plan is 28 per date + checks
 
@@ -77,7 +82,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         # the run's log, in the batch's order (what the run's page and its event stream read)
         rows = [self._event_to_row(e) for e in events]  # each event serialized once, for both databases
         with self.run_connection(events[0].run_id) as conn:
-            conn.execute(SqlEventLogStorageTable.insert().values(rows))  # as prepare_insert_event_batch
+            # the rows of prepare_insert_event_batch, by one statement compiled once and run for each row (a
+            # VALUES list of every row is compiled anew for each batch: 1.2 s of a 92-day backfill's 61 s)
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
         # the cross-run index, as store_event mirrors each event: the event rows (one statement), then their
         # bookkeeping (a planned check's executions too, which Dagster writes through index_connection: the
         # same transaction here)
@@ -130,6 +137,21 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
             except db_exc.IntegrityError:
                 conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key))
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """As Dagster's: one row of the check's executions per planned partition, each holding the planned
+        event; but the event serialized once, not once per partition, and the rows inserted by one compiled statement (a
+        ranged run plans each check over its whole range: a year's warehouse run 365 rows per check)."""
+        planned = cast("AssetCheckEvaluationPlanned", check.not_none(event.dagster_event).event_specific_data)
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        same = {"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "run_id": event.run_id,
+                "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+                "evaluation_event": serialize_value(event),
+                "evaluation_event_timestamp": self._event_insert_timestamp(event),
+                "evaluation_event_storage_id": event_id}
+        with self.index_connection() as conn:
+            # one statement run for each row (compiled once; a VALUES list of every row compiles anew each time)
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**same, "partition": key} for key in partition_keys])
 
     def index_connection(self) -> AbstractContextManager[Connection]:
         """The batch's index transaction, in the thread storing a batch (Dagster's connection holds the

@@ -109,8 +109,30 @@ def _run(home: Path, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> tup
             "check": [(r.status.value, r.event.dagster_event.event_type_value if r.event else None)
                       for r in instance.event_log_storage.get_asset_check_execution_history(
                           dg.AssetCheckKey(keys[0], "rows"), limit=10)],
+            # the check's executions as the index holds them: one row per planned date, each with its event
+            "check_rows": _check_rows(instance, result.run_id),
         }
     return held, opened
+
+
+def _check_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple]:
+    """The index's rows of the run's check executions: asset, check, date, status, and the held event's
+    type, run, planned dates and whether it points at its stored event."""
+    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as T
+    from dagster._serdes import deserialize_value
+
+    storage = instance.event_log_storage
+    with storage.index_connection() as conn:
+        rows = conn.execute(T.select().where(T.c.run_id == run_id)).fetchall()
+    out = []
+    for r in rows:
+        event = deserialize_value(r.evaluation_event)
+        data = event.dagster_event.event_specific_data
+        subset = getattr(data, "partitions_subset", None)
+        out.append((r.asset_key, r.check_name, r.partition, r.execution_status, event.dagster_event.event_type_value,
+                    event.run_id == run_id, sorted(subset.get_partition_keys()) if subset is not None else None,
+                    r.evaluation_event_storage_id is not None))
+    return sorted(out, key=repr)
 
 
 def test_the_project_instance_batches_a_ranged_runs_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -147,6 +169,9 @@ def test_the_batched_event_log_holds_what_dagsters_own_holds(tmp_path: Path, mon
     got, _ = _run(project, monkeypatch)
     assert {k: v for k, v in got.items() if k != "storage"} == {k: v for k, v in want.items() if k != "storage"}
     assert got["planned"] == {f"raw/{n}": RANGE_KEYS for n in "abc"}
+    planned_checks = [r for r in got["check_rows"] if r[4] == "ASSET_CHECK_EVALUATION_PLANNED"]
+    assert sorted(r[2] for r in planned_checks) == RANGE_KEYS  # one row per date, each holding the one event
+    assert all(r[:2] == ("[\"raw\", \"a\"]", "rows") and r[5:] == (True, RANGE_KEYS, True) for r in planned_checks)
     assert got["failed"] == {f"raw/{n}": [] for n in "abc"}
     assert [(k, d, rows) for k, d, _id, rows in got["metadata"]] == sorted(
         (f"raw/{n}", d, 10) for n in "abc" for d in RANGE_KEYS)
