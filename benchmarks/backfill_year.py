@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not a.landing or not a.work:
         ap.error("--landing and --work are required")
+    # absolute: each side runs in a subprocess whose data directory is under --work, and Great Expectations'
+    # Data Docs refuse a relative base directory (a relative --work failed the bare side's gate)
+    a.landing, a.work = a.landing.resolve(), a.work.resolve()
     days = landing_days(a.landing, a.days)
     first, last = days[0], days[-1]
     a.work.mkdir(parents=True, exist_ok=True)

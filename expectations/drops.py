@@ -15,7 +15,6 @@ import polars as pl
 
 from ingestion import contract as C
 from ingestion.load import DropLoad, Zones, read_partition_counts
-from ingestion.validate import TS_TYPE
 
 from . import anomaly
 from .health import HealthRow, judged
@@ -46,6 +45,19 @@ def _latest_attempts(zones: Zones, system: str, days: Iterable[dt.date]) -> pl.D
     return _latest(pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed"))
 
 
+# one entity's row of a drop's latest attempt: entity, file, manifest_rows, quarantined, status
+Attempt = tuple[str, str, int, int, str]
+
+
+def _by_date(attempts: pl.DataFrame) -> dict[dt.date, list[Attempt]]:
+    """The rows of latest attempts (``_latest``) by business date, in the frame's order."""
+    out: dict[dt.date, list[Attempt]] = {}
+    for day, *row in attempts.select("business_date", "entity", "file", "manifest_rows", "quarantined",
+                                     "status").iter_rows():
+        out.setdefault(day, []).append(tuple(row))
+    return out
+
+
 class AuditHistory:
     """The load audit of one system's drops for the business dates ``first`` .. ``last``, read once and
     kept current in memory: give ``record`` to ``load_drop`` as its ``on_audit``, and each attempt it
@@ -53,19 +65,27 @@ class AuditHistory:
     of one system (a backfill range) then judges each date's volumes against its trailing drops, and
     the later drops against it, without reading 56 dates of audit per date.
 
+    Held by date and audit file, with each date's latest attempt kept until that date's audit changes:
+    judging a date reads its 56 trailing dates' attempts from here, not a filter over everything held.
+
     Only valid while nothing else writes this system's audit for these dates (the writer lock: one
     writing run at a time; each system's drops are landed by one step)."""
 
     def __init__(self, zones: Zones, system: str, first: dt.date, last: dt.date) -> None:
         self.system, self.first, self.last = system, first, last
-        frames = []
+        self._files: dict[dt.date, dict[str, pl.DataFrame]] = {}  # business date -> audit file -> its rows
+        self._latest: dict[dt.date, list[Attempt]] = {}  # each date's latest attempt, until its audit changes
         for i in range((last - first).days + 1):
             folder = zones.audit_dir(system, first + dt.timedelta(days=i))
             for f in sorted(folder.glob("*.parquet")):
-                frames.append(pl.read_parquet(f).select(_AUDIT_COLUMNS).with_columns(_file=pl.lit(f.name)))
-        empty = pl.DataFrame(schema={**_ATTEMPT_SCHEMA, "loaded_at": TS_TYPE, "_file": pl.Utf8})
-        self._rows = pl.concat([empty, *frames], how="vertical_relaxed") if frames else empty
-        self._attempts: pl.DataFrame | None = None
+                self._hold(f.name, pl.read_parquet(f))
+
+    def _hold(self, name: str, audit: pl.DataFrame) -> None:
+        rows = audit.select(_AUDIT_COLUMNS)
+        for (day,), part in rows.partition_by("business_date", as_dict=True, maintain_order=True).items():
+            self._files.setdefault(day, {}).pop(name, None)  # replaced: held after the date's other files
+            self._files[day][name] = part
+            self._latest.pop(day, None)  # another date's rows in the file (not what load_drop audits)
 
     def covers(self, first: dt.date, last: dt.date) -> bool:
         return self.first <= first and last <= self.last
@@ -75,45 +95,64 @@ class AuditHistory:
         if system != self.system or not self.first <= day <= self.last:
             raise ValueError(f"audit of {system} {day} recorded in the history of {self.system} "
                              f"{self.first} .. {self.last}")
-        new = audit.select(_AUDIT_COLUMNS).with_columns(_file=pl.lit(name))
-        kept = self._rows.filter((pl.col("business_date") != day) | (pl.col("_file") != name))
-        self._rows = pl.concat([kept, new], how="vertical_relaxed")
-        self._attempts = None
+        self._files.setdefault(day, {}).pop(name, None)  # what the file held before, gone even if now empty
+        self._latest.pop(day, None)
+        self._hold(name, audit)
 
-    def attempts(self) -> pl.DataFrame:
-        """The latest attempt of each date held, as ``_latest_attempts`` reads it from disk."""
-        if self._attempts is None:
-            self._attempts = _latest(self._rows)
-        return self._attempts
+    def attempts(self, days: Iterable[dt.date]) -> dict[dt.date, list[Attempt]]:
+        """The latest attempt of each of ``days`` held (dates without one left out), as ``_latest_attempts``
+        reads it from disk."""
+        out: dict[dt.date, list[Attempt]] = {}
+        for day in days:
+            latest = self._latest.get(day)
+            if latest is None:
+                files = self._files.get(day)
+                frames = [f for f in files.values() if f.height] if files else []
+                latest = self._latest[day] = _by_date(_latest(pl.concat(frames, how="vertical_relaxed"))).get(
+                    day, []) if frames else []
+            if latest:
+                out[day] = latest
+        return out
 
 
-def _attempts(zones: Zones, system: str, days: list[dt.date], audit: AuditHistory | None) -> pl.DataFrame:
-    """The latest attempts of ``days``: from ``audit`` when it holds them all, else read from disk."""
+def _attempts(zones: Zones, system: str, days: list[dt.date],
+              audit: AuditHistory | None) -> dict[dt.date, list[Attempt]]:
+    """The latest attempts of ``days`` by date: from ``audit`` when it holds them all, else read from disk."""
     if audit is not None and audit.system == system and audit.covers(min(days), max(days)):
-        return audit.attempts()
-    return _latest_attempts(zones, system, days)
+        return audit.attempts(days)
+    return _by_date(_latest_attempts(zones, system, days))
 
 
-def _trailing(attempts: pl.DataFrame, day: dt.date, days: int) -> pl.DataFrame:
+# a drop's record in its entity's baseline: business date, manifest rows, rows quarantined
+Past = tuple[dt.date, int, int]
+
+
+def _trailing(attempts: dict[dt.date, list[Attempt]], day: dt.date, days: int) -> dict[str, list[Past]]:
     """The loaded drops among ``attempts`` of the ``days`` dates before ``day``, per entity."""
-    return attempts.filter(pl.col("business_date").is_between(day - dt.timedelta(days=days),
-                                                               day - dt.timedelta(days=1))
-                           & (pl.col("status") == "loaded")
-                           ).select("business_date", "entity", "manifest_rows", "quarantined")
+    out: dict[str, list[Past]] = {}
+    for i in range(days, 0, -1):
+        earlier = day - dt.timedelta(days=i)
+        for entity, _file, manifest_rows, quarantined, status in attempts.get(earlier, ()):
+            if status == "loaded":
+                out.setdefault(entity, []).append((earlier, manifest_rows, quarantined))
+    return out
 
 
-def _history(zones: Zones, system: str, day: dt.date, days: int, audit: AuditHistory | None = None) -> pl.DataFrame:
+def _history(zones: Zones, system: str, day: dt.date, days: int,
+             audit: AuditHistory | None = None) -> dict[str, list[Past]]:
     """The latest loaded attempt of each of the system's trailing drops (dates before ``day``), per entity."""
-    window = [day - dt.timedelta(days=i) for i in range(1, days + 1)]
+    window = [day - dt.timedelta(days=i) for i in range(days, 0, -1)]
     return _trailing(_attempts(zones, system, window, audit), day, days)
 
 
-def _loaded(attempts: pl.DataFrame, day: dt.date) -> pl.DataFrame | None:
-    """``day``'s latest attempt among ``attempts``, if it loaded: entity, file, manifest_rows, quarantined."""
-    latest = attempts.filter(pl.col("business_date") == day)
-    if latest.is_empty() or latest.filter(pl.col("status") != "loaded").height:
+def _loaded(attempts: dict[dt.date, list[Attempt]], day: dt.date) -> list[tuple[str, str, int, int]] | None:
+    """``day``'s latest attempt among ``attempts``, if it loaded: (entity, file, manifest_rows, quarantined)
+    per entity, by entity."""
+    latest = attempts.get(day)
+    if not latest or any(status is not None and status != "loaded" for *_, status in latest):
         return None
-    return latest.select("entity", "file", "manifest_rows", "quarantined").sort("entity")
+    return sorted(((entity, file, rows, quarantined) for entity, file, rows, quarantined, _s in latest),
+                  key=lambda r: r[0])
 
 
 # the checks judged against the trailing drops: a drop landed late changes them for the dates after it
@@ -121,13 +160,12 @@ BASELINE_CHECKS = ("drop_volume", "quarantine_rate")
 
 
 def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_rows: int, quarantined: int,
-                   history: pl.DataFrame, cfg: dict) -> list[HealthRow]:
-    """drop_volume and quarantine_rate of one entity's drop, against the system's trailing drops."""
+                   past: list[Past], cfg: dict) -> list[HealthRow]:
+    """drop_volume and quarantine_rate of one entity's drop, against its trailing drops (``past``)."""
     subject = f"{system}.{entity}"
     asset = raw_asset(system, entity)
     rows: list[HealthRow] = []
-    past = history.filter(pl.col("entity") == entity)
-    series = {d: float(n) for d, n in zip(past["business_date"], past["manifest_rows"], strict=True)}
+    series = {d: float(n) for d, n, _q in past}
     verdict = anomaly.robust_band(day, float(manifest_rows), series, cfg["anomaly"], counts=True)
     if not verdict.has_baseline:
         rows.append(HealthRow(day, "drop_volume", asset, "no_baseline", subject=subject,
@@ -139,8 +177,9 @@ def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_r
             message=None if not verdict.surprising else
             f"{file}: {manifest_rows} records, usual {verdict.median:.0f} (robust z {verdict.robust_z:.1f})"))
     rate = quarantined / manifest_rows if manifest_rows else 0.0
-    hist_rows = int(past["manifest_rows"].sum()) if past.height else 0
-    hist_rate = int(past["quarantined"].sum()) / hist_rows if hist_rows >= 200 else None
+    hist_rows = sum(n for _d, n, _q in past if n is not None)
+    hist_quarantined = sum(q for _d, _n, q in past if q is not None)
+    hist_rate = hist_quarantined / hist_rows if hist_rows >= 200 else None
     surprising, threshold = anomaly.quarantine_surprising(quarantined, manifest_rows, hist_rate, cfg["quarantine"])
     basis = f"historical share {hist_rate:.4f}" if hist_rate is not None else "prior share"
     rows.append(judged(
@@ -155,7 +194,7 @@ def _baseline_rows(day: dt.date, system: str, entity: str, file: str, manifest_r
 def drop_counts(zones: Zones, system: str, day: dt.date, audit: AuditHistory | None = None) -> list[tuple]:
     """What a drop contributes to the baselines of the drops after it (nothing: not loaded)."""
     latest = _loaded(_attempts(zones, system, [day], audit), day)
-    return [] if latest is None else latest.select("entity", "manifest_rows", "quarantined").rows()
+    return [] if latest is None else [(entity, rows, quarantined) for entity, _f, rows, quarantined in latest]
 
 
 def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = None,
@@ -172,16 +211,14 @@ def rejudge_later(zones: Zones, system: str, day: dt.date, cfg: dict | None = No
     out: dict[dt.date, list[HealthRow]] = {}
     # the later dates with an attempt, in date order (the others have nothing to judge)
     first = max(day, after) if after is not None else day
-    dates = attempts.filter(pl.col("business_date").is_between(first + dt.timedelta(days=1),
-                                                                day + dt.timedelta(days=history_days)))
-    for later in sorted(set(dates["business_date"].to_list())):
+    for later in sorted(d for d in attempts if first < d <= day + dt.timedelta(days=history_days)):
         latest = _loaded(attempts, later)
         if latest is None:
             continue
         history = _trailing(attempts, later, history_days)
-        out[later] = [row for e in latest.iter_rows(named=True)
-                      for row in _baseline_rows(later, system, e["entity"], e["file"], e["manifest_rows"],
-                                                e["quarantined"], history, cfg)]
+        out[later] = [row for entity, file, rows, quarantined in latest
+                      for row in _baseline_rows(later, system, entity, file, rows, quarantined,
+                                                history.get(entity, []), cfg)]
     return out
 
 
@@ -216,7 +253,8 @@ def drop_health(zones: Zones, system: str, day: dt.date, load: DropLoad | None, 
                            observed_value=on_disk + quarantined, expected_range=f"= {e.manifest_rows} (manifest)",
                            message=None if ok else f"{e.file}: {on_disk} loaded + {quarantined} quarantined "
                                                    f"<> {e.manifest_rows} in the manifest"))
-        rows += _baseline_rows(day, system, e.entity, e.file, e.manifest_rows, e.quarantined, history, cfg)
+        rows += _baseline_rows(day, system, e.entity, e.file, e.manifest_rows, e.quarantined,
+                               history.get(e.entity, []), cfg)
     return rows
 
 

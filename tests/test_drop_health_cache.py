@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from expectations import anomaly
-from expectations.drops import AuditHistory, drop_counts, drop_health, is_missing, rejudge_later
+from expectations.drops import AuditHistory, _loaded, _trailing, drop_counts, drop_health, is_missing, rejudge_later
 from expectations.health import HealthRow
 from ingestion import contract as C
 from ingestion.load import Zones, load_drop
@@ -65,17 +65,25 @@ def _land(zones: Zones, system: str, day: dt.date, at: dt.datetime, cfg: dict,
     return [before, drop_counts(zones, system, day, audit)], rows, later
 
 
-def _run(landing: Path, where: Path, cached: bool) -> dict:
+def _run(landing: Path, where: Path, cached: bool, reopen: int | None = None) -> dict:
     """Every system's drops in date order, then a corrected re-extract of one date, with the audit held
-    in memory (one AuditHistory per system for the whole run) or read from disk at each judgment."""
+    in memory (one AuditHistory per system for the whole run) or read from disk at each judgment.
+    ``reopen``: a new AuditHistory per system from that date on, reading what the dates before it left
+    on disk (as the next run of a backfill does)."""
     cfg = anomaly.load_config()
     h = int(cfg["anomaly"]["history_days"])
     shutil.copytree(landing, where / "landing")
     zones = Zones(where / "landing", where / "raw", where / "quarantine")
-    audits = {s: AuditHistory(zones, s, START - dt.timedelta(days=h), DAY[-1] + dt.timedelta(days=h))
-              for s in C.SYSTEMS} if cached else {}
+
+    def held() -> dict[str, AuditHistory]:
+        return {s: AuditHistory(zones, s, START - dt.timedelta(days=h), DAY[-1] + dt.timedelta(days=h))
+                for s in C.SYSTEMS} if cached else {}
+
+    audits = held()
     out = {}
     for i, day in enumerate(DAY):
+        if i == reopen:
+            audits = held()
         for system in C.SYSTEMS:
             out[(system, day)] = _land(zones, system, day, LOADED_AT + dt.timedelta(minutes=i), cfg,
                                        audits.get(system))
@@ -96,6 +104,17 @@ def _run(landing: Path, where: Path, cached: bool) -> dict:
 def runs(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     base = tmp_path_factory.mktemp("runs")
     return _run(landing, base / "disk", cached=False), _run(landing, base / "memory", cached=True)
+
+
+def test_a_history_read_from_disk_judges_as_the_audit_on_disk(runs: tuple[dict, dict], landing: Path,
+                                                               tmp_path: Path) -> None:
+    """A history opened on dates already landed (the refused and the re-extracted dates among them) holds
+    what their audit files hold: the later dates and the re-extract are judged as from disk."""
+    uncached, _ = runs
+    reopened = _run(landing, tmp_path, cached=True, reopen=DAY.index(MISSING) + 1)
+    assert reopened.keys() == uncached.keys()
+    for key in uncached:
+        assert reopened[key] == uncached[key], key
 
 
 def _manifest_rows(landing: Path, system: str, entity: str, day: dt.date) -> int:
@@ -169,3 +188,24 @@ def test_a_stale_history_would_be_caught(landing: Path, tmp_path: Path) -> None:
     fresh = drop_health(zones, "crm", SPIKE, result, cfg=cfg)
     assert _volume(rows, "crm.campaign_touches").status == "no_baseline"
     assert _volume(fresh, "crm.campaign_touches").status == "warn"
+
+
+def test_a_dates_attempt_counts_only_when_every_entity_loaded() -> None:
+    """``_loaded`` and ``_trailing`` on hand-made attempts: a date counts in the baselines only if its
+    latest attempt loaded (every entity: one refused entity refuses the date), a trailing window holds
+    the loaded rows of the dates before the day (not the day itself, not before the window), per entity."""
+    d = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(5)]
+    attempts = {
+        d[0]: [("orders", "orders.csv", 100, 1, "loaded"), ("lines", "lines.csv", 300, 0, "loaded")],
+        d[1]: [("orders", "orders.csv", 90, 0, "loaded"), ("lines", "lines.csv", 0, 0, "refused")],
+        d[2]: [("orders", "a.csv", 110, 3, "loaded"), ("lines", "b.csv", 310, 2, "loaded")],
+        d[4]: [("orders", "orders.csv", 120, 0, "loaded")],
+    }
+    assert _loaded(attempts, d[0]) == [("lines", "lines.csv", 300, 0), ("orders", "orders.csv", 100, 1)]
+    assert _loaded(attempts, d[1]) is None  # one entity refused: the drop did not load
+    assert _loaded(attempts, d[2]) == [("lines", "b.csv", 310, 2), ("orders", "a.csv", 110, 3)]  # by entity
+    assert _loaded(attempts, d[3]) is None  # no attempt
+    assert _trailing(attempts, d[4], 3) == {"orders": [(d[1], 90, 0), (d[2], 110, 3)], "lines": [(d[2], 310, 2)]}
+    assert _trailing(attempts, d[4], 4) == {"orders": [(d[0], 100, 1), (d[1], 90, 0), (d[2], 110, 3)],
+                                            "lines": [(d[0], 300, 0), (d[2], 310, 2)]}
+    assert _trailing(attempts, d[0], 4) == {}
