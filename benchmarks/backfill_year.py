@@ -36,6 +36,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -199,6 +200,26 @@ def side_ours(work: Path, landing: Path, first: dt.date, last: dt.date) -> dict:
     return {"wall": round(wall, 2), "cpu": round(cpu, 2), "split": split, **got}
 
 
+def summary(rounds: list[dict]) -> dict:
+    """What the result records of ``rounds`` (each ``{side: figures}``): one round's sides as they are, with
+    its ratios; several rounds as a list, each with its ratios, and the median ratios of the rounds."""
+    def ratios(one: dict) -> dict:
+        if "bare" not in one or "ours" not in one:
+            return {}
+        return {"ratio_wall": round(one["ours"]["wall"] / one["bare"]["wall"], 2),
+                "ratio_cpu": round(one["ours"]["cpu"] / one["bare"]["cpu"], 2)}
+
+    if len(rounds) == 1:
+        return {**rounds[0], **ratios(rounds[0])}
+    out: dict = {"rounds": [{**one, **ratios(one)} for one in rounds]}
+    each = [ratios(one) for one in rounds]
+    if all(each):
+        out["ratio_wall_rounds"] = [r["ratio_wall"] for r in each]
+        out["ratio_wall"] = round(statistics.median(out["ratio_wall_rounds"]), 2)
+        out["ratio_cpu"] = round(statistics.median(r["ratio_cpu"] for r in each), 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.backfill_year", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, help="where each side's fresh data directory is made, then removed")
     ap.add_argument("--days", type=int, default=None, help="the first N business dates of the landing (default all)")
     ap.add_argument("--sides", default="bare,ours", help="comma-separated, run in this order")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of the sides, interleaved (bare, ours, bare, ours, ...); the ratio is the median of "
+                         "the rounds' ratios (each round's two sides see about the same machine)")
     ap.add_argument("--inner-bare", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--first", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
@@ -223,16 +247,21 @@ def main(argv: list[str] | None = None) -> None:
     first, last = days[0], days[-1]
     a.work.mkdir(parents=True, exist_ok=True)
     result: dict = {"first": first.isoformat(), "last": last.isoformat(), "days": len(days)}
-    for side in a.sides.split(","):
-        load = os.getloadavg()[0]
-        got = (side_bare if side == "bare" else side_ours)(a.work, a.landing, first, last)
-        got["load_before"] = round(load, 1)
-        result[side] = got
-        print(f"{side}: {got['wall']:.1f} s wall, {got['cpu']:.1f} s CPU; split {got['split']}", flush=True)
-    if "bare" in result and "ours" in result:
-        result["ratio_wall"] = round(result["ours"]["wall"] / result["bare"]["wall"], 2)
-        result["ratio_cpu"] = round(result["ours"]["cpu"] / result["bare"]["cpu"], 2)
-        print(f"cxw backfill / bare: {result['ratio_wall']}x wall, {result['ratio_cpu']}x CPU (target <= 1.3x)")
+    rounds = []
+    for r in range(a.rounds):
+        one: dict = {}
+        for side in a.sides.split(","):
+            load = os.getloadavg()[0]
+            got = (side_bare if side == "bare" else side_ours)(a.work, a.landing, first, last)
+            got["load_before"] = round(load, 1)
+            one[side] = got
+            print(f"{f'round {r + 1}, ' if a.rounds > 1 else ''}{side}: {got['wall']:.1f} s wall, "
+                  f"{got['cpu']:.1f} s CPU; split {got['split']}", flush=True)
+        rounds.append(one)
+    result.update(summary(rounds))
+    if "ratio_wall" in result:
+        print(f"cxw backfill / bare: {result['ratio_wall']}x wall, {result['ratio_cpu']}x CPU (target <= 1.3x)"
+              + (f"; the median of {a.rounds} rounds: {result['ratio_wall_rounds']}" if a.rounds > 1 else ""))
     (a.work / "backfill_year.json").write_text(json.dumps(result, indent=1, default=str))
     print(json.dumps(result, default=str))
 
