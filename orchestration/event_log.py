@@ -140,8 +140,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
         """As Dagster's: one row of the check's executions per planned partition, each holding the planned
-        event; but the event serialized once, not once per partition, and the rows inserted by one compiled statement (a
-        ranged run plans each check over its whole range: a year's warehouse run 365 rows per check)."""
+        event; but the event serialized once, not once per partition, and the rows inserted by one compiled
+        statement (a ranged run plans each check over its whole range: a year's warehouse run, 365 rows per
+        check)."""
         planned = cast("AssetCheckEvaluationPlanned", check.not_none(event.dagster_event).event_specific_data)
         partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
         same = {"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "run_id": event.run_id,
