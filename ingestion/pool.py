@@ -14,10 +14,10 @@ What a worker writes is each drop's own files (``raw/<system>/<entity>/business_
 quarantine and its audit file): no two drops of a range share a file, so landing them at once gives
 the same zones as landing them one by one (``tests/test_ingest_pool.py`` compares every file). A
 drop still lands whole or not at all; while a date is handed back, at most ``2 x workers`` later
-ranges are being landed or waiting to be handed back. If the run stops (an error, Ctrl-C), the dates not started are
-never landed and the ones being landed are waited for, so no worker writes after the call returns;
-if the parent is killed, its workers are killed with it (Linux), and the next run's clean-up removes
-their temporary files as after any crash. A worker is ``python -m ingestion.pool``, talking pickles
+ranges are being landed or waiting to be handed back. If the run stops (an error, Ctrl-C), the dates
+not started are never landed and the ones being landed are waited for, so no worker writes after the
+call returns; if the parent is killed, its workers are killed with it (Linux), and the next run's
+clean-up removes their temporary files as after any crash. A worker is ``python -m ingestion.pool``, talking pickles
 over its stdin and stdout: not ``multiprocessing``, whose workers import the parent's ``__main__``
 again (a script without a ``__main__`` guard would fail) and whose forks would copy Dagster's and
 polars' threads.

@@ -69,10 +69,10 @@ def land_range(root: Path, zones: Zones, system: str, days: list[dt.date], cfg: 
                workers: int = 1) -> Iterator[Landing]:
     """Land each date of ``days`` (consecutive, in date order) and write its health rows, as a ranged run lands
     them: the drops landed by ``workers`` processes at once (``ingestion.pool.load_drops``; one process for a
-    single date, or when the range's drops hold less than ``POOL_MIN_BYTES`` and no worker is started yet), each
-    judged here in date order
-    against the dates before it. The later dates a drop's change re-judges are only those after the range
-    (the range's own are judged as they come). Yields each date's landing once it is judged."""
+    single date, or when the range's drops hold less than ``POOL_MIN_BYTES`` and no worker is started yet),
+    each judged here in date order against the dates before it. The later dates a drop's change re-judges
+    are only those after the range (the range's own are judged as they come). Yields each date's landing
+    once it is judged."""
     cfg = cfg or anomaly.load_config()
     lands_until = days[-1] if len(days) > 1 else None
     # what each date contributed to the baselines before this run: read before any drop of the range lands
