@@ -3,7 +3,7 @@
 Zones (Parquet, one file per entity and business date, see docs/ingestion.md, "Zones"):
 
     raw/<system>/<entity>/business_date=YYYY-MM-DD/data.parquet
-    quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet
+    quarantine/<system>/<entity>/business_date=YYYY-MM-DD/quarantine.parquet   (only once a record was quarantined)
     raw/_load_audit/<system>/business_date=YYYY-MM-DD/<delivery>.parquet
 
 The whole drop is read and validated before anything is written: a refused drop changes nothing in the
@@ -50,7 +50,10 @@ QUARANTINE_SCHEMA = {
     "column": pl.Utf8, "reason": pl.Utf8, "record": pl.Utf8, "_loaded_at": TS_TYPE,
 }
 
-EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)  # a file with nothing quarantined
+# a file with nothing quarantined: written only over an earlier version of the partition (a re-run or a
+# corrected re-extract whose earlier delivery quarantined records); a first landing without a bad record
+# writes no quarantine file (no file: nothing quarantined, read_partition_counts)
+EMPTY_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 
 @functools.cache
@@ -429,7 +432,9 @@ def _land_read(zones: Zones, system: str, drop: _Read, on_audit: AuditSink | Non
                 [q_columns.get(name, pl.col(name)).cast(dtype).alias(name)
                  for name, dtype in QUARANTINE_SCHEMA.items()])
             batch.stage(_lineage(valid, source, lineage), zones.data_file(system, f.entity.name, business_date))
-            batch.stage(q, zones.quarantine_file(system, f.entity.name, business_date))
+            q_file = zones.quarantine_file(system, f.entity.name, business_date)
+            if q is not EMPTY_QUARANTINE or q_file.exists():  # nothing quarantined, nothing to replace: no file
+                batch.stage(q, q_file)
             batch.end_group()
             loads.append(EntityLoad(f.entity.name, source, f.rows, valid.height, quarantined.height, f.sha256,
                                     raw.extra_columns, seconds + time.perf_counter() - t0))

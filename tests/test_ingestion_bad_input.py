@@ -12,13 +12,14 @@ import datetime as dt
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from ingestion import contract as C
-from ingestion.load import DropLoad, Zones, load_drop, read_audit
+from ingestion.load import QUARANTINE_SCHEMA, DropLoad, Zones, load_drop, read_audit, read_partition_counts
 from ingestion.manifest import DropRefused
 from ingestion.validate import _local
 
@@ -152,7 +153,9 @@ def raw(zones: Zones, system: str, entity: str, day: dt.date = DAY) -> pl.DataFr
 
 
 def quarantine(zones: Zones, system: str, entity: str, day: dt.date = DAY) -> pl.DataFrame:
-    return pl.read_parquet(zones.quarantine_file(system, entity, day))
+    """The partition's quarantined records; none when it has no quarantine file (nothing was quarantined)."""
+    path = zones.quarantine_file(system, entity, day)
+    return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 
 def counts(result: DropLoad, entity: str) -> tuple[int, int, int]:
@@ -276,10 +279,35 @@ def test_header_only_csv_and_empty_jsonl_load_zero_rows(zones: Zones) -> None:
             assert counts(result, e.name) == (0, 0, 0)
             df = raw(zones, system, e.name)
             assert df.height == 0
-            assert quarantine(zones, system, e.name).height == 0
+            # nothing quarantined and no earlier version to replace: no quarantine file (read back as 0 rows)
+            assert not zones.quarantine_file(system, e.name, DAY).exists()
+            assert read_partition_counts(zones, system, e.name, DAY) == (0, 0)
             assert set(e.column_names) <= set(df.columns)
     assert raw(zones, "crm", "customers").schema["created_at"] == pl.Datetime("us", "UTC")
     assert raw(zones, "billing", "invoices").schema["issued_at"] == pl.Datetime("us", "UTC")
+
+
+def test_a_quarantine_file_is_written_once_a_record_is_quarantined_and_replaced_by_an_empty_one(
+        zones: Zones) -> None:
+    """A clean file writes no quarantine file; one with a bad record writes it; a corrected re-extract of
+    that date without the bad record replaces it with an empty file (no stale row survives), and a clean
+    entity of that re-extract still writes none."""
+    bad = csv_file("crm", "customers", [customer("C1"), customer("C2", segment="vip")])
+    folder = make_drop(zones.landing, "crm", DAY, {"customers": bad})
+    assert counts(loaded(zones, "crm"), "customers") == (1, 1, 2)
+    assert quarantine(zones, "crm", "customers")["line"].to_list() == [3]
+    others = [e.name for e in C.entities_of("crm") if e.name != "customers"]
+    assert not [n for n in others if zones.quarantine_file("crm", n, DAY).exists()]
+    # the corrected re-extract: the same date, the record fixed
+    shutil.rmtree(folder)
+    make_drop(zones.landing, "crm", DAY, {"customers": csv_file("crm", "customers", [customer("C1"),
+                                                                                      customer("C2")])})
+    assert counts(loaded(zones, "crm"), "customers") == (2, 0, 2)
+    replaced = quarantine(zones, "crm", "customers")
+    assert replaced.height == 0 and replaced.schema == pl.Schema(QUARANTINE_SCHEMA)
+    assert read_partition_counts(zones, "crm", "customers", DAY) == (2, 0)
+    assert not [n for n in others if zones.quarantine_file("crm", n, DAY).exists()]
+    assert not [p for zone in (zones.raw, zones.quarantine) for p in zone.rglob("*.tmp")]
 
 
 def test_utf8_bom_is_not_part_of_the_first_column_name(zones: Zones) -> None:
