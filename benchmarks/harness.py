@@ -4,7 +4,8 @@
 2. a full ``dbt build`` vs one hand-written DuckDB script computing ``kpi_experience_daily`` straight
    from the raw Parquet (modelling overhead over the engine), plus ``dbt run -s +kpi_experience_daily``
    (the same output as the script, without the other marts and the tests);
-3. the nightly run for one new day on top of the history vs the full build (incremental cost);
+3. the nightly run for one new day on top of the history vs the full build (incremental cost), and the floor under
+   it: the next night's ``dbt build`` with nothing new (``nightly_nothing``, a window no drop lands in);
 4. the Dagster ``nightly`` job vs the same work run bare (``nightly_bare_full``: ingest, ``dbt build``, the gate,
    the analyses and the publish through the same functions, no Dagster), step by step (orchestration overhead);
 5. the peak RSS of every stage (each stage runs in its own process).
@@ -41,8 +42,9 @@ SEED = 42
 
 # measures in the order they run; "bare" right after "ingest" means the two are interleaved run by run
 MEASURES = ("ingest", "bare", "kpi_only", "handwritten", "build", "nightly")
-# the nightly measure's stages: ingest + dbt bare (row 3), the job's whole work bare, and the Dagster job (row 4)
-NIGHTS = ("nightly_bare", "nightly_bare_full", "nightly_dagster")
+# the nightly measure's stages: ingest + dbt bare (row 3), the next night with nothing new on top of it (row 3c,
+# the floor), the job's whole work bare, and the Dagster job (row 4)
+NIGHTS = ("nightly_bare", "nightly_nothing", "nightly_bare_full", "nightly_dagster")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,6 +410,8 @@ def ratios(res: dict[str, Any]) -> dict[str, float]:
         out["kpi_only"] = res["dbt_kpi_only"]["seconds"] / res["handwritten_sql"]["seconds"]
     if have("nightly_bare", "dbt_full_build"):
         out["incremental"] = res["nightly_bare"]["seconds"] / res["dbt_full_build"]["seconds"]
+    if have("nightly_nothing", "dbt_full_build"):  # the floor: a night with nothing new, against the full build
+        out["night_floor"] = res["nightly_nothing"]["seconds"] / res["dbt_full_build"]["seconds"]
     if have("nightly_bare", "night_reference"):  # the night against a smaller scale's (M against S)
         out["night_growth"] = res["nightly_bare"]["seconds"] / res["night_reference"]["nightly_bare"]["seconds"]
     if have("nightly_bare", "nightly_dagster"):
@@ -533,6 +537,14 @@ def render(res: dict[str, Any]) -> str:
                      f"(ingest {nb['last']['ingest_seconds']:.1f} s, dbt {nb['last']['dbt_seconds']:.1f} s) | "
                      f"full build {_s(fb['seconds'])} | {100 * r['incremental']:.1f} % | {TARGETS['incremental']} | "
                      f"{_mib(nb['peak_rss_mib'])} / {_mib(fb['peak_rss_mib'])} |")
+    nn = res.get("nightly_nothing")
+    if nn and fb:
+        d = nn["last"].get("dbt", {})
+        lines.append(f"| 3c | the next night with nothing new (window [day + 1, day + 2), no drop): the floor under "
+                     f"row 3 | {_s(nn['seconds'])} (models {d.get('model_seconds', 0):.1f} s + tests "
+                     f"{d.get('test_seconds', 0):.1f} s summed) | full build {_s(fb['seconds'])} | "
+                     f"{100 * r['night_floor']:.1f} % | {TARGETS['incremental']}: a night costs at least this | "
+                     f"{_mib(nn['peak_rss_mib'])} (with the night before it) / {_mib(fb['peak_rss_mib'])} |")
     ref = res.get("night_reference")
     if nb and ref:
         rs = ref["scale"]

@@ -228,6 +228,24 @@ def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
 
 
 @stage
+def nightly_nothing(a: argparse.Namespace) -> dict[str, Any]:
+    """The floor under the night's target: the night of ``--day`` as ``nightly_bare`` runs it (not timed), then the
+    next night's ``dbt build`` on [day + 1, day + 2) with as_of = day + 1, a window no drop lands in: nothing is
+    new, so what it costs is what every night pays whatever it brings (the change detections over history, the
+    tables rebuilt each night, every test). ``seconds``: that second build alone."""
+    from ingestion import contract as C
+    from orchestration.warehouse import NIGHTLY_EXCLUDE, window_vars
+
+    before = nightly_bare(a)
+    nothing = a.day + dt.timedelta(days=1)
+    if any((a.landing / system / nothing.isoformat()).exists() for system in C.SYSTEMS):
+        raise RuntimeError(f"the landing holds drops of {nothing}: the night after --day must have none")
+    out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window_vars(nothing, nothing + dt.timedelta(days=1)))
+    return {"seconds": out["seconds"], "dbt_seconds": out["seconds"], "night_before_seconds": before["seconds"],
+            "kpi_rows": out["kpi_rows"], "dbt": out}
+
+
+@stage
 def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
     """The ``nightly`` job's whole work for ``--day`` without Dagster, in the job's order, through the same
     framework-free functions its steps call (``orchestration/night.py``): land the four drops with their health

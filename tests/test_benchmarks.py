@@ -26,7 +26,7 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
 
     text = results.read_text(encoding="utf-8")
     for row in ("| 0 | generate", "| 1 | ingestion", "| 2 | full `dbt build`", "| 2b |", "| 3 | nightly run",
-                "| 4 | Dagster"):
+                "| 3c | the next night with nothing new", "| 4 | Dagster"):
         assert row in text, row
     (raw,) = (tmp_path / "results").glob("*-tiny.json")
     res = json.loads(raw.read_text(encoding="utf-8"))
@@ -39,15 +39,19 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
     assert res["dbt_kpi_only"]["last"]["kpi_rows"] == res["dbt_full_build"]["last"]["kpi_rows"]
     assert res["nightly_dagster"]["last"]["kpi_rows"] == res["nightly_bare"]["last"]["kpi_rows"] > 0
     assert res["nightly_bare_full"]["last"]["kpi_rows"] == res["nightly_dagster"]["last"]["kpi_rows"]
+    # the floor's night: the bare night first (its KPI rows kept), then the next window's build with every test
+    nothing = res["nightly_nothing"]["last"]
+    assert nothing["kpi_rows"] >= res["nightly_bare"]["last"]["kpi_rows"] and nothing["night_before_seconds"] > 0
+    assert nothing["dbt"]["tests"] == res["nightly_bare"]["last"]["dbt"]["tests"]
     # the bare run of the job's work ran the job's steps, under the same names
     assert set(res["nightly_bare_full"]["steps"]) == set(res["nightly_dagster"]["steps"])
     assert res["dbt_full_build"]["last"]["tests"] > 100
     # every stage reports its own peak memory, and the ratios are computable
     for stage in ("generate", "ingest_ours", "ingest_bare", "dbt_full_build", "dbt_kpi_only", "handwritten_sql",
-                  "nightly_bare", "nightly_bare_full", "nightly_dagster"):
+                  "nightly_bare", "nightly_nothing", "nightly_bare_full", "nightly_dagster"):
         assert res[stage]["peak_rss_mib"] > 0, stage
-    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "dagster", "dagster_dbt_step",
-                                        "dagster_equal_work", harness.STEP_RATIO + harness.DBT_STEP}
+    assert set(harness.ratios(res)) >= {"ingestion", "build", "incremental", "night_floor", "dagster",
+                                        "dagster_dbt_step", "dagster_equal_work", harness.STEP_RATIO + harness.DBT_STEP}
     assert harness.DBT_STEP in res["nightly_dagster"]["last"]["steps"]
     assert "its dbt step" in text and "against the same work bare" in text
     assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
