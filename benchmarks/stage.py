@@ -236,10 +236,12 @@ def nightly_nothing(a: argparse.Namespace) -> dict[str, Any]:
     from ingestion import contract as C
     from orchestration.warehouse import NIGHTLY_EXCLUDE, window_vars
 
-    before = nightly_bare(a)
     nothing = a.day + dt.timedelta(days=1)
-    if any((a.landing / system / nothing.isoformat()).exists() for system in C.SYSTEMS):
-        raise RuntimeError(f"the landing holds drops of {nothing}: the night after --day must have none")
+    held = [system for system in C.SYSTEMS if (a.landing / system / nothing.isoformat()).exists()]
+    if held:  # refused before the night before it runs: nothing is landed or built
+        raise RuntimeError(f"the landing holds drops of {nothing} ({', '.join(held)}): the night after --day "
+                           "must have none")
+    before = nightly_bare(a)
     out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window_vars(nothing, nothing + dt.timedelta(days=1)))
     return {"seconds": out["seconds"], "dbt_seconds": out["seconds"], "night_before_seconds": before["seconds"],
             "kpi_rows": out["kpi_rows"], "dbt": out}

@@ -403,3 +403,20 @@ def test_two_runs_recorded_in_one_minute_keep_both_result_files(tmp_path: Path) 
     assert [json.loads(f.read_text(encoding="utf-8"))["total_seconds"] for f in files] \
         in ([res["total_seconds"], -1.0], [-1.0, res["total_seconds"]])
     assert (tmp_path / "RESULTS.md").read_text(encoding="utf-8").count("## ") == 2
+
+
+def test_the_floors_night_is_refused_when_the_next_day_has_drops(tmp_path: Path) -> None:
+    """Row 3c times a night that no drop lands in: a landing that holds a drop of the day after ``--day`` is
+    refused, naming the system, before the night before it lands or builds anything."""
+    import argparse
+    import datetime as dt
+
+    from benchmarks.stage import STAGES
+
+    day = dt.date(2026, 10, 31)
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    (landing / "erp" / "2026-11-01").mkdir(parents=True)
+    data.mkdir()
+    with pytest.raises(RuntimeError, match=r"drops of 2026-11-01 \(erp\)"):
+        STAGES["nightly_nothing"](argparse.Namespace(landing=landing, data=data, day=day))
+    assert not list(data.iterdir())  # nothing landed, nothing built
