@@ -211,8 +211,8 @@ def summary(rounds: list[dict]) -> dict:
 
     if len(rounds) == 1:
         return {**rounds[0], **ratios(rounds[0])}
-    out: dict = {"rounds": [{**one, **ratios(one)} for one in rounds]}
     each = [ratios(one) for one in rounds]
+    out: dict = {"rounds": [{**one, **r} for one, r in zip(rounds, each, strict=True)]}
     if all(each):
         out["ratio_wall_rounds"] = [r["ratio_wall"] for r in each]
         out["ratio_wall"] = round(statistics.median(out["ratio_wall_rounds"]), 2)
