@@ -1,5 +1,5 @@
-"""restricted.source_key_link incremental (docs/warehouse.md, "Incremental facts"): night by night equals a
-full refresh.
+"""restricted.source_key_link and the map it filters, int_source_keys, incremental (docs/warehouse.md,
+"Incremental facts"): night by night each equals a full refresh.
 
 The messy nights of tests/test_facts_incremental.py, with its two edits of the generated drops (imported):
 night N from the first, incomplete extract of a re-extracted drop, N+1 (with the erasure request of a
@@ -8,7 +8,8 @@ N's re-run, then N+2 again. Each night runs the link and what it reads increment
 the keys of their drops, the erasure must take the held keys of the erased customer's records out, the
 re-run of N must remove the keys only later drops brought (and N+2 again put them back), or the test
 would pass for want of them; after the re-run the link is the full refresh as of N row for row, after
-N+2 again the full refresh as of N+2. `rotate_keys` (a new key secret) rebuilds it in full.
+N+2 again the full refresh as of N+2. `rotate_keys` (a new key secret) rebuilds it in full. The map holds
+the erased customer's keys throughout (the facts read their keys there), and the link is the map without them.
 """
 
 from __future__ import annotations
@@ -30,18 +31,23 @@ from .test_facts_incremental import DAY, _delay_a_refunded_payment, _erase_a_cus
 
 SELECT = ["--select", "+source_key_link", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 LINK = "restricted.source_key_link"
+MAP = "restricted.int_source_keys"
 
 
-def _link(data: Path) -> pl.DataFrame:
+def _link(data: Path, table: str = LINK) -> pl.DataFrame:
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(f"select * from {LINK}").pl()
+        return con.sql(f"select * from {table}").pl()
 
 
-def _night(data: Path, start: dt.date, end: dt.date, **extra: object) -> tuple[pl.DataFrame, str]:
-    """Runs the window [start, end); returns the link and its compiled SQL."""
+def _night(data: Path, start: dt.date, end: dt.date, **extra: object) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Runs the window [start, end); returns the link and the map, after checking that both ran incrementally."""
     results = run_dbt(["build", *SELECT], data_dir=data, dbt_vars={**window_vars(start, end), **extra})
-    (link,) = [r for r in results if r.node.name == "source_key_link"]
-    return _link(data), link.node.compiled_code
+    for name in ("source_key_link", "int_source_keys"):
+        (node,) = [r.node for r in results if r.node.name == name]
+        # the night reads the ids of its drops' records and the held rows it recomputes only
+        assert "redo as (" in node.compiled_code and "drop_date >= cast(" in node.compiled_code, \
+            f"{name} did not run incrementally ({start})"
+    return _link(data), _link(data, MAP)
 
 
 @pytest.fixture(scope="module")
@@ -53,28 +59,28 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
     erased = _erase_a_customer_with_a_case(data / "landing", night)
     land = lander(data, reextracted)
 
-    def incremental(start: dt.date) -> pl.DataFrame:
-        link, sql = _night(data, start, start + DAY)
-        # the night hashes the ids of its drops' records and of the held rows it recomputes only
-        assert "redo as (" in sql and "drop_date >= cast(" in sql, f"the link did not run incrementally ({start})"
+    maps: dict[str, pl.DataFrame] = {}
+
+    def incremental(start: dt.date, state: str) -> pl.DataFrame:
+        link, maps[state] = _night(data, start, start + DAY)
         return link
 
     land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
-    links: dict = {"before": _link(data)}
+    links: dict = {"before": _link(data), "maps": maps}
     land(night, superseded_first=True)
-    links["N"] = incremental(night)
+    links["N"] = incremental(night, "N")
     for d in (1, 2):
         land(night + d * DAY)
-        links[f"N+{d}"] = incremental(night + d * DAY)
+        links[f"N+{d}"] = incremental(night + d * DAY, f"N+{d}")
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         # the cases of the customer erased in N+1, all delivered before N
         rows = con.execute("select case_id, drop_date from staging.stg_crm__support_cases where customer_id = ?",
                            [erased]).fetchall()
     links["erased_cases"] = pl.DataFrame(rows, schema=["case_id", "drop_date"], orient="row")
     land_reextract(data, reextracted, night)
-    links["rerun"] = incremental(night)
-    links["final"] = incremental(night + 2 * DAY)
+    links["rerun"] = incremental(night, "rerun")
+    links["final"] = incremental(night + 2 * DAY, "final")
     return data, night, links
 
 
@@ -92,6 +98,13 @@ def test_the_nights_add_their_keys_and_an_erasure_takes_held_keys_out(nights: tu
     held = {state: links[state].filter(theirs) for state in ("N", "N+1")}
     assert held["N"].height == cases.height and (held["N"]["last_drop_date"] < night).all()
     assert held["N+1"].height == 0, "the erasure request left the customer's held case keys in the link"
+    # the map keeps them (the facts key the erased customer's rows from it), with the keys the link had
+    kept = links["maps"]["N+1"].filter(theirs)
+    assert _sorted(kept.drop("last_drop_date")).equals(_sorted(held["N"].drop("last_drop_date")))
+    # and the link is the map without the erased people's rows, key for key
+    for state in ("N", "N+1", "N+2", "rerun", "final"):
+        link, whole = links[state], links["maps"][state]
+        assert link.join(whole, on=list(link.columns), how="anti").height == 0, state
 
 
 
@@ -108,35 +121,40 @@ def test_the_rerun_removes_the_keys_of_later_drops(nights: tuple[Path, dt.date, 
     assert redated.height > 0, "no held key of a later drop was recomputed to an older drop"
 
 
-_FULL: dict[dt.date, pl.DataFrame] = {}
+_FULL: dict[tuple[dt.date, str], pl.DataFrame] = {}
 
 
-def _full_refresh(data: Path, as_of: dt.date, into: Path) -> pl.DataFrame:
-    if as_of not in _FULL:
+def _full_refresh(data: Path, as_of: dt.date, into: Path, table: str) -> pl.DataFrame:
+    if (as_of, table) not in _FULL:
         for zone in ("raw", "quarantine"):
             shutil.copytree(data / zone, into / zone)
         run_dbt(["build", *SELECT, "--full-refresh"], data_dir=into, dbt_vars={"as_of": as_of.isoformat()})
-        _FULL[as_of] = _link(into)
-    return _FULL[as_of]
+        _FULL[as_of, LINK], _FULL[as_of, MAP] = _link(into), _link(into, MAP)
+    return _FULL[as_of, table]
 
 
+@pytest.mark.parametrize("table", [LINK, MAP])
 @pytest.mark.parametrize("state", ["rerun", "final"])
-def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict], state: str,
+def test_night_by_night_equals_a_full_refresh(nights: tuple[Path, dt.date, dict], state: str, table: str,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
     data, night, links = nights
     as_of = night if state == "rerun" else night + 2 * DAY
-    got, want = links[state], _full_refresh(data, as_of, tmp_path_factory.mktemp(f"full_{state}"))
+    got = links[state] if table == LINK else links["maps"][state]
+    want = _full_refresh(data, as_of, tmp_path_factory.mktemp(f"full_{state}"), table)
     assert got.schema == want.schema
     assert got.height == want.height > 0
     assert _sorted(got).equals(_sorted(want))
 
 
 def test_rotate_keys_rebuilds_the_link_in_full(nights: tuple[Path, dt.date, dict]) -> None:
-    """`cxw keys rotate` passes rotate_keys: the link is rebuilt, not recomputed on the old keys (a new
-    secret changes every key; delete+insert on the new keys would keep the old ones)."""
+    """`cxw keys rotate` passes rotate_keys: the link and the map are rebuilt, not recomputed on the old keys
+    (a new secret changes every key; delete+insert on the new keys would keep the old ones)."""
     data, night, links = nights
-    results = run_dbt(["run", "--select", "source_key_link"], data_dir=data,
+    results = run_dbt(["run", "--select", "int_source_keys", "source_key_link"], data_dir=data,
                       dbt_vars={**window_vars(night + 2 * DAY, night + 3 * DAY), "rotate_keys": True})
-    (link,) = [r for r in results if r.node.name == "source_key_link"]
-    assert "redo as (" not in link.node.compiled_code
+    models = [r.node for r in results if r.node.name in ("int_source_keys", "source_key_link")]
+    assert len(models) == 2
+    for node in models:
+        assert "redo as (" not in node.compiled_code, node.name
     assert _sorted(_link(data)).equals(_sorted(links["final"]))
+    assert _sorted(_link(data, MAP)).equals(_sorted(links["maps"]["final"]))

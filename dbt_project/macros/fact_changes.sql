@@ -78,11 +78,12 @@
     {%- set keyed_now %}
         select
             o.order_id,
-            {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
+            {{ cx_source_key('order', 'o.order_id', 'ok') }} as order_key,
             k.customer_key
         from {{ ref('stg_erp__orders') }} as o
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
+        {{ cx_source_key_join('order', 'o.order_id', 'ok') }}
     {%- endset %}
     {{ cx_fact_changes('order', records, keyed_now, staged, summed=true) }}
 {% endmacro %}
@@ -102,11 +103,12 @@
     {%- set keyed_now %}
         select
             i.invoice_id,
-            {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
+            {{ cx_source_key('invoice', 'i.invoice_id', 'ik') }} as invoice_key,
             k.customer_key
         from {{ ref('stg_billing__invoices') }} as i
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+        {{ cx_source_key_join('invoice', 'i.invoice_id', 'ik') }}
     {%- endset %}
     {{ cx_fact_changes('invoice', records, keyed_now, staged, summed=true) }}
 {% endmacro %}
@@ -122,12 +124,13 @@
     {%- set keyed_now %}
         select
             p.payment_id,
-            {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
+            {{ cx_source_key('payment', 'p.payment_id', 'pk') }} as payment_key,
             k.customer_key
         from {{ ref('stg_billing__payments') }} as p
         left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
         left join {{ ref('int_customer_keys') }} as k
             on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+        {{ cx_source_key_join('payment', 'p.payment_id', 'pk') }}
     {%- endset %}
     {{ cx_fact_changes('payment', records, keyed_now, staged) }}
 {% endmacro %}

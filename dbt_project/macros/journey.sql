@@ -182,8 +182,10 @@
 {%- endif %}
 
     touches as (
-        select t.*, {{ cx_pseudonym('touch', 't.touch_id') }} as touch_key
+        select t.*, {{ cx_source_key('touch', 't.touch_id', 'tk') }} as touch_key
         from touch_records as t
+        -- the touch's key from the map of identifiers to keys (macros/keys.sql)
+        {{ cx_source_key_join('touch', 't.touch_id', 'tk') }}
         {%- if is_incremental() %}
         where {{ cx_new_record('t.drop_date') }}
            or t.customer_key in (select customer_key from changed_touch_customers)

@@ -41,11 +41,11 @@ refunded as (
 )
 
 select
-    {{ cx_pseudonym('invoice', 'i.invoice_id') }} as invoice_key,
+    {{ cx_source_key('invoice', 'i.invoice_id', 'ik') }} as invoice_key,
     k.customer_key,
-    {{ cx_pseudonym('billing-account', 'i.billing_account_id') }} as billing_account_key,
-    {{ cx_pseudonym('order', 'i.order_id') }} as order_key,
-    {{ cx_pseudonym('subscription', 'i.subscription_id') }} as subscription_key,
+    {{ cx_source_key('billing-account', 'i.billing_account_id', 'bk') }} as billing_account_key,
+    {{ cx_source_key('order', 'i.order_id', 'ok') }} as order_key,
+    {{ cx_source_key('subscription', 'i.subscription_id', 'sk') }} as subscription_key,
     i.issued_at,
     {{ utc_date('i.issued_at') }} as issue_date,
     i.due_at,
@@ -64,3 +64,8 @@ left join paid as pd on pd.invoice_id = i.invoice_id
 left join refunded as rf on rf.invoice_id = i.invoice_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('invoice', 'i.invoice_id', 'ik') }}
+{{ cx_source_key_join('billing-account', 'i.billing_account_id', 'bk') }}
+{{ cx_source_key_join('order', 'i.order_id', 'ok') }}
+{{ cx_source_key_join('subscription', 'i.subscription_id', 'sk') }}

@@ -129,9 +129,9 @@ combined as (
 )
 
 select
-    {{ cx_pseudonym('order', 'o.order_id') }} as order_key,
+    {{ cx_source_key('order', 'o.order_id', 'ok') }} as order_key,
     k.customer_key,
-    {{ cx_pseudonym('erp-account', 'o.erp_account_id') }} as erp_account_key,
+    {{ cx_source_key('erp-account', 'o.erp_account_id', 'ak') }} as erp_account_key,
     o.sales_channel,
     o.currency,
     o.total_amount,
@@ -160,7 +160,7 @@ select
     end as promise_gap_days,
     coalesce(c.has_lost_shipment, false) as has_lost_shipment,
     coalesce(c.units_delivered, 0) as units_delivered,
-    {{ cx_pseudonym('invoice', 'c.invoice_id') }} as invoice_key,
+    {{ cx_source_key('invoice', 'c.invoice_id', 'ik') }} as invoice_key,
     c.invoiced_at,
     c.paid_at,
     coalesce(c.returns, 0) as returns,
@@ -178,3 +178,7 @@ inner join combined as c on c.order_id = o.order_id
 left join delivery_promise as dp on dp.sales_channel is not distinct from o.sales_channel
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('o.crm_customer_id', 'o.email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('order', 'o.order_id', 'ok') }}
+{{ cx_source_key_join('erp-account', 'o.erp_account_id', 'ak') }}
+{{ cx_source_key_join('invoice', 'c.invoice_id', 'ik') }}

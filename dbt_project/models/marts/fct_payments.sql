@@ -17,10 +17,10 @@ payments as (
 )
 
 select
-    {{ cx_pseudonym('payment', 'p.payment_id') }} as payment_key,
-    {{ cx_pseudonym('invoice', 'p.invoice_id') }} as invoice_key,
-    {{ cx_pseudonym('order', 'i.order_id') }} as order_key,
-    {{ cx_pseudonym('subscription', 'i.subscription_id') }} as subscription_key,
+    {{ cx_source_key('payment', 'p.payment_id', 'pk') }} as payment_key,
+    {{ cx_source_key('invoice', 'p.invoice_id', 'ik') }} as invoice_key,
+    {{ cx_source_key('order', 'i.order_id', 'ok') }} as order_key,
+    {{ cx_source_key('subscription', 'i.subscription_id', 'sk') }} as subscription_key,
     k.customer_key,
     p.attempted_at,
     {{ utc_date('p.attempted_at') }} as attempt_date,
@@ -36,3 +36,8 @@ from payments as p
 left join {{ ref('stg_billing__invoices') }} as i on i.invoice_id = p.invoice_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('i.ref_customer_id', 'i.ref_email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('payment', 'p.payment_id', 'pk') }}
+{{ cx_source_key_join('invoice', 'p.invoice_id', 'ik') }}
+{{ cx_source_key_join('order', 'i.order_id', 'ok') }}
+{{ cx_source_key_join('subscription', 'i.subscription_id', 'sk') }}

@@ -26,11 +26,13 @@ with refund_records as (
 keyed_now as (
     select
         r.refund_id,
-        {{ cx_pseudonym('refund', 'r.refund_id') }} as refund_key,
+        {{ cx_source_key('refund', 'r.refund_id', 'rk') }} as refund_key,
         k.customer_key
     from {{ ref('int_refunds_with_invoices') }} as r
     left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('r.ref_customer_id', 'r.ref_email_hash') }}
+    -- the record keys from the map of identifiers to keys (macros/keys.sql)
+    {{ cx_source_key_join('refund', 'r.refund_id', 'rk') }}
 ),
 
 changed as (
@@ -52,10 +54,10 @@ refund_drops as (
 )
 
 select
-    {{ cx_pseudonym('refund', 'r.refund_id') }} as refund_key,
-    {{ cx_pseudonym('payment', 'r.payment_id') }} as payment_key,
-    {{ cx_pseudonym('invoice', 'r.invoice_id') }} as invoice_key,
-    {{ cx_pseudonym('order', 'r.order_id') }} as order_key,
+    {{ cx_source_key('refund', 'r.refund_id', 'rk') }} as refund_key,
+    {{ cx_source_key('payment', 'r.payment_id', 'pk') }} as payment_key,
+    {{ cx_source_key('invoice', 'r.invoice_id', 'ik') }} as invoice_key,
+    {{ cx_source_key('order', 'r.order_id', 'ok') }} as order_key,
     k.customer_key,
     r.refunded_at,
     {{ utc_date('r.refunded_at') }} as refund_date,
@@ -68,3 +70,8 @@ from refunds as r
 inner join refund_drops as rd on rd.refund_id = r.refund_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('r.ref_customer_id', 'r.ref_email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('refund', 'r.refund_id', 'rk') }}
+{{ cx_source_key_join('payment', 'r.payment_id', 'pk') }}
+{{ cx_source_key_join('invoice', 'r.invoice_id', 'ik') }}
+{{ cx_source_key_join('order', 'r.order_id', 'ok') }}

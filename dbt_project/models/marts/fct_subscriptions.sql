@@ -24,12 +24,14 @@ with subscription_records as (
 keyed_now as (
     select
         s.subscription_id,
-        {{ cx_pseudonym('subscription', 's.subscription_id') }} as subscription_key,
+        {{ cx_source_key('subscription', 's.subscription_id', 'sk') }} as subscription_key,
         k.customer_key,
         {{ is_active_as_of }} as is_active_as_of
     from {{ ref('stg_billing__subscriptions') }} as s
     left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('s.ref_customer_id', 's.ref_email_hash') }}
+    -- the record keys from the map of identifiers to keys (macros/keys.sql)
+    {{ cx_source_key_join('subscription', 's.subscription_id', 'sk') }}
 ),
 
 changed as (
@@ -44,7 +46,7 @@ subscriptions as (
 )
 
 select
-    {{ cx_pseudonym('subscription', 's.subscription_id') }} as subscription_key,
+    {{ cx_source_key('subscription', 's.subscription_id', 'sk') }} as subscription_key,
     k.customer_key,
     s.plan,
     s.mrr_minor,
@@ -60,3 +62,5 @@ select
 from subscriptions as s
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('s.ref_customer_id', 's.ref_email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('subscription', 's.subscription_id', 'sk') }}

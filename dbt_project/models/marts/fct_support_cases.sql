@@ -22,11 +22,13 @@ with case_records as (
 keyed_now as (
     select
         c.case_id,
-        {{ cx_pseudonym('case', 'c.case_id') }} as case_key,
+        {{ cx_source_key('case', 'c.case_id', 'ck') }} as case_key,
         k.customer_key
     from {{ ref('stg_crm__support_cases') }} as c
     left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('c.customer_id', 'cast(null as ' ~ dbt.type_string() ~ ')') }}
+    -- the record keys from the map of identifiers to keys (macros/keys.sql)
+    {{ cx_source_key_join('case', 'c.case_id', 'ck') }}
 ),
 
 changed as (
@@ -48,7 +50,7 @@ resolution_promise as (
 )
 
 select
-    {{ cx_pseudonym('case', 'c.case_id') }} as case_key,
+    {{ cx_source_key('case', 'c.case_id', 'ck') }} as case_key,
     k.customer_key,
     c.channel,
     c.category,
@@ -81,3 +83,5 @@ left join resolution_promise as sp
     on sp.case_id = c.case_id
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('c.customer_id', 'cast(null as ' ~ dbt.type_string() ~ ')') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('case', 'c.case_id', 'ck') }}

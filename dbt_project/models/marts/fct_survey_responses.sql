@@ -22,7 +22,7 @@ with response_records as (
 keyed_now as (
     select
         r.response_id,
-        {{ cx_pseudonym('response', 'r.response_id') }} as response_key,
+        {{ cx_source_key('response', 'r.response_id', 'rk') }} as response_key,
         k.customer_key,
         {%- for column in comment_columns %}
         r.{{ column }}{{ ',' if not loop.last }}
@@ -30,6 +30,8 @@ keyed_now as (
     from {{ ref('stg_survey__responses') }} as r
     left join {{ ref('int_customer_keys') }} as k
         on k.identifier = {{ customer_identifier('r.ref_customer_id', 'r.ref_email_hash') }}
+    -- the record keys from the map of identifiers to keys (macros/keys.sql)
+    {{ cx_source_key_join('response', 'r.response_id', 'rk') }}
 ),
 
 changed as (
@@ -44,17 +46,18 @@ responses as (
 )
 
 select
-    {{ cx_pseudonym('response', 'r.response_id') }} as response_key,
+    {{ cx_source_key('response', 'r.response_id', 'rk') }} as response_key,
     k.customer_key,
     -- the questionnaire's code ('post_delivery_v3'), shared by everyone who got it: not a record id
     r.survey_id,
     r.survey_type,
     r.touchpoint,
-    case when r.touchpoint in ('purchase', 'delivery', 'onboarding') then {{ cx_pseudonym('order', 'r.related_id') }} end
-        as related_order_key,
-    case when r.touchpoint = 'support' then {{ cx_pseudonym('case', 'r.related_id') }} end as related_case_key,
-    case when r.touchpoint = 'billing' then {{ cx_pseudonym('invoice', 'r.related_id') }} end
-        as related_invoice_key,
+    case when r.touchpoint in ('purchase', 'delivery', 'onboarding')
+        then {{ cx_source_key('order', 'r.related_id', 'rok') }} end as related_order_key,
+    case when r.touchpoint = 'support'
+        then {{ cx_source_key('case', 'r.related_id', 'rck') }} end as related_case_key,
+    case when r.touchpoint = 'billing'
+        then {{ cx_source_key('invoice', 'r.related_id', 'rik') }} end as related_invoice_key,
     r.sent_at,
     r.responded_at,
     {{ utc_date('r.responded_at') }} as response_date,
@@ -72,3 +75,8 @@ select
 from responses as r
 left join {{ ref('int_customer_keys') }} as k
     on k.identifier = {{ customer_identifier('r.ref_customer_id', 'r.ref_email_hash') }}
+-- the record keys from the map of identifiers to keys (macros/keys.sql)
+{{ cx_source_key_join('response', 'r.response_id', 'rk') }}
+{{ cx_source_key_join('order', 'r.related_id', 'rok') }}
+{{ cx_source_key_join('case', 'r.related_id', 'rck') }}
+{{ cx_source_key_join('invoice', 'r.related_id', 'rik') }}

@@ -8,37 +8,16 @@
 -- Records of people who asked for erasure are left out, as in customer_key_link: their served rows
 -- stay and count, but must not lead back to a source record, and from there to the person.
 --
+-- The rows of int_source_keys (each id hashed once, for the facts) without the erased people's.
+--
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a row keeps
--- `last_drop_date`, the newest drop among the staging records that mention its id. A night hashes and
--- inserts the ids of the records from the window's drops (or rewritten by the run, or after the newest
--- drop held: cx_new_record) and takes out the held rows of people who asked for erasure; a re-run (the
--- table holds rows from the window's drops or later) recomputes every row, as the full build. A held row
+-- `last_drop_date`, the newest drop among the staging records that mention its id (the map's). A night
+-- inserts the map's rows of the window's drops (or rewritten by the run, or after the newest drop held:
+-- cx_new_record; the map's night wrote them) and takes out the held rows of people who asked for erasure;
+-- a re-run (the table holds rows from the window's drops or later) recomputes every row, as the full build. A held row
 -- the full build has no row for is written as if from a drop after as_of, so that the run's end deletes
 -- it (cx_fact_drop_later on DuckDB, the delete+insert swap on Spark). var rotate_keys (a new key secret
 -- changes every key) forces a full rebuild.
-{%- set survey_related = {
-    'order': "touchpoint in ('purchase', 'delivery', 'onboarding')",
-    'case': "touchpoint = 'support'",
-    'invoice': "touchpoint = 'billing'",
-} %}
-{#- kind -> [(model, id column, filter)]; the survey's related_id follows fct_survey_responses -#}
-{%- set sources = {
-    'order': [('stg_erp__orders', 'order_id', none), ('stg_billing__invoices', 'order_id', none),
-              ('stg_survey__responses', 'related_id', survey_related['order'])],
-    'erp-account': [('stg_erp__orders', 'erp_account_id', none)],
-    'invoice': [('stg_billing__invoices', 'invoice_id', none), ('stg_billing__payments', 'invoice_id', none),
-                ('stg_survey__responses', 'related_id', survey_related['invoice'])],
-    'billing-account': [('stg_billing__invoices', 'billing_account_id', none)],
-    'subscription': [('stg_billing__subscriptions', 'subscription_id', none),
-                     ('stg_billing__invoices', 'subscription_id', none)],
-    'payment': [('stg_billing__payments', 'payment_id', none), ('stg_billing__refunds', 'payment_id', none)],
-    'refund': [('stg_billing__refunds', 'refund_id', none)],
-    'case': [('stg_crm__support_cases', 'case_id', none),
-             ('stg_survey__responses', 'related_id', survey_related['case'])],
-    'response': [('stg_survey__responses', 'response_id', none)],
-    'touch': [('stg_crm__campaign_touches', 'touch_id', none)],
-    'return': [('stg_erp__returns', 'return_id', none)],
-} %}
 {#- the served key columns of each fact: a row of an erased person takes all of them out of the link -#}
 {%- set served_keys = {
     'fct_orders': ['order_key', 'erp_account_key', 'invoice_key'],
@@ -81,41 +60,15 @@ redo as (
 ),
 {%- endif %}
 
--- every staging record that mentions an id, with its drop; on a night, the records of the night's drops
-mentions as (
-    {%- for kind, refs in sources.items() %}
-    {%- set outer = loop %}
-    {%- for model, column, filter in refs %}
-    select '{{ kind }}' as kind, {{ column }} as source_id, drop_date
-    from {{ ref(model) }}
-    where {{ column }} is not null{% if filter %} and {{ filter }}{% endif %}
-    {%- if is_incremental() %}
-      and ({{ cx_new_record('drop_date') }} or {{ rerun }})
-    {%- endif %}
-    {% if not (outer.last and loop.last) %}union all{% endif %}
-    {%- endfor %}
-    {%- endfor %}
-),
-
-ids as (
-    select kind, source_id, max(drop_date) as last_drop_date
-    from mentions
-    group by kind, source_id
-),
-
-keyed as (
-    {%- for kind in sources %}
-    select kind, {{ cx_pseudonym(kind, 'source_id') }} as source_key, source_id, last_drop_date
-    from ids
-    where kind = '{{ kind }}'
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
-),
-
+-- the map's rows (every id with its key, int_source_keys) but those of people who asked for erasure; on a
+-- night, the rows the map's night wrote (or newer than the newest drop held)
 linked as (
-    select kind, source_key, source_id, last_drop_date
-    from keyed
-    where source_key not in (select source_key from erased_records)
+    select m.kind, m.source_key, m.source_id, m.last_drop_date
+    from {{ ref('int_source_keys') }} as m
+    where m.source_key not in (select source_key from erased_records)
+    {%- if is_incremental() %}
+      and ({{ cx_new_record('m.last_drop_date') }} or {{ rerun }})
+    {%- endif %}
 )
 
 select kind, source_key, source_id, last_drop_date
