@@ -126,3 +126,26 @@
 {% macro cx_source_key(kind, expr, alias) -%}
     coalesce({{ alias }}.source_key, {{ cx_pseudonym(kind, expr) }})
 {%- endmacro %}
+
+{#- The two maps of record keys (int_source_keys, source_key_link), incremental alike: `cx_key_map_rerun()` is true
+    when the table holds rows from the window's drops or later (the re-run of an older window, or of the last one
+    after a corrected re-extract), whose records may be gone or older: everything is recomputed, as the full
+    build. `cx_key_map_rows(rows)` is the model's final select: `rows` (a CTE of kind, source_key, source_id,
+    last_drop_date) and, on an incremental run, each held row of the model's `redo` CTE (kind, source_id,
+    source_key) that `rows` has none for (its records are gone; from the link, its person asked for erasure), as
+    if from a drop after as_of: it replaces the held row and the run's end deletes it (cx_fact_drop_later on
+    DuckDB, the delete+insert swap on Spark). -#}
+{% macro cx_key_map_rerun() -%}
+    ((select max(held.last_drop_date) from {{ this }} as held) >= {{ cx_min_date() }})
+{%- endmacro %}
+
+{% macro cx_key_map_rows(rows) -%}
+select kind, source_key, source_id, last_drop_date
+from {{ rows }}
+{%- if is_incremental() %}
+union all
+select redo.kind, redo.source_key, redo.source_id, cast({{ dbt.dateadd('day', 1, cx_as_of()) }} as date)
+from redo
+where redo.source_key not in (select source_key from {{ rows }})
+{%- endif %}
+{%- endmacro %}

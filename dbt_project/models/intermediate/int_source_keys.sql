@@ -16,9 +16,7 @@
 {%- if is_incremental() %}
 {#- a re-run: the table holds rows from the window's drops or later (the re-run of an older window, or of
     the last one after a corrected re-extract). Its records may be gone or older: everything is recomputed -#}
-{%- set rerun -%}
-((select max(held.last_drop_date) from {{ this }} as held) >= {{ cx_min_date() }})
-{%- endset %}
+{%- set rerun = cx_key_map_rerun() %}
 
 with redo as (
     -- on a re-run, every held row
@@ -62,13 +60,5 @@ keyed as (
     {%- endfor %}
 )
 
-select kind, source_key, source_id, last_drop_date
-from keyed
-{%- if is_incremental() %}
-union all
--- a held row the full build has no row for (its records are gone): as if from a drop after as_of, it
--- replaces the held row and the run's end deletes it
-select redo.kind, redo.source_key, redo.source_id, cast({{ dbt.dateadd('day', 1, cx_as_of()) }} as date)
-from redo
-where redo.source_key not in (select source_key from keyed)
-{%- endif %}
+-- the held rows the run has none for are deleted at its end (cx_key_map_rows, macros/keys.sql)
+{{ cx_key_map_rows('keyed') }}

@@ -48,9 +48,7 @@ erased_records as (
 {#- a re-run: the table holds rows from the window's drops or later (the re-run of an older window, or of
     the last one after a corrected re-extract). Its records may be gone or older, and an erasure request
     of a later drop is undone as of the window, which only the full build sees: everything is recomputed -#}
-{%- set rerun -%}
-((select max(held.last_drop_date) from {{ this }} as held) >= {{ cx_min_date() }})
-{%- endset %}
+{%- set rerun = cx_key_map_rerun() %}
 
 -- held rows to recompute: of a person who asked for erasure since; on a re-run, every row
 redo as (
@@ -71,13 +69,6 @@ linked as (
     {%- endif %}
 )
 
-select kind, source_key, source_id, last_drop_date
-from linked
-{%- if is_incremental() %}
-union all
--- a held row the full build has no row for (its records are gone, or its person asked for erasure): as
--- if from a drop after as_of, it replaces the held row and the run's end deletes it
-select redo.kind, redo.source_key, redo.source_id, cast({{ dbt.dateadd('day', 1, cx_as_of()) }} as date)
-from redo
-where redo.source_key not in (select source_key from linked)
-{%- endif %}
+-- the held rows the run has none for (their records are gone, or their person asked for erasure) are deleted
+-- at its end (cx_key_map_rows, macros/keys.sql)
+{{ cx_key_map_rows('linked') }}
