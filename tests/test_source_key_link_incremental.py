@@ -61,26 +61,25 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
 
     maps: dict[str, pl.DataFrame] = {}
 
-    def incremental(start: dt.date, state: str) -> pl.DataFrame:
-        link, maps[state] = _night(data, start, start + DAY)
-        return link
+    def incremental(start: dt.date, state: str) -> None:
+        links[state], maps[state] = _night(data, start, start + DAY)
 
     land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
     links: dict = {"before": _link(data), "maps": maps}
     land(night, superseded_first=True)
-    links["N"] = incremental(night, "N")
+    incremental(night, "N")
     for d in (1, 2):
         land(night + d * DAY)
-        links[f"N+{d}"] = incremental(night + d * DAY, f"N+{d}")
+        incremental(night + d * DAY, f"N+{d}")
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         # the cases of the customer erased in N+1, all delivered before N
         rows = con.execute("select case_id, drop_date from staging.stg_crm__support_cases where customer_id = ?",
                            [erased]).fetchall()
     links["erased_cases"] = pl.DataFrame(rows, schema=["case_id", "drop_date"], orient="row")
     land_reextract(data, reextracted, night)
-    links["rerun"] = incremental(night, "rerun")
-    links["final"] = incremental(night + 2 * DAY, "final")
+    incremental(night, "rerun")
+    incremental(night + 2 * DAY, "final")
     return data, night, links
 
 

@@ -7,17 +7,16 @@
 -- invoice's order, a survey answer's related case) resolves too.
 -- Records of people who asked for erasure are left out, as in customer_key_link: their served rows
 -- stay and count, but must not lead back to a source record, and from there to the person.
---
 -- The rows of int_source_keys (each id hashed once, for the facts) without the erased people's.
 --
 -- Incremental (macros/incremental_facts.sql; docs/warehouse.md, "Incremental facts"): a row keeps
 -- `last_drop_date`, the newest drop among the staging records that mention its id (the map's). A night
 -- inserts the map's rows of the window's drops (or rewritten by the run, or after the newest drop held:
 -- cx_new_record; the map's night wrote them) and takes out the held rows of people who asked for erasure;
--- a re-run (the table holds rows from the window's drops or later) recomputes every row, as the full build. A held row
--- the full build has no row for is written as if from a drop after as_of, so that the run's end deletes
--- it (cx_fact_drop_later on DuckDB, the delete+insert swap on Spark). var rotate_keys (a new key secret
--- changes every key) forces a full rebuild.
+-- a re-run (the table holds rows from the window's drops or later) recomputes every row, as the full
+-- build. A held row the full build has no row for is written as if from a drop after as_of, so that the
+-- run's end deletes it (cx_fact_drop_later on DuckDB, the delete+insert swap on Spark). var rotate_keys
+-- (a new key secret changes every key) forces a full rebuild.
 {#- the served key columns of each fact: a row of an erased person takes all of them out of the link -#}
 {%- set served_keys = {
     'fct_orders': ['order_key', 'erp_account_key', 'invoice_key'],
