@@ -7,9 +7,11 @@ customer whose case and commented answer were delivered before N), N+2, the corr
 N's re-run, then N+2 again. Each night runs the link and what it reads incrementally. The nights must add
 the keys of their drops, the erasure must take the held keys of the erased customer's records out, the
 re-run of N must remove the keys only later drops brought (and N+2 again put them back), or the test
-would pass for want of them; after the re-run the link is the full refresh as of N row for row, after
-N+2 again the full refresh as of N+2. `rotate_keys` (a new key secret) rebuilds it in full. The map holds
-the erased customer's keys throughout (the facts read their keys there), and the link is the map without them.
+would pass for want of them. N's first CRM extract holds a campaign touch the corrected re-extract retracts
+(nights.retracted_touch): the re-run must take its key out of both tables. After the re-run the link is
+the full refresh as of N row for row, after N+2 again the full refresh as of N+2. `rotate_keys` (a new key
+secret) rebuilds it in full. The map holds the erased customer's keys throughout (the facts read their keys
+there), and the link is the map without them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 from orchestration.warehouse import run_dbt, window_vars
 from simulator import generate
 
-from .nights import COMPANY, land_before, land_reextract, lander, superseded_night
+from .nights import COMPANY, land_before, land_reextract, lander, retracted_touch, superseded_night
 from .nights import sorted_rows as _sorted
 from .test_facts_incremental import DAY, _delay_a_refunded_payment, _erase_a_customer_with_a_case
 
@@ -54,9 +56,12 @@ def _night(data: Path, start: dt.date, end: dt.date, **extra: object) -> tuple[p
 def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
     data = tmp_path_factory.mktemp("link_incremental")
     generate(COMPANY, data / "landing")
-    night, reextracted = superseded_night(data / "landing")
+    night, _ = superseded_night(data / "landing")
     _delay_a_refunded_payment(data / "landing", night)
     erased = _erase_a_customer_with_a_case(data / "landing", night)
+    links_touch = retracted_touch(data / "landing", night)
+    night_again, reextracted = superseded_night(data / "landing")
+    assert night_again == night and "crm" in reextracted, (night_again, reextracted)
     land = lander(data, reextracted)
 
     maps: dict[str, pl.DataFrame] = {}
@@ -66,7 +71,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
 
     land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
-    links: dict = {"before": _link(data), "maps": maps}
+    links: dict = {"before": _link(data), "maps": maps, "retracted_touch": links_touch}
     land(night, superseded_first=True)
     incremental(night, "N")
     for d in (1, 2):
@@ -112,12 +117,31 @@ def test_the_rerun_removes_the_keys_of_later_drops(nights: tuple[Path, dt.date, 
     gone = links["N+2"].join(links["rerun"], on="source_key", how="anti")
     back = links["final"].join(links["rerun"], on="source_key", how="anti")
     assert gone.height > 0 and back.height > 0, (gone.height, back.height)
-    assert (gone["last_drop_date"] > night).all()
+    # every key the re-run took out came from a later drop, but the touch N's corrected re-extract retracts
+    retracted = (pl.col("kind") == "touch") & (pl.col("source_id") == links["retracted_touch"])
+    assert (gone.filter(~retracted)["last_drop_date"] > night).all()
     assert links["rerun"]["last_drop_date"].max() == night
     # a key of N+1 whose records the re-run brought back to an older version keeps its row, with that drop
     redated = links["N+2"].join(links["rerun"], on="source_key", suffix="_rerun").filter(
         (pl.col("last_drop_date") > night) & (pl.col("last_drop_date_rerun") <= night))
     assert redated.height > 0, "no held key of a later drop was recomputed to an older drop"
+
+
+def test_a_key_only_a_retracted_record_mentioned_leaves_at_the_rerun(nights: tuple[Path, dt.date, dict]) -> None:
+    """Night N's first CRM extract holds one campaign touch more than its corrected re-extract
+    (nights.retracted_touch), under an id nothing else mentions. Its key is in the map and the link from N to
+    N+2, with N's drop; the re-run of N no longer finds the id in staging, and its held row, from a drop on or
+    before the window (so not one the run's end deletes as later), must leave both: the re-run's `redo`
+    (cx_key_map_rows) writes it as if from after as_of. N+2 again does not bring it back."""
+    _, night, links = nights
+    touch = (pl.col("kind") == "touch") & (pl.col("source_id") == links["retracted_touch"])
+    for state in ("N", "N+1", "N+2"):
+        for table in (links[state], links["maps"][state]):
+            held = table.filter(touch)
+            assert held.height == 1 and held["last_drop_date"].to_list() == [night], (state, held)
+    for state in ("rerun", "final"):
+        assert links[state].filter(touch).height == 0, f"the retracted touch's key is still in the link ({state})"
+        assert links["maps"][state].filter(touch).height == 0, f"the retracted touch's key is in the map ({state})"
 
 
 _FULL: dict[tuple[dt.date, str], pl.DataFrame] = {}
