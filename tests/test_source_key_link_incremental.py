@@ -59,7 +59,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
     night, _ = superseded_night(data / "landing")
     _delay_a_refunded_payment(data / "landing", night)
     erased = _erase_a_customer_with_a_case(data / "landing", night)
-    links_touch = retracted_touch(data / "landing", night)
+    touch_id = retracted_touch(data / "landing", night)
     night_again, reextracted = superseded_night(data / "landing")
     assert night_again == night and "crm" in reextracted, (night_again, reextracted)
     land = lander(data, reextracted)
@@ -71,7 +71,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
 
     land_before(land, night)
     run_dbt(["build", *SELECT], data_dir=data, dbt_vars=window_vars(night - DAY, night))  # no table yet: full
-    links: dict = {"before": _link(data), "maps": maps, "retracted_touch": links_touch}
+    links: dict = {"before": _link(data), "maps": maps, "retracted_touch": touch_id}
     land(night, superseded_first=True)
     incremental(night, "N")
     for d in (1, 2):
@@ -86,6 +86,11 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dic
     incremental(night, "rerun")
     incremental(night + 2 * DAY, "final")
     return data, night, links
+
+
+def _retracted(links: dict) -> pl.Expr:
+    """The row of the campaign touch that N's corrected re-extract retracts (nights.retracted_touch)."""
+    return (pl.col("kind") == "touch") & (pl.col("source_id") == links["retracted_touch"])
 
 
 def test_the_nights_add_their_keys_and_an_erasure_takes_held_keys_out(nights: tuple[Path, dt.date, dict]) -> None:
@@ -118,8 +123,7 @@ def test_the_rerun_removes_the_keys_of_later_drops(nights: tuple[Path, dt.date, 
     back = links["final"].join(links["rerun"], on="source_key", how="anti")
     assert gone.height > 0 and back.height > 0, (gone.height, back.height)
     # every key the re-run took out came from a later drop, but the touch N's corrected re-extract retracts
-    retracted = (pl.col("kind") == "touch") & (pl.col("source_id") == links["retracted_touch"])
-    assert (gone.filter(~retracted)["last_drop_date"] > night).all()
+    assert (gone.filter(~_retracted(links))["last_drop_date"] > night).all()
     assert links["rerun"]["last_drop_date"].max() == night
     # a key of N+1 whose records the re-run brought back to an older version keeps its row, with that drop
     redated = links["N+2"].join(links["rerun"], on="source_key", suffix="_rerun").filter(
@@ -134,7 +138,7 @@ def test_a_key_only_a_retracted_record_mentioned_leaves_at_the_rerun(nights: tup
     before the window (so not one the run's end deletes as later), must leave both: the re-run's `redo`
     (cx_key_map_rows) writes it as if from after as_of. N+2 again does not bring it back."""
     _, night, links = nights
-    touch = (pl.col("kind") == "touch") & (pl.col("source_id") == links["retracted_touch"])
+    touch = _retracted(links)
     for state in ("N", "N+1", "N+2"):
         for table in (links[state], links["maps"][state]):
             held = table.filter(touch)
