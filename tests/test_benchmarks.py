@@ -285,6 +285,35 @@ def test_a_nights_steps_are_the_medians_of_its_runs() -> None:
     assert "steps" not in harness._summary([{"seconds": 1.0, "wall_seconds": 1.0, "peak_rss_mib": 1.0}])
 
 
+def test_a_nights_parts_are_the_medians_of_its_runs_not_the_last_runs() -> None:
+    """Hand-computed, from S's run of 2026-12-04 17:43: three nights of 20.9, 17.0 and 27.6 s printed as
+    "20.89 s (ingest 0.2 s, dbt 27.4 s)", the parts of the last, slowest run beside the median. Each part is
+    the median over the runs (a dbt dict one level deep too), and rows 3, 3c and the dbt step's ratio use
+    them; results recorded before keep their last run's parts, said as such."""
+    def night(seconds: float, dbt: float, models: float) -> dict:
+        return {"seconds": seconds, "wall_seconds": seconds + 1, "peak_rss_mib": 600.0, "ingest_seconds": 0.2,
+                "dbt_seconds": dbt, "kpi_rows": 4734, "dbt": {"models": 50, "model_seconds": models},
+                "slowest": [["kpi_experience_daily", 1.0]], "ok": True}
+
+    runs = [night(20.9, 20.7, 10.0), night(17.0, 16.8, 14.0), night(27.6, 27.4, 14.5)]
+    summary = harness._summary(runs)
+    assert summary["seconds"] == 20.9 and summary["last"] == runs[-1]
+    assert summary["parts"] == {"seconds": 20.9, "wall_seconds": 21.9, "peak_rss_mib": 600.0, "ingest_seconds": 0.2,
+                                "dbt_seconds": 20.7, "kpi_rows": 4734, "dbt": {"models": 50, "model_seconds": 14.0}}
+    res = _night_run("S", 10_000, 30, 20.9)
+    res["nightly_bare"] = summary
+    res["nightly_nothing"] = summary
+    res["nightly_dagster"] = {**_stage(30.0, 31.0, steps={"cx_dbt": 24.84}), "steps": {"cx_dbt": 24.84}}
+    rows = {line.split(" |")[0]: line for line in harness.render(res).splitlines() if line.startswith("| 3")}
+    assert "| 20.90 s (ingest 0.2 s, dbt 20.7 s) |" in rows["| 3"]
+    assert "| 20.90 s (models 14.0 s + tests 0.0 s summed) |" in rows["| 3c"]
+    assert harness.ratios(res)["dagster_dbt_step"] == pytest.approx(24.84 / 20.7)
+    # results recorded before: the last run's parts, said so
+    del res["nightly_bare"]["parts"]
+    (row,) = [line for line in harness.render(res).splitlines() if line.startswith("| 3 |")]
+    assert "| 20.90 s (its last run: ingest 0.2 s, dbt 27.4 s) |" in row
+
+
 def test_a_scale_without_the_disk_it_needs_is_refused_before_any_stage(tmp_path: Path) -> None:
     """Scale L ran out of disk hours in (DuckDB's spill beside 30 GB of drops): a scale's disk need is checked
     first, in proportion to customers x days when they are overridden."""
