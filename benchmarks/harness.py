@@ -192,7 +192,8 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
            "all_seconds": [round(r["seconds"], 3) for r in runs], "last": runs[-1]}
     if all("steps" in r for r in runs):  # a night's seconds per step: the median of each step over the runs
         out["steps"] = {k: statistics.median(r["steps"].get(k, 0.0) for r in runs) for k in runs[-1]["steps"]}
-    out["parts"] = _median_parts(runs)
+    # every other figure's median; the steps are out["steps"] alone (there a step a run lacks counts 0 s)
+    out["parts"] = {k: v for k, v in _median_parts(runs).items() if k != "steps"}
     return out
 
 
@@ -221,6 +222,11 @@ def parts(stage: dict[str, Any]) -> dict[str, Any]:
     """A stage's figures, each the median over its runs (results recorded before 2026-12-04 18:00 kept only
     the last run's: then those)."""
     return stage.get("parts") or stage["last"]
+
+
+def _parts_from(stage: dict[str, Any]) -> str:
+    """What the tables print before a stage's parts: nothing for medians, "its last run: " for older results."""
+    return "" if "parts" in stage else "its last run: "
 
 
 def _rmtree(path: Path) -> None:
@@ -562,7 +568,7 @@ def render(res: dict[str, Any]) -> str:
     nb, nd = res.get("nightly_bare"), res.get("nightly_dagster")
     if nb and fb:
         lines.append(f"| 3 | nightly run, one new day on {sc['days'] - 1} days of history (bare) | {_s(nb['seconds'])} "
-                     f"({'' if 'parts' in nb else 'its last run: '}ingest {parts(nb)['ingest_seconds']:.1f} s, "
+                     f"({_parts_from(nb)}ingest {parts(nb)['ingest_seconds']:.1f} s, "
                      f"dbt {parts(nb)['dbt_seconds']:.1f} s) | "
                      f"full build {_s(fb['seconds'])} | {100 * r['incremental']:.1f} % | {TARGETS['incremental']} | "
                      f"{_mib(nb['peak_rss_mib'])} / {_mib(fb['peak_rss_mib'])} |")
@@ -570,7 +576,7 @@ def render(res: dict[str, Any]) -> str:
     if nn and fb:
         d = parts(nn).get("dbt", {})
         lines.append(f"| 3c | the next night with nothing new (window [day + 1, day + 2), no drop): the floor under "
-                     f"row 3 | {_s(nn['seconds'])} ({'' if 'parts' in nn else 'its last run: '}models "
+                     f"row 3 | {_s(nn['seconds'])} ({_parts_from(nn)}models "
                      f"{d.get('model_seconds', 0):.1f} s + tests "
                      f"{d.get('test_seconds', 0):.1f} s summed) | full build {_s(fb['seconds'])} | "
                      f"{100 * r['night_floor']:.1f} % | {TARGETS['incremental']}: a night costs at least this | "

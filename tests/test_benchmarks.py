@@ -293,13 +293,14 @@ def test_a_nights_parts_are_the_medians_of_its_runs_not_the_last_runs() -> None:
     def night(seconds: float, dbt: float, models: float) -> dict:
         return {"seconds": seconds, "wall_seconds": seconds + 1, "peak_rss_mib": 600.0, "ingest_seconds": 0.2,
                 "dbt_seconds": dbt, "kpi_rows": 4734, "dbt": {"models": 50, "model_seconds": models},
-                "slowest": [["kpi_experience_daily", 1.0]], "ok": True}
+                "slowest": [["kpi_experience_daily", 1.0]], "ok": True, "steps": {"cx_dbt": dbt}}
 
     runs = [night(20.9, 20.7, 10.0), night(17.0, 16.8, 14.0), night(27.6, 27.4, 14.5)]
     summary = harness._summary(runs)
     assert summary["seconds"] == 20.9 and summary["last"] == runs[-1]
     assert summary["parts"] == {"seconds": 20.9, "wall_seconds": 21.9, "peak_rss_mib": 600.0, "ingest_seconds": 0.2,
                                 "dbt_seconds": 20.7, "kpi_rows": 4734, "dbt": {"models": 50, "model_seconds": 14.0}}
+    assert summary["steps"] == {"cx_dbt": 20.7}  # the steps' medians are held once, as before
     res = _night_run("S", 10_000, 30, 20.9)
     res["nightly_bare"] = summary
     res["nightly_nothing"] = summary
