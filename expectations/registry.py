@@ -40,6 +40,8 @@ class Check:
     why: str
     # dbt tests (node names) this check is, when it is one instance rather than every test of a kind
     dbt_tests: tuple[str, ...] = ()
+    # other generic dbt tests whose every instance is this check (one test over several columns)
+    dbt_generic_tests: tuple[str, ...] = ()
 
 
 CHECKS: tuple[Check, ...] = (
@@ -69,8 +71,10 @@ CHECKS: tuple[Check, ...] = (
     # --- dbt data tests: every instance of these generic tests, on every model ----------------------
     Check("unique", "dbt models", BLOCKING, DBT, "the column has no duplicate values (keys)",
           "a duplicated key double-counts every measure joined to it"),
-    Check("not_null", "dbt models", BLOCKING, DBT, "the column has no nulls (keys and required fields)",
-          "a null key drops or mis-attributes a record"),
+    Check("not_null", "dbt models", BLOCKING, DBT,
+          "the column has no nulls (keys and required fields): on a model, one `not_null_columns` test over all its "
+          "required columns; on a seed, `not_null` per column",
+          "a null key drops or mis-attributes a record", dbt_generic_tests=("not_null_columns",)),
     Check("relationships", "dbt models", BLOCKING, DBT,
           "every fact's customer_key exists in dim_customer (and other foreign keys in their parent)",
           "a fact whose customer is missing from dim_customer vanishes from every per-customer view"),
@@ -175,12 +179,16 @@ def check(name: str) -> Check:
 
 
 _BY_DBT_TEST = {t: c for c in CHECKS for t in c.dbt_tests}
+_BY_GENERIC_TEST = {t: c for c in CHECKS for t in c.dbt_generic_tests}
 
 
 def for_dbt_test(test_name: str, kind: str | None) -> Check:
-    """The declared check of a dbt test node: its own entry, else the entry of its generic test."""
+    """The declared check of a dbt test node: its own entry, else the entry of its generic test (the check of
+    that name, or the check that declares it among its ``dbt_generic_tests``)."""
     if test_name in _BY_DBT_TEST:
         return _BY_DBT_TEST[test_name]
+    if kind in _BY_GENERIC_TEST:
+        return _BY_GENERIC_TEST[kind]
     return check(kind or test_name)
 
 

@@ -119,9 +119,15 @@ def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[t
         if node.get("resource_type") != "test":
             continue
         name = node.get("name", r["unique_id"])
-        kind = registry.for_dbt_test(name, (node.get("test_metadata") or {}).get("name")).name
+        meta = node.get("test_metadata") or {}
+        kind = registry.for_dbt_test(name, meta.get("name")).name
         model = (node.get("attached_node") or (node.get("depends_on", {}).get("nodes") or ["?"])[0]).split(".")[-1]
-        groups[(kind, model)].append((name, str(r.get("status")), r.get("message") or ""))
+        message = r.get("message") or ""
+        columns = (meta.get("kwargs") or {}).get("columns")
+        if meta.get("name") == "not_null_columns" and str(r.get("status")) not in PASSED and columns:
+            # one test over all the model's required columns: say which it read; its rows say which hold nulls
+            message += f" (null values among {', '.join(columns)}; which: dbt show --select {name})"
+        groups[(kind, model)].append((name, str(r.get("status")), message))
     return groups
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ from benchmarks.handwritten import NOT_COMPUTED
 from ingestion import contract as C
 from ingestion.keys import SECRET_FILE_ENV, load_secret, new_secret, pseudonym
 from ingestion.load import Zones, load_drop
-from orchestration.warehouse import run_dbt
+from orchestration.night import dbt_test_health, dbt_tests
+from orchestration.warehouse import DbtError, engine_target, run_dbt, target_path
 
 from .conftest import Drops
 from .landing import read_entity
@@ -74,6 +76,35 @@ def test_dbt_build_passes_every_test(warehouse: Path) -> None:
     tests = [r for r in results if str(r.node.resource_type) in ("test", "unit_test")]
     assert len(tests) > 150 and len(results) == len(tests) + 1
     assert {str(r.status) for r in tests} == {"pass"}
+
+
+def test_nulls_in_required_columns_fail_the_models_one_not_null_test(warehouse: Path, tmp_path: Path) -> None:
+    """A model's required columns are one `not_null_columns` test (macros/tests/generic_tests.sql): nulls
+    planted in two of fct_orders' columns fail it with the null values counted (3), its rows name each
+    column with its count, the data-health record names the test and the columns it read, and nothing
+    else fails."""
+    data = tmp_path / "data"
+    shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
+        con.execute("update marts.fct_orders set last_drop_date = null where order_key in (?, ?)", keys[:2])
+        con.execute("update marts.fct_orders set order_key = null where order_key = ?", keys[2:])
+    with pytest.raises(DbtError, match=r"not_null_fct_orders: fail Got 3 results"):
+        run_dbt(["test", "--select", "fct_orders"], data_dir=data)
+    target = target_path(data, engine_target(None))
+    run_results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    bad = [r for r in run_results["results"] if r["status"] not in ("pass", "success")]
+    assert [(r["unique_id"].split(".")[2], r["status"], r["failures"]) for r in bad] == [
+        ("not_null_fct_orders", "fail", 3)]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        named = sorted(con.execute(bad[0]["compiled_code"]).fetchall())
+    assert named == [("last_drop_date", 2), ("order_key", 1)]
+    (row,) = [r for r in dbt_test_health(dbt_tests(run_results, manifest), [dt.date(2026, 11, 3)])
+              if r.status == "fail"]
+    assert (row.check_name, row.asset, row.observed_value) == ("not_null", "fct_orders", 1)
+    assert "not_null_fct_orders: fail Got 3 results" in row.message
+    assert "null values among order_key, last_drop_date" in row.message, row.message
 
 
 def test_one_dbt_invocation_opens_the_warehouse_once_and_releases_it(warehouse: Path,

@@ -48,3 +48,23 @@ select a.total as model_total, b.total as compare_total
 from a cross join b
 where a.total <> b.total
 {% endtest %}
+
+{#- A model's required columns, in one test: a row per column that holds nulls, with how many. One scan of the
+    model and one test node for all its required columns, instead of dbt's `not_null` once per column (a
+    node's fixed cost: about 30 % of a night at S; benchmarks/RESULTS.md, "The `not_null` tests' share at S").
+    Its failures are the null values; the failing rows name the columns (`dbt show --select <the test>`, and
+    the data-health message lists the columns tested). -#}
+{% test not_null_columns(model, columns) %}
+{{ config(fail_calc='coalesce(sum(null_rows), 0)') }}
+with counts as (
+    select
+        {%- for column in columns %}
+        sum(case when {{ column }} is null then 1 else 0 end) as n_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ model }}
+)
+{%- for column in columns %}
+select '{{ column }}' as column_name, n_{{ loop.index }} as null_rows from counts where n_{{ loop.index }} > 0
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}
+{% endtest %}
