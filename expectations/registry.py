@@ -86,8 +86,8 @@ CHECKS: tuple[Check, ...] = (
           "an impossible value is a wrong number"),
     Check("expression_is_true", "dbt models", BLOCKING, DBT,
           "row-level invariants: NPS in -100..100, rates in 0..1, CES in 1..7, interval contains the value, "
-          "reportability consistent",
-          "a value outside its logical scale is a wrong number"),
+          "reportability consistent; a model with several, one `expressions_are_true` test over all of them",
+          "a value outside its logical scale is a wrong number", dbt_generic_tests=("expressions_are_true",)),
     Check("reconciles_with", "dbt models", BLOCKING, DBT,
           "a total of one model equals the same total of another (control totals)",
           "totals that do not reconcile mean a join lost or duplicated records"),

@@ -123,10 +123,14 @@ def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[t
         kind = registry.for_dbt_test(name, meta.get("name")).name
         model = (node.get("attached_node") or (node.get("depends_on", {}).get("nodes") or ["?"])[0]).split(".")[-1]
         message = r.get("message") or ""
-        columns = (meta.get("kwargs") or {}).get("columns")
-        if meta.get("name") == "not_null_columns" and str(r.get("status")) not in PASSED and columns:
-            # one test over all the model's required columns: say which it read; its rows say which hold nulls
-            message += f" (null values among {', '.join(columns)}; which: dbt show --select {name})"
+        kwargs = meta.get("kwargs") or {}
+        if str(r.get("status")) not in PASSED:
+            # one test over several columns or invariants of a model: say which it read; its rows say which failed
+            if meta.get("name") == "not_null_columns" and kwargs.get("columns"):
+                message += f" (null values among {', '.join(kwargs['columns'])}; which: dbt show --select {name})"
+            elif meta.get("name") == "expressions_are_true" and kwargs.get("expressions"):
+                message += (f" (rows breaking one of {len(kwargs['expressions'])} invariants: "
+                            f"{'; '.join(kwargs['expressions'])}; which: dbt show --select {name})")
         groups[(kind, model)].append((name, str(r.get("status")), message))
     return groups
 

@@ -19,6 +19,7 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from benchmarks.handwritten import NOT_COMPUTED
+from expectations import registry
 from ingestion import contract as C
 from ingestion.keys import SECRET_FILE_ENV, load_secret, new_secret, pseudonym
 from ingestion.load import Zones, load_drop
@@ -105,6 +106,42 @@ def test_nulls_in_required_columns_fail_the_models_one_not_null_test(warehouse: 
     assert (row.check_name, row.asset, row.observed_value) == ("not_null", "fct_orders", 1)
     assert "not_null_fct_orders: fail Got 3 results" in row.message
     assert "null values among order_key, last_drop_date" in row.message, row.message
+
+
+def test_broken_invariants_fail_the_models_one_expressions_test(warehouse: Path, tmp_path: Path) -> None:
+    """A model's several row-level invariants are one `expressions_are_true` test (macros/tests/generic_tests.sql):
+    two of fct_orders' rows made to break `is_delivered = (delivered_at is not null)` and one to break the OTIF
+    invariant fail it with 3 failures, its rows name each expression with its count of rows, the data-health
+    row is the blocking `expression_is_true` check of fct_orders and lists the expressions, and nothing else
+    fails."""
+    data = tmp_path / "data"
+    shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        delivered = [k for (k,) in con.execute(
+            "select order_key from marts.fct_orders where is_delivered and is_otif is not null "
+            "order by order_key limit 3").fetchall()]
+        assert len(delivered) == 3
+        con.execute("update marts.fct_orders set delivered_at = null where order_key in (?, ?)", delivered[:2])
+        con.execute("update marts.fct_orders set is_otif = not is_otif where order_key = ?", delivered[2:])
+    with pytest.raises(DbtError, match=r"expressions_are_true_fct_orders: fail Got 3 results"):
+        run_dbt(["test", "--select", "fct_orders"], data_dir=data)
+    target = target_path(data, engine_target(None))
+    run_results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    bad = [r for r in run_results["results"] if r["status"] not in ("pass", "success")]
+    assert [(r["unique_id"].split(".")[2], r["status"], r["failures"]) for r in bad] == [
+        ("expressions_are_true_fct_orders", "fail", 3)]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        named = sorted(con.execute(bad[0]["compiled_code"]).fetchall())
+    assert named == [("is_delivered = (delivered_at is not null)", 2),
+                     ("is_otif is null or is_otif = (is_on_time and is_in_full)", 1)]
+    (row,) = [r for r in dbt_test_health(dbt_tests(run_results, manifest), [dt.date(2026, 11, 3)])
+              if r.status == "fail"]
+    assert (row.check_name, row.asset, row.observed_value) == ("expression_is_true", "fct_orders", 1)
+    assert registry.check(row.check_name).severity == registry.BLOCKING
+    assert "expressions_are_true_fct_orders: fail Got 3 results" in row.message
+    assert "rows breaking one of 2 invariants: is_otif is null or is_otif = (is_on_time and is_in_full); " \
+        "is_delivered = (delivered_at is not null)" in row.message, row.message
 
 
 def test_one_dbt_invocation_opens_the_warehouse_once_and_releases_it(warehouse: Path,

@@ -26,6 +26,29 @@ from {{ model }}
 where not ({{ expression }})
 {% endtest %}
 
+{#- A model's row-level invariants, in one test: a row per expression that does not hold on every row, with how
+    many rows break it. One scan of the model and one test node for all its invariants, instead of
+    `expression_is_true` once per expression (a node's fixed cost; benchmarks/RESULTS.md, "One test per model
+    for the invariants"). As `expression_is_true`, a row where an expression is null passes. Its failures are
+    the rows that break an expression (a row breaking two counts twice); the failing rows name the expressions
+    (`dbt show --select <the test>`; the data-health message lists the expressions tested). The label is the
+    expression with its quotes turned into double quotes (a literal both engines read alike). -#}
+{% test expressions_are_true(model, expressions) %}
+{{ config(fail_calc='coalesce(sum(failing_rows), 0)') }}
+with counts as (
+    select
+        {%- for expression in expressions %}
+        sum(case when not ({{ expression }}) then 1 else 0 end) as n_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ model }}
+)
+{%- for expression in expressions %}
+select '{{ expression | replace("'", '"') | replace("\\", "/") }}' as expression, n_{{ loop.index }} as failing_rows
+from counts where n_{{ loop.index }} > 0
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}
+{% endtest %}
+
 {#- The sum of an expression equals the same sum on another relation. `compare_distinct` names columns
     that identify a record in the other relation (e.g. a raw zone holding re-sent copies). -#}
 {% test reconciles_with(model, expression, compare_model, compare_expression=none, where=none, compare_where=none,
