@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from benchmarks.handwritten import NOT_COMPUTED
-from expectations import registry
+from expectations import health, registry
 from ingestion import contract as C
 from ingestion.keys import SECRET_FILE_ENV, load_secret, new_secret, pseudonym
 from ingestion.load import Zones, load_drop
@@ -79,32 +80,43 @@ def test_dbt_build_passes_every_test(warehouse: Path) -> None:
     assert {str(r.status) for r in tests} == {"pass"}
 
 
-def test_nulls_in_required_columns_fail_the_models_one_not_null_test(warehouse: Path, tmp_path: Path) -> None:
-    """A model's required columns are one `not_null_columns` test (macros/tests/generic_tests.sql): nulls
-    planted in two of fct_orders' columns fail it with the null values counted (3), its rows name each
-    column with its count, the data-health record names the test and the columns it read, and nothing
-    else fails."""
+def _fct_orders_tests_after(warehouse: Path, tmp_path: Path, plant: Callable[[duckdb.DuckDBPyConnection], None],
+                            failing: str, failures: int) -> tuple[list[tuple], health.HealthRow]:
+    """fct_orders' dbt tests on a copy of the warehouse after ``plant`` changed it: only ``failing`` fails, with
+    ``failures``; the rows its compiled SQL returns (sorted) and its data-health row."""
     data = tmp_path / "data"
     shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
-        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
-        con.execute("update marts.fct_orders set last_drop_date = null where order_key in (?, ?)", keys[:2])
-        con.execute("update marts.fct_orders set order_key = null where order_key = ?", keys[2:])
-    with pytest.raises(DbtError, match=r"not_null_fct_orders: fail Got 3 results"):
+        plant(con)
+    with pytest.raises(DbtError, match=rf"{failing}: fail Got {failures} results"):
         run_dbt(["test", "--select", "fct_orders"], data_dir=data)
     target = target_path(data, engine_target(None))
     run_results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
     bad = [r for r in run_results["results"] if r["status"] not in ("pass", "success")]
-    assert [(r["unique_id"].split(".")[2], r["status"], r["failures"]) for r in bad] == [
-        ("not_null_fct_orders", "fail", 3)]
+    assert [(r["unique_id"].split(".")[2], r["status"], r["failures"]) for r in bad] == [(failing, "fail", failures)]
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         named = sorted(con.execute(bad[0]["compiled_code"]).fetchall())
-    assert named == [("last_drop_date", 2), ("order_key", 1)]
     (row,) = [r for r in dbt_test_health(dbt_tests(run_results, manifest), [dt.date(2026, 11, 3)])
               if r.status == "fail"]
+    assert f"{failing}: fail Got {failures} results" in row.message
+    assert registry.check(row.check_name).severity == registry.BLOCKING
+    return named, row
+
+
+def test_nulls_in_required_columns_fail_the_models_one_not_null_test(warehouse: Path, tmp_path: Path) -> None:
+    """A model's required columns are one `not_null_columns` test (macros/tests/generic_tests.sql): nulls
+    planted in two of fct_orders' columns fail it with the null values counted (3), its rows name each
+    column with its count, the data-health record names the test and the columns it read, and nothing
+    else fails."""
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
+        con.execute("update marts.fct_orders set last_drop_date = null where order_key in (?, ?)", keys[:2])
+        con.execute("update marts.fct_orders set order_key = null where order_key = ?", keys[2:])
+
+    named, row = _fct_orders_tests_after(warehouse, tmp_path, plant, "not_null_fct_orders", 3)
+    assert named == [("last_drop_date", 2), ("order_key", 1)]
     assert (row.check_name, row.asset, row.observed_value) == ("not_null", "fct_orders", 1)
-    assert "not_null_fct_orders: fail Got 3 results" in row.message
     assert "null values among order_key, last_drop_date" in row.message, row.message
 
 
@@ -114,32 +126,18 @@ def test_broken_invariants_fail_the_models_one_expressions_test(warehouse: Path,
     invariant fail it with 3 failures, its rows name each expression with its count of rows, the data-health
     row is the blocking `expression_is_true` check of fct_orders and lists the expressions, and nothing else
     fails."""
-    data = tmp_path / "data"
-    shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
-    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
         delivered = [k for (k,) in con.execute(
             "select order_key from marts.fct_orders where is_delivered and is_otif is not null "
             "order by order_key limit 3").fetchall()]
         assert len(delivered) == 3
         con.execute("update marts.fct_orders set delivered_at = null where order_key in (?, ?)", delivered[:2])
         con.execute("update marts.fct_orders set is_otif = not is_otif where order_key = ?", delivered[2:])
-    with pytest.raises(DbtError, match=r"expressions_are_true_fct_orders: fail Got 3 results"):
-        run_dbt(["test", "--select", "fct_orders"], data_dir=data)
-    target = target_path(data, engine_target(None))
-    run_results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
-    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
-    bad = [r for r in run_results["results"] if r["status"] not in ("pass", "success")]
-    assert [(r["unique_id"].split(".")[2], r["status"], r["failures"]) for r in bad] == [
-        ("expressions_are_true_fct_orders", "fail", 3)]
-    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        named = sorted(con.execute(bad[0]["compiled_code"]).fetchall())
+
+    named, row = _fct_orders_tests_after(warehouse, tmp_path, plant, "expressions_are_true_fct_orders", 3)
     assert named == [("is_delivered = (delivered_at is not null)", 2),
                      ("is_otif is null or is_otif = (is_on_time and is_in_full)", 1)]
-    (row,) = [r for r in dbt_test_health(dbt_tests(run_results, manifest), [dt.date(2026, 11, 3)])
-              if r.status == "fail"]
     assert (row.check_name, row.asset, row.observed_value) == ("expression_is_true", "fct_orders", 1)
-    assert registry.check(row.check_name).severity == registry.BLOCKING
-    assert "expressions_are_true_fct_orders: fail Got 3 results" in row.message
     assert "rows breaking one of 2 invariants: is_otif is null or is_otif = (is_on_time and is_in_full); " \
         "is_delivered = (delivered_at is not null)" in row.message, row.message
 
