@@ -35,18 +35,11 @@ where not ({{ expression }})
     expression with its quotes turned into double quotes (a literal both engines read alike). -#}
 {% test expressions_are_true(model, expressions) %}
 {{ config(fail_calc='coalesce(sum(failing_rows), 0)') }}
-with counts as (
-    select
-        {%- for expression in expressions %}
-        sum(case when not ({{ expression }}) then 1 else 0 end) as n_{{ loop.index }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ model }}
-)
+{%- set cases = [] %}
 {%- for expression in expressions %}
-select '{{ expression | replace("'", '"') | replace("\\", "/") }}' as expression, n_{{ loop.index }} as failing_rows
-from counts where n_{{ loop.index }} > 0
-{% if not loop.last %}union all{% endif %}
+    {%- do cases.append((expression | replace("'", '"') | replace("\\", "/"), 'not (' ~ expression ~ ')')) %}
 {%- endfor %}
+{{ cx_rows_per_case(model, cases, 'expression', 'failing_rows') }}
 {% endtest %}
 
 {#- The sum of an expression equals the same sum on another relation. `compare_distinct` names columns
@@ -79,15 +72,27 @@ where a.total <> b.total
     the data-health message lists the columns tested). -#}
 {% test not_null_columns(model, columns) %}
 {{ config(fail_calc='coalesce(sum(null_rows), 0)') }}
+{%- set cases = [] %}
+{%- for column in columns %}
+    {%- do cases.append((column, column ~ ' is null')) %}
+{%- endfor %}
+{{ cx_rows_per_case(model, cases, 'column_name', 'null_rows') }}
+{% endtest %}
+
+{#- The one scan behind not_null_columns and expressions_are_true: `cases` is a list of (label, condition); a row
+    (label as `label_column`, the rows of `model` meeting the condition as `count_column`) per case that some row
+    meets. The labels are SQL string literals' contents (no quote in them). -#}
+{% macro cx_rows_per_case(model, cases, label_column, count_column) %}
 with counts as (
     select
-        {%- for column in columns %}
-        sum(case when {{ column }} is null then 1 else 0 end) as n_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- for _label, condition in cases %}
+        sum(case when {{ condition }} then 1 else 0 end) as n_{{ loop.index }}{{ ',' if not loop.last }}
         {%- endfor %}
     from {{ model }}
 )
-{%- for column in columns %}
-select '{{ column }}' as column_name, n_{{ loop.index }} as null_rows from counts where n_{{ loop.index }} > 0
+{%- for label, _condition in cases %}
+select '{{ label }}' as {{ label_column }}, n_{{ loop.index }} as {{ count_column }}
+from counts where n_{{ loop.index }} > 0
 {% if not loop.last %}union all{% endif %}
 {%- endfor %}
-{% endtest %}
+{% endmacro %}
