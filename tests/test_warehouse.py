@@ -81,15 +81,18 @@ def test_dbt_build_passes_every_test(warehouse: Path) -> None:
 
 
 def _fct_orders_tests_after(warehouse: Path, tmp_path: Path, plant: Callable[[duckdb.DuckDBPyConnection], None],
-                            failing: str, failures: int) -> tuple[list[tuple], health.HealthRow]:
+                            failing: str, failures: int, *,
+                            own_only: bool = False) -> tuple[list[tuple], health.HealthRow]:
     """fct_orders' dbt tests on a copy of the warehouse after ``plant`` changed it: only ``failing`` fails, with
-    ``failures``; the rows its compiled SQL returns (sorted) and its data-health row."""
+    ``failures``; the rows its compiled SQL returns (sorted) and its data-health row. ``own_only``: not the tests
+    of the models that read fct_orders (dbt's cautious indirect selection)."""
     data = tmp_path / "data"
     shutil.copytree(warehouse, data, ignore=shutil.ignore_patterns("dbt_target*", "dbt_logs"))
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
         plant(con)
     with pytest.raises(DbtError, match=rf"{failing}: fail Got {failures} results"):
-        run_dbt(["test", "--select", "fct_orders"], data_dir=data)
+        run_dbt(["test", "--select", "fct_orders", *(["--indirect-selection", "cautious"] if own_only else [])],
+                data_dir=data)
     target = target_path(data, engine_target(None))
     run_results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
@@ -140,6 +143,27 @@ def test_broken_invariants_fail_the_models_one_expressions_test(warehouse: Path,
     assert (row.check_name, row.asset, row.observed_value) == ("expression_is_true", "fct_orders", 1)
     assert "rows breaking one of 2 invariants: is_otif is null or is_otif = (is_on_time and is_in_full); " \
         "is_delivered = (delivered_at is not null)" in row.message, row.message
+
+
+def test_repeated_keys_fail_the_unique_test_found_by_hash(warehouse: Path, tmp_path: Path) -> None:
+    """dbt's `unique` test on DuckDB groups the values' hashes first (macros/tests/unique.sql): two of fct_orders'
+    rows held twice and one four times fail `unique` on order_key with one row per repeated key and its count,
+    as dbt's own test would, and no other test of fct_orders fails (the marts that count its orders do, and are
+    not run here); the compiled test is ours."""
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
+        con.execute("insert into marts.fct_orders select * from marts.fct_orders where order_key in (?, ?, ?)", keys)
+        # the third key's two rows copied again: four
+        con.execute("insert into marts.fct_orders select * from marts.fct_orders where order_key = ?", keys[2:])
+
+    named, row = _fct_orders_tests_after(warehouse, tmp_path, plant, "unique_fct_orders_order_key", 3,
+                                        own_only=True)
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
+    assert named == [(keys[0], 2), (keys[1], 2), (keys[2], 4)]
+    assert (row.check_name, row.asset, row.observed_value) == ("unique", "fct_orders", 1)
+    (compiled,) = (tmp_path / "data").glob("dbt_target*/compiled/**/unique_fct_orders_order_key.sql")
+    assert "cx_repeated_hashes" in compiled.read_text(encoding="utf-8")
 
 
 def test_one_dbt_invocation_opens_the_warehouse_once_and_releases_it(warehouse: Path,
