@@ -70,7 +70,7 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
     from ingestion.manifest import DropRefused
     from ingestion.pool import load_drops
     from orchestration.publish import publish
-    from orchestration.warehouse import NIGHTLY_EXCLUDE, dbt_var, run_dbt, window_vars
+    from orchestration.warehouse import NIGHTLY_ARGS, dbt_var, run_dbt, window_vars
 
     split: dict[str, float] = {}
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
@@ -85,7 +85,7 @@ def bare_inner(data: Path, landing: Path, first: dt.date, last: dt.date) -> dict
 
     _timed(ingest, split, "ingestion")
     end = last + dt.timedelta(days=1)
-    results = _timed(lambda: run_dbt(["build", *NIGHTLY_EXCLUDE], data_dir=data, dbt_vars=window_vars(first, end)),
+    results = _timed(lambda: run_dbt(["build", *NIGHTLY_ARGS], data_dir=data, dbt_vars=window_vars(first, end)),
                      split, "dbt")
     gated = _timed(lambda: gate.evaluate(warehouse, first, end, data / "docs" / "gx",
                                          reporting_currency=dbt_var("reporting_currency")), split, "gate")

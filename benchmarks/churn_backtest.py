@@ -39,9 +39,9 @@ def _log(msg: str) -> None:
 
 # ---- the steps that run in their own process ------------------------------------------------------------
 def _build(data: Path, as_of: dt.date, tests: bool) -> dict[str, Any]:
-    from orchestration.warehouse import NIGHTLY_EXCLUDE, run_dbt
+    from orchestration.warehouse import NIGHTLY_ARGS, run_dbt
 
-    args = ["build", "--full-refresh", *NIGHTLY_EXCLUDE] if tests else ["run", "--full-refresh"]
+    args = ["build", "--full-refresh", *NIGHTLY_ARGS] if tests else ["run", "--full-refresh"]
     t0 = time.perf_counter()
     results = run_dbt(args, data_dir=data, dbt_vars={"as_of": as_of.isoformat()})
     return {"seconds": time.perf_counter() - t0, "nodes": len(results)}

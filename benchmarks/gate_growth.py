@@ -387,12 +387,12 @@ def summarise(runs: list[dict[str, Any]], warmup: dict[str, Any]) -> dict[str, A
 def run(customers: int, days: int, work: Path, early: int = 30, late: int | None = None, repeat: int = 5,
         reuse_landing: bool = False, reuse_warehouses: bool = False,
         dbt_args: list[str] | None = None) -> dict[str, Any]:
-    from orchestration.warehouse import NIGHTLY_EXCLUDE, dbt_var
+    from orchestration.warehouse import NIGHTLY_ARGS, dbt_var
 
     late = late or days
     if not 1 <= early < late <= days:
         raise ValueError(f"need 1 <= early ({early}) < late ({late}) <= days ({days})")
-    dbt_args = dbt_args or ["build", *NIGHTLY_EXCLUDE]
+    dbt_args = dbt_args or ["build", *NIGHTLY_ARGS]
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     landing, raw, quarantine = work / "landing", work / "raw", work / "quarantine"

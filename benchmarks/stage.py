@@ -220,9 +220,9 @@ def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
         load_drop(zones, system, a.day)
     ingest_s = time.perf_counter() - t0
     # the same command and vars as the Dagster assets
-    from orchestration.warehouse import NIGHTLY_EXCLUDE, window_vars
+    from orchestration.warehouse import NIGHTLY_ARGS, window_vars
 
-    out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window_vars(a.day, a.day + dt.timedelta(days=1)))
+    out = _dbt(["build", *NIGHTLY_ARGS], a.data, window_vars(a.day, a.day + dt.timedelta(days=1)))
     return {"seconds": ingest_s + out["seconds"], "ingest_seconds": ingest_s, "dbt_seconds": out["seconds"],
             "kpi_rows": out["kpi_rows"], "dbt": out}
 
@@ -235,7 +235,7 @@ def nightly_nothing(a: argparse.Namespace) -> dict[str, Any]:
     tables rebuilt each night, every test). ``seconds``: that second build alone."""
     from ingestion import contract as C
     from ingestion.manifest import drop_folder
-    from orchestration.warehouse import NIGHTLY_EXCLUDE, window_vars
+    from orchestration.warehouse import NIGHTLY_ARGS, window_vars
 
     nothing = a.day + dt.timedelta(days=1)
     held = [system for system in C.SYSTEMS if drop_folder(a.landing, system, nothing).exists()]
@@ -243,7 +243,7 @@ def nightly_nothing(a: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"the landing holds drops of {nothing} ({', '.join(held)}): the night after --day "
                            "must have none")
     before = nightly_bare(a)
-    out = _dbt(["build", *NIGHTLY_EXCLUDE], a.data, window_vars(nothing, nothing + dt.timedelta(days=1)))
+    out = _dbt(["build", *NIGHTLY_ARGS], a.data, window_vars(nothing, nothing + dt.timedelta(days=1)))
     return {"seconds": out["seconds"], "night_before_seconds": before["seconds"], "kpi_rows": out["kpi_rows"],
             "dbt": out}
 
@@ -265,11 +265,13 @@ def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
     from orchestration.publish import publish, publish_health
     from orchestration.warehouse import (
         DBT_PROJECT,
-        NIGHTLY_EXCLUDE,
+        NIGHTLY_ARGS,
+        clear_artifacts,
         engine_target,
         ensure_manifest,
         landed_since_build,
         mark_built,
+        node_results,
         run_dbt,
         target_path,
         window_from,
@@ -299,11 +301,10 @@ def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
     target = engine_target()
     started = time.time()
     dbt_window = window_from(window_vars(day, end), landed_since_build(root, target))
-    targets = target_path(root, target)
-    (targets / "run_results.json").unlink(missing_ok=True)
-    results = run_dbt(["build", *NIGHTLY_EXCLUDE], data_dir=root, dbt_vars=dbt_window)
+    clear_artifacts(target_path(root, target))  # as the Dagster step does: no dbt artifacts at night
+    results = run_dbt(["build", *NIGHTLY_ARGS], data_dir=root, dbt_vars=dbt_window)
     dbt_build_s = time.perf_counter() - t0
-    run_results = json.loads((targets / "run_results.json").read_text(encoding="utf-8"))
+    run_results = node_results(results)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     night.record_dbt_tests(root, [day], run_results, manifest)
     mark_built(root, target, started)

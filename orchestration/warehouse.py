@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +21,17 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 
-# unit tests check the SQL, not the data: CI runs them (`make test`); nightly builds skip them
-NIGHTLY_EXCLUDE = ["--exclude-resource-type", "unit_test"]
+# the flags of a night's `dbt build` (the Dagster step's, and the bare runs that stand for it in the benchmarks):
+# - unit tests check the SQL, not the data: CI runs them (`make test`); nightly builds skip them;
+# - no artifacts: dbt writes manifest.json after its parse and again at the end, graph.gpickle and
+#   run_results.json, about 1 s of a night (8 % at 10k customers; benchmarks/RESULTS.md, "The unique tests on
+#   hashes, and a night without dbt's artifacts"). The node results the night records (its tests in the
+#   data-health record) come from dbt itself: its results in process (node_results), its event stream in the
+#   Dagster step (node_result, node_message). `cxw build` and a user's `dbt build` still write the artifacts. A
+#   night removes an earlier run's artifacts from its dbt target folder first (clear_artifacts), so that none is
+#   read as this night's.
+NIGHTLY_ARGS = ["--exclude-resource-type", "unit_test", "--no-write-json"]
+ARTIFACTS = ("manifest.json", "run_results.json", "graph.gpickle", "semantic_manifest.json")
 
 
 def window_vars(start: dt.date, end: dt.date) -> dict[str, str]:
@@ -239,6 +248,57 @@ def dbt_environment(data_dir: Path | None, target: str | None,
 def target_path(data_dir: Path, target: str | None) -> Path:
     """dbt's target folder per engine: each keeps its partial parse (the targets' YAML renders differently)."""
     return data_dir / ("dbt_target" if target is None else f"dbt_target_{target}")
+
+
+def clear_artifacts(targets: Path) -> None:
+    """Remove dbt's artifacts (ARTIFACTS) from the dbt target folder ``targets`` before a run that writes none
+    (NIGHTLY_ARGS), or before any run whose results are read from it, so that an earlier run's are not read as
+    this one's. The partial parse (partial_parse.msgpack) stays."""
+    for name in ARTIFACTS:
+        (targets / name).unlink(missing_ok=True)
+
+
+def node_results(results: list) -> dict:
+    """dbt's results of an in-process invocation (run_dbt's) as run_results.json's ``results`` hold them, with the
+    fields the night reads (orchestration/night.py dbt_tests): unique_id, status, message, failures."""
+    return {"results": [{"unique_id": r.node.unique_id, "status": str(r.status), "message": r.message,
+                         "failures": r.failures} for r in results]}
+
+
+# the info-level events of a node's end, those dbt prints a node's result line with (dagster-dbt streams them), and
+# of a node skipped for an upstream failure (its SKIP line: status "skipped", as in run_results.json)
+RESULT_LINES = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult", "SkippingDetails"})
+
+
+def node_result(raw_event: Mapping) -> dict | None:
+    """The result of one node from an event of dbt's structured log (``--log-format json``), as node_results gives
+    it, or None when the event is not a node's end: dbt's result line of the node (RESULT_LINES: what a Dagster
+    step streams; no message, which dbt says at the end of the run: node_message) or its debug-level
+    NodeFinished (the dbt.log file: with dbt's message)."""
+    info, data = raw_event.get("info") or {}, raw_event.get("data") or {}
+    node = data.get("node_info") or {}
+    if info.get("name") == "NodeFinished":
+        result = data.get("run_result") or {}
+        status, message, failures = result.get("status"), result.get("message"), result.get("num_failures")
+    elif info.get("name") in RESULT_LINES:
+        # the line's own `status` is what dbt prints (a model's "CREATE TABLE (12)"); the node's is in node_info
+        status, message, failures = node.get("node_status"), None, data.get("num_failures")
+    else:
+        return None
+    if not node.get("unique_id") or not status:
+        return None
+    return {"unique_id": node["unique_id"], "status": str(status), "message": message, "failures": failures}
+
+
+def node_message(raw_event: Mapping) -> tuple[str, str] | None:
+    """(unique_id, dbt's message) from the event in which dbt, at the end of a run, says why a node failed, errored
+    or warned (RunResultError, RunResultWarningMessage: a test's "Got 3 results, configured to fail if != 0", a
+    model's database error), or None: the message its result line (RESULT_LINES) does not carry."""
+    info, data = raw_event.get("info") or {}, raw_event.get("data") or {}
+    unique_id = (data.get("node_info") or {}).get("unique_id")
+    if info.get("name") not in ("RunResultError", "RunResultWarningMessage") or not unique_id or not data.get("msg"):
+        return None
+    return unique_id, str(data["msg"])
 
 
 def release_duckdb() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,10 +25,12 @@ import duckdb
 import polars as pl
 import pytest
 
+from expectations import health
 from ingestion import contract as C
 from orchestration.cli import _report
 from orchestration.definitions import defs
 from orchestration.publish import publish
+from orchestration.warehouse import ARTIFACTS, node_result
 from simulator import GeneratorConfig, generate
 
 START = dt.date(2026, 10, 12)
@@ -113,6 +116,55 @@ def test_nights_after_the_first_keep_dbts_parse(three_nights: tuple, env: Path) 
                     kept.add(info["invocation_id"])
     assert len(kept) >= 2, (kept, reparsed)  # nights two and three
     assert len(reparsed) <= 1, reparsed  # night one at most
+
+
+def test_a_night_records_its_dbt_tests_from_dbts_events_without_its_artifacts(three_nights: tuple,
+                                                                                  env: Path) -> None:
+    """A night's dbt writes no artifacts (NIGHTLY_ARGS: --no-write-json) and the step takes each node's result
+    from dbt's events (orchestration/warehouse.py node_result): the target folder holds no manifest.json,
+    run_results.json or graph.gpickle, and the last night's data-health record counts as many dbt tests, each
+    with its result, as its dbt log says the invocation ended."""
+    target = env / "dbt_target"
+    assert not [name for name in ARTIFACTS if (target / name).exists()]
+    finished: dict[str, list[dict]] = {}  # invocation -> the results of its tests, from dbt's JSON log
+    for log in sorted((target).glob("dbt.log*")):
+        for line in log.read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)  # each node's end twice: its result line, and NodeFinished (debug)
+            if event["info"]["name"] != "NodeFinished":
+                continue
+            if (result := node_result(event)) and result["unique_id"].startswith("test."):
+                finished.setdefault(event["info"]["invocation_id"], []).append(result)
+    last_night = START + dt.timedelta(days=2)
+    frame = health.read(env, [last_night]).filter(pl.col("source") == "dbt")
+    recorded = frame["subject"].str.extract(r"^(\d+) dbt tests$").cast(pl.Int64).sum()
+    ran = [tests for tests in finished.values() if len(tests) == recorded]
+    assert recorded > 150 and ran, (recorded, sorted(len(t) for t in finished.values()))
+    assert {t["status"] for t in ran[-1]} == {"pass"} and set(frame["status"]) == {"pass"}
+
+
+def test_a_night_whose_dbt_test_fails_says_why_in_dbts_words(three_nights: tuple, data_dir: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without run_results.json, a failed dbt test still reads as dbt says it (node_message: the event dbt ends a
+    run with): on a copy of the data after night three, two of night one's orders held twice in fct_orders, the
+    re-run of night three fails its dbt step naming the test, and the data-health record holds the blocking
+    `unique` row of fct_orders with dbt's "Got 2 results", and the tests dbt skipped downstream as not passed."""
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy, symlinks=True)  # serving/parquet is a symlink to the served version
+    with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
+        con.execute("insert into marts.fct_orders select * from marts.fct_orders where order_key in "
+                    "(select order_key from marts.fct_orders where last_drop_date = ? order by 1 limit 2)", [START])
+    monkeypatch.setenv("CX_DATA_DIR", str(copy))
+    night_three = START + dt.timedelta(days=2)
+    with dg.instance_for_test() as instance:
+        ok, problems, _ = nightly(instance, night_three)
+    assert not ok and any("step cx_dbt failed" in p and "unique_fct_orders_order_key fail" in p
+                          for p in problems), problems
+    rows = health.read(copy, [night_three]).filter((pl.col("source") == "dbt") & (pl.col("status") == "fail"))
+    (row,) = rows.filter((pl.col("check_name") == "unique") & (pl.col("asset") == "fct_orders")).to_dicts()
+    assert "unique_fct_orders_order_key: fail Got 2 results, configured to fail if != 0" in row["message"], row
+    # dbt skips what reads fct_orders, and the tests of those models: recorded as not passed (their SKIP lines)
+    skipped = rows.filter(pl.col("message").str.contains(": skipped"))
+    assert "fct_journey_events" in skipped["asset"].to_list(), rows.select("check_name", "asset", "message")
 
 
 def _assert_same(a: pl.DataFrame, b: pl.DataFrame, table: str) -> None:

@@ -43,12 +43,15 @@ from orchestration.recovery import child_tags
 from orchestration.spark_server import SparkError
 from orchestration.warehouse import (
     DBT_PROJECT,
-    NIGHTLY_EXCLUDE,
+    NIGHTLY_ARGS,
+    clear_artifacts,
     dbt_environment,
     engine_target,
     ensure_manifest,
     landed_since_build,
     mark_built,
+    node_message,
+    node_result,
     resource_advice,
     spark_read_back,
     target_path,
@@ -130,7 +133,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
                          f"{dbt_window['as_of']})")
     # the window reaches dbt in its environment (window_env), not as --vars: the partial parse is kept
     window, _ = window_env(dbt_window)
-    args = ["build", *NIGHTLY_EXCLUDE]
+    args = ["build", *NIGHTLY_ARGS]
     if target:
         args += ["--target", target]
     crashpoint("dbt.before_build")
@@ -138,10 +141,10 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
         # dbt's target folder of this data directory and engine (the one `cxw build` uses), not dagster-dbt's
         # new folder per invocation: dbt keeps its partial parse there from night to night (a new folder
         # starts from the project's parse, made with another profile: dbt parses everything again), and
-        # the folders do not pile up (about 17 MB a night). The previous call's results are removed first,
-        # so a dbt that fails to start is not read as having run them.
+        # the folders do not pile up (about 17 MB a night). The night writes no dbt artifacts (NIGHTLY_ARGS):
+        # an earlier run's are removed, so that none is read as this night's.
         targets = target_path(cx.root(), target)
-        (targets / "run_results.json").unlink(missing_ok=True)
+        clear_artifacts(targets)
         with dbt_environment(cx.root(), target, window):  # the dbt subprocess starts here, with this environment
             invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=targets)
         # named on the run: if this process is killed, dbt builds on; crash recovery kills it (recovery.stop_child)
@@ -149,17 +152,28 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     except (SparkError, KeySecretError) as exc:
         raise dg.Failure(description=str(exc)) from None
     checks = translator.settings.enable_asset_checks
-    for i, event in enumerate(invocation.stream()):
-        if i == 5:
-            crashpoint("dbt.mid_build")
-        if not checks and isinstance(event, dg.AssetObservation):
-            continue  # a dbt test's result: recorded below (dbt_test_health), not one Dagster event per test
-        yield event
+    # dbt's events as dagster-dbt's stream() turns them into Dagster events, each node's result kept on the way
+    # (dbt writes no run_results.json at night: NIGHTLY_ARGS); a dbt that stops early leaves the results it gave
+    results: list[dict] = []
+    messages: dict[str, str] = {}  # what went wrong, in dbt's words: said at the end of the run, not in result lines
+    i = 0
+    for raw in invocation.stream_raw_events():
+        if (result := node_result(raw.raw_event)) is not None:
+            results.append(result)
+        elif (said := node_message(raw.raw_event)) is not None:
+            messages[said[0]] = said[1]
+        for event in raw.to_default_asset_events(manifest=invocation.manifest,
+                                                 dagster_dbt_translator=invocation.dagster_dbt_translator,
+                                                 context=context, target_path=invocation.target_path,
+                                                 project=invocation.project):
+            i += 1
+            if i == 6:
+                crashpoint("dbt.mid_build")
+            if not checks and isinstance(event, dg.AssetObservation):
+                continue  # a dbt test's result: recorded below (dbt_test_health), not one Dagster event per test
+            yield event
     crashpoint("dbt.after_build")
-    try:
-        run_results = invocation.get_artifact("run_results.json")
-    except FileNotFoundError:
-        run_results = {}
+    run_results = {"results": [{**r, "message": messages.get(r["unique_id"], r["message"])} for r in results]}
     manifest = json.loads(dbt_project.manifest_path.read_text())
     unrecorded: DiskFull | None = None
     try:
@@ -181,7 +195,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
                   + (f" ({(r.get('message') or '').strip().splitlines()[0][:300]})"
                      if r.get("status") == "error" and r.get("message") else "")
                   for r in run_results.get("results", []) if r.get("status") in ("error", "fail")]
-        if not failed:  # no node's result says why (run_results.json unwritten: the disk, a crash of dbt)
+        if not failed:  # no node's result says why (dbt stopped before a node ended: the disk, a crash of dbt)
             failed.append(str(invocation.get_error()))
         if unrecorded is not None:
             failed.append(str(unrecorded))
