@@ -12,6 +12,12 @@
   share of :data:`AUTO_FRACTION` of the memory limit, a DuckDB size sets it, ``none`` leaves DuckDB's
   default (no share: a session may take the whole limit). The threads are the profile's, or those of
   ``dbt --threads N`` when the invocation overrides them (dbt-core's flags, read when dbt opens the database).
+- The session's time zone, UTC (:data:`TIME_ZONE`), as Spark's sessions run (docs/spark.md). DuckDB's default is
+  the machine's local zone, and what DuckDB computes from a TIMESTAMP WITH TIME ZONE without naming a zone
+  follows it: dbt-duckdb's ``dateadd`` of days (a call-back's recovery window) and ``datediff`` (its casts to
+  TIMESTAMP), a cast to a date, a comparison with a date. On a machine in Europe/Paris, hours across the change
+  to summer time came out one hour off. The models name UTC where they mean it (macros/time.sql); this makes
+  whatever does not the same on every machine.
 
 Configured in ``dbt_project/profiles.yml`` (``plugins``); imports no Dagster, and of dbt-core only its flags.
 """
@@ -26,6 +32,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from ingestion.keys import load_secret
 
 VARIABLE = "cx_key_secret"
+TIME_ZONE = "UTC"
 AUTO = "auto"
 NONE = "none"
 # of the memory limit, what the sessions' intermediates may hold together; the rest is for what DuckDB
@@ -84,6 +91,7 @@ class Plugin(BasePlugin):
 
     def _set(self, con: Any) -> None:  # noqa: ANN401 - a DuckDB connection or dbt-duckdb's cursor wrapper
         con.execute(f"set variable {VARIABLE} = ?", [self._secret])
+        con.execute(f"set TimeZone = '{TIME_ZONE}'")
         limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
         share = operator_share(self._setting, str(limit), self._sessions)
         if share is not None:

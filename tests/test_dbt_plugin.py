@@ -4,6 +4,8 @@ share of memory for intermediates (DuckDB's per-session ``operator_memory_limit`
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -46,18 +48,22 @@ def _session_settings(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str, 
 
 def test_the_plugin_sets_each_session_it_is_handed() -> None:
     plugin = dbt_plugin.Plugin("cx", {"operator_memory_limit": "auto", "sessions": 2})
+    # a machine whose local zone is not UTC (DuckDB's default zone is the machine's)
     con = duckdb.connect(config={"memory_limit": "2GB"})
+    con.execute("set global TimeZone = 'Europe/Paris'")
     cursor = con.cursor()
     plugin.configure_connection(con)
     plugin.configure_cursor(cursor)
     for session in (con, cursor):
         share, limit, secret = _session_settings(session)
         assert secret == load_secret()
+        assert session.execute("select current_setting('TimeZone')").fetchone()[0] == "UTC"
         # DuckDB reports sizes rounded to 0.1 of a unit: compare in bytes, within that rounding
         expected = dbt_plugin.size_bytes(limit) * 0.8 / 2
         assert abs(dbt_plugin.size_bytes(share) - expected) <= 0.05 * 2**30
     other = con.cursor()  # a session the plugin was not handed keeps DuckDB's default
     assert _session_settings(other)[0] is None
+    assert other.execute("select current_setting('TimeZone')").fetchone()[0] == "Europe/Paris"
     plugin = dbt_plugin.Plugin("cx", {"operator_memory_limit": "none", "sessions": 2})
     plugin.configure_cursor(other)
     assert _session_settings(other)[0] is None
@@ -96,6 +102,32 @@ def test_dbt_sessions_get_their_share_through_the_profile(tmp_path: Path, monkey
     monkeypatch.setenv("CX_DUCKDB_OPERATOR_MEMORY_LIMIT", "lots")
     with pytest.raises(DbtError, match="CX_DUCKDB_OPERATOR_MEMORY_LIMIT='lots'"):
         _dbt_session(tmp_path)
+
+
+@pytest.fixture
+def machine_in_paris(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The local zone of this process is Europe/Paris (DuckDB's default zone is the machine's, read when a database
+    is opened), then back to what it was."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_dbt_sessions_run_in_utc_on_a_machine_in_paris(tmp_path: Path, machine_in_paris: None) -> None:  # noqa: ARG001
+    """Through profiles.yml and the plugin as every dbt call runs: dbt's sessions are in UTC whatever the machine's
+    zone, so dbt-duckdb's dateadd and datediff of timestamps mean the same as on Spark. Before, on a machine in
+    Paris, two hours across the change to summer time were three and a day before it 23 hours."""
+    assert duckdb.connect().execute("select current_setting('TimeZone')").fetchone()[0] == "Europe/Paris"
+    start, end = "timestamptz '2026-03-29 00:30:00+00'", "timestamptz '2026-03-29 02:30:00+00'"
+    day_later = "{{ dbt.dateadd('day', 1, \"timestamptz '2026-03-28 12:00:00+00'\") }}"
+    results = run_dbt(["show", "--inline",
+                       f"select current_setting('TimeZone') as tz, {{{{ hours_between(\"{start}\", \"{end}\") }}}} "
+                       f"as hours, epoch_us({day_later}) - epoch_us(timestamptz '2026-03-28 12:00:00+00') as day_us"],
+                      tmp_path)
+    row = results[0].agate_table.rows[0]
+    assert (row["tz"], float(row["hours"]), int(row["day_us"])) == ("UTC", 2.0, 24 * 3600 * 10**6)
 
 
 # --- a dbt failure for lack of memory or disk says what to set (orchestration/warehouse.py, resource_advice) ----

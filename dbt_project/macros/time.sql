@@ -21,12 +21,33 @@
 {%- endmacro %}
 
 {% macro duckdb__utc_date(ts) -%}
-    cast(timezone('UTC', {{ ts }}) as date)
+    cast({{ utc_wall_clock(ts) }} as date)
 {%- endmacro %}
 
-{#- Hours between two timestamps, fractional. -#}
+{#- A timestamp as the UTC wall clock: on DuckDB a naive TIMESTAMP made from the instant's microseconds, so
+    that what is computed from it (its date, dbt.datediff) needs no time zone at all. DuckDB computes those of
+    a TIMESTAMP WITH TIME ZONE through ICU, in the session's time zone: timezone('UTC', ts) costs about ten
+    times as much (0.16 against 0.014 s over 4 million rows at 100k customers), and dbt-duckdb's datediff
+    casts its arguments to TIMESTAMP, which reads the wall clock of the session's zone: on a machine whose
+    local zone has daylight saving time, hours across the change came out one hour off (2 hours read as 3
+    in Europe/Paris on 2026-03-29) and 20 times slower (0.31 against 0.028 s). Exact for every instant and
+    every session zone (tests/test_time_macros.py). Spark's sessions run in UTC (docs/spark.md): the
+    timestamp as it is. -#}
+{% macro utc_wall_clock(ts) -%}
+    {{ return(adapter.dispatch('utc_wall_clock', 'cx_warehouse')(ts)) }}
+{%- endmacro %}
+
+{% macro default__utc_wall_clock(ts) -%}
+    {{ ts }}
+{%- endmacro %}
+
+{% macro duckdb__utc_wall_clock(ts) -%}
+    make_timestamp(epoch_us({{ ts }}))
+{%- endmacro %}
+
+{#- Hours between two timestamps, fractional (whole seconds crossed, as dbt.datediff counts them, / 3600). -#}
 {% macro hours_between(start_ts, end_ts) -%}
-    (cast({{ dbt.datediff(start_ts, end_ts, 'second') }} as double) / 3600)
+    (cast({{ dbt.datediff(utc_wall_clock(start_ts), utc_wall_clock(end_ts), 'second') }} as double) / 3600)
 {%- endmacro %}
 
 {#- One row per month (column month_start, a date) from the month of `start_date` to the month of `end_date`. -#}
