@@ -283,13 +283,18 @@ events as (
            case when is_fcr then 1.0 else 0.0 end, null, null
     from cases where is_resolved and resolved_at is not null
     union all
+    -- hours between two instants: whole seconds of the UTC wall clocks (`::timestamp` would read the session's
+    -- zone's wall clock: an hour off across a change of summer time on a machine in Paris)
     select cast(timezone('UTC', first_response_at) as date), 'first_response_hours_p50', 'median', person_crm_id,
            channel, 'support', 0, 0,
-           date_diff('second', opened_at::timestamp, first_response_at::timestamp) / 3600.0, null, null
+           date_diff('second', make_timestamp(epoch_us(opened_at)), make_timestamp(epoch_us(first_response_at)))
+               / 3600.0, null, null
     from cases where first_response_at is not null
     union all
     select cast(timezone('UTC', resolved_at) as date), 'resolution_hours_p50', 'median', person_crm_id, channel,
-           'support', 0, 0, date_diff('second', opened_at::timestamp, resolved_at::timestamp) / 3600.0, null, null
+           'support', 0, 0,
+           date_diff('second', make_timestamp(epoch_us(opened_at)), make_timestamp(epoch_us(resolved_at))) / 3600.0,
+           null, null
     from cases where is_resolved and resolved_at is not null
     union all
     select kpi_date, 'on_time_delivery_rate', 'rate', person_crm_id, sales_channel, 'delivery', 0, 0,

@@ -219,9 +219,10 @@ def nightly_bare(a: argparse.Namespace) -> dict[str, Any]:
     for system in C.SYSTEMS:
         load_drop(zones, system, a.day)
     ingest_s = time.perf_counter() - t0
-    # the same command and vars as the Dagster assets
-    from orchestration.warehouse import NIGHTLY_ARGS, window_vars
+    # the same command and vars as the Dagster assets, and as they do, no earlier run's artifacts left in the target
+    from orchestration.warehouse import NIGHTLY_ARGS, clear_artifacts, engine_target, target_path, window_vars
 
+    clear_artifacts(target_path(a.data, engine_target()))
     out = _dbt(["build", *NIGHTLY_ARGS], a.data, window_vars(a.day, a.day + dt.timedelta(days=1)))
     return {"seconds": ingest_s + out["seconds"], "ingest_seconds": ingest_s, "dbt_seconds": out["seconds"],
             "kpi_rows": out["kpi_rows"], "dbt": out}
