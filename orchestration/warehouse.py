@@ -272,22 +272,19 @@ RESULT_LINES = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "L
 
 def node_result(raw_event: Mapping) -> dict | None:
     """The result of one node from an event of dbt's structured log (``--log-format json``), as node_results gives
-    it, or None when the event is not a node's end: dbt's result line of the node (RESULT_LINES: what a Dagster
-    step streams; no message, which dbt says at the end of the run: node_message) or its debug-level
-    NodeFinished (the dbt.log file: with dbt's message)."""
+    it, or None when the event is not a node's end: dbt's result line of the node (RESULT_LINES), what a Dagster
+    step streams. It carries no message: dbt says that at the end of the run (node_message). dbt's NodeFinished,
+    which does, is logged at debug level: only dbt.log has it, and a full disk can lose it."""
     info, data = raw_event.get("info") or {}, raw_event.get("data") or {}
     node = data.get("node_info") or {}
-    if info.get("name") == "NodeFinished":
-        result = data.get("run_result") or {}
-        status, message, failures = result.get("status"), result.get("message"), result.get("num_failures")
-    elif info.get("name") in RESULT_LINES:
-        # the line's own `status` is what dbt prints (a model's "CREATE TABLE (12)"); the node's is in node_info
-        status, message, failures = node.get("node_status"), None, data.get("num_failures")
-    else:
+    if info.get("name") not in RESULT_LINES:
         return None
+    # the line's own `status` is what dbt prints (a model's "CREATE TABLE (12)"); the node's is in node_info
+    status = node.get("node_status")
     if not node.get("unique_id") or not status:
         return None
-    return {"unique_id": node["unique_id"], "status": str(status), "message": message, "failures": failures}
+    return {"unique_id": node["unique_id"], "status": str(status), "message": None,
+            "failures": data.get("num_failures")}
 
 
 def node_message(raw_event: Mapping) -> tuple[str, str] | None:

@@ -30,7 +30,7 @@ from ingestion import contract as C
 from orchestration.cli import _report
 from orchestration.definitions import defs
 from orchestration.publish import publish
-from orchestration.warehouse import ARTIFACTS, node_result
+from orchestration.warehouse import ARTIFACTS
 from simulator import GeneratorConfig, generate
 
 START = dt.date(2026, 10, 12)
@@ -123,7 +123,8 @@ def test_a_night_records_its_dbt_tests_from_dbts_events_without_its_artifacts(th
     """A night's dbt writes no artifacts (NIGHTLY_ARGS: --no-write-json) and the step takes each node's result
     from dbt's events (orchestration/warehouse.py node_result): the target folder holds no manifest.json,
     run_results.json or graph.gpickle, and the last night's data-health record counts as many dbt tests, each
-    with its result, as its dbt log says the invocation ended."""
+    with its result, as its dbt log says the invocation ended (read here from dbt's debug-level NodeFinished, which
+    the step never sees)."""
     target = env / "dbt_target"
     assert not [name for name in ARTIFACTS if (target / name).exists()]
     finished: dict[str, list[dict]] = {}  # invocation -> the results of its tests, from dbt's JSON log
@@ -132,8 +133,10 @@ def test_a_night_records_its_dbt_tests_from_dbts_events_without_its_artifacts(th
             event = json.loads(line)  # each node's end twice: its result line, and NodeFinished (debug)
             if event["info"]["name"] != "NodeFinished":
                 continue
-            if (result := node_result(event)) and result["unique_id"].startswith("test."):
-                finished.setdefault(event["info"]["invocation_id"], []).append(result)
+            unique_id, result = event["data"]["node_info"]["unique_id"], event["data"].get("run_result") or {}
+            if unique_id.startswith("test.") and result.get("status"):
+                finished.setdefault(event["info"]["invocation_id"], []).append({"unique_id": unique_id,
+                                                                                "status": result["status"]})
     last_night = START + dt.timedelta(days=2)
     frame = health.read(env, [last_night]).filter(pl.col("source") == "dbt")
     recorded = frame["subject"].str.extract(r"^(\d+) dbt tests$").cast(pl.Int64).sum()
