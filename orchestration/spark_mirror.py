@@ -14,7 +14,8 @@ them in the window afterwards with ``dbt run`` on DuckDB (the same views a DuckD
 window's tables), so the publish serves them as views too (orchestration/publish.py).
 tests/test_spark.py compares them with DuckDB's, and Spark's own through the Thrift server.
 A model with a contract gets its columns in the contract's order (Spark puts partition columns last),
-cast to the declared types, so BI sees the same tables as from DuckDB; other tables as Spark wrote them.
+cast to the declared types, so BI sees the same tables as from DuckDB (a timestamp without time zone as its
+UTC wall clock, whatever the zone of the session reading the view); other tables as Spark wrote them.
 Framework-free: no Dagster import.
 """
 
@@ -56,9 +57,24 @@ def _select(node: Mapping[str, Any], files: str, partitioned: bool) -> str:
     enforced = node.get("config", {}).get("contract", {}).get("enforced", False)
     if not (enforced and columns):  # the YAML may document only some columns: all of them, as Spark wrote them
         return f"select * from {source}"
-    parts = [f"cast({_quote(name.lower())} as {column['data_type']}) as {_quote(name.lower())}"
+    parts = [f"{_cast(_quote(name.lower()), column['data_type'])} as {_quote(name.lower())}"
              for name, column in columns.items()]
     return f"select {', '.join(parts)} from {source}"
+
+
+# DuckDB's spellings of a timestamp without time zone (a contract's declared type)
+WALL_CLOCK_TYPES = {"timestamp", "timestamp without time zone", "datetime"}
+
+
+def _cast(column: str, data_type: str) -> str:
+    """``column`` as the contract's ``data_type``. A timestamp without time zone is taken as the UTC wall
+    clock of what Spark wrote: Spark (session zone UTC) writes every timestamp as a UTC-adjusted instant,
+    which DuckDB reads as ``timestamp with time zone``, and a plain cast to ``timestamp`` would give the
+    wall clock of the session reading the view: the machine's zone by default (2 h off in Paris in
+    summer). ``epoch_us`` takes no time zone (macros/time.sql ``utc_wall_clock``), whatever the reader."""
+    if " ".join(data_type.lower().split()) in WALL_CLOCK_TYPES:
+        return f"make_timestamp(epoch_us({column}))"
+    return f"cast({column} as {data_type})"
 
 
 def _empty(node: Mapping[str, Any]) -> str | None:

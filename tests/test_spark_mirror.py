@@ -63,6 +63,29 @@ def test_views_follow_the_contract_order_and_types(tmp_path: Path, spark_dir: Pa
             == ("VIEW",)
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/Los_Angeles"])
+def test_a_timestamp_without_time_zone_is_its_utc_wall_clock_in_any_reader_zone(tmp_path: Path, zone: str) -> None:
+    """Spark (session zone UTC) writes a month start as the instant 2026-10-01 00:00 UTC; DuckDB reads it as
+    ``timestamp with time zone``. The contract's ``timestamp`` is that UTC wall clock in a reader's session of
+    any zone (a plain cast gave 02:00 in Paris: kpi_retention_cohorts.cohort_month, CI on a Paris machine);
+    a column Spark wrote without a zone (timestamp_ntz) keeps its value."""
+    wh = tmp_path / "warehouse"
+    _write(wh / "marts.db" / "cohorts" / "part-00000.snappy.parquet",
+           "select timestamptz '2026-10-01 00:00:00+00' as cohort_month, "
+           "timestamptz '2026-11-01 00:00:00+00' as next_month, timestamp '2026-03-29 02:30:00' as ntz, 7::bigint as n")
+    manifest = _manifest(_model("cohorts", "marts", {"cohort_month": "timestamp", "next_month": "TIMESTAMP",
+                                                     "ntz": "timestamp without time zone", "n": "bigint"},
+                                enforced=True))
+    target = tmp_path / "warehouse.duckdb"
+    refresh(target, wh, manifest)
+    with duckdb.connect(str(target), read_only=True) as con:
+        con.execute(f"set TimeZone = '{zone}'")
+        assert con.execute("select * from marts.cohorts").fetchall() == [
+            (dt.datetime(2026, 10, 1), dt.datetime(2026, 11, 1), dt.datetime(2026, 3, 29, 2, 30), 7)]
+        types = [r[1] for r in con.execute("describe marts.cohorts").fetchall()]
+        assert types == ["TIMESTAMP", "TIMESTAMP", "TIMESTAMP", "BIGINT"]
+
+
 def test_a_table_built_on_duckdb_before_is_replaced(tmp_path: Path, spark_dir: Path) -> None:
     target = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(target)) as con:
