@@ -78,12 +78,16 @@ CHECKS: tuple[Check, ...] = (
     Check("relationships", "dbt models", BLOCKING, DBT,
           "every fact's customer_key exists in dim_customer (and other foreign keys in their parent)",
           "a fact whose customer is missing from dim_customer vanishes from every per-customer view"),
-    Check("accepted_values", "dbt models", BLOCKING, DBT, "enumerations hold only the contract's values",
-          "an unknown category falls out of every breakdown"),
+    Check("accepted_values", "dbt models", BLOCKING, DBT,
+          "enumerations hold only the contract's values: on a model, one `accepted_values_columns` test over all its "
+          "enumerations; on a seed, `accepted_values` per column",
+          "an unknown category falls out of every breakdown", dbt_generic_tests=("accepted_values_columns",)),
     Check("unique_combination", "dbt models", BLOCKING, DBT, "the model's grain (several columns) is unique",
           "a duplicated grain double-counts"),
-    Check("in_range", "dbt models", BLOCKING, DBT, "values inside their logical range (durations >= 0, n >= 1, ...)",
-          "an impossible value is a wrong number"),
+    Check("in_range", "dbt models", BLOCKING, DBT,
+          "values inside their logical range (durations >= 0, n >= 1, ...): on a model, one `in_range_columns` test "
+          "over all its ranges; on a seed, `in_range` per column",
+          "an impossible value is a wrong number", dbt_generic_tests=("in_range_columns",)),
     Check("expression_is_true", "dbt models", BLOCKING, DBT,
           "row-level invariants: NPS in -100..100, rates in 0..1, CES in 1..7, interval contains the value, "
           "reportability consistent; a model with several, one `expressions_are_true` test over all of them",

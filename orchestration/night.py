@@ -128,6 +128,12 @@ def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[t
             # one test over several columns or invariants of a model: say which it read; its rows say which failed
             if meta.get("name") == "not_null_columns" and kwargs.get("columns"):
                 message += f" (null values among {', '.join(kwargs['columns'])}; which: dbt show --select {name})"
+            elif meta.get("name") == "accepted_values_columns" and kwargs.get("columns"):
+                message += (f" (values not accepted among {', '.join(kwargs['columns'])}; "
+                            f"which: dbt show --select {name})")
+            elif meta.get("name") == "in_range_columns" and kwargs.get("columns"):
+                message += (f" (values out of range among {', '.join(kwargs['columns'])}; "
+                            f"which: dbt show --select {name})")
             elif meta.get("name") == "expressions_are_true" and kwargs.get("expressions"):
                 message += (f" (rows breaking one of {len(kwargs['expressions'])} invariants: "
                             f"{'; '.join(kwargs['expressions'])}; which: dbt show --select {name})")

@@ -43,17 +43,33 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def accepted_values(manifest: dict) -> dict[tuple[str, str], list[tuple[str, list[str]]]]:
-    """(model, column) -> [(YAML file, values)] of every accepted_values test on a model column."""
+    """(model, column) -> [(YAML file, values)] of every enumeration a test accepts on a model column: dbt's
+    `accepted_values` on a column, and each column of a model's `accepted_values_columns` (its enumerations in one
+    test, macros/tests/generic_tests.sql)."""
     found: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
     for node in manifest["nodes"].values():
         meta = node.get("test_metadata") or {}
-        if node["resource_type"] != "test" or meta.get("name") != "accepted_values":
+        if node["resource_type"] != "test" or meta.get("name") not in ("accepted_values", "accepted_values_columns"):
             continue
         model = (node.get("attached_node") or "").split(".")[-1]
         kwargs = meta.get("kwargs") or {}
-        found.setdefault((model, node.get("column_name") or kwargs.get("column_name")), []).append(
-            (node["original_file_path"], list(kwargs["values"])))
+        if meta["name"] == "accepted_values_columns":
+            columns = dict(kwargs["columns"])
+        else:
+            columns = {node.get("column_name") or kwargs.get("column_name"): kwargs["values"]}
+        for column, values in columns.items():
+            found.setdefault((model, column), []).append((node["original_file_path"], list(values)))
     return found
+
+
+def test_the_enumerations_of_a_model_are_read_from_its_one_test(manifest: dict) -> None:
+    """`accepted_values` above sees a model's `accepted_values_columns` test column by column (the staging models
+    hold theirs so): stg_erp__orders' two enumerations, with the contract's values, from its one test."""
+    tests = accepted_values(manifest)
+    orders = C.ENTITIES[("erp", "orders")]
+    for column in ("sales_channel", "status"):
+        ((path, values),) = tests[("stg_erp__orders", column)]
+        assert path.endswith("stg_erp__orders.yml") and values == list(orders.column(column).enum)
 
 
 def staging_entity(model: str) -> tuple[str, str] | None:

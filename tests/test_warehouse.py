@@ -145,6 +145,38 @@ def test_broken_invariants_fail_the_models_one_expressions_test(warehouse: Path,
         "is_delivered = (delivered_at is not null)" in row.message, row.message
 
 
+def test_unexpected_values_fail_the_models_one_accepted_values_test(warehouse: Path, tmp_path: Path) -> None:
+    """A model's enumerations are one `accepted_values_columns` test (macros/tests/generic_tests.sql): two of
+    fct_orders' rows given a status the contract does not know and one a null status (a null passes, as with dbt's
+    `accepted_values`) fail it with 2 failures, its rows name the column with its count, the data-health row is
+    the blocking `accepted_values` check of fct_orders and names the columns it read, and nothing else fails."""
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 3").fetchall()]
+        con.execute("update marts.fct_orders set status = 'lost in transit' where order_key in (?, ?)", keys[:2])
+        con.execute("update marts.fct_orders set status = null where order_key = ?", keys[2:])
+
+    named, row = _fct_orders_tests_after(warehouse, tmp_path, plant, "accepted_values_fct_orders", 2,
+                                        own_only=True)
+    assert named == [("status", 2)]
+    assert (row.check_name, row.asset, row.observed_value) == ("accepted_values", "fct_orders", 1)
+    assert "values not accepted among status" in row.message, row.message
+
+
+def test_values_out_of_range_fail_the_models_one_in_range_test(warehouse: Path, tmp_path: Path) -> None:
+    """A model's ranges are one `in_range_columns` test: fct_orders' refunded_minor made negative on three rows
+    (and 0, its bound, on another: it passes) fails it with 3 failures, its row names the column with its bound,
+    the data-health row is the blocking `in_range` check of fct_orders, and nothing else fails."""
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
+        keys = [k for (k,) in con.execute("select order_key from marts.fct_orders order by 1 limit 4").fetchall()]
+        con.execute("update marts.fct_orders set refunded_minor = -1 where order_key in (?, ?, ?)", keys[:3])
+        con.execute("update marts.fct_orders set refunded_minor = 0 where order_key = ?", keys[3:])
+
+    named, row = _fct_orders_tests_after(warehouse, tmp_path, plant, "in_range_fct_orders", 3, own_only=True)
+    assert named == [("refunded_minor >= 0", 3)]
+    assert (row.check_name, row.asset, row.observed_value) == ("in_range", "fct_orders", 1)
+    assert "values out of range among refunded_minor" in row.message, row.message
+
+
 def test_repeated_keys_fail_the_unique_test_found_by_hash(warehouse: Path, tmp_path: Path) -> None:
     """dbt's `unique` test on DuckDB groups the values' hashes first (macros/tests/unique.sql): two of fct_orders'
     rows held twice and one four times fail `unique` on order_key with one row per repeated key and its count,
