@@ -109,6 +109,9 @@ def _judge(root: Path, zones: Zones, system: str, day: dt.date, cfg: dict, audit
 
 # ---- dbt: the tests of a build in the data-health record ----------------------------------------------
 PASSED = ("pass", "success")
+# a model's tests of one kind over several columns (macros/tests/generic_tests.sql): what a failure of each found
+COLUMNS_TESTS = {"not_null_columns": "null values", "accepted_values_columns": "values not accepted",
+                 "in_range_columns": "values out of range"}
 
 
 def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
@@ -126,13 +129,8 @@ def dbt_tests(run_results: dict, manifest: dict) -> dict[tuple[str, str], list[t
         kwargs = meta.get("kwargs") or {}
         if str(r.get("status")) not in PASSED:
             # one test over several columns or invariants of a model: say which it read; its rows say which failed
-            if meta.get("name") == "not_null_columns" and kwargs.get("columns"):
-                message += f" (null values among {', '.join(kwargs['columns'])}; which: dbt show --select {name})"
-            elif meta.get("name") == "accepted_values_columns" and kwargs.get("columns"):
-                message += (f" (values not accepted among {', '.join(kwargs['columns'])}; "
-                            f"which: dbt show --select {name})")
-            elif meta.get("name") == "in_range_columns" and kwargs.get("columns"):
-                message += (f" (values out of range among {', '.join(kwargs['columns'])}; "
+            if meta.get("name") in COLUMNS_TESTS and kwargs.get("columns"):
+                message += (f" ({COLUMNS_TESTS[meta['name']]} among {', '.join(kwargs['columns'])}; "
                             f"which: dbt show --select {name})")
             elif meta.get("name") == "expressions_are_true" and kwargs.get("expressions"):
                 message += (f" (rows breaking one of {len(kwargs['expressions'])} invariants: "
