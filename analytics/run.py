@@ -21,6 +21,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion import settings
+
 from . import schema as S
 
 SCHEMA_NAME = "marts"
@@ -145,6 +147,7 @@ def run_all(warehouse: Path, as_of: dt.date, seed: int = 0,
     """Every analysis of ``ANALYSES`` over ``warehouse`` as of ``as_of`` (one writer connection)."""
     outputs = []
     with duckdb.connect(str(warehouse)) as con:
+        settings.apply_duckdb_settings(con, warehouse.parent)
         for analysis in ANALYSES:
             for out in run_analysis(con, analysis, as_of, seed):
                 outputs.append(out)

@@ -395,6 +395,7 @@ def evaluate(warehouse: Path, start: dt.date, end: dt.date, docs_dir: Path, repo
     as_of = days[-1]
     baseline_days = sorted(set(days) | {d for d in rejudge if d < start})
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        settings.apply_duckdb_settings(con, Path(warehouse).parent)
         con.execute("set TimeZone = 'UTC'")
         _gx(con, start, end, Path(docs_dir), result)
         crashpoint("gate.after_suites")

@@ -147,7 +147,8 @@ VARIABLES: tuple[Variable, ...] = (
              parse=_positive_int("CX_DBT_THREADS"), value_default=2, read_by="cxw, Dagster, dbt",
              dbt_default="2"),
     Variable("CX_DUCKDB_THREADS", "duckdb_threads", "int", "`2`",
-             "DuckDB threads, for dbt's connection and the benchmarks' own (the reference machine has 2 cores).",
+             "DuckDB threads, for dbt's sessions and the project's own connections (publish, analyses, GX gate, "
+             "benchmarks; the reference machine has 2 cores).",
              parse=_positive_int("CX_DUCKDB_THREADS"), value_default=2, read_by="cxw, Dagster, dbt",
              dbt_default="2"),
     Variable("CX_DUCKDB_MEMORY_LIMIT", "duckdb_memory_limit", "DuckDB size", "`12GB`",
@@ -420,6 +421,16 @@ DUCKDB_SETTINGS_ENV = {
 def duckdb_settings() -> dict[str, str]:
     """The DuckDB settings in force: each from its environment variable, else the default."""
     return current().duckdb_settings()
+
+
+def apply_duckdb_settings(con: Any, data_dir: Path | None = None) -> None:
+    """``SET`` the DuckDB settings in force on ``con`` (a ``duckdb`` connection), as dbt's profile sets them on its
+    sessions: the project's own connections (the publish, the Python analyses, the GX gate) then keep the same memory
+    limit and spill directory (under ``data_dir`` unless ``CX_DUCKDB_TEMP_DIRECTORY`` says otherwise), threads, and
+    rows in any order where no ``order by`` asks for one. DuckDB's defaults would take 80 % of the machine's memory
+    and spill under ``/tmp``, whatever ``CX_DUCKDB_MEMORY_LIMIT`` says."""
+    for name, value in current().duckdb_settings(data_dir).items():
+        con.execute(f"set {name} = '{value}'")
 
 
 # --- the environment of what the project launches (dbt, cxw, benchmark stages) ---------------------

@@ -302,7 +302,9 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                 _copy_sparse(target, tmp)
         con = duckdb.connect(str(tmp))
         try:
-            _configure(con, warehouse.parent)
+            # the project's DuckDB settings (rows in any order: every table written at M in 15.4-16.6 s instead of
+            # 18.2-20.3 s with DuckDB's defaults, RESULTS.md "The publish with the project's DuckDB settings")
+            settings.apply_duckdb_settings(con, warehouse.parent)
             con.execute(f"attach '{warehouse}' as wh (read_only)")
             relations = dict(con.execute(
                 "select table_name, table_type from information_schema.tables "
@@ -394,17 +396,6 @@ def _publish(warehouse: Path, serving: Path, as_of: str | None, now: dt.datetime
                        copied=tuple(t for t in tables if t not in reused),
                        reused=tuple(t for t in tables if t in reused),
                        in_place=tuple(t for t in tables if t in in_place), seconds=clock.seconds)
-
-
-def _configure(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """The project's DuckDB settings (``CX_DUCKDB_*``, ingestion/settings.py) for the publish's connection, as dbt's
-    sessions have them: its memory limit and spill directory, and ``preserve_insertion_order=false``, which lets the
-    copies (``create table as``, ``copy to`` Parquet) write rows in any order on every thread. A served table has no
-    row order to keep (a query without ``order by`` has none; the fingerprint and the update in place do not depend
-    on it). Every table written at M (a first or an erasure night's publish): 16.0-16.6 s instead of 18.2-20.3 s
-    with DuckDB's defaults (benchmarks/RESULTS.md)."""
-    for name, value in settings.current().duckdb_settings(data_dir).items():
-        con.execute(f"set {name} = '{value}'")
 
 
 def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:

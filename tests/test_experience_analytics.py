@@ -21,10 +21,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from analytics import drivers, topics
 from analytics import run as A
 from ingestion import contract as C
+from ingestion import settings
 from ingestion.keys import load_secret, pseudonym
 from ingestion.load import Zones
 from orchestration.warehouse import run_dbt
@@ -168,6 +170,25 @@ def test_the_drivers_mart_ranks_every_moment_and_flags_thin_cells(loop: tuple[Pa
     assert drv.filter(pl.col("is_reportable"))["n_with"].min() >= 30
     top = drivers.top_drivers(drv, outcome="nps", k=3)
     assert top.height == 3 and top["importance"].is_sorted(descending=True)
+
+
+def test_the_analyses_run_with_the_projects_duckdb_settings(loop: tuple[Path, dict],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analyses' writer connection takes the CX_DUCKDB_* settings dbt's sessions take (ingestion/settings.py
+    apply_duckdb_settings: memory limit, spill directory under the data folder, threads, rows in any order), and
+    the analyses write the same marts (run again as of the same day)."""
+    data, _ = loop
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        before = con.sql("select * from marts.mart_experience_value").pl()
+    configured = []
+    apply = settings.apply_duckdb_settings
+    monkeypatch.setattr(settings, "apply_duckdb_settings", lambda con, data_dir: (configured.append(data_dir),
+                                                                                  apply(con, data_dir)))
+    outputs = A.run_all(data / "warehouse.duckdb", last_day(LOOP))
+    assert configured == [data] and not [p for o in outputs for p in o.problems]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        after = con.sql("select * from marts.mart_experience_value").pl()
+    assert_frame_equal(after, before, check_row_order=False)
 
 
 def test_version_1_drops_load_and_their_items_are_not_tracked(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import pytest
 from click.testing import CliRunner
 
 from expectations import gate, health, registry
+from ingestion import settings
 from ingestion.keys import load_secret, pseudonym
 from orchestration.cli import main
 from orchestration.warehouse import dbt_var, run_dbt, window_vars
@@ -299,6 +300,18 @@ def test_gx_suites_read_only_the_window(sequence: dict, env: Path, tmp_path: Pat
     assert result.rows_read == counts
     assert all(0 < counts[s] < totals[s] for s in expected), (counts, totals)
     assert counts["kpi_experience_daily"] < totals["kpi_experience_daily"] / 4  # nine nights of history
+
+
+def test_the_gate_reads_with_the_projects_duckdb_settings(sequence: dict, env: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's read-only connection takes the CX_DUCKDB_* settings dbt's sessions take (memory limit, spill
+    directory under the data folder, threads: ingestion/settings.py apply_duckdb_settings), and judges as before."""
+    configured = []
+    apply = settings.apply_duckdb_settings
+    monkeypatch.setattr(settings, "apply_duckdb_settings", lambda con, data_dir: (configured.append(data_dir),
+                                                                                  apply(con, data_dir)))
+    result = gate.evaluate(env / "warehouse.duckdb", INCIDENT, INCIDENT + dt.timedelta(days=1), tmp_path / "docs")
+    assert configured == [env] and result.rows_read["kpi_experience_daily"] > 0
 
 
 def test_latest_refund_rate_is_provisional(sequence: dict, env: Path) -> None:

@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 import pytest
 
-import orchestration.publish as publish_module
+from ingestion import settings
 from orchestration.publish import (
     FINGERPRINT_KEY,
     HEALTH_TABLE,
@@ -33,7 +33,6 @@ from orchestration.publish import (
     KEYS_FILE,
     PURGE_MARKER,
     Publication,
-    _configure,
     publish,
     publish_health,
 )
@@ -643,24 +642,17 @@ def test_a_new_file_missing_a_block_in_use_is_never_served(lost: str, site: tupl
     assert [p.name for p in serving.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_the_publish_runs_with_the_projects_duckdb_settings(site: tuple[Path, Path], tmp_path: Path,
+def test_the_publish_runs_with_the_projects_duckdb_settings(site: tuple[Path, Path],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The publish's connection takes the ``CX_DUCKDB_*`` settings dbt's sessions take (ingestion/settings.py): its
-    memory limit and spill directory, its threads, and rows written in any order (``preserve_insertion_order``);
-    BI reads the warehouse's rows all the same."""
-    spill = tmp_path / "spill"
-    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "300MB")
-    monkeypatch.setenv("CX_DUCKDB_THREADS", "1")
-    monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", str(spill))
-    with duckdb.connect() as con:
-        _configure(con, tmp_path)
-        got = con.execute("select current_setting('memory_limit'), current_setting('threads'), "
-                          "current_setting('preserve_insertion_order'), current_setting('temp_directory')").fetchone()
-    assert got[1:] == (1, False, str(spill)) and got[0].replace(" ", "") in ("286.1MiB", "300.0MB"), got
+    """The publish's connection takes the ``CX_DUCKDB_*`` settings dbt's sessions take (ingestion/settings.py
+    ``apply_duckdb_settings``, tests/test_settings.py): rows written in any order, on every thread. BI reads the
+    warehouse's rows all the same, written anew or updated in place."""
     wh, serving = site
-    configured = []  # the publish's connection is configured so, with the warehouse's folder for the spill default
-    monkeypatch.setattr(publish_module, "_configure", lambda con, data_dir: (configured.append(data_dir),
-                                                                             _configure(con, data_dir)))
+    configured = []  # the publish's connection, with the warehouse's folder as the default spill's
+    apply = settings.apply_duckdb_settings
+    monkeypatch.setattr(settings, "apply_duckdb_settings", lambda con, data_dir: (configured.append(data_dir),
+                                                                                  apply(con, data_dir)))
+    monkeypatch.setenv("CX_DUCKDB_THREADS", "1")
     assert _published(wh, serving, 0).full == "nothing published yet"
     assert configured == [wh.parent]
     _served_equals_warehouse(wh, serving)

@@ -125,3 +125,32 @@ def test_dbt_tests_are_dagster_asset_checks_only_when_asked(value: str, expect_c
     assert models > 30
     assert (checks > 100) if expect_checks else (checks == 0), checks
     assert settings.Settings.from_env({"CX_DBT_ASSET_CHECKS": value}).dbt_asset_checks is expect_checks
+
+
+def test_the_projects_own_duckdb_connections_take_the_settings_dbt_takes(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``apply_duckdb_settings``: what dbt's profile sets on its sessions, set on a connection the project opens itself
+    (the publish, the analyses, the GX gate); the spill directory under the given data folder unless set."""
+    import duckdb
+
+    for name in ("CX_DUCKDB_MEMORY_LIMIT", "CX_DUCKDB_THREADS", "CX_DUCKDB_TEMP_DIRECTORY",
+                 "CX_DUCKDB_PRESERVE_INSERTION_ORDER"):
+        monkeypatch.delenv(name, raising=False)
+
+    def in_force() -> tuple:
+        with duckdb.connect() as con:
+            settings.apply_duckdb_settings(con, tmp_path)
+            return con.execute("select current_setting('memory_limit'), current_setting('threads'), "
+                               "current_setting('preserve_insertion_order'), "
+                               "current_setting('temp_directory')").fetchone()
+
+    limit, threads, order, temp = in_force()
+    assert (threads, order, temp) == (2, False, str(tmp_path / "duckdb_tmp"))
+    assert limit.replace(" ", "") in ("11.1GiB", "12.0GB"), limit  # 12GB, as DuckDB prints it
+    monkeypatch.setenv("CX_DUCKDB_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("CX_DUCKDB_THREADS", "1")
+    monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "spill"))
+    monkeypatch.setenv("CX_DUCKDB_PRESERVE_INSERTION_ORDER", "true")
+    limit, threads, order, temp = in_force()
+    assert (threads, order, temp) == (1, True, str(tmp_path / "spill"))
+    assert limit.replace(" ", "") in ("286.1MiB", "300.0MB"), limit
