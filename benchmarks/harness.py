@@ -623,6 +623,10 @@ def render(res: dict[str, Any]) -> str:
         top_steps = ", ".join(f"{k} {t:.1f} s" for k, t in
                               sorted(nd["last"].get("steps", {}).items(), key=lambda kv: -kv[1])[:4])
         notes.append(f"Slowest Dagster steps: {top_steps}.")
+        spent = nd["last"].get("publication", {}).get("seconds_by_part")
+        if spent:  # where the Dagster night's publish spent its time (orchestration/publish.py Publication)
+            top = sorted(spent.items(), key=lambda kv: -kv[1])[:6]  # (Dagster's metadata keeps no key order)
+            notes.append("Its publish: " + ", ".join(f"{k} {t:.1f} s" for k, t in top) + ".")
     lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines) + "\n"
 

@@ -337,10 +337,7 @@ def nightly_bare_full(a: argparse.Namespace) -> dict[str, Any]:
             "dbt_build_seconds": round(dbt_build_s, 2), "kpi_rows": _kpi_rows(root),
             "analytics_seconds": {out.table: round(out.seconds, 2) for out in outputs},
             "dbt_slowest": [[name, round(t, 2)] for name, t in timed[:8]],
-            "publication": {"full_publish": published.full or "no: only what changed",
-                            "tables_written": len(published.copied),
-                            "tables_updated_in_place": len(published.in_place),
-                            "tables_reused": len(published.reused)}}
+            "publication": published.summary()}
 
 
 @stage
@@ -386,9 +383,9 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     if not result.success:
         raise RuntimeError(f"the nightly job failed for {a.day}")
     meta = published.asset_materialization.metadata if published and published.asset_materialization else {}
-    # what the night's publish wrote: every table (and why) or only the changed ones
+    # what the night's publish wrote: every table (and why) or only the changed ones; where its time went
     publication = {k: getattr(meta[k], "value", meta[k]) for k in ("full_publish", "tables_written",
-                   "tables_updated_in_place", "tables_reused") if k in meta}
+                   "tables_updated_in_place", "tables_reused", "seconds_by_part", "slowest_tables") if k in meta}
     return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication,
             "analytics_seconds": analytics, "step_order": list(steps)}
 

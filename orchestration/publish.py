@@ -163,6 +163,31 @@ class Publication:
     in_place: tuple[str, ...] = ()  # of ``copied``: updated in place in the copied served file (changed rows only)
     seconds: dict[str, float] = field(default_factory=dict)  # where the publish spent its time (``_Clock``)
 
+    def seconds_by_part(self) -> dict[str, float]:
+        """``seconds`` summed per kind of work (``create``, ``parquet``, ``update``, ``reuse``, ``fingerprint``,
+        ``copy_served_file``, ``scrub``, ``bridge_wait``, ...), largest first, to the hundredth: where the time went."""
+        parts: dict[str, float] = {}
+        for part, seconds in self.seconds.items():
+            kind = part.split(":", 1)[0]
+            parts[kind] = parts.get(kind, 0.0) + seconds
+        return {kind: round(seconds, 2) for kind, seconds in sorted(parts.items(), key=lambda kv: -kv[1])}
+
+    def slowest_tables(self, n: int = 5) -> dict[str, float]:
+        """The ``n`` tables the publish spent most on (their fingerprint, copy or update, Parquet file and count),
+        largest first, to the hundredth."""
+        tables: dict[str, float] = {}
+        for part, seconds in self.seconds.items():
+            if ":" in part:
+                table = part.split(":", 1)[1]
+                tables[table] = tables.get(table, 0.0) + seconds
+        return {t: round(s, 2) for t, s in sorted(tables.items(), key=lambda kv: -kv[1])[:n]}
+
+    def summary(self) -> dict[str, object]:
+        """What the publish wrote and where its time went: the Dagster asset's metadata, the benchmarks' record."""
+        return {"full_publish": self.full or "no: only what changed", "tables_written": len(self.copied),
+                "tables_updated_in_place": len(self.in_place), "tables_reused": len(self.reused),
+                "seconds_by_part": self.seconds_by_part(), "slowest_tables": self.slowest_tables()}
+
 
 @dataclass
 class _Served:

@@ -54,6 +54,12 @@ def test_the_harness_measures_all_five_at_tiny_scale(tmp_path: Path) -> None:
                                         "dagster_dbt_step", "dagster_equal_work", harness.STEP_RATIO + harness.DBT_STEP}
     assert harness.DBT_STEP in res["nightly_dagster"]["last"]["steps"]
     assert "its dbt step" in text and "against the same work bare" in text
+    # both nights record where their publish spent its time (the serving asset's metadata, Publication.summary)
+    for stage in ("nightly_bare_full", "nightly_dagster"):
+        spent = res[stage]["last"]["publication"]["seconds_by_part"]
+        assert {"fingerprint", "parquet"} <= set(spent) and all(t >= 0 for t in spent.values()), spent
+        assert res[stage]["last"]["publication"]["slowest_tables"], stage
+    assert "Its publish: " in text
     assert res["duckdb_settings"]["threads"] and res["duckdb_settings"]["memory_limit"]
 
 

@@ -660,3 +660,28 @@ def test_the_publish_runs_with_the_projects_duckdb_settings(site: tuple[Path, Pa
     second = _published(wh, serving, 1)
     assert second.in_place == ("fct_orders",)
     _served_equals_warehouse(wh, serving)
+
+
+def test_a_publication_says_where_its_time_went(site: tuple[Path, Path]) -> None:
+    """``Publication.summary()`` (the serving asset's metadata, the benchmarks' record): what was written, the
+    seconds per kind of work and the tables that took longest, each summed from the publish's own clock."""
+    wh, serving = site
+    first = _published(wh, serving, 0)
+    summary = first.summary()
+    assert {k: summary[k] for k in ("full_publish", "tables_written", "tables_updated_in_place", "tables_reused")} \
+        == {"full_publish": "nothing published yet", "tables_written": 3, "tables_updated_in_place": 0,
+            "tables_reused": 0}
+    parts = summary["seconds_by_part"]
+    assert {"fingerprint", "create", "parquet", "count", "final_checkpoint"} <= set(parts)
+    assert "update" not in parts and "reuse" not in parts
+    assert list(parts.values()) == sorted(parts.values(), reverse=True)  # largest first
+    assert sum(parts.values()) == pytest.approx(sum(first.seconds.values()), abs=0.01 * len(parts))
+    assert set(summary["slowest_tables"]) == set(TABLES)  # three tables, each with its own parts
+    table_seconds = {t: sum(s for p, s in first.seconds.items() if p.endswith(":" + t)) for t in TABLES}
+    assert summary["slowest_tables"] == pytest.approx(table_seconds, abs=0.006)
+    _sql(wh, "update marts.fct_orders set amount = amount + 1 where order_id < 5")
+    second = _published(wh, serving, 1).summary()
+    assert (second["full_publish"], second["tables_updated_in_place"], second["tables_reused"]) == \
+        ("no: only what changed", 1, 2)
+    assert "update" in second["seconds_by_part"] and "create" not in second["seconds_by_part"]
+    assert set(second["slowest_tables"]) == set(TABLES)  # the reused ones too: their fingerprint and count

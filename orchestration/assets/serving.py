@@ -50,8 +50,6 @@ def published_marts(context: dg.AssetExecutionContext, cx: CxData) -> dg.Materia
         "database": dg.MetadataValue.path(str(result.database)),
         "parquet": dg.MetadataValue.path(str(result.parquet.resolve())),
         # what the publish wrote (orchestration/publish.py): every table into a new file, and why, or only
-        # the changed tables (updated in place where few of their rows changed)
-        "full_publish": result.full or "no: only what changed",
-        "tables_written": len(result.copied), "tables_updated_in_place": len(result.in_place),
-        "tables_reused": len(result.reused),
+        # the changed tables (updated in place where few of their rows changed); and where its time went
+        **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in result.summary().items()},
     })
