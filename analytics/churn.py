@@ -267,10 +267,13 @@ def _sources(tables: Tables, as_of: dt.date, currency: str,
         notes.append(f"marts.{table} missing: its features are 0")
         return f"select {empty} where false"
 
-    amount = "null::double"
+    # an order's amount in the reporting currency, to the millionth as a decimal: its sums are exact, so the same
+    # orders give the same spend to the last bit whatever order DuckDB's threads add them in (a sum of doubles does
+    # not: the model's probabilities moved in their 14th digit from one run to the next)
+    amount = "cast(null as decimal(38, 6))"
     if fx:
-        amount = (f"case when o.status <> 'cancelled' then cast(o.total_amount as double) * "
-                  f"case when o.currency = '{currency}' then 1.0 else fx.rate end end")
+        amount = (f"case when o.status <> 'cancelled' then cast(cast(o.total_amount as double) * "
+                  f"case when o.currency = '{currency}' then 1.0 else fx.rate end as decimal(38, 6)) end")
     no_rate = (f"o.status <> 'cancelled' and o.currency <> '{currency}' and fx.rate is null" if fx else "false")
     fx_join = (f"left join {fx} as fx on fx.currency = o.currency and fx.reporting_currency = '{currency}'"
                if fx else "")

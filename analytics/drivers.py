@@ -356,7 +356,8 @@ def _grouped(con: duckdb.DuckDBPyConnection, units: str, events: list[str], unit
         select grouping(segment) = 1 as is_all, segment{', ' if cols else ''}{cols},
                count(*) as n, sum(y) as sy, sum(y * y) as syy
         from flagged
-        group by grouping sets ({sets})"""
+        group by grouping sets ({sets})
+        order by all  -- rows in one order: the numpy sums over them are the same to the last bit run after run"""
     return con.sql(sql).pl()
 
 

@@ -214,7 +214,8 @@ def _order_rate_cells(con: duckdb.DuckDBPyConnection, spells: str, start_us: int
                e.segment, e.is_all, e.n, cast(e.us as double) as us, coalesce(p.orders, 0) as orders
         from e left join p
           on p.dimension = e.dimension and p.grp = e.grp and p.pooled = e.pooled and p.is_all = e.is_all
-         and p.month_start is not distinct from e.month_start and p.segment is not distinct from e.segment"""
+         and p.month_start is not distinct from e.month_start and p.segment is not distinct from e.segment
+        order by all  -- rows in one order: the sums over them below are the same to the last bit run after run"""
     return con.sql(sql).pl()
 
 
@@ -260,7 +261,7 @@ def _snapshot_cells(con: duckdb.DuckDBPyConnection, spells: str, snapshots: list
         ),
         revenue as (
             select n.customer_key, n.snapshot,
-                   case when count(f.rate) = count(*) then sum(round(n.minor * f.rate)) / 100.0 end as revenue
+                   case when count(f.rate) = count(*) then cast(sum(round(n.minor * f.rate)) as bigint) end as cents
             from net_currency as n left join fx as f on f.currency = n.currency
             group by n.customer_key, n.snapshot
         ),
@@ -280,7 +281,7 @@ def _snapshot_cells(con: duckdb.DuckDBPyConnection, spells: str, snapshots: list
         ),
         outcomes as (
             select u.customer_key, u.snapshot,
-                   case when r.customer_key is null then 0.0 else r.revenue end as revenue,
+                   case when r.customer_key is null then 0 else r.cents end as cents,
                    b.customer_key is not null as bought,
                    b.customer_key is not null or s.customer_key is not null as retained
             from units as u
@@ -290,13 +291,16 @@ def _snapshot_cells(con: duckdb.DuckDBPyConnection, spells: str, snapshots: list
         )
         select m.dimension, m.grp, case when grouping(m.snapshot) = 1 then null else m.snapshot end as month_start,
                d.segment, grouping(d.segment) = 1 as is_all, count(*) as n,
-               count(o.revenue) as n_revenue, sum(o.revenue) as revenue_sum,
-               sum(o.revenue * o.revenue) as revenue_sumsq,
+               -- whole cents, summed exactly (integers): the same rows give the same sums to the last bit, whatever
+               -- order DuckDB's threads add them in (sums of doubles do not)
+               count(o.cents) as n_revenue, sum(o.cents) / 100.0 as revenue_sum,
+               sum(cast(o.cents as hugeint) * o.cents) / 10000.0 as revenue_sumsq,
                count(*) filter (where o.bought) as bought, count(*) filter (where o.retained) as retained
         from members as m
         inner join outcomes as o on o.customer_key = m.customer_key and o.snapshot = m.snapshot
         left join {MARTS}.dim_customer as d on d.customer_key = m.customer_key
-        group by grouping sets ({sets})"""
+        group by grouping sets ({sets})
+        order by all  -- rows in one order: the sums over them below are the same to the last bit run after run"""
     return con.sql(sql).pl()
 
 
@@ -314,17 +318,19 @@ def _stake_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, start_us: int,
         from {MARTS}.mart_customer_profiles as p left join {MARTS}.dim_customer as d on d.customer_key = p.customer_key
         where p.profile = 'negative' and p.valid_from <= DATE '{as_of}'
           and (p.valid_to is null or p.valid_to > DATE '{as_of}') and p.customer_key is not null
-        group by grouping sets ((d.segment), ())""").fetchall()
+        group by grouping sets ((d.segment), ())
+        order by all""").fetchall()
     val = con.execute(f"""
         with fx as (select * from (values {fx}) as f(currency, rate))
         select case when grouping(d.segment) = 1 then '{ALL}' else d.segment end, count(*),
-               sum(round((o.total_amount * 100 - coalesce(o.refunded_minor, 0)) * f.rate) / 100.0)
+               sum(round((o.total_amount * 100 - coalesce(o.refunded_minor, 0)) * f.rate)) / 100.0
         from {MARTS}.fct_orders as o
         inner join fx as f on f.currency = o.currency
         left join {MARTS}.dim_customer as d on d.customer_key = o.customer_key
         where o.customer_key is not null and coalesce(o.status, '') <> 'cancelled' and o.ordered_at is not null
           and epoch_us(o.ordered_at) >= {start_us} and epoch_us(o.ordered_at) < {end_us}
-        group by grouping sets ((d.segment), ())""").fetchall()
+        group by grouping sets ((d.segment), ())
+        order by all""").fetchall()
     return ({s: int(n) for s, n in neg}, {s: (int(n), float(v or 0.0)) for s, n, v in val})
 
 

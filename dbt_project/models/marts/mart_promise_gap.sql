@@ -42,7 +42,11 @@ grouped as (
         case when grouping(segment) = 0 then segment else 'all' end as dimension_value,
         cast(count(*) as bigint) as n,
         cast(sum(broken) as bigint) as broken,
-        avg(gap) as gap_mean,
+        -- the mean of decimals (to 1e-12 of the unit): summed exactly, so the same records give the same mean to
+        -- the last bit however the engine's threads split the sum (an avg of doubles moved in its last bit from
+        -- one run of a night to the next, and the publish copied the table again for it). decimal(28, 12): Spark's
+        -- avg of it is a decimal(32, 16), within its 38 digits, so it rounds nothing away either
+        {{ cx_as_double('avg(cast(gap as decimal(28, 12)))') }} as gap_mean,
         {{ median('gap') }} as gap_p50,
         {{ percentile('gap', 0.9) }} as gap_p90
     from with_gap
