@@ -430,7 +430,8 @@ def apply_duckdb_settings(con: Any, data_dir: Path | None = None) -> None:
     rows in any order where no ``order by`` asks for one. DuckDB's defaults would take 80 % of the machine's memory
     and spill under ``/tmp``, whatever ``CX_DUCKDB_MEMORY_LIMIT`` says."""
     for name, value in current().duckdb_settings(data_dir).items():
-        con.execute(f"set {name} = '{value}'")
+        quoted = value.replace("'", "''")  # a folder may hold a quote (/home/o'brien/data)
+        con.execute(f"set {name} = '{quoted}'")
 
 
 # --- the environment of what the project launches (dbt, cxw, benchmark stages) ---------------------

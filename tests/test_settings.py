@@ -154,3 +154,6 @@ def test_the_projects_own_duckdb_connections_take_the_settings_dbt_takes(tmp_pat
     limit, threads, order, temp = in_force()
     assert (threads, order, temp) == (1, True, str(tmp_path / "spill"))
     assert limit.replace(" ", "") in ("286.1MiB", "300.0MB"), limit
+    # a folder's name may hold a quote: taken as it is, not as SQL
+    monkeypatch.setenv("CX_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "o'brien" / "spill"))
+    assert in_force()[3] == str(tmp_path / "o'brien" / "spill")
