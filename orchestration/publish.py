@@ -102,7 +102,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,21 +166,20 @@ class Publication:
     def seconds_by_part(self) -> dict[str, float]:
         """``seconds`` summed per kind of work (``create``, ``parquet``, ``update``, ``reuse``, ``fingerprint``,
         ``copy_served_file``, ``scrub``, ``bridge_wait``, ...), largest first, to the hundredth: where the time went."""
-        parts: dict[str, float] = {}
-        for part, seconds in self.seconds.items():
-            kind = part.split(":", 1)[0]
-            parts[kind] = parts.get(kind, 0.0) + seconds
-        return {kind: round(seconds, 2) for kind, seconds in sorted(parts.items(), key=lambda kv: -kv[1])}
+        return self._summed(lambda part: part.partition(":")[0])
 
     def slowest_tables(self, n: int = 5) -> dict[str, float]:
         """The ``n`` tables the publish spent most on (their fingerprint, copy or update, Parquet file and count),
         largest first, to the hundredth."""
-        tables: dict[str, float] = {}
+        return dict(list(self._summed(lambda part: part.partition(":")[2]).items())[:n])
+
+    def _summed(self, key: Callable[[str], str]) -> dict[str, float]:
+        """``seconds`` summed by ``key`` of each part (parts whose key is empty left out), largest first."""
+        sums: dict[str, float] = {}
         for part, seconds in self.seconds.items():
-            if ":" in part:
-                table = part.split(":", 1)[1]
-                tables[table] = tables.get(table, 0.0) + seconds
-        return {t: round(s, 2) for t, s in sorted(tables.items(), key=lambda kv: -kv[1])[:n]}
+            if k := key(part):
+                sums[k] = sums.get(k, 0.0) + seconds
+        return {k: round(v, 2) for k, v in sorted(sums.items(), key=lambda kv: -kv[1])}
 
     def summary(self) -> dict[str, object]:
         """What the publish wrote and where its time went: the Dagster asset's metadata, the benchmarks' record."""
