@@ -150,7 +150,9 @@ def test_a_night_whose_dbt_test_fails_says_why_in_dbts_words(three_nights: tuple
     """Without run_results.json, a failed dbt test still reads as dbt says it (node_message: the event dbt ends a
     run with): on a copy of the data, two of night one's orders held twice in fct_orders, the re-run of the last
     night built fails its dbt step naming the test, and the data-health record holds the blocking
-    `unique` row of fct_orders with dbt's "Got 2 results", and the tests dbt skipped downstream as not passed."""
+    `unique` row of fct_orders with dbt's "Got 2 results", and the tests dbt skipped downstream as not passed.
+    The orders are of night one, which the re-run does not write: fct_orders' audit is dropped, as after a full
+    refresh, so that the night tests it in full (a night's tests read the rows it wrote: macros/night_tests.sql)."""
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy, symlinks=True)  # serving/parquet is a symlink to the served version
     with duckdb.connect(str(copy / "warehouse.duckdb")) as con:
@@ -158,6 +160,7 @@ def test_a_night_whose_dbt_test_fails_says_why_in_dbts_words(three_nights: tuple
         (last_night,) = con.execute("select max(last_drop_date) from marts.fct_orders").fetchone()
         con.execute("insert into marts.fct_orders select * from marts.fct_orders where order_key in "
                     "(select order_key from marts.fct_orders where last_drop_date = ? order by 1 limit 2)", [START])
+        con.execute("drop table cx_audit.fct_orders")
     monkeypatch.setenv("CX_DATA_DIR", str(copy))
     with dg.instance_for_test() as instance:
         ok, problems, _ = nightly(instance, last_night)

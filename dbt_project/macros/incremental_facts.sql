@@ -36,18 +36,20 @@
     replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql).
     `changes`: the name of the macro of the model's CTEs ending with `changed` (macros/fact_changes.sql), whose
     changed keys a pre-hook stages first on DuckDB (cx_stage_changed_keys) and the post-hook drops.
+    `cx_night_tests` and the first pre-hook: a night tests only the rows it wrote (macros/night_tests.sql).
     `stage_first`: a CTE of `changes` that both the changed keys and the model's query read, staged by a
     pre-hook before them; `changes` then takes `staged_first`, the table it is staged in (fct_journey_events:
     changed_touch_customers, one pass over every touch and held touch event instead of two). -#}
 {% macro cx_fact_config(key, drop_column='last_drop_date', changes=none, stage_first=none) -%}
     {%- set config = {'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
-                      'on_schema_change': 'fail', 'cx_keep_through_as_of': drop_column,
+                      'on_schema_change': 'fail', 'cx_keep_through_as_of': drop_column, 'cx_night_tests': true,
+                      'pre_hook': ["{{ cx_night_audit_reset() }}"],
                       'post_hook': "{{ cx_fact_drop_later(this, '" ~ drop_column ~ "') }}"} -%}
     {%- if stage_first and not changes -%}
         {{ exceptions.raise_compiler_error("cx_fact_config(stage_first=...) needs changes=...") }}
     {%- endif -%}
     {%- if changes -%}
-        {%- set pre_hooks, post_hooks, first = [], [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"], '' -%}
+        {%- set pre_hooks, post_hooks, first = config.pre_hook, [config.post_hook, "{{ cx_drop_staged_changed_keys() }}"], '' -%}
         {%- if stage_first -%}
             {%- do pre_hooks.append("{{ cx_stage_changed_keys(" ~ changes ~ "(), '" ~ stage_first ~ "') }}") -%}
             {%- do post_hooks.append("{{ cx_drop_staged_changed_keys('" ~ stage_first ~ "') }}") -%}

@@ -1,0 +1,116 @@
+{#- Night tests over the rows a night wrote (docs/warehouse.md, "Night tests"). DuckDB only; Spark tests in full.
+
+    An incremental fact (cx_fact_config: config cx_night_tests) is written by delete+insert on its key: every
+    held row of a key in the batch is deleted, then the batch is inserted. So a row-level test (not null,
+    accepted values, in range, expressions) can only newly fail on a row of a batch, and `unique` on the key only
+    on a key of a batch. A night's tests then read only the keys written since the model's tests last passed,
+    which the audit table `cx_audit.<model>` holds:
+    - the write appends the batch's keys to it, in the model's transaction (duckdb__get_delete_insert_merge_sql);
+    - a build that is not incremental (the first, a full refresh, a key rotation) drops it (cx_night_audit_reset,
+      a pre-hook in the build's transaction): with no audit table, the tests read every row;
+    - at the end of a dbt invocation, a model whose every such test ran and passed has its audit table emptied,
+      or created empty (cx_night_tests_verify, on-run-end): the table is verified through this run. A test that
+      failed, warned, errored or did not run leaves the keys in place, so the next run tests them again, with
+      whatever the night adds.
+    A `unique` test on another column than the key (fct_journey_events' event_id) reads every row holding a value
+    of a written row. The other tests (relationships: a parent can lose a row under an unchanged child; totals
+    that must reconcile; row counts) always read every row. Rows changed outside dbt are not seen by a scoped
+    test: the warehouse has no other writer (docs/warehouse.md), and only a run on a partition window scopes its
+    tests (cx_night_run): a plain `dbt test` reads every row. -#}
+
+{#- the generic tests whose failing rows are single rows of the tested model (with `unique`, see above) -#}
+{% macro cx_night_scoped_tests() -%}
+    {{ return(['not_null', 'not_null_columns', 'accepted_values', 'accepted_values_columns', 'in_range',
+               'in_range_columns', 'expression_is_true', 'expressions_are_true', 'unique']) }}
+{%- endmacro %}
+
+{#- a run on a partition window (Dagster's nightly and backfills, cxw, the benchmarks: orchestration/warehouse.py
+    RUN_WINDOW_ENV): only such a run scopes its tests. A plain `dbt test` or `dbt build` tests every row -#}
+{% macro cx_night_run() -%}
+    {{ return(execute and env_var('CX_RUN_MIN_DATE', '') != '') }}
+{%- endmacro %}
+
+{% macro cx_night_audit_relation(relation) -%}
+    {{ return(api.Relation.create(database=relation.database, schema='cx_audit', identifier=relation.identifier)) }}
+{%- endmacro %}
+
+{#- the audit table of `relation` when it exists (run time only), else none -#}
+{% macro cx_night_audit(relation) -%}
+    {%- if not execute or target.type != 'duckdb' -%}{{ return(none) }}{%- endif -%}
+    {%- set audit = cx_night_audit_relation(relation) -%}
+    {%- set found = run_query("select count(*) from information_schema.tables where table_catalog = '"
+        ~ audit.database ~ "' and table_schema = '" ~ audit.schema ~ "' and table_name = '" ~ audit.identifier ~ "'") -%}
+    {{ return(audit if found.columns[0].values()[0] > 0 else none) }}
+{%- endmacro %}
+
+{#- pre-hook of an incremental fact: a build that is not incremental starts its audit over (every row tested) -#}
+{% macro cx_night_audit_reset() -%}
+    {%- if target.type == 'duckdb' and not is_incremental() -%}
+    {%- set audit = cx_night_audit_relation(this) -%}
+    create schema if not exists {{ audit.database }}.{{ audit.schema }};
+    drop table if exists {{ audit }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- dbt-duckdb's delete+insert, then (an incremental fact with an audit table) the batch's keys appended to it -#}
+{% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
+    {{ dbt.duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+    {%- set audit = cx_night_audit(target) if config.get('cx_night_tests') else none %}
+    {%- if audit %};
+    insert into {{ audit }} select distinct {{ unique_key }} from {{ source }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- what a test of an incremental fact reads: its written rows when the audit table exists (see above) -#}
+{% macro duckdb__get_where_subquery(relation) -%}
+    {%- set meta = model.get('test_metadata') if execute else none -%}
+    {%- set tested = graph.nodes.get(model.get('attached_node')) if meta else none -%}
+    {%- if tested and cx_night_run() and tested.config.get('cx_night_tests') and meta.name in cx_night_scoped_tests()
+          and not config.get('where') and tested.relation_name and relation | string == tested.relation_name -%}
+        {%- set audit = cx_night_audit(relation) -%}
+        {%- if audit -%}
+            {%- set key = tested.config.unique_key -%}
+            {%- set column = meta.kwargs.get('column_name') -%}
+            {%- if meta.name == 'unique' and column != key -%}
+                {%- set scoped -%}
+    (select * from {{ relation }} where {{ column }} in (
+        select {{ column }} from {{ relation }} where {{ key }} in (select {{ key }} from {{ audit }}))) cx_night_rows
+                {%- endset -%}
+            {%- else -%}
+                {%- set scoped -%}
+    (select * from {{ relation }} where {{ key }} in (select {{ key }} from {{ audit }})) cx_night_rows
+                {%- endset -%}
+            {%- endif -%}
+            {{ return(scoped) }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(dbt.default__get_where_subquery(relation)) }}
+{%- endmacro %}
+
+{#- on-run-end: each incremental fact whose every scoped test ran in this invocation and passed is verified
+    through it: its audit table is emptied, or created empty. Returns the statements (dbt runs them). -#}
+{% macro cx_night_tests_verify(results) -%}
+    {%- if execute and target.type == 'duckdb' -%}
+    {%- set status = {} -%}
+    {%- for r in results if r.node.resource_type == 'test' -%}
+        {%- do status.update({r.node.unique_id: r.status | string}) -%}
+    {%- endfor -%}
+    {%- set scoped = {} -%}
+    {%- for test in graph.nodes.values() if test.resource_type == 'test' and test.get('attached_node')
+            and test.get('test_metadata') and test.test_metadata.name in cx_night_scoped_tests() -%}
+        {%- do scoped.setdefault(test.attached_node, []).append(test.unique_id) -%}
+    {%- endfor -%}
+    {%- for model_id, tests in scoped.items() -%}
+        {%- set node = graph.nodes.get(model_id) -%}
+        {%- set passed = [] -%}
+        {%- for test in tests if status.get(test) == 'pass' -%}{%- do passed.append(test) -%}{%- endfor -%}
+        {%- if node and node.config.get('cx_night_tests') and passed | length == tests | length -%}
+            {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
+            {%- set audit = cx_night_audit_relation(relation) %}
+create schema if not exists {{ audit.database }}.{{ audit.schema }};
+create table if not exists {{ audit }} as select {{ node.config.unique_key }} from {{ relation }} where false;
+delete from {{ audit }};
+        {%- endif -%}
+    {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
