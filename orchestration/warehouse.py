@@ -321,7 +321,9 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
     CX_ENGINE); raise ``DbtError`` naming what failed."""
     from dbt.cli.main import dbtRunner
 
-    data_dir = Path(data_dir) if data_dir else settings.data_dir()
+    # resolved against the working directory, as CX_DATA_DIR is: dbt would take a relative --target-path against
+    # the project folder, and write the run's artifacts there
+    data_dir = Path(data_dir or settings.data_dir()).resolve()
     target = engine_target(engine)
     cli = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
            "--target-path", str(target_path(data_dir, target)), "--log-path", str(data_dir / "dbt_logs")]
@@ -356,7 +358,7 @@ def spark_read_back(data_dir: Path | None = None, dbt_vars: dict | None = None) 
     from orchestration import spark_mirror
     from orchestration.spark_server import warehouse_dir
 
-    data_dir = Path(data_dir) if data_dir else settings.data_dir()
+    data_dir = Path(data_dir or settings.data_dir()).resolve()
     manifest_path = DBT_PROJECT / "target" / "manifest.json"
     ensure_manifest(manifest_path)  # parsed for the default target: contract types in DuckDB's spelling
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -1077,3 +1077,14 @@ def test_dbt_sends_no_usage_events(warehouse: Path) -> None:
     assert "Running with dbt" in log and "START sql" in log  # the module's build wrote this log
     assert "Sending event" not in log and "trying to flush usage events" not in log
     assert dbt.tracking.active_user is None or dbt.tracking.active_user.do_not_track
+
+
+def test_a_relative_data_folder_keeps_dbts_artifacts_in_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_dbt(data_dir=<relative>)` is resolved against the working directory, as CX_DATA_DIR is: dbt takes a
+    relative --target-path against the project folder, where a relative data folder's artifacts used to land."""
+    monkeypatch.chdir(tmp_path)
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    run_dbt(["parse"], data_dir=Path("rel-data"))
+    assert (tmp_path / "rel-data" / "dbt_target" / "partial_parse.msgpack").exists()
+    assert (tmp_path / "rel-data" / "dbt_logs").is_dir()
+    assert not (project / "rel-data").exists()
