@@ -1,9 +1,9 @@
 """Night tests over the rows a night wrote (dbt_project/macros/night_tests.sql, docs/warehouse.md "Night tests").
 
 A warehouse built in full over the october company's nights but the last, then the last night's models run on
-its partition window (as the nightly does, before its tests): each incremental fact's audit table
-(`cx_audit.<fact>`) then holds the keys the night wrote. Rows are planted on copies of that state, inside and
-outside those keys, and the facts' tests run on the window (scoped) or without one (every row): a bad row the
+its partition window (as the nightly does, before its tests): each incremental fact's and staging model's audit
+table (`cx_audit.<model>`) then holds the keys the night wrote. Rows are planted on copies of that state, inside
+and outside those keys, and the models' tests run on the window (scoped) or without one (every row): a bad row the
 night wrote fails its test, a bad row it did not write is left to the full tests, the keys stay until their
 tests pass, a full refresh tests every row again, and only a passing run empties the audit.
 """
@@ -26,34 +26,49 @@ from orchestration.warehouse import DbtError, run_dbt, window_vars
 
 from .conftest import Drops
 
-FACTS = ("fct_orders", "fct_invoices", "fct_payments", "fct_refunds", "fct_subscriptions", "fct_support_cases",
-         "fct_survey_responses", "fct_journey_events", "fct_customer_stage_transitions", "int_source_keys",
-         "source_key_link")
-SCHEMA = {"int_source_keys": "restricted", "source_key_link": "restricted"}
-KEYS = {"fct_orders": "order_key", "fct_journey_events": "source_key"}
+# each model whose night tests are scoped (cx_fact_config, cx_staging_config): its schema and key columns
+MODELS = {
+    "fct_orders": ("marts", ["order_key"]), "fct_invoices": ("marts", ["invoice_key"]),
+    "fct_payments": ("marts", ["payment_key"]), "fct_refunds": ("marts", ["refund_key"]),
+    "fct_subscriptions": ("marts", ["subscription_key"]), "fct_support_cases": ("marts", ["case_key"]),
+    "fct_survey_responses": ("marts", ["response_key"]), "fct_journey_events": ("marts", ["source_key"]),
+    "fct_customer_stage_transitions": ("marts", ["customer_key"]),
+    "int_source_keys": ("restricted", ["source_key"]), "source_key_link": ("restricted", ["source_key"]),
+    **{f"stg_{e}": ("staging", [k]) for e, k in (
+        ("billing__invoices", "invoice_id"), ("billing__payments", "payment_id"), ("billing__refunds", "refund_id"),
+        ("billing__subscriptions", "subscription_id"), ("crm__campaign_touches", "touch_id"),
+        ("crm__customers", "customer_id"), ("crm__feedback_followups", "followup_id"),
+        ("crm__support_cases", "case_id"), ("erp__orders", "order_id"), ("erp__returns", "return_id"),
+        ("erp__shipments", "shipment_id"), ("survey__responses", "response_id"))},
+    "stg_erp__order_lines": ("staging", ["order_id", "line_no"]),
+}
 Plant = Callable[[duckdb.DuckDBPyConnection], None]
 
 
-def _table(fact: str) -> str:
-    return f"{SCHEMA.get(fact, 'marts')}.{fact}"
+def _table(model: str) -> str:
+    return f"{MODELS[model][0]}.{model}"
 
 
-def _audit(data: Path, fact: str) -> set | None:
-    """The keys in the fact's audit table; None when it has none."""
+def _key(model: str) -> str:
+    return ", ".join(MODELS[model][1])
+
+
+def _audit(data: Path, model: str) -> set | None:
+    """The keys in the model's audit table (tuples of its key columns); None when it has none."""
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         found = con.execute("select count(*) from information_schema.tables where table_schema = 'cx_audit' "
-                            "and table_name = ?", [fact]).fetchone()[0]
-        return {k for (k,) in con.execute(f"select * from cx_audit.{fact}").fetchall()} if found else None
+                            "and table_name = ?", [model]).fetchone()[0]
+        return set(con.execute(f"select {_key(model)} from cx_audit.{model}").fetchall()) if found else None
 
 
-def _rows(data: Path, fact: str) -> pl.DataFrame:
+def _rows(data: Path, model: str) -> pl.DataFrame:
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(f"select * from {_table(fact)}").pl()
+        return con.sql(f"select * from {_table(model)}").pl()
 
 
 @pytest.fixture(scope="module")
 def night(october_drops: Drops, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date, dict]:
-    """(data folder after the last night's models ran on its window, the night, each fact's rows before it)."""
+    """(data folder after the last night's models ran on its window, the night, each model's rows before it)."""
     data = tmp_path_factory.mktemp("night_tests")
     shutil.copytree(october_drops.root, data / "landing")
     zones = Zones(data / "landing", data / "raw", data / "quarantine")
@@ -63,7 +78,7 @@ def night(october_drops: Drops, tmp_path_factory: pytest.TempPathFactory) -> tup
         for system in C.SYSTEMS:
             load_drop(zones, system, cfg.start + dt.timedelta(days=i))
     run_dbt(["build", "--exclude-resource-type", "unit_test"], data_dir=data)
-    before = {fact: _rows(data, fact) for fact in FACTS}
+    before = {model: _rows(data, model) for model in MODELS}
     for system in C.SYSTEMS:
         load_drop(zones, system, last)
     run_dbt(["run"], data_dir=data, dbt_vars=window_vars(last, last + dt.timedelta(days=1)))
@@ -91,37 +106,33 @@ def _test(data: Path, day: dt.date | None, *select: str) -> dict[str, int]:
     return {}
 
 
-def _written_and_not(con: duckdb.DuckDBPyConnection, fact: str, n: int = 1) -> tuple[list, list]:
-    """``n`` keys of the fact the night wrote and ``n`` it did not (in key order)."""
-    key = KEYS[fact]
-    written = [k for (k,) in con.execute(f"select {key} from {_table(fact)} where {key} in "
-                                          f"(select {key} from cx_audit.{fact}) order by 1 limit {n}").fetchall()]
-    held = [k for (k,) in con.execute(f"select {key} from {_table(fact)} where {key} not in "
-                                       f"(select {key} from cx_audit.{fact}) order by 1 limit {n}").fetchall()]
-    assert len(written) == n and len(held) == n, (fact, written, held)
-    return written, held
+def _written_and_not(con: duckdb.DuckDBPyConnection, model: str, n: int = 1) -> tuple[list, list]:
+    """``n`` keys of the model the night wrote and ``n`` it did not (in key order; a key of several columns as a
+    tuple)."""
+    key, table = _key(model), _table(model)
+    one = len(MODELS[model][1]) == 1
+    picked = [[r[0] if one else r for r in con.execute(
+        f"select {key} from {table} where ({key}) {op} (select {key} from cx_audit.{model}) "
+        f"order by {key} limit {n}").fetchall()] for op in ("in", "not in")]
+    assert len(picked[0]) == n and len(picked[1]) == n, (model, picked)
+    return picked[0], picked[1]
 
 
 def test_the_night_records_every_key_whose_rows_it_changed(night: tuple[Path, dt.date, dict]) -> None:
-    """After the night's models, each fact's audit holds every key of a row the night added, changed or removed
-    (the rows before and after compared in full), and not every key the fact holds: the night's tests read a
-    part of it. The full build before had verified each fact (its audit created empty)."""
+    """After the night's models, each scoped model's audit holds every key of a row the night added, changed or
+    removed (the rows before and after compared in full), and not every key the model holds: the night's tests
+    read a part of it. The full build before had verified each model (its audit created empty)."""
     data, _day, before = night
-    for fact in FACTS:
-        key = KEYS.get(fact) or {"fct_invoices": "invoice_key", "fct_payments": "payment_key",
-                                 "fct_refunds": "refund_key", "fct_subscriptions": "subscription_key",
-                                 "fct_support_cases": "case_key", "fct_survey_responses": "response_key",
-                                 "fct_customer_stage_transitions": "customer_key", "int_source_keys": "source_key",
-                                 "source_key_link": "source_key"}[fact]
-        after = _rows(data, fact)
-        old, new = before[fact], after
-        changed = set(old.join(new, on=old.columns, how="anti", nulls_equal=True)[key].to_list()) | set(
-            new.join(old, on=old.columns, how="anti", nulls_equal=True)[key].to_list())
-        audit = _audit(data, fact)
-        assert audit is not None, fact
-        assert changed, f"{fact}: the night changed nothing, the test would pass for want of rows"
-        assert changed <= audit, (fact, sorted(changed - audit)[:5])
-        assert len(audit) < new[key].n_unique(), (fact, len(audit), new[key].n_unique())
+    for model, (_schema, columns) in MODELS.items():
+        old, new = before[model], _rows(data, model)
+        diff = pl.concat([old.join(new, on=old.columns, how="anti", nulls_equal=True),
+                          new.join(old, on=old.columns, how="anti", nulls_equal=True)])
+        changed = set(diff.select(columns).iter_rows())
+        audit = _audit(data, model)
+        assert audit is not None, model
+        assert changed, f"{model}: the night changed nothing, the test would pass for want of rows"
+        assert changed <= audit, (model, sorted(changed - audit)[:5])
+        assert len(audit) < new.select(columns).n_unique(), (model, len(audit))
 
 
 def test_a_bad_row_the_night_wrote_fails_until_fixed_and_only_then_is_verified(
@@ -191,6 +202,21 @@ def test_a_bad_row_the_night_did_not_write_is_left_to_the_full_tests(
     assert _audit(data, "fct_orders") == set()
 
 
+def test_a_staging_model_keyed_by_two_columns_tests_the_lines_the_night_wrote(
+        night: tuple[Path, dt.date, dict], tmp_path: Path) -> None:
+    """stg_erp__order_lines (key: order_id, line_no): a null sku planted in one written line and one held line;
+    the night's test finds the written one, a plain `dbt test` both."""
+    def plant(con: duckdb.DuckDBPyConnection) -> None:
+        written, held = _written_and_not(con, "stg_erp__order_lines")
+        for order_id, line_no in (*written, *held):
+            con.execute("update staging.stg_erp__order_lines set sku = null where order_id = ? and line_no = ?",
+                        [order_id, line_no])
+
+    data = _copy(night, tmp_path, plant)
+    assert _test(data, night[1], "stg_erp__order_lines") == {"not_null_stg_erp__order_lines": 1}
+    assert _test(data, None, "stg_erp__order_lines") == {"not_null_stg_erp__order_lines": 2}
+
+
 def test_a_full_refresh_tests_every_row_again(night: tuple[Path, dt.date, dict], tmp_path: Path) -> None:
     """A build that is not incremental drops the fact's audit: the next tests, even on a window, read every row
     (here a bad row the night did not write), and recreate it empty once they pass."""
@@ -221,4 +247,4 @@ def test_a_run_of_some_of_the_facts_tests_verifies_nothing(night: tuple[Path, dt
     assert _audit(data, "fct_orders") == keys
     run_dbt(["build", "--exclude-resource-type", "unit_test"], data_dir=data,
             dbt_vars=window_vars(day, day + dt.timedelta(days=1)))
-    assert {fact: _audit(data, fact) for fact in FACTS} == {fact: set() for fact in FACTS}
+    assert {model: _audit(data, model) for model in MODELS} == {model: set() for model in MODELS}

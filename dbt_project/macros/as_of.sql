@@ -15,6 +15,13 @@
     {{ return(var(name)) }}
 {%- endmacro %}
 
+{#- Whether the run has a partition window (Dagster's nightly and backfills, cxw, the benchmarks: set in the
+    environment by orchestration/warehouse.py), rather than a plain `dbt build` or `dbt test` on the project's
+    defaults or --vars. Read while executing only. Night tests are scoped on such a run (macros/night_tests.sql). -#}
+{% macro cx_run_has_window() -%}
+    {{ return(execute and env_var('CX_RUN_MIN_DATE', '') != '') }}
+{%- endmacro %}
+
 {#- The run's reproducibility date as a date. -#}
 {% macro cx_as_of() -%}
     cast('{{ cx_window_var("as_of") }}' as date)

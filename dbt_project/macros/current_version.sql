@@ -128,10 +128,12 @@ where _version_rank = 1
     touched keys' rows and inserts their current versions, then (post-hook) the rows of drops after as_of
     left by keys that had no version by then; Spark's plain Parquet tables cannot delete, so the same
     strategy rewrites the table there, keeping only rows of drops up to as_of (`cx_keep_through_as_of`,
-    macros/spark_incremental.sql). -#}
+    macros/spark_incremental.sql). `cx_night_tests` and the pre-hook: a night tests only the rows it wrote
+    (macros/night_tests.sql). -#}
 {% macro cx_staging_config(key) -%}
     {{ return({'materialized': 'incremental', 'unique_key': key, 'incremental_strategy': 'delete+insert',
                'on_schema_change': 'fail', 'cx_keep_through_as_of': 'drop_date', 'cx_keep_delivered': key,
+               'cx_night_tests': true, 'pre_hook': ["{{ cx_night_audit_reset() }}"],
                'post_hook': "{{ cx_staging_drop_later(this) }}"}) }}
 {%- endmacro %}
 

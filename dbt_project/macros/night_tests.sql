@@ -1,6 +1,7 @@
 {#- Night tests over the rows a night wrote (docs/warehouse.md, "Night tests"). DuckDB only; Spark tests in full.
 
-    An incremental fact (cx_fact_config: config cx_night_tests) is written by delete+insert on its key: every
+    An incremental fact or staging model (cx_fact_config, cx_staging_config: config cx_night_tests) is written by
+    delete+insert on its key (a staging model's may have several columns): every
     held row of a key in the batch is deleted, then the batch is inserted. So a row-level test (not null,
     accepted values, in range, expressions) can only newly fail on a row of a batch, and `unique` on the key only
     on a key of a batch. A night's tests then read only the keys written since the model's tests last passed,
@@ -16,7 +17,7 @@
     of a written row. The other tests (relationships: a parent can lose a row under an unchanged child; totals
     that must reconcile; row counts) always read every row. Rows changed outside dbt are not seen by a scoped
     test: the warehouse has no other writer (docs/warehouse.md), and only a run on a partition window scopes its
-    tests (cx_night_run): a plain `dbt test` reads every row. -#}
+    tests (cx_run_has_window, macros/as_of.sql): a plain `dbt test` reads every row. -#}
 
 {#- the generic tests whose failing rows are single rows of the tested model (with `unique`, see above) -#}
 {% macro cx_night_scoped_tests() -%}
@@ -24,10 +25,9 @@
                'in_range_columns', 'expression_is_true', 'expressions_are_true', 'unique']) }}
 {%- endmacro %}
 
-{#- a run on a partition window (Dagster's nightly and backfills, cxw, the benchmarks: orchestration/warehouse.py
-    RUN_WINDOW_ENV): only such a run scopes its tests. A plain `dbt test` or `dbt build` tests every row -#}
-{% macro cx_night_run() -%}
-    {{ return(execute and env_var('CX_RUN_MIN_DATE', '') != '') }}
+{#- a model's unique_key as a list of columns (staging models give a list, facts a column) -#}
+{% macro cx_night_key(unique_key) -%}
+    {{ return([unique_key] if unique_key is string else unique_key | list) }}
 {%- endmacro %}
 
 {% macro cx_night_audit_relation(relation) -%}
@@ -43,12 +43,18 @@
     {{ return(audit if found.columns[0].values()[0] > 0 else none) }}
 {%- endmacro %}
 
-{#- pre-hook of an incremental fact: a build that is not incremental starts its audit over (every row tested) -#}
+{#- on-run-start: the audit tables' schema, made once before any model (two models' transactions each creating it
+    would conflict) -#}
+{% macro cx_night_audit_schema() -%}
+    {%- if target.type == 'duckdb' -%}
+    create schema if not exists {{ target.database }}.cx_audit
+    {%- endif -%}
+{%- endmacro %}
+
+{#- pre-hook of a scoped model: a build that is not incremental starts its audit over (every row tested) -#}
 {% macro cx_night_audit_reset() -%}
     {%- if target.type == 'duckdb' and not is_incremental() -%}
-    {%- set audit = cx_night_audit_relation(this) -%}
-    create schema if not exists {{ audit.database }}.{{ audit.schema }};
-    drop table if exists {{ audit }}
+    drop table if exists {{ cx_night_audit_relation(this) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -57,7 +63,7 @@
     {{ dbt.duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
     {%- set audit = cx_night_audit(target) if config.get('cx_night_tests') else none %}
     {%- if audit %};
-    insert into {{ audit }} select distinct {{ unique_key }} from {{ source }}
+    insert into {{ audit }} select distinct {{ cx_night_key(unique_key) | join(', ') }} from {{ source }}
     {%- endif %}
 {%- endmacro %}
 
@@ -65,20 +71,20 @@
 {% macro duckdb__get_where_subquery(relation) -%}
     {%- set meta = model.get('test_metadata') if execute else none -%}
     {%- set tested = graph.nodes.get(model.get('attached_node')) if meta else none -%}
-    {%- if tested and cx_night_run() and tested.config.get('cx_night_tests') and meta.name in cx_night_scoped_tests()
+    {%- if tested and cx_run_has_window() and tested.config.get('cx_night_tests') and meta.name in cx_night_scoped_tests()
           and not config.get('where') and tested.relation_name and relation | string == tested.relation_name -%}
         {%- set audit = cx_night_audit(relation) -%}
         {%- if audit -%}
-            {%- set key = tested.config.unique_key -%}
+            {%- set key = cx_night_key(tested.config.unique_key) | join(', ') -%}
             {%- set column = meta.kwargs.get('column_name') -%}
             {%- if meta.name == 'unique' and column != key -%}
                 {%- set scoped -%}
     (select * from {{ relation }} where {{ column }} in (
-        select {{ column }} from {{ relation }} where {{ key }} in (select {{ key }} from {{ audit }}))) cx_night_rows
+        select {{ column }} from {{ relation }} where ({{ key }}) in (select {{ key }} from {{ audit }}))) cx_night_rows
                 {%- endset -%}
             {%- else -%}
                 {%- set scoped -%}
-    (select * from {{ relation }} where {{ key }} in (select {{ key }} from {{ audit }})) cx_night_rows
+    (select * from {{ relation }} where ({{ key }}) in (select {{ key }} from {{ audit }})) cx_night_rows
                 {%- endset -%}
             {%- endif -%}
             {{ return(scoped) }}
@@ -107,8 +113,7 @@
         {%- if node and node.config.get('cx_night_tests') and passed | length == tests | length -%}
             {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- set audit = cx_night_audit_relation(relation) %}
-create schema if not exists {{ audit.database }}.{{ audit.schema }};
-create table if not exists {{ audit }} as select {{ node.config.unique_key }} from {{ relation }} where false;
+create table if not exists {{ audit }} as select {{ cx_night_key(node.config.unique_key) | join(', ') }} from {{ relation }} where false;
 delete from {{ audit }};
         {%- endif -%}
     {%- endfor -%}
