@@ -1,4 +1,5 @@
-{#- Night tests over the rows a night wrote (docs/warehouse.md, "Night tests"). DuckDB only; Spark tests in full.
+{#- Night tests over the rows a night wrote (docs/warehouse.md, "night tests over the rows the night wrote").
+    DuckDB only; Spark tests every row.
 
     An incremental fact or staging model (cx_fact_config, cx_staging_config: config cx_night_tests) is written by
     delete+insert on its key (a staging model's may have several columns): every
@@ -58,7 +59,7 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- dbt-duckdb's delete+insert, then (an incremental fact with an audit table) the batch's keys appended to it -#}
+{#- dbt-duckdb's delete+insert, then (a scoped model with an audit table) the batch's keys appended to it -#}
 {% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
     {{ dbt.duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
     {%- set audit = cx_night_audit(target) if config.get('cx_night_tests') else none %}
@@ -67,7 +68,8 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- what a test of an incremental fact reads: its written rows when the audit table exists (see above) -#}
+{#- what a test of a scoped model reads on a run with a window: its written rows when the audit table exists
+    (see above); else dbt's own (every row, or the test's `where`) -#}
 {% macro duckdb__get_where_subquery(relation) -%}
     {%- set meta = model.get('test_metadata') if execute else none -%}
     {%- set tested = graph.nodes.get(model.get('attached_node')) if meta else none -%}
@@ -93,7 +95,7 @@
     {{ return(dbt.default__get_where_subquery(relation)) }}
 {%- endmacro %}
 
-{#- on-run-end: each incremental fact whose every scoped test ran in this invocation and passed is verified
+{#- on-run-end: each scoped model whose every scoped test ran in this invocation and passed is verified
     through it: its audit table is emptied, or created empty. Returns the statements (dbt runs them). -#}
 {% macro cx_night_tests_verify(results) -%}
     {%- if execute and target.type == 'duckdb' -%}
