@@ -31,6 +31,12 @@
     record (a payment, a refund, a case) does not need it: every other record of its row is found through the
     key's own record, whose new version is new. -#}
 
+{#- A model's unique_key as a list of its columns: a staging model gives a list, a fact one column, none gives
+    none (macros/night_tests.sql, the Spark delete+insert of macros/spark_incremental.sql). -#}
+{% macro cx_key_columns(unique_key) -%}
+    {{ return([] if unique_key is none else [unique_key] if unique_key is string else unique_key | list) }}
+{%- endmacro %}
+
 {#- The config of an incremental fact keyed by `key`. `var('rotate_keys')` (cxw keys rotate) rebuilds it
     in full: a new key secret changes every pseudonymous key, which delete+insert on the key cannot
     replace. `cx_keep_through_as_of` is read by the Spark delete+insert rewrite (macros/spark_incremental.sql).

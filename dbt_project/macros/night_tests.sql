@@ -26,11 +26,6 @@
                'in_range_columns', 'expression_is_true', 'expressions_are_true', 'unique']) }}
 {%- endmacro %}
 
-{#- a model's unique_key as a list of columns (staging models give a list, facts a column) -#}
-{% macro cx_night_key(unique_key) -%}
-    {{ return([unique_key] if unique_key is string else unique_key | list) }}
-{%- endmacro %}
-
 {% macro cx_night_audit_relation(relation) -%}
     {{ return(api.Relation.create(database=relation.database, schema='cx_audit', identifier=relation.identifier)) }}
 {%- endmacro %}
@@ -64,7 +59,7 @@
     {{ dbt.duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
     {%- set audit = cx_night_audit(target) if config.get('cx_night_tests') else none %}
     {%- if audit %};
-    insert into {{ audit }} select distinct {{ cx_night_key(unique_key) | join(', ') }} from {{ source }}
+    insert into {{ audit }} select distinct {{ cx_key_columns(unique_key) | join(', ') }} from {{ source }}
     {%- endif %}
 {%- endmacro %}
 
@@ -77,9 +72,10 @@
           and not config.get('where') and tested.relation_name and relation | string == tested.relation_name -%}
         {%- set audit = cx_night_audit(relation) -%}
         {%- if audit -%}
-            {%- set key = cx_night_key(tested.config.unique_key) | join(', ') -%}
+            {%- set columns = cx_key_columns(tested.config.unique_key) -%}
+            {%- set key = columns | join(', ') -%}
             {%- set column = meta.kwargs.get('column_name') -%}
-            {%- if meta.name == 'unique' and column != key -%}
+            {%- if meta.name == 'unique' and [column] != columns -%}
                 {%- set scoped -%}
     (select * from {{ relation }} where {{ column }} in (
         select {{ column }} from {{ relation }} where ({{ key }}) in (select {{ key }} from {{ audit }}))) cx_night_rows
@@ -115,7 +111,7 @@
         {%- if node and node.config.get('cx_night_tests') and passed | length == tests | length -%}
             {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- set audit = cx_night_audit_relation(relation) %}
-create table if not exists {{ audit }} as select {{ cx_night_key(node.config.unique_key) | join(', ') }} from {{ relation }} where false;
+create table if not exists {{ audit }} as select {{ cx_key_columns(node.config.unique_key) | join(', ') }} from {{ relation }} where false;
 delete from {{ audit }};
         {%- endif -%}
     {%- endfor -%}

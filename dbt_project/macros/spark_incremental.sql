@@ -74,7 +74,7 @@
 {%- endmacro %}
 
 {% macro cx_spark_delete_insert_sql(source, target, unique_key) -%}
-    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    {%- set keys = cx_key_columns(unique_key) -%}
     {%- if not keys -%}
         {{ exceptions.raise_compiler_error("delete+insert on Spark needs a unique_key (" ~ target ~ ")") }}
     {%- endif -%}
