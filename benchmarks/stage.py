@@ -349,6 +349,7 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
     from ingestion import settings
     from orchestration.cli import QUIET
     from orchestration.definitions import defs
+    from orchestration.publish import Publication
 
     job = defs.resolve_job_def("nightly")
     # the instance `cxw nightly` runs on: a DAGSTER_HOME holding the project's dagster.yaml (its batching
@@ -384,8 +385,7 @@ def nightly_dagster(a: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"the nightly job failed for {a.day}")
     meta = published.asset_materialization.metadata if published and published.asset_materialization else {}
     # what the night's publish wrote: every table (and why) or only the changed ones; where its time went
-    publication = {k: getattr(meta[k], "value", meta[k]) for k in ("full_publish", "tables_written",
-                   "tables_updated_in_place", "tables_reused", "seconds_by_part", "slowest_tables") if k in meta}
+    publication = {k: getattr(meta[k], "value", meta[k]) for k in Publication.SUMMARY_KEYS if k in meta}
     return {"seconds": seconds, "steps": steps, "kpi_rows": _kpi_rows(a.data), "publication": publication,
             "analytics_seconds": analytics, "step_order": list(steps)}
 

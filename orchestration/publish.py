@@ -106,7 +106,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import duckdb
 import polars as pl
@@ -162,6 +162,10 @@ class Publication:
     full: str | None = None  # why every table was written into a new file; None when only what changed was
     in_place: tuple[str, ...] = ()  # of ``copied``: updated in place in the copied served file (changed rows only)
     seconds: dict[str, float] = field(default_factory=dict)  # where the publish spent its time (``_Clock``)
+    # the keys of ``summary()``, in order: the Dagster asset's metadata holds them beside others, and the benchmarks
+    # read them back from it
+    SUMMARY_KEYS: ClassVar[tuple[str, ...]] = ("full_publish", "tables_written", "tables_updated_in_place",
+                                               "tables_reused", "seconds_by_part", "slowest_tables")
 
     def seconds_by_part(self) -> dict[str, float]:
         """``seconds`` summed per kind of work (``create``, ``parquet``, ``update``, ``reuse``, ``fingerprint``,
@@ -183,9 +187,9 @@ class Publication:
 
     def summary(self) -> dict[str, object]:
         """What the publish wrote and where its time went: the Dagster asset's metadata, the benchmarks' record."""
-        return {"full_publish": self.full or "no: only what changed", "tables_written": len(self.copied),
-                "tables_updated_in_place": len(self.in_place), "tables_reused": len(self.reused),
-                "seconds_by_part": self.seconds_by_part(), "slowest_tables": self.slowest_tables()}
+        return dict(zip(self.SUMMARY_KEYS, (
+            self.full or "no: only what changed", len(self.copied), len(self.in_place), len(self.reused),
+            self.seconds_by_part(), self.slowest_tables()), strict=True))
 
 
 @dataclass
