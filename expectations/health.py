@@ -34,7 +34,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "expected_range": pl.Utf8,
     "message": pl.Utf8,
     "docs_url": pl.Utf8,  # Great Expectations Data Docs, where GX produced the row
-    "source": pl.Utf8,  # the step that wrote it: ingest_<system>, dbt, gate
+    "source": pl.Utf8,  # the step that wrote it: ingest_<system>, dbt, gate, dbt_verify (the weekly verification)
     "run_id": pl.Utf8,
     "recorded_at": pl.Datetime("us", "UTC"),
 }
@@ -124,6 +124,19 @@ def replace_checks(root: Path, day: dt.date, source: str, checks: Iterable[str],
     frame = pl.concat([kept, new], how="vertical")
     _write_frame(root, day, source, frame)
     return frame
+
+
+def drop_unpassed(root: Path, day: dt.date, source: str) -> bool:
+    """Remove ``source``'s rows of ``day`` that did not pass (its passed rows stay); whether there were any."""
+    path = Path(root) / HEALTH_DIR / f"business_date={day.isoformat()}" / f"{source}.parquet"
+    if not path.exists():
+        return False
+    rows = pl.read_parquet(path)
+    kept = rows.filter(pl.col("status") == "pass")
+    if kept.height == rows.height:
+        return False
+    _write_frame(root, day, source, kept)
+    return True
 
 
 def judged_dates(root: Path, source: str, start: dt.date, end: dt.date) -> list[dt.date]:

@@ -200,6 +200,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CX_NIGHTLY_TZ", "nightly_tz", "time zone", "`Europe/Paris`",
              "The time zone of `CX_NIGHTLY_CRON`. Read when Dagster's definitions are built.",
              value_default="Europe/Paris", read_by="Dagster"),
+    Variable("CX_VERIFY_CRON", "verify_cron", "cron", "`0 4 * * 0`",
+             "When the verification schedule runs every dbt data test over every row (Sundays at 04:00 in "
+             "`CX_NIGHTLY_TZ`, after the night; docs/orchestration.md). A night's tests of the incremental models "
+             "read only the rows the night wrote. Read when Dagster's definitions are built.",
+             value_default="0 4 * * 0", read_by="Dagster"),
     Variable("CX_SLOT_WAIT_SECONDS", "slot_wait_seconds", "seconds", "`1800`",
              "How long a run waits for the data directory's writer lock or a Dagster pool slot held by another "
              "run before giving up, naming the holder (docs/reliability.md).",
@@ -296,6 +301,7 @@ class Settings:
     partitions_start: dt.date
     nightly_cron: str
     nightly_tz: str
+    verify_cron: str
     slot_wait_seconds: float
     dbt_asset_checks: bool
     alert_webhook: str | None = field(repr=False)

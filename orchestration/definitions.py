@@ -24,6 +24,7 @@ from .checks import quality_gate
 from .partitions import daily_partitions
 from .resources import CxData, CxDbtCliResource
 from .sensors import landing_drop_sensor
+from .verify import verify_job
 from .warehouse import DBT_EXECUTABLE
 from .writer import writer_executor
 
@@ -59,11 +60,19 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"nightly-{day}", partition_key=day)
 
 
+@dg.schedule(job=verify_job, cron_schedule=_settings.verify_cron, execution_timezone=_settings.nightly_tz,
+             description="Run every dbt data test over every row, weekly (Sundays 04:00 Europe/Paris by default): "
+                         "what a night's tests, which read the rows the night wrote, cannot see "
+                         "(orchestration/verify.py).")
+def verify_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(run_key=f"verify-{context.scheduled_execution_time.date().isoformat()}")
+
+
 defs = dg.Definitions(
     assets=[*ingest_assets, cx_dbt, cx_analytics, published_marts],
     asset_checks=[quality_gate],
-    jobs=[ingest_job, warehouse_job, publish_job, nightly_job],
-    schedules=[nightly_schedule],
+    jobs=[ingest_job, warehouse_job, publish_job, nightly_job, verify_job],
+    schedules=[nightly_schedule, verify_schedule],
     sensors=[landing_drop_sensor, alert_on_run_failure],
     # runs launched by the daemon or the UI hold the data directory's writer lock while they execute,
     # like every `cxw` run: one run writes at a time (orchestration/writer.py)

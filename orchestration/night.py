@@ -153,12 +153,26 @@ def dbt_test_health(groups: dict[tuple[str, str], list[tuple[str, str, str]]],
     return rows
 
 
-def record_dbt_tests(root: Path, days: list[dt.date], run_results: dict, manifest: dict,
-                     run_id: str | None = None) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
-    """Write a build's tests to the data-health record (source ``dbt``); the groups written."""
+def record_dbt_tests(root: Path, days: list[dt.date], run_results: dict, manifest: dict, run_id: str | None = None,
+                     source: str = "dbt") -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """Write a run's tests to the data-health record (``source``: ``dbt`` for a build's, ``dbt_verify`` for the
+    verification's, orchestration/verify.py); the groups written."""
     groups = dbt_tests(run_results, manifest)
-    health.write(root, days, "dbt", dbt_test_health(groups, days), run_id=run_id)
+    health.write(root, days, source, dbt_test_health(groups, days), run_id=run_id)
     return groups
+
+
+# the data-health record's source of the verification's rows (orchestration/verify.py: every dbt test over every row)
+VERIFY_SOURCE = "dbt_verify"
+
+
+def supersede_verification(root: Path, days: list[dt.date]) -> list[dt.date]:
+    """After a build whose dbt tests all passed for ``days``: the verification's failed rows of those dates are
+    removed (its passed rows stay); the dates that had some. That build ran every test the verification found
+    failing over every row it could fail on: the failing models' audits were dropped (their tests read every row
+    until they pass: dbt_project/macros/night_tests.sql), and the other tests always read every row. Without this,
+    a date's stale verification failure would block its publish after the row was fixed and the night rebuilt."""
+    return [day for day in days if health.drop_unpassed(root, day, VERIFY_SOURCE)]
 
 
 # ---- the gate --------------------------------------------------------------------------------------------

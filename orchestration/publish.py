@@ -802,6 +802,19 @@ def _purge_earlier(serving: Path, current: Path) -> None:
     (serving / PURGE_MARKER).unlink(missing_ok=True)
 
 
+def served_as_of(serving: Path) -> dt.date | None:
+    """The business date the served copy (``serving/cx.duckdb``) is as of; None when nothing, or nothing dated, is
+    served. Read-only: a reader of the served file, as BI is."""
+    target = serving / "cx.duckdb"
+    if not target.exists():
+        return None
+    with duckdb.connect(str(target), read_only=True) as con:
+        if not _has_table(con, "cx", "_publication"):
+            return None
+        found = con.execute("select max(as_of) from _publication").fetchone()[0]
+    return dt.date.fromisoformat(found) if found else None
+
+
 def publish_health(serving: Path, health: pl.DataFrame, now: dt.datetime | None = None) -> Path:
     """Serve a new ``data_health`` record and nothing else: the marts stay exactly as published.
 

@@ -86,6 +86,28 @@ def mark_built(data_dir: Path, target: str | None, started: float) -> None:
     tmp.replace(folder / BUILT_MARK)
 
 
+# the as_of the warehouse was last built for (per engine, in dbt's target folder), by the `warehouse` asset (the
+# nightly, backfills) or `cxw build`: the tests of an as_of-dependent model (a KPI's is_final) hold only for it
+BUILT_AS_OF = "cx_built_as_of.json"
+
+
+def record_built_as_of(data_dir: Path, target: str | None, as_of: str | None) -> None:
+    """Record that a build for ``as_of`` (None: the project's default, a plain build) succeeded."""
+    folder = target_path(data_dir, target)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (BUILT_AS_OF + ".tmp")
+    tmp.write_text(json.dumps({"as_of": as_of}) + "\n", encoding="utf-8")
+    tmp.replace(folder / BUILT_AS_OF)
+
+
+def built_as_of(data_dir: Path, target: str | None) -> tuple[bool, str | None]:
+    """(whether a build recorded its as_of, that as_of: None for the project's default)."""
+    path = target_path(data_dir, target) / BUILT_AS_OF
+    if not path.exists():
+        return False, None
+    return True, json.loads(path.read_text(encoding="utf-8"))["as_of"]
+
+
 def window_from(dbt_window: dict[str, str], late: dt.date | None) -> dict[str, str]:
     """``dbt_window`` (``window_vars``) starting at ``late`` when that is earlier; as_of unchanged."""
     if late is None or late.isoformat() >= dbt_window["min_date"]:

@@ -26,7 +26,7 @@ def test_defaults_and_types(tmp_path: Path) -> None:
     assert s.data_dir == Path("data").resolve()
     assert (s.duckdb_threads, s.duckdb_memory_limit, s.duckdb_preserve_insertion_order) == (2, "12GB", False)
     assert s.partitions_start == dt.date(2024, 1, 1) and s.slot_wait_seconds == 1800.0
-    assert (s.nightly_cron, s.nightly_tz) == ("0 2 * * *", "Europe/Paris")
+    assert (s.nightly_cron, s.nightly_tz, s.verify_cron) == ("0 2 * * *", "Europe/Paris", "0 4 * * 0")
     assert s.key_secret is None and s.key_secret_file is None and s.alert_webhook is None
     assert s.crash_at == () and s.quality_config is None and s.dagster_home is None
     # each declared default is the value an unset variable gets

@@ -644,10 +644,14 @@ def test_cli_build_reports_tests_and_latest_kpis(warehouse: Path, monkeypatch: p
 
     from orchestration.cli import main
 
+    from orchestration.warehouse import built_as_of, record_built_as_of
+
     monkeypatch.setenv("CX_DATA_DIR", str(warehouse))
+    record_built_as_of(warehouse, None, "2026-10-30")  # as a night before it would have
     result = CliRunner().invoke(main, ["build"])
     assert result.exit_code == 0, result.output
     assert "dbt build passed" in result.output and "unit_tests" in result.output
+    assert built_as_of(warehouse, None) == (True, None)  # the project's default as_of: what `cxw verify` tests for
     kpi_lines = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
     assert {"nps", "csat", "on_time_delivery_rate", "payment_failure_rate"} <= set(kpi_lines)
 

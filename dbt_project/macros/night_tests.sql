@@ -13,7 +13,10 @@
     - at the end of a dbt invocation, a model whose every such test ran and passed has its audit table emptied,
       or created empty (cx_night_tests_verify, on-run-end): the table is verified through this run. A test that
       failed, warned, errored or did not run leaves the keys in place, so the next run tests them again, with
-      whatever the night adds.
+      whatever the night adds;
+    - a run without a window (every row tested: `cxw verify`, the weekly `verify` schedule, a plain `dbt test`)
+      whose test of the model failed or errored drops the audit: the failing row may be one no run wrote (changed
+      outside dbt), so the following runs test every row until the model's tests pass.
     A `unique` test on another column than the key (fct_journey_events' event_id) reads every row holding a value
     of a written row. The other tests (relationships: a parent can lose a row under an unchanged child; totals
     that must reconcile; row counts) always read every row. Rows changed outside dbt are not seen by a scoped
@@ -107,12 +110,21 @@
     {%- for model_id, tests in scoped.items() -%}
         {%- set node = graph.nodes.get(model_id) -%}
         {%- set passed = [] -%}
+        {%- set failed = [] -%}
         {%- for test in tests if status.get(test) == 'pass' -%}{%- do passed.append(test) -%}{%- endfor -%}
-        {%- if node and node.config.get('cx_night_tests') and passed | length == tests | length -%}
+        {%- for test in tests if status.get(test) in ('fail', 'error') -%}{%- do failed.append(test) -%}{%- endfor -%}
+        {%- if node and node.config.get('cx_night_tests') -%}
             {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
-            {%- set audit = cx_night_audit_relation(relation) %}
+            {%- set audit = cx_night_audit_relation(relation) -%}
+            {%- if passed | length == tests | length %}
 create table if not exists {{ audit }} as select {{ cx_key_columns(node.config.unique_key) | join(', ') }} from {{ relation }} where false;
 delete from {{ audit }};
+            {%- elif failed and not cx_run_has_window() %}
+{#- a run over every row (a plain `dbt test`, `cxw verify`, the weekly verification) found a bad row the audit may
+    not hold (a row changed outside dbt): without the audit, every following run tests every row of the model
+    until its tests pass again, so each night fails on it, and blocks the publish, until it is fixed #}
+drop table if exists {{ audit }};
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {%- endif -%}

@@ -37,7 +37,7 @@ from ingestion.disk import DiskFull
 from ingestion.faults import crashpoint
 from ingestion.keys import KeySecretError
 from orchestration import spark_mirror
-from orchestration.night import PASSED, record_dbt_tests
+from orchestration.night import PASSED, record_dbt_tests, supersede_verification
 from orchestration.publish import publish_health
 from orchestration.recovery import child_tags
 from orchestration.spark_server import SparkError
@@ -52,6 +52,7 @@ from orchestration.warehouse import (
     mark_built,
     node_message,
     node_result,
+    record_built_as_of,
     resource_advice,
     spark_read_back,
     target_path,
@@ -209,6 +210,10 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
                                      + (f". {advice}" if advice else ""),
                          metadata={"failed": "\n".join(failed)})
     mark_built(cx.root(), target, started)
+    record_built_as_of(cx.root(), target, night["as_of"])
+    if superseded := supersede_verification(cx.root(), days):
+        context.log.info(f"the verification's failures recorded for {', '.join(map(str, superseded))} are superseded: "
+                         "this build ran their tests over every row, and they passed")
     if target == "spark":
         # what Spark built, readable through warehouse.duckdb for the gates and the publish (docs/spark.md)
         try:
