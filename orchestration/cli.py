@@ -580,7 +580,10 @@ def verify() -> None:
     summary = result.output_for_node("verify_warehouse")
     recorded = (f"recorded in the data-health record of {summary['recorded_for']} (cxw status)"
                 if summary["recorded_for"] else "not recorded: nothing is published yet")
-    click.echo(f"every dbt test passed over every row: {summary['tests']} tests; {recorded}")
+    for line in summary["warned"]:
+        click.echo(f"warning {line}", err=True)
+    click.echo(f"no dbt test failed over every row: {summary['tests']} tests, {summary['passed']} passed, "
+               f"{len(summary['warned'])} warned; {recorded}")
 
 
 @main.command()

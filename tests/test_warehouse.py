@@ -643,7 +643,6 @@ def test_cli_build_reports_tests_and_latest_kpis(warehouse: Path, monkeypatch: p
     from click.testing import CliRunner
 
     from orchestration.cli import main
-
     from orchestration.warehouse import built_as_of, record_built_as_of
 
     monkeypatch.setenv("CX_DATA_DIR", str(warehouse))
