@@ -354,21 +354,53 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
     window, other_vars = window_env(dbt_vars)
     if other_vars:
         cli += ["--vars", json.dumps(other_vars)]
+    results: dict[str, object] = {}  # unique_id -> dbt's result, the latest attempt's
     # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret; the macros the run's window
     with dbt_environment(data_dir, target, window):
         try:
             result = dbtRunner().invoke(cli)
+            results.update((r.node.unique_id, r) for r in getattr(result.result, "results", None) or [])
+            for _ in range(SPARK_RETRIES if target == "spark" else 0):
+                if result.success or not spark_transient(result):
+                    break
+                # dbt retry: the nodes that errored and those skipped after them, from run_results.json; a run that
+                # wrote none (--no-write-json) is run again whole (a build's models are idempotent on a window)
+                wrote = "--no-write-json" not in args
+                print(f"dbt on Spark: a node failed with Spark's known transient error ({SPARK_TRANSIENT[0]}...); "
+                      + ("retrying the failed nodes (dbt retry)" if wrote else "running it again"), file=sys.stderr)
+                result = dbtRunner().invoke(["retry", *cli[len(args):]] if wrote else cli)
+                results.update((r.node.unique_id, r) for r in getattr(result.result, "results", None) or [])
         finally:
             release_duckdb()
     if not result.success:
         failed = []
-        for r in getattr(result.result, "results", None) or []:
+        for r in results.values():
             if str(r.status) in ("error", "fail"):
                 failed.append(f"{r.node.name}: {r.status} {r.message or ''}".strip())
         said = "; ".join(failed[:10]) or str(result.exception)
         advice = resource_advice(said, data_dir)
         raise DbtError(f"dbt {' '.join(args)} failed: {said}" + (f". {advice}" if advice else ""))
-    return list(getattr(result.result, "results", None) or [])
+    return list(results.values())
+
+
+# Spark's Thrift server may fail to close a dbt session: closing a Hive session can build Hive's function registry,
+# which needs the hive-llap classes Spark 4 no longer ships (apache/spark#49736), and dbt then reports the node it
+# ran as an error (`java.lang.NoClassDefFoundError: org/apache/hadoop/hive/llap/security/LlapSigner$Signable`).
+# It depends on which server thread closes the session: intermittent, and nothing the node's SQL did. Such a run is
+# retried (SPARK_RETRIES times) rather than failed.
+SPARK_TRANSIENT = ("org/apache/hadoop/hive/llap/",)
+SPARK_RETRIES = 2
+
+
+def spark_transient(result: object) -> bool:
+    """Whether a failed dbt invocation's errors include Spark's known transient error (SPARK_TRANSIENT), and its
+    only failures are errors (a failing test is never retried)."""
+    nodes = list(getattr(getattr(result, "result", None), "results", None) or [])
+    errors = [str(r.message or "") for r in nodes if str(r.status) == "error"]
+    if any(str(r.status) == "fail" for r in nodes):
+        return False
+    said = [*errors, str(getattr(result, "exception", None) or "")]
+    return any(sig in text for sig in SPARK_TRANSIENT for text in said)
 
 
 def spark_read_back(data_dir: Path | None = None, dbt_vars: dict | None = None) -> dict[str, int]:
