@@ -87,7 +87,10 @@ def test_the_verification_runs_weekly_on_sunday_morning() -> None:
 
     assert verify_schedule.cron_schedule == "0 4 * * 0" and verify_schedule.execution_timezone == "Europe/Paris"
     assert verify_schedule.job_name == "verify"
-    assert [op.name for op in defs.resolve_job_def("verify").all_node_defs] == ["verify_warehouse"]
+    job = defs.resolve_job_def("verify")
+    assert [op.name for op in job.all_node_defs] == ["verify_warehouse"]
+    # a writer (it drops audits, writes the health record and serves it): the writer lock and the writers' pool
+    assert job.executor_def.name == "cx_writer_executor" and job.all_node_defs[0].pool == "duckdb_writer"
     when = dt.datetime(2026, 11, 22, 4, 0, tzinfo=ZoneInfo("Europe/Paris"))
     context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
     (request,) = verify_schedule.evaluate_tick(context).run_requests
