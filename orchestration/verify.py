@@ -33,11 +33,10 @@ from orchestration.publish import publish_health, served_as_of
 from orchestration.recovery import child_tags
 from orchestration.warehouse import (
     NIGHTLY_ARGS,
+    StreamedResults,
     built_as_of,
     dbt_environment,
     engine_target,
-    node_message,
-    node_result,
     resource_advice,
     target_path,
     window_env,
@@ -74,14 +73,10 @@ def verify_warehouse(context: dg.OpExecutionContext, dbt: DbtCliResource, cx: Cx
         invocation = dbt.cli([*VERIFY_ARGS, *(["--target", target] if target else [])], raise_on_error=False,
                              manifest=dbt_project.manifest_path, target_path=target_path(root, target))
     context.instance.add_run_tags(context.run.run_id, child_tags(invocation.process.pid))
-    results: list[dict] = []
-    messages: dict[str, str] = {}
+    streamed = StreamedResults()
     for raw in invocation.stream_raw_events():
-        if (result := node_result(raw.raw_event)) is not None:
-            results.append(result)
-        elif (said := node_message(raw.raw_event)) is not None:
-            messages[said[0]] = said[1]
-    run_results = {"results": [{**r, "message": messages.get(r["unique_id"], r["message"])} for r in results]}
+        streamed.add(raw.raw_event)
+    run_results = streamed.as_dict()
     manifest = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))
     tests = [r for r in run_results["results"] if r["unique_id"].startswith("test.")]
 

@@ -320,6 +320,25 @@ def node_message(raw_event: Mapping) -> tuple[str, str] | None:
     return unique_id, str(data["msg"])
 
 
+class StreamedResults:
+    """dbt's node results gathered from its event stream (``--log-format json``: a Dagster step's), with dbt's
+    words for what failed (node_result, node_message), as ``run_results.json`` would hold them (``as_dict``)."""
+
+    def __init__(self) -> None:
+        self.results: list[dict] = []
+        self.messages: dict[str, str] = {}  # what went wrong, said at the end of the run, not in the result lines
+
+    def add(self, raw_event: Mapping) -> None:
+        if (result := node_result(raw_event)) is not None:
+            self.results.append(result)
+        elif (said := node_message(raw_event)) is not None:
+            self.messages[said[0]] = said[1]
+
+    def as_dict(self) -> dict:
+        return {"results": [{**r, "message": self.messages.get(r["unique_id"], r["message"])}
+                            for r in self.results]}
+
+
 def release_duckdb() -> None:
     """Close the warehouse that dbt-duckdb held open for an in-process dbt invocation. The profile keeps it open
     for the whole invocation (``keep_open: true``, dbt_project/profiles.yml): otherwise dbt-duckdb closes the

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestration.warehouse import ARTIFACTS, NIGHTLY_ARGS, clear_artifacts, node_message, node_result, node_results
+from orchestration.warehouse import (
+    ARTIFACTS,
+    NIGHTLY_ARGS,
+    StreamedResults,
+    clear_artifacts,
+    node_message,
+    node_result,
+    node_results,
+)
 
 TEST = "test.cx_warehouse.unique_fct_orders_order_key.1a2b"
 MODEL = "model.cx_warehouse.fct_orders"
@@ -62,6 +70,20 @@ def test_the_end_of_run_message_of_a_failed_node_is_its_message() -> None:
     assert node_message(failed) == (TEST, "Got 3 results, configured to fail if != 0")
     warned = _event("RunResultWarningMessage", {"msg": "Got 1 result, configured to warn if != 0"}, TEST, "warn")
     assert node_message(warned) == (TEST, "Got 1 result, configured to warn if != 0")
+
+
+def test_a_streamed_run_gives_each_nodes_result_with_dbts_words_for_it() -> None:
+    """StreamedResults (the Dagster step's and the verification's reading of the stream): the result lines, in
+    order, each failure with the message dbt says at the run's end; other events ignored."""
+    streamed = StreamedResults()
+    for event in (_event("LogModelResult", {"status": "OK"}, MODEL, "success"),
+                  _event("LogStartLine", {"description": "x", "index": 2}, TEST, "None"),
+                  _event("LogTestResult", {"status": "fail", "num_failures": 3}, TEST, "fail"),
+                  _event("RunResultError", {"msg": "Got 3 results, configured to fail if != 0"}, TEST, "fail")):
+        streamed.add(event)
+    assert streamed.as_dict() == {"results": [
+        {"unique_id": MODEL, "status": "success", "message": None, "failures": None},
+        {"unique_id": TEST, "status": "fail", "message": "Got 3 results, configured to fail if != 0", "failures": 3}]}
 
 
 def test_other_messages_are_not_a_nodes() -> None:

@@ -44,14 +44,13 @@ from orchestration.spark_server import SparkError
 from orchestration.warehouse import (
     DBT_PROJECT,
     NIGHTLY_ARGS,
+    StreamedResults,
     clear_artifacts,
     dbt_environment,
     engine_target,
     ensure_manifest,
     landed_since_build,
     mark_built,
-    node_message,
-    node_result,
     record_built_as_of,
     resource_advice,
     spark_read_back,
@@ -155,14 +154,10 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     checks = translator.settings.enable_asset_checks
     # dbt's events as dagster-dbt's stream() turns them into Dagster events, each node's result kept on the way
     # (dbt writes no run_results.json at night: NIGHTLY_ARGS); a dbt that stops early leaves the results it gave
-    results: list[dict] = []
-    messages: dict[str, str] = {}  # what went wrong, in dbt's words: said at the end of the run, not in result lines
+    streamed = StreamedResults()
     i = 0
     for raw in invocation.stream_raw_events():
-        if (result := node_result(raw.raw_event)) is not None:
-            results.append(result)
-        elif (said := node_message(raw.raw_event)) is not None:
-            messages[said[0]] = said[1]
+        streamed.add(raw.raw_event)
         for event in raw.to_default_asset_events(manifest=invocation.manifest,
                                                  dagster_dbt_translator=invocation.dagster_dbt_translator,
                                                  context=context, target_path=invocation.target_path,
@@ -174,7 +169,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
                 continue  # a dbt test's result: recorded below (dbt_test_health), not one Dagster event per test
             yield event
     crashpoint("dbt.after_build")
-    run_results = {"results": [{**r, "message": messages.get(r["unique_id"], r["message"])} for r in results]}
+    run_results = streamed.as_dict()
     manifest = json.loads(dbt_project.manifest_path.read_text())
     unrecorded: DiskFull | None = None
     try:
