@@ -568,7 +568,7 @@ def publish(date: dt.date) -> None:
 def verify() -> None:
     """Run every dbt data test over every row (no window), as the weekly verification does: what a night's tests,
     which read only the rows the night wrote, cannot see (a row changed outside dbt). Records them in the data-health
-    record of the served date; a failing model is tested in full every night until it passes."""
+    record of the date the warehouse was built for; a failing model is tested in full every night until it passes."""
     instance = _instance()
     _prepare(instance)
     result = _execute("verify", instance)
@@ -579,7 +579,7 @@ def verify() -> None:
         sys.exit(1)
     summary = result.output_for_node("verify_warehouse")
     recorded = (f"recorded in the data-health record of {summary['recorded_for']} (cxw status)"
-                if summary["recorded_for"] else "not recorded: nothing is published yet")
+                if summary["recorded_for"] else "not recorded: nothing built for a date, nothing published")
     for line in summary["warned"]:
         click.echo(f"warning {line}", err=True)
     click.echo(f"no dbt test failed over every row: {summary['tests']} tests, {summary['passed']} passed, "

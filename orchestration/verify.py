@@ -38,6 +38,7 @@ from orchestration.warehouse import (
     dbt_environment,
     engine_target,
     resource_advice,
+    result_line,
     target_path,
     window_env,
 )
@@ -79,14 +80,9 @@ def verify_warehouse(context: dg.OpExecutionContext, dbt: DbtCliResource, cx: Cx
     run_results = streamed.as_dict()
     manifest = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))
     tests = [r for r in run_results["results"] if r["unique_id"].startswith("test.")]
-
-    def said(r: dict) -> str:
-        message = (r.get("message") or "").strip().splitlines()
-        return f"{r['unique_id'].split('.')[2]} {r['status']}" + (f" ({message[0][:300]})" if message else "")
-
     # a warning is news, not a failure (a test of severity warn: a surprising number, published with its flag)
-    warned = [said(r) for r in tests if r["status"] == "warn"]
-    failed = [said(r) for r in tests if r["status"] not in (*PASSED, "warn")]
+    warned = [result_line(r) for r in tests if r["status"] == "warn"]
+    failed = [result_line(r) for r in tests if r["status"] not in (*PASSED, "warn")]
     day = dt.date.fromisoformat(as_of) if as_of else served_as_of(root / "serving")
     if day is not None:
         record_dbt_tests(root, [day], run_results, manifest, run_id=context.run.run_id, source=VERIFY_SOURCE)

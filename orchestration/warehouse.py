@@ -77,13 +77,18 @@ def landed_since_build(data_dir: Path, target: str | None) -> dt.date | None:
     return min(dates, default=None)
 
 
-def mark_built(data_dir: Path, target: str | None, started: float) -> None:
-    """Record that a build which started at ``started`` (time.time()) succeeded (``landed_since_build``)."""
+def _write_mark(data_dir: Path, target: str | None, name: str, record: dict) -> None:
+    """``record`` as JSON in file ``name`` of the dbt target folder of ``data_dir`` and ``target``, swapped in whole."""
     folder = target_path(data_dir, target)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (BUILT_MARK + ".tmp")
-    tmp.write_text(json.dumps({"started": started}) + "\n", encoding="utf-8")
-    tmp.replace(folder / BUILT_MARK)
+    tmp = folder / (name + ".tmp")
+    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    tmp.replace(folder / name)
+
+
+def mark_built(data_dir: Path, target: str | None, started: float) -> None:
+    """Record that a build which started at ``started`` (time.time()) succeeded (``landed_since_build``)."""
+    _write_mark(data_dir, target, BUILT_MARK, {"started": started})
 
 
 # the as_of the warehouse was last built for (per engine, in dbt's target folder), by the `warehouse` asset (the
@@ -93,11 +98,7 @@ BUILT_AS_OF = "cx_built_as_of.json"
 
 def record_built_as_of(data_dir: Path, target: str | None, as_of: str | None) -> None:
     """Record that a build for ``as_of`` (None: the project's default, a plain build) succeeded."""
-    folder = target_path(data_dir, target)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (BUILT_AS_OF + ".tmp")
-    tmp.write_text(json.dumps({"as_of": as_of}) + "\n", encoding="utf-8")
-    tmp.replace(folder / BUILT_AS_OF)
+    _write_mark(data_dir, target, BUILT_AS_OF, {"as_of": as_of})
 
 
 def built_as_of(data_dir: Path, target: str | None) -> tuple[bool, str | None]:
@@ -318,6 +319,13 @@ def node_message(raw_event: Mapping) -> tuple[str, str] | None:
     if info.get("name") not in ("RunResultError", "RunResultWarningMessage") or not unique_id or not data.get("msg"):
         return None
     return unique_id, str(data["msg"])
+
+
+def result_line(result: Mapping, with_message: bool = True) -> str:
+    """A node's result (node_result's shape) as one line: its name and status, then the first line of dbt's message
+    (``with_message``, when there is one)."""
+    message = (result.get("message") or "").strip().splitlines() if with_message else []
+    return f"{result['unique_id'].split('.')[2]} {result['status']}" + (f" ({message[0][:300]})" if message else "")
 
 
 class StreamedResults:

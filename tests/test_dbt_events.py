@@ -14,6 +14,7 @@ from orchestration.warehouse import (
     node_message,
     node_result,
     node_results,
+    result_line,
 )
 
 TEST = "test.cx_warehouse.unique_fct_orders_order_key.1a2b"
@@ -84,6 +85,16 @@ def test_a_streamed_run_gives_each_nodes_result_with_dbts_words_for_it() -> None
     assert streamed.as_dict() == {"results": [
         {"unique_id": MODEL, "status": "success", "message": None, "failures": None},
         {"unique_id": TEST, "status": "fail", "message": "Got 3 results, configured to fail if != 0", "failures": 3}]}
+
+
+def test_a_result_line_names_the_node_its_status_and_the_first_line_of_dbts_words() -> None:
+    failed = {"unique_id": TEST, "status": "fail", "message": "Got 3 results, configured to fail if != 0\nmore"}
+    assert result_line(failed) == "unique_fct_orders_order_key fail (Got 3 results, configured to fail if != 0)"
+    assert result_line(failed, with_message=False) == "unique_fct_orders_order_key fail"
+    assert result_line({"unique_id": MODEL, "status": "error", "message": " \n"}) == "fct_orders error"
+    assert result_line({"unique_id": MODEL, "status": "error", "message": None}) == "fct_orders error"
+    long = {"unique_id": MODEL, "status": "error", "message": "x" * 400}
+    assert result_line(long) == f"fct_orders error ({'x' * 300})"
 
 
 def test_other_messages_are_not_a_nodes() -> None:

@@ -53,6 +53,7 @@ from orchestration.warehouse import (
     mark_built,
     record_built_as_of,
     resource_advice,
+    result_line,
     spark_read_back,
     target_path,
     window_env,
@@ -187,9 +188,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, cx: CxData) -
     crashpoint("dbt.health_written")
     if not invocation.is_successful():
         # a model's error says why (DuckDB names the file when the disk is full); a test's failure is its count
-        failed = [f"{r['unique_id'].split('.')[2]} {r['status']}"
-                  + (f" ({(r.get('message') or '').strip().splitlines()[0][:300]})"
-                     if r.get("status") == "error" and r.get("message") else "")
+        failed = [result_line(r, with_message=r.get("status") == "error")
                   for r in run_results.get("results", []) if r.get("status") in ("error", "fail")]
         if not failed:  # no node's result says why (dbt stopped before a node ended: the disk, a crash of dbt)
             failed.append(str(invocation.get_error()))
