@@ -382,6 +382,10 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
     if other_vars:
         cli += ["--vars", json.dumps(other_vars)]
     results: dict[str, object] = {}  # unique_id -> dbt's result, the latest attempt's
+    # on Spark's transient error: dbt retry (the nodes that errored and those skipped after them, from
+    # run_results.json); a run that wrote none (--no-write-json) runs again whole (a build is idempotent on a window)
+    wrote = "--no-write-json" not in args
+    again = ["retry", *cli[len(args):]] if wrote else cli
     # dbt's YAML reads CX_DATA_DIR, the DuckDB settings, the secret; the macros the run's window
     with dbt_environment(data_dir, target, window):
         try:
@@ -390,12 +394,9 @@ def run_dbt(args: list[str], data_dir: Path | None = None, dbt_vars: dict | None
             for _ in range(SPARK_RETRIES if target == "spark" else 0):
                 if result.success or not spark_transient(result):
                     break
-                # dbt retry: the nodes that errored and those skipped after them, from run_results.json; a run that
-                # wrote none (--no-write-json) is run again whole (a build's models are idempotent on a window)
-                wrote = "--no-write-json" not in args
                 print(f"dbt on Spark: a node failed with Spark's known transient error ({SPARK_TRANSIENT[0]}...); "
                       + ("retrying the failed nodes (dbt retry)" if wrote else "running it again"), file=sys.stderr)
-                result = dbtRunner().invoke(["retry", *cli[len(args):]] if wrote else cli)
+                result = dbtRunner().invoke(again)
                 results.update((r.node.unique_id, r) for r in getattr(result.result, "results", None) or [])
         finally:
             release_duckdb()
