@@ -104,27 +104,22 @@
     {%- endfor -%}
     {%- set scoped = {} -%}
     {%- for test in graph.nodes.values() if test.resource_type == 'test' and test.get('attached_node')
-            and test.get('test_metadata') and test.test_metadata.name in cx_night_scoped_tests() -%}
-        {%- do scoped.setdefault(test.attached_node, []).append(test.unique_id) -%}
+            and test.get('test_metadata') and test.test_metadata.name in cx_night_scoped_tests()
+            and graph.nodes.get(test.attached_node, {}).get('config', {}).get('cx_night_tests') -%}
+        {%- do scoped.setdefault(test.attached_node, []).append(status.get(test.unique_id)) -%}
     {%- endfor -%}
-    {%- for model_id, tests in scoped.items() -%}
-        {%- set node = graph.nodes.get(model_id) -%}
-        {%- set passed = [] -%}
-        {%- set failed = [] -%}
-        {%- for test in tests if status.get(test) == 'pass' -%}{%- do passed.append(test) -%}{%- endfor -%}
-        {%- for test in tests if status.get(test) in ('fail', 'error') -%}{%- do failed.append(test) -%}{%- endfor -%}
-        {%- if node and node.config.get('cx_night_tests') -%}
-            {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
-            {%- set audit = cx_night_audit_relation(relation) -%}
-            {%- if passed | length == tests | length %}
+    {%- for model_id, statuses in scoped.items() -%}
+        {%- set node = graph.nodes[model_id] -%}
+        {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
+        {%- set audit = cx_night_audit_relation(relation) -%}
+        {%- if statuses | reject('equalto', 'pass') | list | length == 0 %}
 create table if not exists {{ audit }} as select {{ cx_key_columns(node.config.unique_key) | join(', ') }} from {{ relation }} where false;
 delete from {{ audit }};
-            {%- elif failed and not cx_run_has_window() %}
+        {%- elif ('fail' in statuses or 'error' in statuses) and not cx_run_has_window() %}
 {#- a run over every row (a plain `dbt test`, `cxw verify`, the weekly verification) found a bad row the audit may
     not hold (a row changed outside dbt): without the audit, every following run tests every row of the model
     until its tests pass again, so each night fails on it, and blocks the publish, until it is fixed #}
 drop table if exists {{ audit }};
-            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {%- endif -%}
